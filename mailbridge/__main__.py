@@ -1,0 +1,3 @@
+from mailbridge.cli.app import main
+
+main()

@@ -1,0 +1,64 @@
+"""`channels list/show/enable/disable/remove`."""
+
+from __future__ import annotations
+
+import typer
+
+from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.state import state
+from mailbridge.services import channels as service
+
+group = typer.Typer(help="List, inspect, enable, disable and remove channels.",
+                    no_args_is_help=True)
+COLUMNS = ("name", "enabled", "mode", "incoming", "outgoing", "schedule", "default_queue")
+
+
+@group.command("list")
+def list_cmd(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
+    """List the configured channels."""
+    emit([service.summary(c) for c in state(ctx).config().channels], fmt, COLUMNS)
+
+
+@group.command("show")
+def show(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
+         fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts.")) -> None:
+    """Show one channel's settings (secret references are shown, never their values)."""
+    details = service.details(state(ctx).config(), name)
+    if fmt in (Format.json, Format.jsonl):
+        emit_json(details)
+        return
+    for key, value in details.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                typer.echo(f"{key}.{sub}: {v}")
+        else:
+            typer.echo(f"{key}: {value}")
+
+
+@group.command("enable")
+def enable(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.")) -> None:
+    """Enable a channel: `sync` and `run` include it again."""
+    service.set_enabled(state(ctx).path, name, True)
+    note(f"channel {name} enabled")
+
+
+@group.command("disable")
+def disable(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.")) -> None:
+    """Disable a channel: kept in the config and store, but not synced."""
+    service.set_enabled(state(ctx).path, name, False)
+    note(f"channel {name} disabled")
+
+
+@group.command("remove")
+def remove(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
+           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+           ) -> None:
+    """Remove a channel from the config (its stored tickets stay in the store)."""
+    if not yes and not typer.confirm(f"Remove channel {name} from the config?", err=True):
+        raise typer.Exit(1)
+    service.remove_channel(state(ctx).path, name)
+    note(f"channel {name} removed from {state(ctx).path}; its tickets stay in the store")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="channels")

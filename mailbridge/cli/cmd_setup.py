@@ -1,0 +1,99 @@
+"""`init`, `add-channel` (the wizard) and `demo`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mailbridge.cli.output import emit, note
+from mailbridge.cli.report import CliReporter
+from mailbridge.cli.state import state
+from mailbridge.config.schema import MODES
+from mailbridge.errors import UsageError
+from mailbridge.services import channels, demo, setup, sync
+from mailbridge.services.queries import list_tickets
+from mailbridge.store.tickets import LIST_COLUMNS
+
+
+def init(
+    ctx: typer.Context,
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing config."),
+) -> None:
+    """Write a commented starting config (at --config, or the platform config path)."""
+    path = state(ctx).path
+    setup.init_config(path, force)
+    note(f"wrote {path}; next: `mailbridge add-channel`")
+
+
+def _ask(value: Any, prompt: str, default: Any, interactive: bool, **kw: Any) -> Any:
+    if value is not None:
+        return value
+    if interactive:
+        return typer.prompt(prompt, default=default, err=True, **kw)
+    return default
+
+
+def add_channel(
+    ctx: typer.Context,
+    name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
+    mode: str = typer.Option(None, "--mode", help="tickets (engagements, sales: later)."),
+    incoming: str = typer.Option(None, "--incoming", help="Incoming connection type: drop."),
+    spool: Path = typer.Option(None, "--spool", help="Maildir spool of a drop channel "
+                               "[default: <data dir>/spool/<name>]."),
+    main_email: str = typer.Option(None, "--main-email", help="The address customers write to."),
+    default_queue: str = typer.Option(None, "--default-queue", help="Queue for new tickets."),
+    schedule: str = typer.Option(None, "--schedule", help='How often `run` syncs: "5m", cron.'),
+    no_input: bool = typer.Option(False, "--no-input", help="Never prompt; use flags/defaults."),
+) -> None:
+    """Add a channel (a wizard on a terminal; every prompt is also a flag)."""
+    interactive = not no_input and sys.stdin.isatty()
+    name = _ask(name, "Channel name", None, interactive)
+    if not name:
+        raise UsageError("a channel needs a name", "pass --name NAME")
+    entry: dict[str, Any] = {
+        "name": name,
+        "mode": _ask(mode, "Mode", "tickets", interactive, type=typer.Choice(list(MODES))),
+    }
+    kind = _ask(incoming, "Incoming connection", "drop", interactive,
+                type=typer.Choice(["drop"]))
+    entry["incoming"] = {"type": kind}
+    if spool is not None:
+        entry["incoming"]["spool"] = str(spool.expanduser().resolve())
+    for key, value, prompt, default in (
+        ("main_email", main_email, "Main e-mail address (blank: none)", ""),
+        ("default_queue", default_queue, "Default queue", "general"),
+        ("schedule", schedule, "Schedule (blank: mode default)", ""),
+    ):
+        answer = _ask(value, prompt, default, interactive)
+        if answer:
+            entry[key] = answer
+    added = channels.add_channel(state(ctx).path, entry)
+    note(f"added channel {added.name} to {state(ctx).path}")
+    if added.incoming["type"] == "drop":
+        note(f"deliver mail into {added.spool}/new (Maildir), "
+             f"or pipe it to `mailbridge ingest {added.name}`")
+
+
+def demo_cmd(
+    ctx: typer.Context,
+    directory: Path = typer.Option(None, "--dir", help="Folder for the demo [default: a new "
+                                   "temporary folder]."),
+) -> None:
+    """Sync the sample mail shipped with mailbridge into a throwaway store and list the tickets."""
+    config = demo.create_demo(directory)
+    results = sync.sync(config, [], CliReporter(state(ctx).verbosity))
+    emit(list_tickets(config), None, LIST_COLUMNS, title="demo tickets")
+    note(f"demo store: {config.store_path}")
+    note(f"explore it: mailbridge --config {config.path} tickets show 1")
+    code = sync.exit_code(results)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("add-channel")(add_channel)
+    app.command("demo")(demo_cmd)

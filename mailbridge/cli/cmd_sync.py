@@ -1,0 +1,79 @@
+"""`sync`, `ingest` and `reprocess`: the commands that write to the store."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
+from mailbridge.cli.report import CliReporter
+from mailbridge.cli.state import state
+from mailbridge.errors import MailbridgeError, TemporaryError
+from mailbridge.services import sync as sync_service
+from mailbridge.services.maintenance import reprocess_store
+
+RESULT_COLUMNS = ("channel", "status", "fetched", "stored", "duplicates", "failed", "unparsed",
+                  "error")
+
+
+def sync(
+    ctx: typer.Context,
+    channels: list[str] = typer.Argument(None, help="Channels to sync [default: all enabled]."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (cron)."),
+    fmt: Format = typer.Option(None, "--format", "-f", help="Print per-channel results as "
+                               "table/json/jsonl/csv/tsv on stdout."),
+) -> None:
+    """Fetch new mail for each channel once and file it (for cron). Exit 4 if any failed."""
+    st = state(ctx)
+    with CliReporter(st.verbosity, quiet) as reporter:
+        results = sync_service.sync(st.config(), channels or [], reporter)
+    rows = [r.as_dict() for r in results]
+    if fmt is not None:
+        emit(rows, fmt, RESULT_COLUMNS)
+    for r in results:
+        if r.status != "ok":
+            note(f"mailbridge: {r.channel}: {r.status}: {r.as_dict()['error']}")
+            if r.error and r.error.hint:
+                note(f"mailbridge: hint: {r.error.hint}")
+        elif not quiet and fmt is None:
+            c = r.counts
+            note(f"{r.channel}: {c.stored} new, {c.duplicates} already stored")
+    code = sync_service.exit_code(results)
+    if code:
+        raise typer.Exit(code)
+
+
+def ingest(
+    ctx: typer.Context,
+    channel: str = typer.Argument(..., help="Channel that receives the message."),
+    wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for a busy store."),
+) -> None:
+    """Store one RFC 5322 message from stdin (for an MTA pipe). Exit 0 once it is committed;
+    75 on any failure, so the MTA keeps the message and retries."""
+    raw = sys.stdin.buffer.read()
+    st = state(ctx)
+    try:
+        outcome = sync_service.ingest_one(st.config(), channel, raw,
+                                          CliReporter(st.verbosity, quiet=True), wait)
+    except MailbridgeError as exc:
+        raise TemporaryError(exc.message, exc.hint) from None
+    if st.verbosity:
+        note(f"{channel}: {outcome.kind} (message {outcome.message}, ticket {outcome.ticket})")
+
+
+def reprocess(
+    ctx: typer.Context,
+    all_messages: bool = typer.Option(False, "--all", help="Re-parse every stored message, not "
+                                      "only those that failed to parse."),
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Re-parse stored raw mail (after an upgrade fixed the parser) and file what now parses."""
+    result = reprocess_store(state(ctx).config(), only_failed=not all_messages)
+    emit([result], fmt, tuple(result))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sync")(sync)
+    app.command("ingest")(ingest)
+    app.command("reprocess")(reprocess)

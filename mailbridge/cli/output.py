@@ -1,0 +1,81 @@
+"""Data goes to stdout in the format asked for (a table on a terminal, tab-separated lines in a
+pipe); everything else goes to stderr."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+    tsv = "tsv"
+
+
+FORMAT_OPTION = typer.Option(
+    None, "--format", "-f",
+    help="Output format; default: table on a terminal, tsv in a pipe. json/jsonl are stable.",
+)
+
+
+def default_format(fmt: Format | None) -> Format:
+    if fmt is not None:
+        return fmt
+    return Format.table if sys.stdout.isatty() else Format.tsv
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def emit(rows: Sequence[dict[str, Any]], fmt: Format | None, columns: Sequence[str],
+         title: str | None = None) -> None:
+    fmt = default_format(fmt)
+    out = sys.stdout
+    if fmt is Format.json:
+        out.write(json.dumps(list(rows), indent=2, ensure_ascii=False, default=str) + "\n")
+    elif fmt is Format.jsonl:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    elif fmt is Format.csv:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_cell(r.get(c)) for c in columns] for r in rows)
+    elif fmt is Format.tsv:
+        out.write("\t".join(columns) + "\n")
+        for row in rows:
+            out.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
+    else:
+        table = Table(title=title, show_lines=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(_cell(row.get(c)) for c in columns))
+        Console(highlight=False).print(table)
+    out.flush()
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def note(text: str) -> None:
+    """A message for the person, never for a pipe: stderr."""
+    err.print(text, markup=False)

@@ -1,0 +1,53 @@
+"""How a sync looks in a terminal: a line per message with -v, a progress counter on a TTY."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from mailbridge.cli.output import err, note
+from mailbridge.pipeline.report import FAILED, Outcome
+
+LABELS = {
+    "new_ticket": "new ticket #{ticket}",
+    "threaded": "added to ticket #{ticket}",
+    "no_ticket": "stored (own mail, no ticket)",
+    "unparsed": "stored raw, unparseable ({detail})",
+    "duplicate": "duplicate of message {message}",
+    "seen": "already stored",
+    "failed": "FAILED: {detail}",
+}
+
+
+class CliReporter:
+    def __init__(self, verbosity: int, quiet: bool = False) -> None:
+        self.verbosity = verbosity
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.count = 0
+        self.bytes = 0
+
+    def __enter__(self) -> CliReporter:
+        if not self.quiet and self.verbosity == 0 and sys.stderr.isatty():
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                     console=err, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("syncing")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def item(self, channel: str, outcome: Outcome, size: int) -> None:
+        self.count += 1
+        self.bytes += size
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"{channel}: {self.count} messages, "
+                                                        f"{self.bytes / 1e6:.1f} MB")
+        if self.verbosity >= 1 or (outcome.kind == FAILED and not self.quiet):
+            label = LABELS[outcome.kind].format(ticket=outcome.ticket, detail=outcome.detail,
+                                                message=outcome.message)
+            subject = f" {outcome.subject!r}" if outcome.subject else ""
+            note(f"{channel}: {outcome.ref.key}: {label}{subject}")

@@ -1,0 +1,1 @@
+"""TOML config: locate, load and validate, write atomically, resolve secret references."""

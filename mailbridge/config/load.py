@@ -1,0 +1,108 @@
+"""Read the config file once, validate all of it, and hand out typed objects."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from mailbridge.config import paths
+from mailbridge.config.model import Config, build_channel
+from mailbridge.config.schema import (
+    CHANNEL,
+    INCOMING,
+    M365_APP,
+    OUTGOING,
+    ROUTE,
+    STORE,
+    TOP_LEVEL,
+    Validator,
+)
+from mailbridge.errors import ConfigError
+
+INIT_HINT = "run `mailbridge init` to create one, or pass --config PATH"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such config file"], INIT_HINT) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: is not UTF-8 text"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from None
+    return parse_toml(text, path)
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not valid TOML: {exc}"], "fix the file or recreate it with `mailbridge init`"
+        ) from None
+
+
+def validate(data: dict[str, Any], path: Path) -> Config:
+    """Check everything; raise ConfigError listing every problem found."""
+    v = Validator()
+    for key in data:
+        if key not in TOP_LEVEL:
+            v.problem(key, "unknown key (expected one of: " + ", ".join(TOP_LEVEL) + ")")
+    store = v.table("store", data.get("store", {}), STORE)
+    apps = []
+    for i, app in enumerate(_table_list(v, "m365", data.get("m365", []))):
+        apps.append(v.table(f"m365[{_label(app, i)}]", app, M365_APP))
+    channels = []
+    seen: set[str] = set()
+    for i, raw in enumerate(_table_list(v, "channel", data.get("channel", []))):
+        where = f"channel.{_label(raw, i)}"
+        ch = v.table(where, {k: x for k, x in raw.items() if k not in ("routes", "incoming",
+                                                                     "outgoing")}, CHANNEL)
+        ch["incoming"] = v.tagged(f"{where}.incoming", raw.get("incoming", {}), INCOMING)
+        ch["outgoing"] = (
+            v.tagged(f"{where}.outgoing", raw["outgoing"], OUTGOING) if "outgoing" in raw else None
+        )
+        ch["routes"] = [
+            v.table(f"{where}.routes[{j}]", r, ROUTE)
+            for j, r in enumerate(_table_list(v, f"{where}.routes", raw.get("routes", [])))
+        ]
+        if ch.get("name") in seen:
+            v.problem(f"{where}.name", "is used by another channel")
+        seen.add(ch.get("name"))
+        _check_refs(v, where, ch, {a.get("name") for a in apps})
+        channels.append(ch)
+    if v.problems:
+        raise ConfigError([f"{path}: {p}" for p in v.problems])
+    return Config(
+        path=path,
+        store_path=(Path(store["path"]).expanduser() if store["path"]
+                    else paths.default_store_path()),
+        channels=tuple(build_channel(c) for c in channels),
+        m365=tuple(apps),
+        data=data,
+    )
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = path or paths.default_config_path()
+    return validate(read_toml(path), path)
+
+
+def _table_list(v: Validator, path: str, value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+        v.problem(path, f"must be a list of tables ([[{path}]] sections)")
+        return []
+    return value
+
+
+def _label(table: dict[str, Any], index: int) -> str:
+    return table["name"] if isinstance(table.get("name"), str) else str(index)
+
+
+def _check_refs(v: Validator, where: str, ch: dict[str, Any], apps: set[str]) -> None:
+    for side in ("incoming", "outgoing"):
+        conn = ch.get(side) or {}
+        if conn.get("type") == "m365" and conn.get("app") and conn["app"] not in apps:
+            v.problem(f"{where}.{side}.app", f'names no [[m365]] entry called "{conn["app"]}"')

@@ -1,0 +1,66 @@
+"""The validated configuration as typed objects, built from checked TOML data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailbridge.config import paths
+from mailbridge.config.schema import DEFAULT_SCHEDULE
+
+
+@dataclass(frozen=True)
+class Route:
+    queue: str
+    keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    enabled: bool
+    mode: str
+    schedule: str
+    signature: str
+    use_common_signature: bool
+    quoting: str
+    forward_creates_ticket: bool
+    no_messages_hours: int
+    main_email: str | None
+    additional_email: str | None
+    default_queue: str
+    routes: tuple[Route, ...]
+    incoming: dict[str, Any]
+    outgoing: dict[str, Any] | None
+
+    @property
+    def own_addresses(self) -> tuple[str, ...]:
+        """Addresses mail from which is our own (loop protection)."""
+        found = [self.main_email, self.additional_email]
+        if self.outgoing:
+            found.append(self.outgoing.get("from_email"))
+        return tuple(a.lower() for a in found if a)
+
+    @property
+    def spool(self) -> Path:
+        return Path(self.incoming.get("spool") or paths.default_spool_dir(self.name)).expanduser()
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    store_path: Path
+    channels: tuple[Channel, ...] = ()
+    m365: tuple[dict[str, Any], ...] = ()
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def channel(self, name: str) -> Channel | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+
+def build_channel(data: dict[str, Any]) -> Channel:
+    routes = tuple(Route(r["queue"], tuple(r["keywords"])) for r in data.get("routes") or ())
+    values = {k: v for k, v in data.items() if k != "routes"}
+    values["schedule"] = values.get("schedule") or DEFAULT_SCHEDULE[values["mode"]]
+    return Channel(routes=routes, **values)

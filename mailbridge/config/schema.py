@@ -1,0 +1,237 @@
+"""Validation of the parsed TOML: every problem is collected, none stops the check early, and
+each is reported as `key.path: what is wrong`. Unknown keys are problems too, so a typo never
+silently turns a setting off."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+REQUIRED = object()
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+DURATION_RE = re.compile(r"^(\d+)\s*([smhd])$")
+MODES = ("tickets", "engagements", "sales")
+DEFAULT_SCHEDULE = {"tickets": "5m", "engagements": "1h", "sales": "10m"}
+SECRET_KINDS = ("keyring", "env", "file", "command")
+
+
+class Invalid(Exception):
+    """A value is wrong; the message says how, without repeating the value (it may be secret)."""
+
+
+Check = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Key:
+    check: Check
+    default: Any = REQUIRED
+
+
+def string(allow_empty: bool = True) -> Check:
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise Invalid("must be a string")
+        if not allow_empty and not v.strip():
+            raise Invalid("must not be empty")
+        return v
+
+    return check
+
+
+def name(v: Any) -> str:
+    if not isinstance(v, str) or not NAME_RE.match(v):
+        raise Invalid("must be lowercase letters, digits, '-' or '_' (at most 63)")
+    return v
+
+
+def email(v: Any) -> str:
+    if not isinstance(v, str) or not EMAIL_RE.match(v.strip()):
+        raise Invalid("must be an e-mail address like support@example.com")
+    return v.strip()
+
+
+def integer(lo: int, hi: int) -> Check:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise Invalid(f"must be an integer {lo}–{hi}")
+        return v
+
+    return check
+
+
+def boolean(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise Invalid("must be true or false")
+    return v
+
+
+def choice(*options: str) -> Check:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise Invalid("must be one of " + ", ".join(f'"{o}"' for o in options))
+        return v
+
+    return check
+
+
+def string_list(allow_empty: bool = False) -> Check:
+    def check(v: Any) -> list[str]:
+        if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+            raise Invalid("must be a list of non-empty strings")
+        if not v and not allow_empty:
+            raise Invalid("must not be empty")
+        return list(v)
+
+    return check
+
+
+def schedule(v: Any) -> str:
+    """`5m`, `1h`, `30s`, `1d`, or a five-field cron expression."""
+    if isinstance(v, str) and (DURATION_RE.match(v.strip()) or len(v.split()) == 5):
+        return v.strip()
+    raise Invalid('must be a duration like "5m", "1h" or a cron expression like "*/5 * * * *"')
+
+
+def secret(v: Any) -> dict[str, Any]:
+    if isinstance(v, str):
+        raise Invalid(
+            'must be a secret reference such as { keyring = "mailbridge/NAME" }, '
+            '{ env = "VAR" }, { file = "/path" } or { command = ["pass", "show", "x"] }, '
+            "never the secret itself"
+        )
+    if not isinstance(v, dict) or len(v) != 1 or next(iter(v)) not in SECRET_KINDS:
+        raise Invalid("must be a table with exactly one of " + ", ".join(SECRET_KINDS))
+    kind, ref = next(iter(v.items()))
+    if kind == "command":
+        string_list()(ref)
+    elif not isinstance(ref, str) or not ref.strip():
+        raise Invalid(f"{kind} must be a non-empty string")
+    return {kind: ref}
+
+
+class Validator:
+    """Walks data against key specs, collecting `path: message` problems."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def value(self, path: str, check: Check, v: Any) -> Any:
+        try:
+            return check(v)
+        except Invalid as exc:
+            self.problem(path, str(exc))
+            return None
+
+    def table(self, path: str, data: Any, spec: dict[str, Key]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.problem(path, "must be a table")
+            return {}
+        out: dict[str, Any] = {}
+        for key in data:
+            if key not in spec:
+                self.problem(f"{path}.{key}", "unknown key")
+        for key, k in spec.items():
+            if key in data:
+                out[key] = self.value(f"{path}.{key}", k.check, data[key])
+            elif k.default is REQUIRED:
+                self.problem(f"{path}.{key}", "is required")
+            else:
+                out[key] = k.default
+        return out
+
+    def tagged(self, path: str, data: Any, specs: dict[str, dict[str, Key]]) -> dict[str, Any]:
+        """A table whose `type` key picks the spec for the rest of its keys."""
+        if not isinstance(data, dict):
+            self.problem(path, "must be a table")
+            return {}
+        kind = data.get("type")
+        if kind not in specs:
+            self.problem(f"{path}.type", "must be one of " + ", ".join(f'"{t}"' for t in specs))
+            return {}
+        return self.table(path, data, {"type": Key(string()), **specs[kind]})
+
+
+SECURITY = choice("ssl", "starttls", "none")
+SENDER_KEYS = {
+    "from_name": Key(string(), ""),
+    "from_email": Key(email, None),
+    "bcc": Key(email, None),
+}
+
+INCOMING: dict[str, dict[str, Key]] = {
+    # Usedesk's "internal connection": mail is forwarded or piped to us.
+    "drop": {"spool": Key(string(allow_empty=False), None)},
+    "imap": {
+        "host": Key(string(allow_empty=False)),
+        "port": Key(integer(1, 65535), None),
+        "security": Key(SECURITY, "ssl"),
+        "username": Key(string(allow_empty=False)),
+        "password": Key(secret),
+        "folders": Key(lambda v: v if v == "*" else string_list()(v), ["INBOX"]),
+        "import_read": Key(boolean, False),
+        "max_rescan": Key(integer(1, 10_000_000), 1000),
+        "max_message_mb": Key(integer(1, 2048), 50),
+        "timeout": Key(integer(1, 3600), 60),
+    },
+    "m365": {
+        "app": Key(name),
+        "mailboxes": Key(lambda v: v if isinstance(v, list) and v else string_list()(v)),
+    },
+}
+
+OUTGOING: dict[str, dict[str, Key]] = {
+    "smtp": {
+        "host": Key(string(allow_empty=False)),
+        "port": Key(integer(1, 65535), None),
+        "security": Key(SECURITY, "starttls"),
+        "username": Key(string(), None),
+        "password": Key(secret, None),
+        **SENDER_KEYS,
+    },
+    "m365": {
+        "app": Key(name),
+        "mailbox": Key(email),
+        "save_to_sent": Key(boolean, True),
+        **SENDER_KEYS,
+    },
+}
+
+ROUTE = {"queue": Key(name), "keywords": Key(string_list())}
+
+CHANNEL: dict[str, Key] = {
+    "name": Key(name),
+    "enabled": Key(boolean, True),
+    "mode": Key(choice(*MODES), "tickets"),
+    "schedule": Key(schedule, None),
+    "signature": Key(string(), ""),
+    "use_common_signature": Key(boolean, False),
+    "quoting": Key(choice("none", "send_to_client", "display_and_send"), "display_and_send"),
+    "forward_creates_ticket": Key(boolean, True),
+    "no_messages_hours": Key(integer(0, 24 * 365), 0),
+    "main_email": Key(email, None),
+    "additional_email": Key(email, None),
+    "default_queue": Key(name, "general"),
+}
+
+M365_APP: dict[str, Key] = {
+    "name": Key(name),
+    "tenant_id": Key(string(allow_empty=False)),
+    "client_id": Key(string(allow_empty=False)),
+    "auth": Key(choice("app", "delegated"), "app"),
+    "client_secret": Key(secret, None),
+    "certificate_path": Key(string(allow_empty=False), None),
+    "certificate_thumbprint": Key(string(allow_empty=False), None),
+    "authority_url": Key(string(allow_empty=False), "https://login.microsoftonline.com"),
+    "graph_url": Key(string(allow_empty=False), "https://graph.microsoft.com"),
+    "ca_bundle": Key(string(allow_empty=False), None),
+}
+
+STORE = {"path": Key(string(allow_empty=False), None)}
+TOP_LEVEL = ("store", "m365", "channel")

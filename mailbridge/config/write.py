@@ -1,0 +1,48 @@
+"""Atomic config writes: a crash or a full disk never leaves a half-written config behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from mailbridge.config.load import parse_toml, validate
+from mailbridge.errors import UsageError
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write config: {exc.strerror}") from None
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_config(path: Path, data: dict[str, Any]) -> None:
+    """Validate then write `data` as the whole config (comments are not kept)."""
+    validate(data, path)
+    write_text_atomic(path, tomli_w.dumps(data))
+
+
+def append_channel(path: Path, channel: dict[str, Any]) -> None:
+    """Add a [[channel]] block after the existing text, so the user's comments survive."""
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = tomli_w.dumps({"channel": [channel]})
+    text = current.rstrip("\n") + ("\n\n" if current.strip() else "") + block
+    validate(parse_toml(text, path), path)
+    write_text_atomic(path, text)

@@ -1,0 +1,1 @@
+"""Connections to mail sources and senders. They never touch the store."""

@@ -1,0 +1,71 @@
+"""The forwarding drop (Usedesk's "internal connection"): an MTA, procmail or fetchmail
+delivers each message as a file into a Maildir spool (`tmp/` then `new/`); after the commit a
+file is moved to `cur/` with the Seen flag, as any Maildir reader would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from mailbridge.connectors.base import Batch, CursorLookup, Fetched
+from mailbridge.domain.source import SourceRef
+from mailbridge.errors import SpoolError
+
+MAILBOX, FOLDER = "spool", "new"
+
+
+def make_spool(root: Path) -> None:
+    for sub in ("tmp", "new", "cur"):
+        (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def deliver(root: Path, name: str, raw: bytes) -> Path:
+    """Write a message the Maildir way: into tmp/, then an atomic rename into new/."""
+    tmp = root / "tmp" / name
+    tmp.write_bytes(raw)
+    final = root / "new" / name
+    os.replace(tmp, final)
+    return final
+
+
+class DropFetcher:
+    def __init__(self, channel: str, root: Path, batch_size: int = 100) -> None:
+        self.channel = channel
+        self.root = root
+        self.batch_size = batch_size
+        self._names: dict[str, str] = {}  # source key -> file name in new/ (flags may follow)
+
+    def _check(self) -> None:
+        if not (self.root / "new").is_dir() or not (self.root / "cur").is_dir():
+            raise SpoolError(
+                f"channel {self.channel}: spool directory {self.root} does not exist "
+                "or is not a Maildir",
+                f"create it with `mkdir -p {self.root}/{{tmp,new,cur}}`",
+            )
+
+    def fetch(self, cursor_of: CursorLookup) -> Iterator[Batch]:
+        self._check()
+        names = sorted(n for n in os.listdir(self.root / "new") if not n.startswith("."))
+        for start in range(0, len(names), self.batch_size):
+            chunk = names[start:start + self.batch_size]
+            yield Batch(MAILBOX, FOLDER, [self._read(n) for n in chunk])
+
+    def _read(self, name: str) -> Fetched:
+        ref = SourceRef(MAILBOX, FOLDER, name.split(":", 1)[0])
+        self._names[ref.key] = name
+        try:
+            return Fetched(ref, (self.root / "new" / name).read_bytes())
+        except OSError as exc:
+            return Fetched(ref, None, f"{name}: cannot read: {exc.strerror}")
+
+    def ack(self, refs: list[SourceRef]) -> None:
+        for ref in refs:
+            name = self._names.get(ref.key, ref.key)
+            # absent: already moved by an earlier run that stopped before its ack finished
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.root / "new" / name, self.root / "cur" / f"{ref.key}:2,S")
+
+    def close(self) -> None:
+        pass

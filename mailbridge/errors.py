@@ -1,0 +1,74 @@
+"""The error tree. Every error the user may see is a MailbridgeError with an exit code and,
+where there is one, a remedy. Library exceptions are translated into these at the boundary
+of the layer that called the library, so the CLI has one place that prints them."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_PARTIAL = 4
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL from sysexits.h: cron, systemd and MTAs retry on it
+
+
+class MailbridgeError(Exception):
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(MailbridgeError):
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """A config problem; `problems` holds every one found, each as `file: key.path: what`."""
+
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        self.problems = problems
+        first = problems[0] if problems else "invalid configuration"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(first + more, hint)
+
+
+class NotFoundError(UsageError):
+    """A channel, ticket or other named thing that does not exist."""
+
+
+class StoreError(UsageError):
+    """The store file cannot be used as it is (not SQLite, read-only, newer schema)."""
+
+
+class SpoolError(UsageError):
+    """A forwarding-drop spool directory is missing or unusable."""
+
+
+class SecretError(MailbridgeError):
+    exit_code = EXIT_AUTH
+
+
+class AuthError(MailbridgeError):
+    exit_code = EXIT_AUTH
+
+
+class TemporaryError(MailbridgeError):
+    exit_code = EXIT_TEMPFAIL
+
+
+class LockBusyError(TemporaryError):
+    pass
+
+
+class PartialFailure(MailbridgeError):
+    exit_code = EXIT_PARTIAL
+
+
+class NotSupportedError(UsageError):
+    """A configured feature this version does not implement yet."""

@@ -1,0 +1,1 @@
+"""Ingest (the batch protocol), filing per mode, reprocessing; reports through a Reporter."""

@@ -1,0 +1,62 @@
+"""How the pipeline tells its caller what happened, without knowing about terminals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mailbridge.domain.source import SourceRef
+
+# Outcomes of one fetched item
+NEW_TICKET = "new_ticket"
+THREADED = "threaded"
+NO_TICKET = "no_ticket"  # stored, but not filed: our own mail coming back
+UNPARSED = "unparsed"  # stored raw with its parse error
+DUPLICATE = "duplicate"  # same message already stored (fingerprint)
+SEEN = "seen"  # this very item was ledgered by an earlier run
+FAILED = "failed"  # could not be read from the source; not acked, retried next run
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ref: SourceRef
+    kind: str
+    message: int | None = None
+    ticket: int | None = None
+    subject: str = ""
+    detail: str = ""
+
+
+@dataclass
+class Counts:
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    unparsed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        self.fetched += 1
+        if outcome.kind in (NEW_TICKET, THREADED, NO_TICKET, UNPARSED):
+            self.stored += 1
+        if outcome.kind in (DUPLICATE, SEEN):
+            self.duplicates += 1
+        if outcome.kind == UNPARSED:
+            self.unparsed += 1
+        if outcome.kind == FAILED:
+            self.failed += 1
+            self.errors.append(outcome.detail)
+
+    def as_row(self) -> dict[str, int]:
+        return {"fetched": self.fetched, "stored": self.stored, "duplicates": self.duplicates,
+                "failed": self.failed + self.unparsed}
+
+
+class Reporter(Protocol):
+    def item(self, channel: str, outcome: Outcome, size: int) -> None: ...
+
+
+class NullReporter:
+    def item(self, channel: str, outcome: Outcome, size: int) -> None:
+        pass

@@ -1,0 +1,28 @@
+"""Re-parse stored raw mail after a parser fix; messages that now parse are filed."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+from mailbridge.pipeline.prepare import prepare
+from mailbridge.pipeline.tickets import ChannelPlan, file_message
+from mailbridge.store import messages
+
+
+def reprocess(db: Database, plans: dict[str, ChannelPlan], only_failed: bool = True) -> dict:
+    sql = "SELECT id, channel, parse_error IS NOT NULL FROM messages"
+    if only_failed:
+        sql += " WHERE parse_error IS NOT NULL"
+    result = {"checked": 0, "fixed": 0, "still_failing": 0, "filed": 0}
+    for message, channel, was_failing in db.execute(sql + " ORDER BY id").fetchall():
+        plan = plans.get(channel, ChannelPlan(channel))
+        prep = prepare(messages.raw_of(db, message), plan.own_addresses)
+        with db.atomic():
+            messages.update_parse(db, message, prep.parsed, prep.classification, prep.parse_error)
+            if prep.parsed is not None and was_failing:
+                file_message(db, plan, message, prep.parsed, prep.classification)
+                result["filed"] += 1
+        result["checked"] += 1
+        result["fixed"] += int(bool(was_failing) and prep.parsed is not None)
+        result["still_failing"] += int(prep.parsed is None)
+    return result

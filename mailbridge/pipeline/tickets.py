@@ -1,0 +1,48 @@
+"""Tickets mode: thread a stored message into its conversation or open a new ticket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from mailbridge.domain.classify import HUMAN, OWN_LOOP
+from mailbridge.domain.parse import ParsedMessage
+from mailbridge.domain.routing import route_queue
+from mailbridge.domain.threading import related_ids, ticket_token
+from mailbridge.pipeline.report import NEW_TICKET, NO_TICKET, THREADED
+from mailbridge.store import tickets
+
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    """What filing needs to know about a channel, as plain data."""
+
+    name: str
+    mode: str = "tickets"
+    default_queue: str = "general"
+    routes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    own_addresses: tuple[str, ...] = ()
+
+
+def file_message(db: Database, plan: ChannelPlan, message: int, parsed: ParsedMessage,
+                 classification: str) -> tuple[str, int | None]:
+    """Returns (outcome kind, ticket id)."""
+    if classification == OWN_LOOP:
+        return NO_TICKET, None  # our own mail coming back must not open tickets in a loop
+    ticket = tickets.find_for_thread(db, plan.name, related_ids(parsed),
+                                     ticket_token(parsed.subject))
+    if ticket is not None:
+        tickets.add_message(db, ticket, message, reopen=classification == HUMAN)
+        return THREADED, ticket
+    sender = parsed.sender
+    ticket = tickets.create(
+        db, plan.name,
+        queue=route_queue(parsed.subject, plan.routes, plan.default_queue),
+        subject=parsed.subject or "(no subject)",
+        requester_name=sender.name if sender else "",
+        requester_email=sender.email if sender else "",
+        kind=classification,
+    )
+    tickets.add_message(db, ticket, message)
+    return NEW_TICKET, ticket

@@ -1,0 +1,1 @@
+"""Sample mail for `mailbridge demo` (written for mailbridge; MIT like the rest)."""

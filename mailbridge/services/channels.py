@@ -1,0 +1,68 @@
+"""Channel administration: add (appending, so comments survive), enable, disable, remove."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mailbridge.config.load import read_toml, validate
+from mailbridge.config.model import Channel, Config
+from mailbridge.config.secrets import describe
+from mailbridge.config.write import append_channel, save_config
+from mailbridge.connectors.drop import make_spool
+from mailbridge.errors import NotFoundError, UsageError
+
+
+def add_channel(path: Path, channel: dict[str, Any]) -> Channel:
+    data = read_toml(path) if path.exists() else {}
+    if any(c.get("name") == channel["name"] for c in data.get("channel", [])):
+        raise UsageError(f"a channel called {channel['name']} exists already",
+                         "pick another --name, or `mailbridge channels remove` it first")
+    append_channel(path, channel)
+    added = validate(read_toml(path), path).channel(channel["name"])
+    if added.incoming["type"] == "drop":
+        make_spool(added.spool)
+    return added
+
+
+def _edit(path: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    data = read_toml(path)
+    for channel in data.get("channel", []):
+        if channel.get("name") == name:
+            return data, channel
+    raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
+
+
+def set_enabled(path: Path, name: str, enabled: bool) -> None:
+    data, channel = _edit(path, name)
+    channel["enabled"] = enabled
+    save_config(path, data)
+
+
+def remove_channel(path: Path, name: str) -> None:
+    data, channel = _edit(path, name)
+    data["channel"].remove(channel)
+    save_config(path, data)
+
+
+def summary(channel: Channel) -> dict[str, Any]:
+    return {"name": channel.name, "enabled": channel.enabled, "mode": channel.mode,
+            "incoming": channel.incoming["type"],
+            "outgoing": channel.outgoing["type"] if channel.outgoing else None,
+            "schedule": channel.schedule, "default_queue": channel.default_queue}
+
+
+def details(config: Config, name: str) -> dict[str, Any]:
+    channel = config.channel(name)
+    if channel is None:
+        raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
+    out = {k: v for k, v in vars(channel).items() if k not in ("incoming", "outgoing", "routes")}
+    out["routes"] = [{"queue": r.queue, "keywords": list(r.keywords)} for r in channel.routes]
+    for side in ("incoming", "outgoing"):
+        conn = getattr(channel, side)
+        out[side] = None if conn is None else {
+            k: describe(v) if isinstance(v, dict) else v for k, v in conn.items()
+        }
+    if channel.incoming["type"] == "drop":
+        out["incoming"]["spool"] = str(channel.spool)
+    return out

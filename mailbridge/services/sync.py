@@ -1,0 +1,118 @@
+"""One-shot sync of channels, and `ingest` of one piped message: both under the write lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from mailbridge.config.model import Channel, Config
+from mailbridge.connectors.memory import MemoryFetcher
+from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError, NotFoundError
+from mailbridge.pipeline.ingest import ingest
+from mailbridge.pipeline.report import Counts, Outcome, Reporter
+from mailbridge.services.connectors import build_fetcher, plan_for
+from mailbridge.store import runs
+from mailbridge.store.db import open_store, translate_errors
+from mailbridge.store.lock import write_lock
+
+
+@dataclass
+class ChannelResult:
+    channel: str
+    status: str  # ok | partial | failed
+    counts: Counts
+    error: MailbridgeError | None = None
+
+    def as_dict(self) -> dict:
+        return {"channel": self.channel, "status": self.status, **self.counts.as_row(),
+                "unparsed": self.counts.unparsed,
+                "error": str(self.error) if self.error else None}
+
+
+def select_channels(config: Config, names: Sequence[str]) -> list[Channel]:
+    if not names:
+        return [c for c in config.channels if c.enabled]
+    chosen = []
+    for name in names:
+        channel = config.channel(name)
+        if channel is None:
+            raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
+        chosen.append(channel)
+    return chosen
+
+
+def sync(config: Config, names: Sequence[str], reporter: Reporter) -> list[ChannelResult]:
+    channels = select_channels(config, names)
+    with write_lock(config.store_path):
+        db = open_store(config.store_path)
+        try:
+            return [sync_channel(db, config, ch, reporter) for ch in channels]
+        finally:
+            db.close()
+
+
+def sync_channel(db: Database, config: Config, channel: Channel,
+                 reporter: Reporter) -> ChannelResult:
+    with translate_errors(config.store_path):
+        run = runs.start(db, channel.name)
+    counts = Counts()
+    try:
+        fetcher = build_fetcher(channel)
+        try:
+            with translate_errors(config.store_path):
+                counts = ingest(db, plan_for(channel), fetcher, reporter)
+        finally:
+            fetcher.close()
+    except MailbridgeError as exc:
+        result = ChannelResult(channel.name, "failed", counts, exc)
+    else:
+        bad = counts.failed + counts.unparsed
+        result = ChannelResult(channel.name, "partial" if bad else "ok", counts)
+    with translate_errors(config.store_path):
+        runs.finish(db, run, result.status, counts.as_row(),
+                    str(result.error) if result.error else _summary(counts))
+    return result
+
+
+def _summary(counts: Counts) -> str | None:
+    notes = list(counts.errors)
+    if counts.unparsed:
+        notes.append(f"{counts.unparsed} message(s) could not be parsed and were stored raw")
+    return "; ".join(notes) or None
+
+
+def exit_code(results: Sequence[ChannelResult]) -> int:
+    """0 when all went well; a failure's own code when every channel failed the same way
+    (so a lone wrong password is still 3); otherwise 4, partial failure."""
+    failed = [r for r in results if r.status != "ok"]
+    if not failed:
+        return EXIT_OK
+    codes = {r.error.exit_code for r in failed if r.error}
+    if len(failed) == len(results) and len(codes) == 1 and all(r.error for r in failed):
+        return codes.pop()
+    return EXIT_PARTIAL
+
+
+def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,
+               wait_seconds: float) -> Outcome:
+    """`mailbridge ingest`: one message from an MTA, committed before we return."""
+    channel = config.channel(name)
+    if channel is None:
+        raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
+    outcomes: list[Outcome] = []
+
+    class Collect:
+        def item(self, channel: str, outcome: Outcome, size: int) -> None:
+            outcomes.append(outcome)
+            reporter.item(channel, outcome, size)
+
+    with write_lock(config.store_path, wait_seconds):
+        db = open_store(config.store_path)
+        try:
+            with translate_errors(config.store_path):
+                ingest(db, plan_for(channel), MemoryFetcher([raw]), Collect())
+        finally:
+            db.close()
+    return outcomes[0]

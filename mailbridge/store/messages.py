@@ -1,0 +1,89 @@
+"""Stored messages: the raw bytes always, the parsed fields when parsing worked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+from sqlite_utils import Database
+
+from mailbridge.domain.parse import Address, ParsedMessage
+from mailbridge.store.db import now
+
+
+def find_by_fingerprint(db: Database, channel: str, fingerprint: str) -> int | None:
+    row = db.execute("SELECT id FROM messages WHERE channel=? AND fingerprint=?",
+                     [channel, fingerprint]).fetchone()
+    return row[0] if row else None
+
+
+def parsed_columns(parsed: ParsedMessage | None, classification: str | None,
+                   parse_error: str | None) -> dict[str, Any]:
+    if parsed is None:
+        return {"parse_error": parse_error, "classification": None}
+    sender = parsed.sender or Address("", "")
+    return {
+        "message_id": parsed.message_id,
+        "in_reply_to": parsed.in_reply_to,
+        "references_json": json.dumps(list(parsed.references)),
+        "subject": parsed.subject,
+        "from_name": sender.name,
+        "from_email": sender.email,
+        "to_json": _addresses(parsed.to),
+        "cc_json": _addresses(parsed.cc),
+        "reply_to_json": _addresses(parsed.reply_to),
+        "sent_at": parsed.date.isoformat() if parsed.date else None,
+        "headers_json": json.dumps(list(parsed.headers)),
+        "text": parsed.text,
+        "html": parsed.html,
+        "classification": classification,
+        "defects_json": json.dumps(list(parsed.defects)),
+        "parse_error": None,
+    }
+
+
+def insert(db: Database, channel: str, fingerprint: str, raw: bytes,
+           parsed: ParsedMessage | None, classification: str | None,
+           parse_error: str | None, direction: str = "in") -> int:
+    row = {
+        "channel": channel,
+        "fingerprint": fingerprint,
+        "raw": raw,
+        "size": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "direction": direction,
+        "stored_at": now(),
+        **parsed_columns(parsed, classification, parse_error),
+    }
+    message = db["messages"].insert(row).last_pk
+    _insert_attachments(db, message, parsed)
+    return message
+
+
+def update_parse(db: Database, message: int, parsed: ParsedMessage | None,
+                 classification: str | None, parse_error: str | None) -> None:
+    """Re-parse results for `reprocess`; the raw bytes are never touched."""
+    db["messages"].update(message, parsed_columns(parsed, classification, parse_error))
+    db.execute("DELETE FROM attachments WHERE message=?", [message])
+    _insert_attachments(db, message, parsed)
+
+
+def raw_of(db: Database, message: int) -> bytes:
+    return db.execute("SELECT raw FROM messages WHERE id=?", [message]).fetchone()[0]
+
+
+def _insert_attachments(db: Database, message: int, parsed: ParsedMessage | None) -> None:
+    if parsed is None:
+        return
+    db["attachments"].insert_all(
+        {"message": message, "position": i, "filename": a.filename,
+         "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
+         "content_id": a.content_id, "inline": int(a.inline)}
+        for i, a in enumerate(parsed.attachments)
+    )
+
+
+def _addresses(addrs: tuple[Address, ...]) -> str:
+    return json.dumps([asdict(a) for a in addrs], ensure_ascii=False)

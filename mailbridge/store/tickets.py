@@ -1,0 +1,105 @@
+"""Tickets: creating, threading messages into them, and reading them back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlite_utils import Database
+
+from mailbridge.store.db import now
+
+
+def ensure_queue(db: Database, name: str) -> None:
+    db.execute("INSERT OR IGNORE INTO queues (name, created_at) VALUES (?, ?)", [name, now()])
+
+
+def find_for_thread(db: Database, channel: str, related_ids: Sequence[str],
+                    token: int | None) -> int | None:
+    """The ticket a message answers: by the ids it refers to, else by the subject token."""
+    for mid in related_ids:
+        row = db.execute(
+            "SELECT tm.ticket FROM messages m JOIN ticket_messages tm ON tm.message = m.id "
+            "WHERE m.channel=? AND m.message_id=? ORDER BY tm.ticket LIMIT 1",
+            [channel, mid],
+        ).fetchone()
+        if row:
+            return row[0]
+    if token is not None:
+        row = db.execute("SELECT id FROM tickets WHERE id=? AND channel=?",
+                         [token, channel]).fetchone()
+        if row:
+            return row[0]
+    return None
+
+
+def create(db: Database, channel: str, queue: str, subject: str, requester_name: str,
+           requester_email: str, kind: str) -> int:
+    ensure_queue(db, queue)
+    stamp = now()
+    return db["tickets"].insert({
+        "channel": channel, "queue": queue, "status": "open", "kind": kind,
+        "subject": subject, "requester_name": requester_name,
+        "requester_email": requester_email, "created_at": stamp, "updated_at": stamp,
+        "message_count": 0,
+    }).last_pk
+
+
+def add_message(db: Database, ticket: int, message: int, reopen: bool = True) -> None:
+    """Thread a message into a ticket; a customer's answer reopens a closed ticket."""
+    cur = db.execute("INSERT OR IGNORE INTO ticket_messages (ticket, message, added_at) "
+                     "VALUES (?, ?, ?)", [ticket, message, now()])
+    if cur.rowcount:
+        status = ", status='open'" if reopen else ""
+        db.execute(f"UPDATE tickets SET message_count = message_count + 1, updated_at=?{status} "
+                   "WHERE id=?", [now(), ticket])
+
+
+LIST_COLUMNS = ("id", "channel", "queue", "status", "kind", "requester_email", "subject",
+                "message_count", "created_at", "updated_at")
+
+
+def list_tickets(db: Database, channel: str | None = None, queue: str | None = None,
+                 status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    where, params = [], []
+    for column, value in (("channel", channel), ("queue", queue), ("status", status)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return [dict(zip(LIST_COLUMNS, row, strict=True)) for row in db.execute(sql, params)]
+
+
+def get(db: Database, ticket: int) -> dict[str, Any] | None:
+    row = db.execute(f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets WHERE id=?",
+                     [ticket]).fetchone()
+    return dict(zip(LIST_COLUMNS, row, strict=True)) if row else None
+
+
+MESSAGE_COLUMNS = ("id", "message_id", "direction", "classification", "from_name", "from_email",
+                   "to_json", "cc_json", "subject", "sent_at", "stored_at", "text", "size",
+                   "parse_error")
+
+
+def messages_of(db: Database, ticket: int) -> list[dict[str, Any]]:
+    rows = db.execute(
+        f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS)} FROM ticket_messages tm "
+        "JOIN messages m ON m.id = tm.message WHERE tm.ticket=? ORDER BY m.id", [ticket])
+    out = []
+    for row in rows:
+        msg = dict(zip(MESSAGE_COLUMNS, row, strict=True))
+        msg["to"] = json.loads(msg.pop("to_json"))
+        msg["cc"] = json.loads(msg.pop("cc_json"))
+        msg["attachments"] = [
+            dict(zip(("filename", "content_type", "size", "sha256"), a, strict=True))
+            for a in db.execute("SELECT filename, content_type, size, sha256 FROM attachments "
+                                "WHERE message=? ORDER BY position", [msg["id"]])
+        ]
+        out.append(msg)
+    return out

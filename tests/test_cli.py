@@ -1,0 +1,162 @@
+"""The command line contract: help everywhere, data on stdout, words on stderr, stable JSON,
+documented exit codes, and no traceback for anything a user can cause."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import click
+import pytest
+from conftest import drop, message
+from typer.main import get_command
+
+from mailbridge.cli.app import app
+
+ROOT = get_command(app)
+
+
+def all_commands(group=ROOT, prefix=()):
+    for name, cmd in group.commands.items():
+        yield prefix + (name,)
+        if isinstance(cmd, click.Group):
+            yield from all_commands(cmd, prefix + (name,))
+
+
+@pytest.mark.parametrize("path", list(all_commands()), ids=" ".join)
+def test_every_command_has_help(mb, path):
+    result = mb(*path, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout
+    cmd = ROOT
+    for part in path:
+        cmd = cmd.commands[part]
+    assert (cmd.help or "").strip(), f"{' '.join(path)} has no help text"
+
+
+def test_expected_commands_exist():
+    names = {" ".join(p) for p in all_commands()}
+    assert {"init", "add-channel", "demo", "sync", "ingest", "reprocess", "doctor",
+            "channels list", "channels show", "channels enable", "channels disable",
+            "channels remove", "tickets list", "tickets show", "secrets set",
+            "secrets check"} <= names
+
+
+def test_unknown_option_is_usage_exit_2(mb):
+    assert mb("sync", "--frobnicate").exit_code == 2
+
+
+def test_tickets_list_formats(mb):
+    spool = mb.drop_channel()
+    drop(spool, message("Tab\there, comma, \"quote\"", message_id="f@x"))
+    assert mb("sync").exit_code == 0
+    as_json = json.loads(mb("tickets", "list", "--format", "json").stdout)
+    assert list(as_json[0]) == ["id", "channel", "queue", "status", "kind", "requester_email",
+                                "subject", "message_count", "created_at", "updated_at"]
+    lines = mb("tickets", "list", "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(x)["id"] for x in lines] == [1]
+    rows = list(csv.reader(io.StringIO(mb("tickets", "list", "--format", "csv").stdout)))
+    assert rows[1][6] == "Tab\there, comma, \"quote\""
+    tsv = mb("tickets", "list").stdout.splitlines()  # not a TTY: tsv by default
+    assert tsv[0].split("\t")[0] == "id"
+    assert tsv[1].split("\t")[6] == "Tab here, comma, \"quote\""
+
+
+def test_tickets_show_text_json_and_raw(mb):
+    spool = mb.drop_channel()
+    raw = message("Show me", message_id="s@x", body="Body line")
+    drop(spool, raw)
+    assert mb("sync").exit_code == 0
+    text = mb("tickets", "show", "1")
+    assert text.exit_code == 0 and "Body line" in text.stdout and "#1 [open] Show me" in text.stdout
+    data = json.loads(mb("tickets", "show", "1", "--format", "json").stdout)
+    assert data["messages"][0]["from_email"] == "ann@customer.example"
+    assert data["messages"][0]["classification"] == "human"
+    assert mb("tickets", "show", "1", "--raw").stdout_bytes == raw
+    missing = mb("tickets", "show", "99")
+    assert missing.exit_code == 2 and "no ticket #99" in missing.stderr
+
+
+def test_quiet_sync_prints_nothing(mb):
+    spool = mb.drop_channel()
+    drop(spool, message())
+    result = mb("sync", "--quiet")
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_sync_json_results_and_verbose_lines(mb):
+    spool = mb.drop_channel()
+    drop(spool, message("One", message_id="o@x"), "k1")
+    result = mb("-v", "sync", "--format", "json")
+    assert json.loads(result.stdout)[0] | {} == {
+        "channel": "support", "status": "ok", "fetched": 1, "stored": 1, "duplicates": 0,
+        "failed": 0, "unparsed": 0, "error": None}
+    assert "support: k1: new ticket #1 'One'" in result.stderr
+
+
+def test_partial_failure_across_channels_is_exit_4(mb):
+    good = mb.drop_channel("good")
+    bad = mb.drop_channel("bad")
+    drop(good, message())
+    for sub in ("new", "cur", "tmp"):
+        (bad / sub).rmdir()
+    result = mb("sync")
+    assert result.exit_code == 4
+    assert "bad: failed" in result.stderr
+
+
+def test_unsupported_connection_type_is_a_clear_line(mb):
+    mb.write_config([{"name": "imap", "incoming": {
+        "type": "imap", "host": "h.example", "username": "u", "password": {"env": "X"}}}])
+    result = mb("sync")
+    assert result.exit_code == 2
+    assert 'incoming type "imap" is not available in this version yet' in result.stderr
+
+
+def test_internal_errors_are_one_line_unless_vv(mb, monkeypatch):
+    mb.drop_channel()
+    import mailbridge.services.sync as sync_mod
+
+    def boom(*a, **k):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(sync_mod, "sync", boom)
+    result = mb("sync")
+    assert result.exit_code == 1
+    assert "internal error: RuntimeError: kaput" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Traceback" in mb("-vv", "sync").stderr
+
+
+def test_doctor_reports_each_part(mb):
+    spool = mb.drop_channel()
+    drop(spool, message())
+    before = json.loads(mb("doctor", "--format", "json").stdout)
+    assert [c["status"] for c in before if c["check"] == "store"] == ["warn"]
+    assert mb("sync").exit_code == 0
+    result = mb("doctor", "--format", "json")
+    assert result.exit_code == 0
+    checks = {c["check"]: c for c in json.loads(result.stdout)}
+    assert checks["config"]["status"] == "ok"
+    assert checks["store"]["status"] == "ok"
+    assert checks["channel support"]["detail"].startswith("last success")
+    mb.config.write_text("nonsense = [")
+    assert mb("doctor").exit_code == 2
+
+
+def test_demo_runs_on_the_embedded_samples(tmp_path):
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.stderr
+    assert "Cannot log in since this morning" in result.stdout
+    listed = CliRunner().invoke(app, ["--config", str(tmp_path / "demo" / "config.toml"),
+                                      "tickets", "list", "--status", "all", "--format", "json"])
+    rows = json.loads(listed.stdout)
+    by_subject = {r["subject"]: r for r in rows}
+    login = by_subject["Cannot log in since this morning"]
+    assert login["message_count"] == 4  # reply, reply-all from CC, token-only reply
+    assert by_subject["Счёт за ноябрь (invoice)"]["queue"] == "billing"
+    kinds = {r["kind"] for r in rows}
+    assert {"auto_reply", "bounce", "human"} <= kinds

@@ -1,0 +1,118 @@
+"""Config: every problem reported at once, unknown keys and plaintext secrets rejected,
+writes atomic and private, the example and the init template valid."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from mailbridge.config.load import load_config, validate
+from mailbridge.errors import ConfigError
+from mailbridge.services.channels import add_channel
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def problems(data):
+    with pytest.raises(ConfigError) as info:
+        validate(data, Path("config.toml"))
+    return info.value.problems
+
+
+def test_every_problem_is_reported_together():
+    found = problems({"channel": [
+        {"name": "support", "mode": "tix", "colour": "red",
+         "incoming": {"type": "imap", "host": "h", "port": "993", "username": "u",
+                      "password": "hunter22"}},
+        {"name": "support", "incoming": {"type": "carrier-pigeon"}},
+    ], "stroe": {}})
+    assert "config.toml: stroe: unknown key (expected one of: store, m365, channel)" in found
+    assert "config.toml: channel.support.mode: must be one of \"tickets\", \"engagements\", " \
+           "\"sales\"" in found
+    assert "config.toml: channel.support.colour: unknown key" in found
+    assert "config.toml: channel.support.incoming.port: must be an integer 1–65535" in found
+    assert any(p.startswith("config.toml: channel.support.incoming.password: must be a secret "
+                            "reference") for p in found)
+    assert "config.toml: channel.support.incoming.type: must be one of \"drop\", \"imap\", " \
+           "\"m365\"" in found
+    assert "config.toml: channel.support.name: is used by another channel" in found
+    assert not any("hunter22" in p for p in found)
+
+
+def test_m365_channel_must_name_a_known_app():
+    found = problems({"channel": [{"name": "o", "incoming": {"type": "m365", "app": "nope",
+                                                             "mailboxes": ["a@b.example"]}}]})
+    assert found == ['config.toml: channel.o.incoming.app: names no [[m365]] entry called "nope"']
+
+
+def test_defaults_fill_in():
+    config = validate({"channel": [{"name": "s", "mode": "engagements",
+                                    "incoming": {"type": "drop"}}]}, Path("c.toml"))
+    ch = config.channel("s")
+    assert (ch.enabled, ch.schedule, ch.quoting, ch.default_queue) == (
+        True, "1h", "display_and_send", "general")
+
+
+def test_example_config_documents_valid_keys():
+    config = load_config(REPO / "config.example.toml")
+    assert {c.incoming["type"] for c in config.channels} >= {"drop", "imap", "m365"}
+
+
+def test_malformed_and_half_written_configs_are_one_clear_error(mb):
+    mb.config.write_text('[[channel]]\nname = "support"\nincoming = { type = "dr')
+    result = mb("channels", "list")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"mailbridge: error: {mb.config}: not valid TOML")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_names_init(mb):
+    result = mb("channels", "list")
+    assert result.exit_code == 2
+    assert "no such config file" in result.stderr
+    assert "mailbridge init" in result.stderr
+
+
+def test_init_writes_a_private_valid_config_and_refuses_to_overwrite(mb):
+    assert mb("init").exit_code == 0
+    assert stat.S_IMODE(mb.config.stat().st_mode) == 0o600
+    assert load_config(mb.config).channels == ()
+    again = mb("init")
+    assert again.exit_code == 2 and "--force" in again.stderr
+
+
+def test_add_channel_keeps_comments_and_validates(mb):
+    assert mb("init").exit_code == 0
+    result = mb("add-channel", "--no-input", "--name", "support", "--main-email",
+                "help@example.com", "--spool", str(mb.root / "sp"))
+    assert result.exit_code == 0, result.stderr
+    text = mb.config.read_text()
+    assert text.startswith("# mailbridge configuration")
+    assert (mb.root / "sp" / "new").is_dir()
+    bad = mb("add-channel", "--no-input", "--name", "Bad Name")
+    assert bad.exit_code == 2 and "channel.Bad Name.name" in bad.stderr
+    assert mb.config.read_text() == text  # a rejected channel leaves the file untouched
+    dup = mb("add-channel", "--no-input", "--name", "support")
+    assert dup.exit_code == 2 and "exists already" in dup.stderr
+
+
+def test_enable_disable_remove_round_trip(mb):
+    mb.drop_channel("a")
+    mb.drop_channel("b")
+    assert mb("channels", "disable", "a").exit_code == 0
+    assert not load_config(mb.config).channel("a").enabled
+    assert mb("channels", "enable", "a").exit_code == 0
+    assert load_config(mb.config).channel("a").enabled
+    assert mb("channels", "remove", "a", "--yes").exit_code == 0
+    assert [c.name for c in load_config(mb.config).channels] == ["b"]
+    missing = mb("channels", "disable", "zzz")
+    assert missing.exit_code == 2 and "no channel called zzz" in missing.stderr
+
+
+def test_add_channel_service_rejects_duplicates(tmp_path):
+    path = tmp_path / "c.toml"
+    add_channel(path, {"name": "x", "incoming": {"type": "drop", "spool": str(tmp_path / "s")}})
+    with pytest.raises(Exception, match="exists already"):
+        add_channel(path, {"name": "x", "incoming": {"type": "drop"}})

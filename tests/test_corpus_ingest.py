@@ -1,0 +1,45 @@
+"""Acceptance: all 106 Zammad corpus mails go through a drop channel; every raw message is
+stored byte for byte; subject and sender agree with Zammad's expectations often enough."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from conftest import CORPUS
+
+ZAMMAD = CORPUS / "zammad"
+
+pytestmark = pytest.mark.skipif(not ZAMMAD.is_dir(), reason=f"corpus not found at {ZAMMAD}")
+
+
+def test_zammad_corpus_ingests_through_the_drop_channel(mb):
+    spool = mb.drop_channel()
+    files = sorted((ZAMMAD / "mail").glob("*.eml"))
+    assert len(files) == 106
+    for path in files:
+        shutil.copyfile(path, spool / "new" / path.name)
+    result = mb("sync")
+    assert "Traceback" not in result.stderr
+    assert result.exit_code == 0, result.stderr
+    expected = json.loads((ZAMMAD / "expected.json").read_text())
+    with sqlite3.connect(mb.store) as conn:
+        rows = conn.execute(
+            "SELECT l.source_key, m.raw, m.subject, m.from_email, m.parse_error FROM ledger l "
+            "JOIN messages m ON m.id = l.message").fetchall()
+    assert len(rows) == 106
+    by_name = {r[0]: r for r in rows}
+    subjects = senders = 0
+    for path in files:
+        key, raw, subject, sender, error = by_name[path.name]
+        assert bytes(raw) == path.read_bytes(), path.name
+        assert error is None, (path.name, error)
+        exp = expected[path.name]
+        subjects += (subject.strip() or None) == ((exp.get("subject") or "").strip() or None)
+        senders += sender.strip() == (exp.get("from_email") or "").strip()
+    print(f"zammad via drop channel: 106 stored, subject {subjects}/106, sender {senders}/106")
+    assert subjects >= 103
+    assert senders >= 100
+    assert not list((spool / "new").iterdir())

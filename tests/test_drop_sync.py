@@ -1,0 +1,171 @@
+"""The forwarding drop end to end through the CLI: spool files and piped messages become
+tickets exactly once, threaded and routed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from conftest import drop, message
+
+from mailbridge.connectors.drop import DropFetcher
+from mailbridge.pipeline.ingest import commit_batch
+from mailbridge.pipeline.tickets import ChannelPlan
+from mailbridge.store.db import open_store
+
+
+def tickets(mb, *extra):
+    result = mb("tickets", "list", "--status", "all", "--format", "json", *extra)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def count(mb, sql):
+    with sqlite3.connect(mb.store) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def test_spool_files_become_tickets_and_move_to_cur(mb):
+    spool = mb.drop_channel()
+    drop(spool, message("First", message_id="a@x"), "1.a")
+    drop(spool, message("Second", message_id="b@x"), "2.b")
+    result = mb("sync")
+    assert result.exit_code == 0, result.stderr
+    assert [t["subject"] for t in tickets(mb)] == ["First", "Second"]
+    assert sorted(p.name for p in (spool / "cur").iterdir()) == ["1.a:2,S", "2.b:2,S"]
+    assert not list((spool / "new").iterdir())
+    assert "support: 2 new" in result.stderr
+    assert result.stdout == ""
+
+
+def test_resync_and_repipe_create_no_duplicates(mb):
+    spool = mb.drop_channel()
+    raw = message("Once only", message_id="once@x")
+    drop(spool, raw, "1.a")
+    assert mb("sync").exit_code == 0
+    assert mb("sync").exit_code == 0
+    assert mb("ingest", "support", input=raw).exit_code == 0
+    drop(spool, raw, "again.b")  # the same mail delivered a second time
+    assert mb("sync").exit_code == 0
+    assert len(tickets(mb)) == 1
+    assert count(mb, "SELECT count(*) FROM messages") == 1
+    assert count(mb, "SELECT count(*) FROM ledger WHERE status='duplicate'") == 2
+
+
+def test_crash_between_commit_and_ack_repeats_only_the_ack(mb):
+    spool = mb.drop_channel()
+    for i in range(5):
+        drop(spool, message(f"S{i}", message_id=f"{i}@x"), f"{i}.m")
+    db = open_store(mb.store)
+    fetcher = DropFetcher("support", spool)
+    for batch in fetcher.fetch(lambda *_: None):
+        commit_batch(db, ChannelPlan("support"), batch)  # committed, then "crash": no ack
+    db.close()
+    assert len(list((spool / "new").iterdir())) == 5
+    assert mb("sync").exit_code == 0
+    assert len(tickets(mb)) == 5
+    assert not list((spool / "new").iterdir())
+
+
+def test_threading_by_references_cc_and_subject_token(mb):
+    spool = mb.drop_channel()
+    drop(spool, message("Login broken", message_id="q1@c"), "1")
+    drop(spool, message("Re: Login broken", sender="bob@c.example", message_id="q2@c",
+                        extra="In-Reply-To: <q1@c>\nCc: support@example.com\n"), "2")
+    drop(spool, message("Re: [#1] Login broken", message_id="q3@c"), "3")
+    drop(spool, message("Login broken", message_id="q4@c"), "4")  # same subject, new ticket
+    assert mb("sync").exit_code == 0
+    rows = tickets(mb)
+    assert [(t["id"], t["message_count"]) for t in rows] == [(1, 3), (2, 1)]
+
+
+def test_routes_pick_the_first_queue_with_a_whole_word_keyword(mb):
+    spool = mb.drop_channel(routes=[{"queue": "billing", "keywords": ["invoice", "refund"]},
+                                    {"queue": "tech", "keywords": ["error"]}])
+    drop(spool, message("Refund please, error too", message_id="r1@x"), "1")
+    drop(spool, message("Invoices overview", message_id="r2@x"), "2")
+    assert mb("sync").exit_code == 0
+    assert [t["queue"] for t in tickets(mb)] == ["billing", "general"]
+    assert [t["subject"] for t in tickets(mb, "--queue", "billing")] == ["Refund please, error too"]
+
+
+def test_own_mail_coming_back_is_stored_without_a_ticket(mb):
+    spool = mb.drop_channel()
+    drop(spool, message("Loop", sender="support@example.com", message_id="l@x"), "1")
+    assert mb("sync").exit_code == 0
+    assert tickets(mb) == []
+    assert count(mb, "SELECT classification FROM messages") == "own_loop"
+
+
+def test_broken_and_empty_files_are_stored_raw_and_the_run_reports_partial(mb):
+    spool = mb.drop_channel()
+    drop(spool, b"", "0.empty")
+    broken = (b"From: x@y.example\nSubject: broken\nContent-Type: multipart/mixed; "
+              b"boundary=zz\n\n--zz\nContent-Type: text/plain; charset=nonsense-42\n\n\xff\xfe hi")
+    drop(spool, broken, "1.broken")
+    drop(spool, b"Subject: headers only\nFrom: a@b.example\n", "2.nobody")
+    result = mb("sync")
+    assert result.exit_code == 4
+    assert "could not be parsed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert count(mb, "SELECT count(*) FROM messages") == 3
+    assert count(mb, "SELECT count(*) FROM messages WHERE parse_error IS NOT NULL") == 1
+    assert sorted(t["subject"] for t in tickets(mb)) == ["broken", "headers only"]
+    with sqlite3.connect(mb.store) as conn:
+        raws = {bytes(r[0]) for r in conn.execute("SELECT raw FROM messages")}
+    assert raws == {b"", broken, b"Subject: headers only\nFrom: a@b.example\n"}
+
+
+def test_a_30_mb_message_is_stored_whole(mb):
+    spool = mb.drop_channel()
+    big = message("Big", message_id="big@x", body="x" * 76 + "\n") + b"y" * 30_000_000 + b"\n"
+    drop(spool, big, "big")
+    assert mb("sync").exit_code == 0
+    with sqlite3.connect(mb.store) as conn:
+        assert bytes(conn.execute("SELECT raw FROM messages").fetchone()[0]) == big
+
+
+def test_missing_spool_is_one_line_exit_2(mb):
+    spool = mb.drop_channel()
+    for sub in ("new", "cur", "tmp"):
+        (spool / sub).rmdir()
+    spool.rmdir()
+    result = mb("sync")
+    assert result.exit_code == 2
+    assert f"spool directory {spool} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ingest_from_stdin_commits_and_exits_0(mb):
+    mb.drop_channel()
+    result = mb("ingest", "support", input=message("Piped", message_id="p@x"))
+    assert result.exit_code == 0, result.stderr
+    assert [t["subject"] for t in tickets(mb)] == ["Piped"]
+
+
+def test_ingest_failure_is_exit_75_so_the_mta_retries(mb):
+    mb.drop_channel()
+    result = mb("ingest", "nosuch", input=message())
+    assert result.exit_code == 75
+    assert "no channel called nosuch" in result.stderr
+
+
+def test_reprocess_refiles_messages_that_failed_to_parse(mb, monkeypatch):
+    spool = mb.drop_channel()
+    drop(spool, message("Later fixed", message_id="fix@x"), "1")
+    import mailbridge.pipeline.prepare as prepare_mod
+    from mailbridge.domain.parse import ParseError
+
+    real = prepare_mod.parse
+
+    def failing(raw):
+        raise ParseError("simulated parser bug")
+
+    monkeypatch.setattr(prepare_mod, "parse", failing)
+    assert mb("sync").exit_code == 4
+    assert tickets(mb) == []
+    monkeypatch.setattr(prepare_mod, "parse", real)
+    result = mb("reprocess", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["fixed"] == 1
+    assert [t["subject"] for t in tickets(mb)] == ["Later fixed"]
