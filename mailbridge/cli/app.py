@@ -6,7 +6,6 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -26,7 +25,7 @@ def report_error(exc: MailbridgeError) -> None:
 
 
 class BoundaryGroup(TyperGroup):
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except MailbridgeError as exc:
@@ -34,7 +33,7 @@ class BoundaryGroup(TyperGroup):
                 note(redact.scrub(traceback.format_exc()))
             report_error(exc)
             ctx.exit(exc.exit_code)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except (typer.TyperException, typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
             note("mailbridge: interrupted")
@@ -47,7 +46,7 @@ class BoundaryGroup(TyperGroup):
             ctx.exit(EXIT_INTERNAL)
 
 
-def _verbosity(ctx: click.Context) -> int:
+def _verbosity(ctx: typer.Context) -> int:
     obj = ctx.find_root().obj
     return getattr(obj, "verbosity", 0)
 

@@ -36,6 +36,14 @@ def _ask(value: Any, prompt: str, default: Any, interactive: bool, **kw: Any) ->
     return default
 
 
+def _choose(value: str | None, prompt: str, choices: list[str], default: str,
+            interactive: bool) -> str:
+    answer = _ask(value, f"{prompt} ({'/'.join(choices)})", default, interactive)
+    if answer not in choices:
+        raise UsageError(f"{prompt.lower()} must be one of {', '.join(choices)}, not {answer!r}")
+    return answer
+
+
 def add_channel(
     ctx: typer.Context,
     name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
@@ -55,10 +63,9 @@ def add_channel(
         raise UsageError("a channel needs a name", "pass --name NAME")
     entry: dict[str, Any] = {
         "name": name,
-        "mode": _ask(mode, "Mode", "tickets", interactive, type=typer.Choice(list(MODES))),
+        "mode": _choose(mode, "Mode", list(MODES), "tickets", interactive),
     }
-    kind = _ask(incoming, "Incoming connection", "drop", interactive,
-                type=typer.Choice(["drop"]))
+    kind = _choose(incoming, "Incoming connection", ["drop"], "drop", interactive)
     entry["incoming"] = {"type": kind}
     if spool is not None:
         entry["incoming"]["spool"] = str(spool.expanduser().resolve())

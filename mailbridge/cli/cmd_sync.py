@@ -33,7 +33,7 @@ def sync(
         emit(rows, fmt, RESULT_COLUMNS)
     for r in results:
         if r.status != "ok":
-            note(f"mailbridge: {r.channel}: {r.status}: {r.as_dict()['error']}")
+            note(f"mailbridge: {r.channel}: {r.status}: {r.problem}")
             if r.error and r.error.hint:
                 note(f"mailbridge: hint: {r.error.hint}")
         elif not quiet and fmt is None:

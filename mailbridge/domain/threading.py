@@ -12,9 +12,14 @@ TOKEN_RE = re.compile(r"\[#(\d{1,12})\]")
 
 def fingerprint(parsed: ParsedMessage | None, raw: bytes) -> str:
     """The same mail delivered twice (re-piped, CC'd to two of our addresses, re-fetched after
-    a crash) has the same Message-ID; mail without one falls back to its exact bytes."""
+    a crash) has the same Message-ID, sender and Date, though its trace headers differ. The
+    sender and Date are part of the key because broken mailers reuse Message-IDs for different
+    mail, which must not be merged. Mail without a Message-ID falls back to its exact bytes."""
     if parsed is not None and parsed.message_id:
-        return "mid:" + parsed.message_id.lower()
+        sender = parsed.sender.email.lower() if parsed.sender else ""
+        sent = parsed.date.isoformat() if parsed.date else ""
+        origin = hashlib.sha256(f"{sender}\n{sent}".encode()).hexdigest()[:16]
+        return f"mid:{parsed.message_id.lower()}#{origin}"
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 

@@ -25,10 +25,14 @@ class ChannelResult:
     counts: Counts
     error: MailbridgeError | None = None
 
+    @property
+    def problem(self) -> str | None:
+        """What went wrong, in one line: the failure, or what was wrong with some messages."""
+        return str(self.error) if self.error else _summary(self.counts)
+
     def as_dict(self) -> dict:
         return {"channel": self.channel, "status": self.status, **self.counts.as_row(),
-                "unparsed": self.counts.unparsed,
-                "error": str(self.error) if self.error else None}
+                "unparsed": self.counts.unparsed, "error": self.problem}
 
 
 def select_channels(config: Config, names: Sequence[str]) -> list[Channel]:
@@ -71,8 +75,7 @@ def sync_channel(db: Database, config: Config, channel: Channel,
         bad = counts.failed + counts.unparsed
         result = ChannelResult(channel.name, "partial" if bad else "ok", counts)
     with translate_errors(config.store_path):
-        runs.finish(db, run, result.status, counts.as_row(),
-                    str(result.error) if result.error else _summary(counts))
+        runs.finish(db, run, result.status, counts.as_row(), result.problem)
     return result
 
 

@@ -1,0 +1,1 @@
+"""Mail domain logic: parsing, classification, threading and routing."""

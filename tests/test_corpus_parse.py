@@ -1,0 +1,73 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from mailbridge.domain.parse import ParsedMessage, parse
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+pytestmark = pytest.mark.skipif(
+    not CORPUS.is_dir(), reason=f"shared mail corpus not found at {CORPUS}")
+
+# more/expected.json records the stdlib's answers; where its README says a good parser may
+# rightly differ, these are ours.
+MORE_SUBJECTS = {
+    "flanker-mailformed-headers.eml": "´!",  # raw 0xB4 byte: cp1252, not U+FFFD
+    "flanker-spam-broken-headers.eml": "Forget Asking For A Link Exchange…",  # raw cp1252 0x85
+    "mailparser-mail_test_9.eml":  # labelled gb2312 but GBK: decoded whole, no U+FFFD
+        "我把镜头拉近些，你们看看这个是什么屄，这种场合自然少不了内射",
+}
+MORE_SENDERS = {
+    "cpython-msg_43.eml": "",  # `MAILER DAEMON <>`: the stdlib renders the empty address as <>
+    "mailparser-mail_test_15.eml": "do-not-reply@ncs.gov.ng",  # the <...> address, not the name
+    "mailparser-mail_test_19.eml": "bob@example.com",
+}
+
+
+def _sender_email(msg: ParsedMessage) -> str | None:
+    return msg.sender.email.strip() if msg.sender else None
+
+
+def test_zammad_corpus_subjects_and_senders() -> None:
+    expected = json.loads((CORPUS / "zammad" / "expected.json").read_text(encoding="utf-8"))
+    files = sorted((CORPUS / "zammad" / "mail").glob("*.eml"))
+    assert len(files) == 106
+    subject_ok, from_ok, misses = 0, 0, []
+    for path in files:
+        msg = parse(path.read_bytes())
+        want = expected[path.name]
+        if msg.subject.strip() == (want["subject"] or "").strip():
+            subject_ok += 1
+        else:
+            misses.append(f"{path.name} subject {msg.subject!r} != {want['subject']!r}")
+        if _sender_email(msg) == want["from_email"].strip():
+            from_ok += 1
+        else:
+            misses.append(f"{path.name} from {_sender_email(msg)!r} != {want['from_email']!r}")
+    print(f"zammad: subject {subject_ok}/106, from_email {from_ok}/106")
+    assert subject_ok >= 103, misses
+    assert from_ok >= 100, misses
+
+
+def test_more_corpus_parses_and_agrees_with_the_stdlib_where_it_is_right() -> None:
+    expected = json.loads((CORPUS / "more" / "expected.json").read_text(encoding="utf-8"))
+    files = sorted((CORPUS / "more" / "mail").glob("*.eml"))
+    assert len(files) == len(expected)
+    subject_ok = from_ok = 0
+    for path in files:
+        msg = parse(path.read_bytes())
+        want = expected[path.name]
+        subject = MORE_SUBJECTS.get(path.name, (want["subject"] or "").strip())
+        sender = MORE_SENDERS.get(path.name, want["from_addr"])
+        assert msg.subject == subject, path.name
+        assert _sender_email(msg) == sender, path.name
+        subject_ok += msg.subject == (want["subject"] or "").strip()
+        from_ok += _sender_email(msg) == want["from_addr"]
+    print(f"more: subject {subject_ok}/{len(files)}, from_email {from_ok}/{len(files)} "
+          f"equal to the stdlib's")
+
+
+def test_extra_fixtures_parse() -> None:
+    for path in sorted((CORPUS / "zammad" / "extra").glob("*.eml")):
+        msg = parse(path.read_bytes())
+        assert msg.sender is not None and "@" in msg.sender.email, path.name
