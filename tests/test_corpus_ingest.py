@@ -1,6 +1,5 @@
-"""Acceptance: all 106 Zammad corpus mails go through a drop channel; every file is in the
-ledger, every stored message keeps its raw bytes exactly; subject and sender agree with
-Zammad's expectations often enough."""
+"""Acceptance: all 106 Zammad corpus mails go through a drop channel; every raw message is
+stored byte for byte; subject and sender agree with Zammad's expectations often enough."""
 
 from __future__ import annotations
 
@@ -28,28 +27,20 @@ def test_zammad_corpus_ingests_through_the_drop_channel(mb):
     expected = json.loads((ZAMMAD / "expected.json").read_text())
     with sqlite3.connect(mb.store) as conn:
         rows = conn.execute(
-            "SELECT l.source_key, m.id, m.raw, m.subject, m.from_email, m.parse_error "
-            "FROM ledger l JOIN messages m ON m.id = l.message").fetchall()
-    # The corpus holds the same mail (same Message-ID, sender and Date) in several variants:
-    # every file is in the ledger, each variant group is one message whose raw is one of them.
+            "SELECT l.source_key, m.raw, m.subject, m.from_email, m.parse_error FROM ledger l "
+            "JOIN messages m ON m.id = l.message").fetchall()
     assert len(rows) == 106
-    groups: dict[int, list[str]] = {}
-    for key, message, *_ in rows:
-        groups.setdefault(message, []).append(key)
     by_name = {r[0]: r for r in rows}
     subjects = senders = 0
-    for names in groups.values():
-        first = min(names)  # files were ingested in sorted order: the first variant is kept
-        _, _, raw, subject, sender, error = by_name[first]
-        assert bytes(raw) == (ZAMMAD / "mail" / first).read_bytes(), first
-        assert error is None, (first, error)
-        exp = expected[first]
+    for path in files:
+        key, raw, subject, sender, error = by_name[path.name]
+        assert bytes(raw) == path.read_bytes(), path.name
+        assert error is None, (path.name, error)
+        exp = expected[path.name]
         subjects += (subject.strip() or None) == ((exp.get("subject") or "").strip() or None)
         senders += sender.strip() == (exp.get("from_email") or "").strip()
-    total = len(groups)
-    print(f"zammad via drop channel: 106 files, {total} messages, "
-          f"subject {subjects}/{total}, sender {senders}/{total}")
-    assert total >= 80
-    assert subjects >= total - 3
-    assert senders >= total - 6
+    print(f"zammad via drop channel: 106 stored, subject {subjects}/106, sender {senders}/106")
+    # variants of one mail share a Message-ID in this corpus: their content keeps them apart
+    assert subjects >= 103
+    assert senders >= 100
     assert not list((spool / "new").iterdir())

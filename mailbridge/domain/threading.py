@@ -10,17 +10,36 @@ from mailbridge.domain.parse import ParsedMessage
 TOKEN_RE = re.compile(r"\[#(\d{1,12})\]")
 
 
+# Headers each hop or each mailbox adds: two deliveries of one mail differ only in these.
+TRACE_HEADERS = ("received", "return-path", "delivered-to", "x-original-to", "x-received",
+                 "authentication-results", "arc-", "received-spf", "x-spam", "x-virus",
+                 "x-ms-exchange-", "x-forefront-", "x-microsoft-antispam", "x-gm-", "x-mailbridge")
+_FIELD_RE = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
+
+
 def fingerprint(parsed: ParsedMessage | None, raw: bytes) -> str:
     """The same mail delivered twice (re-piped, CC'd to two of our addresses, re-fetched after
-    a crash) has the same Message-ID, sender and Date, though its trace headers differ. The
-    sender and Date are part of the key because broken mailers reuse Message-IDs for different
-    mail, which must not be merged. Mail without a Message-ID falls back to its exact bytes."""
+    a crash, read once over IMAP with CRLF and once from a spool with LF) has the same
+    Message-ID and the same content apart from trace headers. Broken mailers reuse Message-IDs
+    for different mail, so the content is part of the key. No Message-ID: the content alone."""
+    digest = hashlib.sha256(_content(raw)).hexdigest()
     if parsed is not None and parsed.message_id:
-        sender = parsed.sender.email.lower() if parsed.sender else ""
-        sent = parsed.date.isoformat() if parsed.date else ""
-        origin = hashlib.sha256(f"{sender}\n{sent}".encode()).hexdigest()[:16]
-        return f"mid:{parsed.message_id.lower()}#{origin}"
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+        return f"mid:{parsed.message_id.lower()}#{digest[:16]}"
+    return "sha256:" + digest
+
+
+def _content(raw: bytes) -> bytes:
+    text = raw.replace(b"\r\n", b"\n")
+    head, sep, body = text.partition(b"\n\n")
+    kept, keep = [], True
+    for line in head.split(b"\n"):
+        if line[:1] not in (b" ", b"\t"):  # a new field; continuation lines follow their field
+            field = _FIELD_RE.match(line)
+            name = field.group(1).decode("ascii").lower() if field else ""
+            keep = not name.startswith(TRACE_HEADERS)
+        if keep:
+            kept.append(line)
+    return b"\n".join(kept) + sep + body
 
 
 def ticket_token(subject: str) -> int | None:

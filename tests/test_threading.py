@@ -1,0 +1,42 @@
+"""Which mail counts as the same mail, and which conversation a reply belongs to."""
+
+from __future__ import annotations
+
+from conftest import message
+
+from mailbridge.domain.parse import parse
+from mailbridge.domain.threading import fingerprint, related_ids, ticket_token, with_token
+
+
+def key(raw: bytes) -> str:
+    return fingerprint(parse(raw), raw)
+
+
+def test_two_deliveries_of_one_mail_share_a_fingerprint():
+    mail = message("Hello", message_id="one@x")
+    via_mx = b"Received: from mx1 by mx2;\n\tMon, 16 Nov 2026\nDelivered-To: a@example.com\n" + mail
+    via_imap = (b"Return-Path: <ann@customer.example>\nX-Spam-Status: No\n" + mail
+                ).replace(b"\n", b"\r\n")
+    assert key(mail) == key(via_mx) == key(via_imap)
+    assert key(mail).startswith("mid:one@x#")
+
+
+def test_different_mail_reusing_a_message_id_is_kept_apart():
+    assert key(message("Hello", message_id="one@x")) != key(message("Other", message_id="one@x"))
+    assert key(message(body="a")) != key(message(body="b"))
+
+
+def test_mail_without_message_id_is_keyed_by_content():
+    raw = message(message_id=None)
+    assert key(raw).startswith("sha256:")
+    assert key(raw) == key(b"Received: by relay\n" + raw)
+    assert fingerprint(None, raw) == key(raw)
+
+
+def test_reply_references_nearest_first_and_ticket_tokens():
+    parsed = parse(message(extra="In-Reply-To: <c@x>\nReferences: <a@x> <b@x> <c@x>\n"))
+    assert related_ids(parsed) == ["c@x", "b@x", "a@x"]
+    assert ticket_token("Re: [#42] Printer") == 42
+    assert ticket_token("Re: #42 Printer") is None
+    assert with_token("Printer", 7) == "[#7] Printer"
+    assert with_token("[#7] Printer", 7) == "[#7] Printer"
