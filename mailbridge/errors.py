@@ -72,3 +72,17 @@ class PartialFailure(MailbridgeError):
 
 class NotSupportedError(UsageError):
     """A configured feature this version does not implement yet."""
+
+
+class NetworkError(TemporaryError):
+    """A server could not be reached or dropped the connection: retry later."""
+
+
+class TlsError(UsageError):
+    """A server's certificate could not be verified: the config or the server must change."""
+
+
+class RemoteError(MailbridgeError):
+    """A server refused an operation for a reason other than credentials."""
+
+    exit_code = EXIT_PARTIAL

@@ -19,8 +19,8 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 if [ "${1:-}" = "--test" ]; then
   # Debian packages the suite needs (the tests start real servers from them) go here.
-  APT_PACKAGES=()
-  if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then apt_install "${APT_PACKAGES[@]}"; fi
+  APT_PACKAGES=(dovecot-imapd)
+  if ! dpkg -s "${APT_PACKAGES[@]}" >/dev/null 2>&1; then apt_install "${APT_PACKAGES[@]}"; fi
   "$VENV/bin/python" -m pip install -q -e ".[test]"
 else
   "$VENV/bin/python" -m pip install -q .

@@ -83,3 +83,28 @@ def message(subject: str = "Hello", sender: str = "ann@customer.example",
     return (f"From: Ann <{sender}>\nTo: support@example.com\nSubject: {subject}\n{mid}"
             f"Date: Mon, 16 Nov 2026 09:00:00 +0000\n{extra}"
             f"Content-Type: text/plain; charset=utf-8\n\n{body}\n").encode()
+
+
+def _servers_required() -> bool:
+    return os.environ.get("MAILBRIDGE_REQUIRE_SERVERS") == "1"
+
+
+@pytest.fixture(scope="session")
+def dovecot():
+    """One real Dovecot for the session; a missing one skips locally and fails in CI."""
+    from servers.dovecot import Dovecot
+
+    try:
+        server = Dovecot()
+        server.start()
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
+        if _servers_required():
+            pytest.fail(f"Dovecot is required (MAILBRIDGE_REQUIRE_SERVERS=1): {exc}")
+        pytest.skip(f"no Dovecot: {exc}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def imap_user(dovecot):
+    return dovecot.add_user()

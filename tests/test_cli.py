@@ -107,11 +107,14 @@ def test_partial_failure_across_channels_is_exit_4(mb):
 
 
 def test_unsupported_connection_type_is_a_clear_line(mb):
-    mb.write_config([{"name": "imap", "incoming": {
-        "type": "imap", "host": "h.example", "username": "u", "password": {"env": "X"}}}])
+    mb.write_config([{"name": "o365", "incoming": {"type": "m365", "app": "contoso",
+                                                   "mailboxes": ["help@contoso.example"]}}],
+                    m365=[{"name": "contoso", "tenant_id": "t", "client_id": "c",
+                           "client_secret": {"env": "X"}}])
     result = mb("sync")
     assert result.exit_code == 2
-    assert 'incoming type "imap" is not available in this version yet' in result.stderr
+    assert 'incoming type "m365" is not available in this version yet' in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_internal_errors_are_one_line_unless_vv(mb, monkeypatch):

@@ -12,6 +12,7 @@ from mailbridge.connectors.drop import DropFetcher
 from mailbridge.pipeline.ingest import commit_batch
 from mailbridge.pipeline.tickets import ChannelPlan
 from mailbridge.store.db import open_store
+from mailbridge.store.ledger import LedgerState
 
 
 def tickets(mb, *extra):
@@ -58,7 +59,7 @@ def test_crash_between_commit_and_ack_repeats_only_the_ack(mb):
         drop(spool, message(f"S{i}", message_id=f"{i}@x"), f"{i}.m")
     db = open_store(mb.store)
     fetcher = DropFetcher("support", spool)
-    for batch in fetcher.fetch(lambda *_: None):
+    for batch in fetcher.fetch(LedgerState(db, "support")):
         commit_batch(db, ChannelPlan("support"), batch)  # committed, then "crash": no ack
     db.close()
     assert len(list((spool / "new").iterdir())) == 5

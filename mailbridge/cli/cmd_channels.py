@@ -7,6 +7,7 @@ import typer
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
 from mailbridge.services import channels as service
+from mailbridge.services import connectors
 
 group = typer.Typer(help="List, inspect, enable, disable and remove channels.",
                     no_args_is_help=True)
@@ -33,6 +34,30 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
                 typer.echo(f"{key}.{sub}: {v}")
         else:
             typer.echo(f"{key}: {value}")
+
+
+@group.command("test")
+def test(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
+         fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts.")) -> None:
+    """Test a channel's incoming connection: log in, list folders, peek at one header
+    (nothing is marked read). Exit 0 when it works, else the error's exit code."""
+    report = connectors.test_connection(state(ctx).config().require(name))
+    if fmt in (Format.json, Format.jsonl):
+        emit_json(report)
+        return
+    if report["type"] == "drop":
+        typer.echo(f"{name}: spool {report['spool']}: ok, {report['waiting']} file(s) waiting")
+        return
+    typer.echo(f"{name}: login to {report['host']}:{report['port']} ({report['security']}) "
+               f"as {report['username']}: ok")
+    for folder in report["folders"]:
+        mark = "sync" if folder["synced"] else "    "
+        typer.echo(f"  [{mark}] {folder['name']} {' '.join(folder['flags'])}".rstrip())
+    for f in report["synced"]:
+        typer.echo(f"  {f['folder']}: UIDVALIDITY {f['uidvalidity']}, {f['messages']} "
+                   f"message(s), {f['unread']} unread")
+        if f["latest_header"]:
+            typer.echo(f"    latest: {f['latest_header']}")
 
 
 @group.command("enable")

@@ -12,8 +12,10 @@ from mailbridge.cli.output import emit, note
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
 from mailbridge.config.schema import MODES
+from mailbridge.connectors.imap_session import DEFAULT_PORTS
 from mailbridge.errors import UsageError
 from mailbridge.services import channels, demo, setup, sync
+from mailbridge.services import secrets as secrets_service
 from mailbridge.services.queries import list_tickets
 from mailbridge.store.tickets import LIST_COLUMNS
 
@@ -48,15 +50,28 @@ def add_channel(
     ctx: typer.Context,
     name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
     mode: str = typer.Option(None, "--mode", help="tickets (engagements, sales: later)."),
-    incoming: str = typer.Option(None, "--incoming", help="Incoming connection type: drop."),
+    incoming: str = typer.Option(None, "--incoming", help="Incoming connection: drop | imap."),
     spool: Path = typer.Option(None, "--spool", help="Maildir spool of a drop channel "
                                "[default: <data dir>/spool/<name>]."),
+    host: str = typer.Option(None, "--host", help="IMAP server host name."),
+    security: str = typer.Option(None, "--security", help="IMAP security: ssl | starttls | none."),
+    port: int = typer.Option(None, "--port", help="IMAP port [default: 993 ssl, 143 otherwise]."),
+    username: str = typer.Option(None, "--username", help="IMAP login name."),
+    password: str = typer.Option(None, "--password", help="IMAP password as a reference: "
+                                 "env:VAR, file:PATH, keyring:NAME or command:PROG ARGS "
+                                 "[default on a terminal: prompt, kept in the OS keyring]."),
+    folders: str = typer.Option(None, "--folders", help='Folders, comma-separated, or "*" '
+                                "for all but Junk/Trash/Drafts/Sent [default: INBOX]."),
+    ca_file: Path = typer.Option(None, "--ca-file", help="Extra CA to trust (private server)."),
     main_email: str = typer.Option(None, "--main-email", help="The address customers write to."),
     default_queue: str = typer.Option(None, "--default-queue", help="Queue for new tickets."),
     schedule: str = typer.Option(None, "--schedule", help='How often `run` syncs: "5m", cron.'),
+    skip_test: bool = typer.Option(False, "--skip-test", help="Write the channel without "
+                                   "testing the connection first."),
     no_input: bool = typer.Option(False, "--no-input", help="Never prompt; use flags/defaults."),
 ) -> None:
-    """Add a channel (a wizard on a terminal; every prompt is also a flag)."""
+    """Add a channel (a wizard on a terminal; every prompt is also a flag). The connection is
+    tested before anything is written."""
     interactive = not no_input and sys.stdin.isatty()
     name = _ask(name, "Channel name", None, interactive)
     if not name:
@@ -65,23 +80,66 @@ def add_channel(
         "name": name,
         "mode": _choose(mode, "Mode", list(MODES), "tickets", interactive),
     }
-    kind = _choose(incoming, "Incoming connection", ["drop"], "drop", interactive)
-    entry["incoming"] = {"type": kind}
-    if spool is not None:
-        entry["incoming"]["spool"] = str(spool.expanduser().resolve())
+    kind = _choose(incoming, "Incoming connection", ["drop", "imap"], "drop", interactive)
+    if kind == "imap":
+        entry["incoming"] = _imap_incoming(name, interactive, host, security, port, username,
+                                           password, folders, ca_file)
+        login = entry["incoming"]["username"]
+        main_default = login if "@" in login else ""  # else the mailbox address is asked for
+    else:
+        entry["incoming"] = {"type": kind}
+        if spool is not None:
+            entry["incoming"]["spool"] = str(spool.expanduser().resolve())
+        main_default = ""
     for key, value, prompt, default in (
-        ("main_email", main_email, "Main e-mail address (blank: none)", ""),
+        ("main_email", main_email, "Main e-mail address (blank: none)", main_default),
         ("default_queue", default_queue, "Default queue", "general"),
         ("schedule", schedule, "Schedule (blank: mode default)", ""),
     ):
         answer = _ask(value, prompt, default, interactive)
         if answer:
             entry[key] = answer
-    added = channels.add_channel(state(ctx).path, entry)
+    if not skip_test and kind != "drop":
+        note(f"testing the {kind} connection…")
+    added = channels.add_channel(state(ctx).path, entry, test=not skip_test)
     note(f"added channel {added.name} to {state(ctx).path}")
     if added.incoming["type"] == "drop":
         note(f"deliver mail into {added.spool}/new (Maildir), "
              f"or pipe it to `mailbridge ingest {added.name}`")
+    else:
+        note(f"next: `mailbridge sync {added.name}`")
+
+
+def _imap_incoming(name: str, interactive: bool, host: str | None, security: str | None,
+                   port: int | None, username: str | None, password: str | None,
+                   folders: str | None, ca_file: Path | None) -> dict[str, Any]:
+    host = _ask(host, "IMAP host", None, interactive)
+    if not host:
+        raise UsageError("an IMAP channel needs a host", "pass --host HOST")
+    security = _choose(security, "Security", ["ssl", "starttls", "none"], "ssl", interactive)
+    port = _ask(port, "Port", DEFAULT_PORTS[security], interactive, type=int)
+    username = _ask(username, "Username", None, interactive)
+    if not username:
+        raise UsageError("an IMAP channel needs a username", "pass --username NAME")
+    if password is not None:
+        ref = channels.parse_secret_ref(password)
+    elif interactive:
+        secret = typer.prompt("Password (kept in the OS keyring)", hide_input=True, err=True)
+        ref = {"keyring": f"mailbridge/{name}"}
+        secrets_service.set_secret(ref["keyring"], secret)
+    else:
+        raise UsageError("an IMAP channel needs a password reference",
+                         "pass --password env:VAR (or file:, keyring:, command:)")
+    chosen = _ask(folders, 'Folders (comma-separated, or "*")', "INBOX", interactive)
+    out: dict[str, Any] = {
+        "type": "imap", "host": host, "port": port, "security": security,
+        "username": username, "password": ref,
+        "folders": "*" if chosen.strip() == "*" else [f.strip() for f in chosen.split(",")
+                                                      if f.strip()],
+    }
+    if ca_file is not None:
+        out["ca_file"] = str(ca_file.expanduser().resolve())
+    return out
 
 
 def demo_cmd(

@@ -23,10 +23,12 @@ def sync(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (cron)."),
     fmt: Format = typer.Option(None, "--format", "-f", help="Print per-channel results as "
                                "table/json/jsonl/csv/tsv on stdout."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="A line per message (same as the global -v)."),
 ) -> None:
     """Fetch new mail for each channel once and file it (for cron). Exit 4 if any failed."""
     st = state(ctx)
-    with CliReporter(st.verbosity, quiet) as reporter:
+    with CliReporter(st.verbosity + verbose, quiet) as reporter:
         results = sync_service.sync(st.config(), channels or [], reporter)
     rows = [r.as_dict() for r in results]
     if fmt is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from mailbridge.config import paths
 from mailbridge.config.schema import DEFAULT_SCHEDULE
+from mailbridge.errors import NotFoundError
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class Config:
 
     def channel(self, name: str) -> Channel | None:
         return next((c for c in self.channels if c.name == name), None)
+
+    def require(self, name: str) -> Channel:
+        channel = self.channel(name)
+        if channel is None:
+            raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
+        return channel
 
 
 def build_channel(data: dict[str, Any]) -> Channel:

@@ -174,6 +174,8 @@ INCOMING: dict[str, dict[str, Key]] = {
         "security": Key(SECURITY, "ssl"),
         "username": Key(string(allow_empty=False)),
         "password": Key(secret),
+        "auth": Key(choice("password", "xoauth2"), "password"),
+        "ca_file": Key(string(allow_empty=False), None),
         "folders": Key(lambda v: v if v == "*" else string_list()(v), ["INBOX"]),
         "import_read": Key(boolean, False),
         "max_rescan": Key(integer(1, 10_000_000), 1000),

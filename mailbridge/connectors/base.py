@@ -5,13 +5,22 @@ and must be idempotent, because a crash between commit and ack repeats it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mailbridge.domain.source import SourceRef
 
-CursorLookup = Callable[[str, str], dict[str, Any] | None]
+
+class SourceState(Protocol):
+    """What the store already knows about a source, asked for by a connector before it
+    fetches (connectors never touch SQLite themselves)."""
+
+    def cursor(self, mailbox: str, folder: str) -> dict[str, Any] | None: ...
+
+    def known(self, mailbox: str, folder: str, keys: Iterable[str]) -> set[str]:
+        """The subset of `keys` already committed to the ledger."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class Batch:
 
 
 class Fetcher(Protocol):
-    def fetch(self, cursor_of: CursorLookup) -> Iterator[Batch]: ...
+    def fetch(self, state: SourceState) -> Iterator[Batch]: ...
 
     def ack(self, refs: list[SourceRef]) -> None: ...
 

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from mailbridge.connectors.base import Batch, CursorLookup, Fetched
+from mailbridge.connectors.base import Batch, Fetched, SourceState
 from mailbridge.domain.source import SourceRef
 from mailbridge.errors import SpoolError
 
@@ -45,9 +45,16 @@ class DropFetcher:
                 f"create it with `mkdir -p {self.root}/{{tmp,new,cur}}`",
             )
 
-    def fetch(self, cursor_of: CursorLookup) -> Iterator[Batch]:
+    def _waiting_names(self) -> list[str]:
         self._check()
-        names = sorted(n for n in os.listdir(self.root / "new") if not n.startswith("."))
+        return sorted(n for n in os.listdir(self.root / "new") if not n.startswith("."))
+
+    def waiting(self) -> int:
+        """How many delivered files wait in new/ (the connection test)."""
+        return len(self._waiting_names())
+
+    def fetch(self, state: SourceState) -> Iterator[Batch]:
+        names = self._waiting_names()
         for start in range(0, len(names), self.batch_size):
             chunk = names[start:start + self.batch_size]
             yield Batch(MAILBOX, FOLDER, [self._read(n) for n in chunk])

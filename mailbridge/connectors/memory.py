@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from mailbridge.connectors.base import Batch, CursorLookup, Fetched
+from mailbridge.connectors.base import Batch, Fetched, SourceState
 from mailbridge.domain.source import SourceRef
 
 
@@ -18,7 +18,7 @@ class MemoryFetcher:
         ]
         self.acked: list[SourceRef] = []
 
-    def fetch(self, cursor_of: CursorLookup) -> Iterator[Batch]:
+    def fetch(self, state: SourceState) -> Iterator[Batch]:
         if self.items:
             yield Batch(self.mailbox, self.folder, list(self.items))
 

@@ -24,8 +24,7 @@ from mailbridge.store import ledger, messages
 
 def ingest(db: Database, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter) -> Counts:
     counts = Counts()
-    for batch in fetcher.fetch(lambda mailbox, folder: ledger.get_cursor(db, plan.name,
-                                                                        mailbox, folder)):
+    for batch in fetcher.fetch(ledger.LedgerState(db, plan.name)):
         outcomes = commit_batch(db, plan, batch)
         fetcher.ack([o.ref for o in outcomes if o.kind != FAILED])
         for item, outcome in zip(batch.items, outcomes, strict=True):

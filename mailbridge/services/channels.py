@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +12,34 @@ from mailbridge.config.secrets import describe
 from mailbridge.config.write import append_channel, save_config
 from mailbridge.connectors.drop import make_spool
 from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.services.connectors import test_connection
 
 
-def add_channel(path: Path, channel: dict[str, Any]) -> Channel:
+def add_channel(path: Path, channel: dict[str, Any], test: bool = False) -> Channel:
+    """Validate the new channel together with the existing config, test its connection when
+    asked, and only then append it to the file (so a failed test writes nothing)."""
     data = read_toml(path) if path.exists() else {}
     if any(c.get("name") == channel["name"] for c in data.get("channel", [])):
         raise UsageError(f"a channel called {channel['name']} exists already",
                          "pick another --name, or `mailbridge channels remove` it first")
-    append_channel(path, channel)
-    added = validate(read_toml(path), path).channel(channel["name"])
+    candidate = {**data, "channel": [*data.get("channel", []), channel]}
+    added = validate(candidate, path).require(channel["name"])
     if added.incoming["type"] == "drop":
-        make_spool(added.spool)
+        make_spool(added.spool)  # a drop channel's "connection" is its spool: make it first
+    if test:
+        test_connection(added)
+    append_channel(path, channel)
     return added
+
+
+def parse_secret_ref(text: str) -> dict[str, Any]:
+    """`env:VAR`, `file:PATH`, `keyring:NAME` or `command:prog arg…` as a secret reference."""
+    kind, sep, value = text.partition(":")
+    if not sep or kind not in ("env", "file", "keyring", "command") or not value.strip():
+        raise UsageError(f"secret reference {kind if sep else 'value'} is not understood",
+                         "write env:VAR, file:PATH, keyring:NAME or command:PROGRAM ARGS; "
+                         "never the secret itself")
+    return {kind: shlex.split(value) if kind == "command" else value}
 
 
 def _edit(path: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -53,9 +70,7 @@ def summary(channel: Channel) -> dict[str, Any]:
 
 
 def details(config: Config, name: str) -> dict[str, Any]:
-    channel = config.channel(name)
-    if channel is None:
-        raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
+    channel = config.require(name)
     out = {k: v for k, v in vars(channel).items() if k not in ("incoming", "outgoing", "routes")}
     out["routes"] = [{"queue": r.queue, "keywords": list(r.keywords)} for r in channel.routes]
     for side in ("incoming", "outgoing"):

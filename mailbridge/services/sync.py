@@ -9,7 +9,7 @@ from sqlite_utils import Database
 
 from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.memory import MemoryFetcher
-from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError, NotFoundError
+from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError
 from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.services.connectors import build_fetcher, plan_for
@@ -28,7 +28,7 @@ class ChannelResult:
     @property
     def problem(self) -> str | None:
         """What went wrong, in one line: the failure, or what was wrong with some messages."""
-        return str(self.error) if self.error else _summary(self.counts)
+        return self.error.message if self.error else _summary(self.counts)
 
     def as_dict(self) -> dict:
         return {"channel": self.channel, "status": self.status, **self.counts.as_row(),
@@ -38,13 +38,7 @@ class ChannelResult:
 def select_channels(config: Config, names: Sequence[str]) -> list[Channel]:
     if not names:
         return [c for c in config.channels if c.enabled]
-    chosen = []
-    for name in names:
-        channel = config.channel(name)
-        if channel is None:
-            raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
-        chosen.append(channel)
-    return chosen
+    return [config.require(name) for name in names]
 
 
 def sync(config: Config, names: Sequence[str], reporter: Reporter) -> list[ChannelResult]:
@@ -101,9 +95,7 @@ def exit_code(results: Sequence[ChannelResult]) -> int:
 def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,
                wait_seconds: float) -> Outcome:
     """`mailbridge ingest`: one message from an MTA, committed before we return."""
-    channel = config.channel(name)
-    if channel is None:
-        raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
+    channel = config.require(name)
     outcomes: list[Outcome] = []
 
     class Collect:

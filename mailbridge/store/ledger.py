@@ -4,6 +4,7 @@ written in the same transaction as the records, so a retry after any crash is ha
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from sqlite_utils import Database
@@ -18,6 +19,32 @@ def seen(db: Database, channel: str, ref: SourceRef) -> bool:
         [channel, ref.mailbox, ref.folder, ref.key],
     ).fetchone()
     return row is not None
+
+
+def known(db: Database, channel: str, mailbox: str, folder: str,
+          keys: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    keys = list(keys)
+    for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
+        chunk = keys[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(r[0] for r in db.execute(
+            f"SELECT source_key FROM ledger WHERE channel=? AND mailbox=? AND folder=? "
+            f"AND source_key IN ({marks})", [channel, mailbox, folder, *chunk]))
+    return found
+
+
+class LedgerState:
+    """The store's answers to a connector's questions about one channel (SourceState)."""
+
+    def __init__(self, db: Database, channel: str) -> None:
+        self.db, self.channel = db, channel
+
+    def cursor(self, mailbox: str, folder: str) -> dict[str, Any] | None:
+        return get_cursor(self.db, self.channel, mailbox, folder)
+
+    def known(self, mailbox: str, folder: str, keys: Iterable[str]) -> set[str]:
+        return known(self.db, self.channel, mailbox, folder, keys)
 
 
 def record(db: Database, channel: str, ref: SourceRef, fingerprint: str,

@@ -1,0 +1,160 @@
+"""IMAP incoming connection (Usedesk's "external connection").
+
+Which mail is new: everything UNSEEN (the help-desk rule), plus, with `import_read`, mail that
+arrived above the folder's watermark (UIDVALIDITY + last UID) even if a person opened it first.
+Fetching uses BODY.PEEK[] so nothing is marked read as a side effect; `\\Seen` is stored only
+in `ack`, after the batch is committed. Mail still unread but already in the ledger (an ack
+that failed) is only marked read again, never fetched. A changed UIDVALIDITY drops the
+watermark and rescans the unread mail; the fingerprint keeps that from doubling anything, and
+`max_rescan` keeps a broken server from filing thousands of tickets unnoticed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mailbridge.connectors.base import Batch, Fetched, SourceState
+from mailbridge.connectors.imap_session import ImapSession, ImapSettings
+from mailbridge.domain.source import SourceRef
+from mailbridge.errors import RemoteError
+
+log = logging.getLogger(__name__)
+
+SEEN = b"\\Seen"
+BATCH_MESSAGES = 200
+BATCH_BYTES = 16 * 1024 * 1024
+SIZE_CHUNK = 1000  # UIDs per RFC822.SIZE query
+
+
+@dataclass
+class FolderPlan:
+    """What one sync will read from one folder, decided before anything is fetched."""
+
+    folder: str
+    uidvalidity: int
+    watermark: int  # every UID up to here has been considered once this sync is done
+    todo: list[int]  # UIDs to fetch, ascending
+    read_only: set[int]  # UIDs in todo that are there only because of import_read
+    repair: list[int]  # already committed but still unread: mark read, do not fetch
+
+
+class ImapFetcher:
+    def __init__(self, channel: str, settings: ImapSettings) -> None:
+        self.channel = channel
+        self.settings = settings
+        self.session = ImapSession(settings, channel)
+        self.mailbox = settings.username
+        self.max_bytes = settings.max_message_mb * 1024 * 1024
+
+    def fetch(self, state: SourceState) -> Iterator[Batch]:
+        for folder in self.session.synced_folders():
+            yield from self._fetch_folder(folder, state)
+
+    def ack(self, refs: list[SourceRef]) -> None:
+        if not self.settings.mark_seen or not refs:
+            return
+        by_folder: dict[str, list[int]] = {}
+        for ref in refs:
+            by_folder.setdefault(ref.folder, []).append(int(ref.key.split(":", 1)[1]))
+        for folder, uids in by_folder.items():
+            self.session.call(folder, False, lambda c, u=uids: c.add_flags(u, [SEEN], silent=True))
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _ref(self, plan: FolderPlan, uid: int) -> SourceRef:
+        return SourceRef(self.mailbox, plan.folder, f"{plan.uidvalidity}:{uid}")
+
+    def plan(self, folder: str, state: SourceState) -> FolderPlan:
+        readonly = not self.settings.mark_seen
+        info = self.session.select(folder, readonly)
+        uidvalidity = self.session.uidvalidity or 0
+        top = int(info.get(b"UIDNEXT", 1)) - 1
+        cursor = state.cursor(self.mailbox, folder)
+        same = cursor is not None and cursor.get("uidvalidity") == uidvalidity
+        last = int(cursor["last_uid"]) if same and cursor else None
+
+        unseen = set(self.session.call(folder, readonly, lambda c: c.search(["UNSEEN"])))
+        newer: set[int] = set()
+        if self.settings.import_read and last is not None and top > last:
+            found = self.session.call(folder, readonly,
+                                      lambda c: c.search(["UID", f"{last + 1}:*"]))
+            newer = {uid for uid in found if uid > last}  # n:* always matches the last UID
+        candidates = unseen | newer
+        top = max([top, *candidates]) if candidates else top
+        keys = {uid: f"{uidvalidity}:{uid}" for uid in candidates}
+        known = state.known(self.mailbox, folder, keys.values())
+        todo = sorted(uid for uid in candidates if keys[uid] not in known)
+        repair = sorted(uid for uid in unseen if keys[uid] in known)
+        if cursor is not None and not same and len(todo) > self.settings.max_rescan:
+            raise RemoteError(
+                f"channel {self.channel}: folder {folder} on {self.settings.host} changed its "
+                f"UIDVALIDITY ({cursor.get('uidvalidity')} → {uidvalidity}); {len(todo)} "
+                "unread messages would be read again, more than incoming.max_rescan "
+                f"({self.settings.max_rescan})",
+                "check the mailbox; if it was restored or migrated on purpose, raise "
+                "incoming.max_rescan for one sync (duplicates are still skipped)")
+        return FolderPlan(folder, uidvalidity, max(top, last or 0), todo,
+                          set(todo) - unseen, repair)
+
+    def _fetch_folder(self, folder: str, state: SourceState) -> Iterator[Batch]:
+        plan = self.plan(folder, state)
+        if plan.repair and self.settings.mark_seen:
+            log.info("%s: marking %d already stored message(s) read again", folder,
+                     len(plan.repair))
+            self.ack([self._ref(plan, uid) for uid in plan.repair])
+        pending_read = sorted(plan.read_only)
+        for uids, oversize in self._batches(plan):
+            items = [Fetched(self._ref(plan, uid), None,
+                             f"message is {size / 1048576:.0f} MB, over incoming."
+                             f"max_message_mb ({self.settings.max_message_mb})")
+                     for uid, size in oversize]
+            items += self._bodies(plan, uids)
+            done = max([*uids, *(u for u, _ in oversize)])
+            pending_read = [u for u in pending_read if u > done]
+            # The watermark may pass read mail only once it is committed, or import_read
+            # would lose what a crash interrupted; unread mail is found by UNSEEN anyway.
+            mark = min(plan.watermark, pending_read[0] - 1) if pending_read else plan.watermark
+            yield Batch(self.mailbox, folder, items, self._cursor(plan, mark))
+        yield Batch(self.mailbox, folder, [], self._cursor(plan, plan.watermark))
+
+    def _cursor(self, plan: FolderPlan, last_uid: int) -> dict[str, Any]:
+        return {"uidvalidity": plan.uidvalidity, "last_uid": last_uid}
+
+    def _batches(self, plan: FolderPlan) -> Iterator[tuple[list[int], list[tuple[int, int]]]]:
+        """UIDs in batches bounded by count and bytes; oversize messages are set apart."""
+        readonly = not self.settings.mark_seen
+        uids: list[int] = []
+        oversize: list[tuple[int, int]] = []
+        size_sum = 0
+        for start in range(0, len(plan.todo), SIZE_CHUNK):
+            chunk = plan.todo[start:start + SIZE_CHUNK]
+            sizes = self.session.call(plan.folder, readonly,
+                                      lambda c, u=chunk: c.fetch(u, ["RFC822.SIZE"]))
+            for uid in chunk:
+                size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+                if size > self.max_bytes:
+                    oversize.append((uid, size))
+                    continue
+                if uids and (len(uids) >= BATCH_MESSAGES or size_sum + size > BATCH_BYTES):
+                    yield uids, oversize
+                    uids, oversize, size_sum = [], [], 0
+                uids.append(uid)
+                size_sum += size
+        if uids or oversize:
+            yield uids, oversize
+
+    def _bodies(self, plan: FolderPlan, uids: list[int]) -> list[Fetched]:
+        if not uids:
+            return []
+        readonly = not self.settings.mark_seen
+        data = self.session.call(plan.folder, readonly,
+                                 lambda c: c.fetch(uids, ["BODY.PEEK[]"]))
+        items = []
+        for uid in uids:
+            raw = data.get(uid, {}).get(b"BODY[]")
+            error = None if raw is not None else "the server returned no body (deleted?)"
+            items.append(Fetched(self._ref(plan, uid), raw, error))
+        return items

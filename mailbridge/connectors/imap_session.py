@@ -1,0 +1,248 @@
+"""One IMAP connection: TLS, login, folder selection, and the translation of every library and
+socket failure into a mailbridge error that names the server and what to do."""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from imapclient import IMAPClient, SocketTimeout
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from mailbridge.errors import AuthError, NetworkError, RemoteError, TlsError, UsageError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+# Folders a help desk never reads from, known by their RFC 6154 SPECIAL-USE flag or, on
+# servers without SPECIAL-USE, by their usual names.
+SKIPPED_USES = {b"\\junk", b"\\trash", b"\\drafts", b"\\sent", b"\\all", b"\\flagged"}
+SKIPPED_NAMES = {"junk", "junk e-mail", "junk email", "spam", "bulk mail", "trash",
+                 "deleted items", "deleted messages", "drafts", "sent", "sent items",
+                 "sent messages", "sent mail", "outbox"}
+UNSELECTABLE = {b"\\noselect", b"\\nonexistent"}
+# A connection that broke mid-command: worth one more try on a fresh connection.
+DROPPED = (IMAPClientAbortError, imaplib.IMAP4.abort, ConnectionError, socket.timeout,
+           ssl.SSLEOFError, EOFError)
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int
+    security: str  # ssl | starttls | none
+    username: str
+    secret: str  # the password, or an OAuth access token when auth == "xoauth2"
+    auth: str = "password"
+    folders: tuple[str, ...] | str = ("INBOX",)
+    import_read: bool = False
+    mark_seen: bool = True
+    max_rescan: int = 1000
+    max_message_mb: int = 50
+    timeout: int = 60
+    ca_file: str | None = None
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class Folder:
+    name: str
+    flags: tuple[str, ...]
+    selectable: bool
+    synced: bool  # chosen by folders = "*"
+
+
+class ImapSession:
+    """A logged-in connection that reconnects (a bounded number of times) when it drops."""
+
+    def __init__(self, settings: ImapSettings, channel: str) -> None:
+        self.settings = settings
+        self.channel = channel
+        self.client: IMAPClient | None = None
+        self.selected: str | None = None
+        self.uidvalidity: int | None = None
+        self.validities: dict[str, int] = {}  # first UIDVALIDITY seen per folder this session
+
+    @property
+    def where(self) -> str:
+        return f"channel {self.channel}: {self.settings.host}:{self.settings.port}"
+
+    def connect(self) -> IMAPClient:
+        if self.client is None:
+            with self.translated():
+                self.client = self._login()
+            self.selected = None
+        return self.client
+
+    def _login(self) -> IMAPClient:
+        s = self.settings
+        context = tls_context(s.ca_file) if s.security != "none" else None
+        client = IMAPClient(s.host, s.port, ssl=s.security == "ssl", ssl_context=context,
+                            timeout=SocketTimeout(connect=min(s.timeout, 30), read=s.timeout))
+        try:
+            if s.security == "starttls":
+                client.starttls(context)
+            if s.auth == "xoauth2":
+                client.oauth2_login(s.username, s.secret)
+            else:
+                client.login(s.username, s.secret)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
+        return client
+
+    def close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.logout()
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+        self.client = None
+        self.selected = None
+
+    def select(self, folder: str, readonly: bool) -> dict[bytes, Any]:
+        client = self.connect()
+        with self.translated(folder):
+            info = client.select_folder(folder, readonly=readonly)
+        self.selected = folder
+        self.uidvalidity = int(info[b"UIDVALIDITY"])
+        if self.validities.setdefault(folder, self.uidvalidity) != self.uidvalidity:
+            raise NetworkError(f"{self.where}: folder {folder} changed its UIDVALIDITY while "
+                               "we were reading it", "the next sync reads it afresh")
+        return info
+
+    def call(self, folder: str, readonly: bool, action: Callable[[IMAPClient], T]) -> T:
+        """Run `action` with `folder` selected; on a dropped connection reconnect, check that
+        the folder's UIDVALIDITY did not change, and try again (idempotent commands only)."""
+        for attempt in range(1, self.settings.retries + 1):
+            try:
+                if self.selected != folder or self.client is None:
+                    self.select(folder, readonly)
+                with self.translated(folder, reraise_dropped=True):
+                    return action(self.client)
+            except DROPPED as exc:
+                log.warning("%s: connection dropped (%s), reconnecting (attempt %d of %d)",
+                            self.where, type(exc).__name__, attempt, self.settings.retries)
+                self.close()
+                if attempt == self.settings.retries:
+                    raise NetworkError(f"{self.where}: the connection dropped {attempt} times",
+                                       "check the network or the server; the next sync "
+                                       "resumes where this one stopped") from None
+        raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def translated(self, folder: str | None = None, reraise_dropped: bool = False
+                   ) -> Iterator[None]:
+        s = self.settings
+        try:
+            yield
+        except LoginError as exc:
+            raise AuthError(f"{self.where} refused the login for {s.username}: "
+                            f"{_text(exc)}",
+                            "check the username and the password secret "
+                            "(`mailbridge secrets set …`), then `mailbridge channels test "
+                            f"{self.channel}`") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise TlsError(f"{self.where}: the TLS certificate of {s.host} cannot be trusted: "
+                           f"{exc.verify_message or exc.reason}",
+                           "set incoming.ca_file to the CA that signed it, or fix the "
+                           "server's certificate") from None
+        except ConnectionRefusedError:
+            raise NetworkError(f"{self.where}: cannot connect: connection refused",
+                               "check incoming.host, incoming.port and the firewall; the next "
+                               "sync retries") from None
+        except DROPPED:
+            if reraise_dropped:
+                raise
+            raise NetworkError(f"{self.where}: the connection dropped",
+                               "the next sync retries") from None
+        except ssl.SSLError as exc:
+            raise TlsError(f"{self.where}: TLS failed: {exc.reason or exc}",
+                           "check incoming.security (ssl on 993, starttls on 143) and "
+                           "incoming.port") from None
+        except socket.gaierror as exc:
+            raise NetworkError(f"{self.where}: cannot resolve {s.host}: {exc.strerror}",
+                               "check incoming.host and the DNS") from None
+        except OSError as exc:
+            raise NetworkError(f"{self.where}: cannot connect: {exc.strerror or exc}",
+                               "check incoming.host, incoming.port and the firewall; the next "
+                               "sync retries") from None
+        except IMAPClientError as exc:
+            text = _text(exc)
+            if folder and "select" in text.lower():
+                raise UsageError(f"{self.where}: cannot open folder {folder}: {text}",
+                                 f"see `mailbridge channels test {self.channel}` for the "
+                                 "folders the server has") from None
+            if "capabilit" in text.lower() and s.security == "starttls":
+                raise TlsError(f"{self.where}: the server does not offer STARTTLS",
+                               "use security = \"ssl\" (port 993), or \"none\" only on a "
+                               "trusted network") from None
+            raise RemoteError(f"{self.where}: {text}") from None
+
+    def folders(self) -> list[Folder]:
+        client = self.connect()
+        with self.translated():
+            listed = client.list_folders()
+        wanted = self.settings.folders
+        found = []
+        for flags, _delimiter, name in listed:
+            lowered = {f.lower() for f in flags}
+            selectable = not lowered & UNSELECTABLE
+            leaf = name.rsplit(_delimiter.decode() if _delimiter else "/", 1)[-1].lower()
+            if wanted == "*":
+                synced = selectable and not lowered & SKIPPED_USES and leaf not in SKIPPED_NAMES
+            else:
+                synced = selectable and name in wanted
+            found.append(Folder(name, tuple(f.decode() for f in flags), selectable, synced))
+        return found
+
+    def synced_folders(self) -> list[str]:
+        """The folders to read, in config order (or server order for "*"); a configured
+        folder the server does not have is an error naming what it does have."""
+        listed = self.folders()
+        if self.settings.folders == "*":
+            return [f.name for f in listed if f.synced]
+        names = {f.name for f in listed}
+        missing = [f for f in self.settings.folders if f not in names]
+        if missing:
+            have = ", ".join(f.name for f in listed if f.selectable)
+            raise UsageError(f"{self.where}: no folder {', '.join(missing)} on the server "
+                             f"(it has: {have})", "fix incoming.folders, or use \"*\"")
+        return list(self.settings.folders)
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"incoming.ca_file {ca_file}: cannot load it: "
+                       f"{getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _text(exc: Exception) -> str:
+    text = str(exc)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text.strip() or type(exc).__name__
+
+
+def uid_set(uids: list[int]) -> str:
+    """A compact UID set (`1:500,502`): Dovecot limits a command line to 64 kB."""
+    parts: list[str] = []
+    ordered = sorted(uids)
+    start = prev = ordered[0]
+    for uid in ordered[1:]:
+        if uid != prev + 1:
+            parts.append(f"{start}:{prev}" if prev != start else str(start))
+            start = uid
+        prev = uid
+    parts.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(parts)

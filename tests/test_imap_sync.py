@@ -1,0 +1,251 @@
+"""IMAP channels against a real Dovecot on 127.0.0.1 (tests/servers/dovecot.py): unread mail
+becomes tickets and is marked read only once stored; nothing is lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from conftest import message
+
+from mailbridge.connectors import imap as imap_mod
+from mailbridge.errors import NetworkError
+
+PASSWORD_ENV = "MB_TEST_IMAP_PASSWORD"
+
+
+@pytest.fixture
+def imap(mb, dovecot, imap_user, monkeypatch):
+    """An IMAP channel "desk" on a fresh Dovecot user; returns a small helper."""
+    monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
+    return ImapDesk(mb, dovecot, imap_user)
+
+
+class ImapDesk:
+    def __init__(self, mb, dovecot, user) -> None:
+        self.mb, self.dovecot, self.user = mb, dovecot, user
+        self.configure()
+
+    def configure(self, **incoming) -> None:
+        settings = {"type": "imap", "host": "127.0.0.1", "port": self.user.port,
+                    "security": "none", "username": self.user.username,
+                    "password": {"env": PASSWORD_ENV}, **incoming}
+        self.mb.write_config([{"name": "desk", "main_email": "desk@example.com",
+                               "incoming": settings}])
+
+    def append(self, messages: list[bytes], folder: str = "INBOX", seen: bool = False) -> None:
+        self.dovecot.append(self.user.username, self.user.password, messages, folder=folder,
+                            seen=seen)
+
+    def unseen(self, folder: str = "INBOX") -> int:
+        client = self.dovecot.client(self.user.username, self.user.password)
+        try:
+            client.select_folder(folder, readonly=True)
+            return len(client.search(["UNSEEN"]))
+        finally:
+            client.logout()
+
+    def rows(self, sql: str) -> list[tuple]:
+        with sqlite3.connect(self.mb.store) as conn:
+            return conn.execute(sql).fetchall()
+
+    def subjects(self) -> list[str]:
+        return sorted(r[0] for r in self.rows("SELECT subject FROM tickets"))
+
+
+def mails(n: int, prefix: str = "Q") -> list[bytes]:
+    return [message(f"{prefix} {i}", message_id=f"{prefix.lower()}{i}@imap.test")
+            for i in range(n)]
+
+
+def test_unread_mail_becomes_tickets_and_is_marked_read(imap):
+    imap.append(mails(3))
+    imap.append([message("Already read", message_id="read@imap.test")], seen=True)
+    result = imap.mb("sync", "-v")
+    assert result.exit_code == 0, result.stderr
+    assert imap.subjects() == ["Q 0", "Q 1", "Q 2"]
+    assert "new ticket #1" in result.stderr
+    assert imap.unseen() == 0
+    again = imap.mb("sync")
+    assert again.exit_code == 0
+    assert len(imap.rows("SELECT id FROM messages")) == 3
+    cursor = json.loads(imap.rows("SELECT state_json FROM cursors")[0][0])
+    assert cursor["last_uid"] == 4 and cursor["uidvalidity"] > 0
+
+
+def test_mail_read_by_a_person_first_needs_import_read(imap):
+    imap.append(mails(1, "First"))
+    assert imap.mb("sync").exit_code == 0  # sets the watermark
+    imap.append([message("Opened in Outlook", message_id="opened@imap.test")], seen=True)
+    assert imap.mb("sync").exit_code == 0
+    assert imap.subjects() == ["First 0"]  # the Usedesk rule: read mail is not imported
+    imap.configure(import_read=True)
+    imap.append([message("Opened later", message_id="later@imap.test")], seen=True)
+    assert imap.mb("sync").exit_code == 0
+    # read mail above the watermark now counts; what arrived under the old rule stays out
+    assert imap.subjects() == ["First 0", "Opened later"]
+    assert imap.mb("sync").exit_code == 0
+    assert len(imap.rows("SELECT id FROM messages")) == 2
+
+
+def test_a_failed_flag_store_never_reimports(imap, monkeypatch):
+    imap.append(mails(4))
+    real_ack = imap_mod.ImapFetcher.ack
+
+    def broken_ack(self, refs):
+        raise NetworkError("the connection dropped during the flag store")
+
+    monkeypatch.setattr(imap_mod.ImapFetcher, "ack", broken_ack)
+    failed = imap.mb("sync")
+    assert failed.exit_code == 75
+    assert "Traceback" not in failed.stderr
+    assert len(imap.rows("SELECT id FROM messages")) == 4  # committed before the ack
+    assert imap.unseen() == 4
+    monkeypatch.setattr(imap_mod.ImapFetcher, "ack", real_ack)
+    fixed = imap.mb("sync", "-v")
+    assert fixed.exit_code == 0, fixed.stderr
+    assert len(imap.rows("SELECT id FROM messages")) == 4
+    assert imap.unseen() == 0  # marked read again without a second fetch
+
+
+def test_uidvalidity_change_rescans_without_doubling_and_is_bounded(imap):
+    client = imap.dovecot.client(imap.user.username, imap.user.password)
+    client.create_folder("Support")
+    client.logout()
+    imap.configure(folders=["Support"], max_rescan=2)
+    batch = mails(3, "Support")
+    imap.append(batch, folder="Support")
+    assert imap.mb("sync").exit_code == 0
+    client = imap.dovecot.client(imap.user.username, imap.user.password)
+    client.delete_folder("Support")
+    client.create_folder("Support")  # a new folder: a new UIDVALIDITY
+    client.logout()
+    imap.append(batch, folder="Support")
+    refused = imap.mb("sync")
+    assert refused.exit_code == 4
+    assert "UIDVALIDITY" in refused.stderr and "max_rescan" in refused.stderr
+    assert imap.unseen("Support") == 3
+    imap.configure(folders=["Support"], max_rescan=100)
+    assert imap.mb("sync").exit_code == 0
+    assert len(imap.rows("SELECT id FROM messages")) == 3  # the fingerprint matched them
+    assert imap.unseen("Support") == 0
+
+
+def test_every_folder_but_junk_trash_drafts_and_sent(imap):
+    client = imap.dovecot.client(imap.user.username, imap.user.password)
+    client.create_folder("Projects")
+    client.logout()
+    imap.append(mails(1, "Inbox"))
+    imap.append(mails(1, "Project"), folder="Projects")
+    for folder in ("Junk", "Trash", "Drafts", "Sent"):
+        imap.append(mails(1, folder), folder=folder)
+    imap.configure(folders="*")
+    assert imap.mb("sync").exit_code == 0
+    assert imap.subjects() == ["Inbox 0", "Project 0"]
+    assert imap.unseen("Junk") == 1
+
+
+def test_oversize_message_is_reported_and_the_rest_goes_on(imap):
+    big = message("Huge", message_id="huge@imap.test", body="x" * 1_500_000)
+    imap.append([*mails(1, "Before"), big, *mails(1, "After")])
+    imap.configure(max_message_mb=1)
+    result = imap.mb("sync")
+    assert result.exit_code == 4
+    assert "max_message_mb" in result.stderr
+    assert imap.subjects() == ["After 0", "Before 0"]
+    assert imap.unseen() == 1  # left unread for a person, reported on every run
+
+
+def test_missing_folder_names_what_the_server_has(imap):
+    imap.configure(folders=["Nope"])
+    result = imap.mb("sync")
+    assert result.exit_code == 2
+    assert "no folder Nope" in result.stderr and "INBOX" in result.stderr
+
+
+def test_wrong_password_is_exit_3_in_one_line(imap, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password-xyzzy")
+    result = imap.mb("sync")
+    assert result.exit_code == 3
+    assert "refused the login" in result.stderr
+    assert "xyzzy" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_tls_needs_a_trusted_certificate(imap):
+    imap.configure(security="ssl", port=imap.user.tls_port)
+    untrusted = imap.mb("sync")
+    assert untrusted.exit_code == 2
+    assert "127.0.0.1" in untrusted.stderr and "certificate" in untrusted.stderr
+    assert "ca_file" in untrusted.stderr
+    imap.append(mails(1, "Tls"))
+    imap.configure(security="ssl", port=imap.user.tls_port, ca_file=str(imap.user.ca_file))
+    assert imap.mb("sync").exit_code == 0
+    imap.append(mails(1, "Starttls"))
+    imap.configure(security="starttls", port=imap.user.port, ca_file=str(imap.user.ca_file))
+    assert imap.mb("sync").exit_code == 0
+    assert imap.subjects() == ["Starttls 0", "Tls 0"]
+
+
+def test_unreachable_server_is_temporary(imap):
+    imap.configure(port=1)  # nothing listens there
+    result = imap.mb("sync")
+    assert result.exit_code == 75
+    assert "cannot connect" in result.stderr
+
+
+def test_channels_test_reports_and_marks_nothing_read(imap):
+    imap.append(mails(2))
+    result = imap.mb("channels", "test", "desk", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["login"] == "ok"
+    inbox = report["synced"][0]
+    assert inbox["folder"] == "INBOX" and inbox["messages"] == 2 and inbox["unread"] == 2
+    assert inbox["uidvalidity"] > 0 and "Q 1" in inbox["latest_header"]
+    assert {"name": "Junk", "synced": False} in [
+        {k: f[k] for k in ("name", "synced")} for f in report["folders"]]
+    assert imap.unseen() == 2
+    text = imap.mb("channels", "test", "desk")
+    assert "login to 127.0.0.1" in text.stdout and "2 unread" in text.stdout
+
+
+def test_add_channel_tests_the_connection_before_writing(mb, imap_user, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    args = ["add-channel", "--no-input", "--name", "desk", "--incoming", "imap",
+            "--host", "127.0.0.1", "--security", "none", "--port", str(imap_user.port),
+            "--username", imap_user.username, "--password", f"env:{PASSWORD_ENV}"]
+    assert mb("init").exit_code == 0
+    before = mb.config.read_text()
+    refused = mb(*args)
+    assert refused.exit_code == 3
+    assert mb.config.read_text() == before
+    monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
+    added = mb(*args, "--main-email", "desk@example.com")
+    assert added.exit_code == 0, added.stderr
+    shown = json.loads(mb("channels", "show", "desk", "--format", "json").stdout)
+    assert shown["incoming"]["password"] == f"env {PASSWORD_ENV}"
+    assert shown["main_email"] == "desk@example.com"
+
+
+def test_a_server_restart_mid_sync_loses_and_doubles_nothing(imap, monkeypatch):
+    total = 450  # three batches
+    imap.append(mails(total, "Restart"))
+    real = imap_mod.ImapFetcher._bodies
+    calls = {"n": 0}
+
+    def restart_once(self, plan, uids):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            imap.dovecot.restart()
+        return real(self, plan, uids)
+
+    monkeypatch.setattr(imap_mod.ImapFetcher, "_bodies", restart_once)
+    first = imap.mb("sync")
+    assert first.exit_code in (0, 75), first.stderr
+    monkeypatch.setattr(imap_mod.ImapFetcher, "_bodies", real)
+    assert imap.mb("sync").exit_code == 0
+    stored = imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0]
+    assert stored == (total, total)
+    assert imap.unseen() == 0
