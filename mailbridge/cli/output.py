@@ -4,17 +4,26 @@ pipe); everything else goes to stderr."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@functools.cache
+def err_console() -> Console:
+    """Rich for stderr, imported only when a table or a progress bar is drawn: a cron poll
+    should not pay for it at every start."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Format(StrEnum):
@@ -63,6 +72,9 @@ def emit(rows: Sequence[dict[str, Any]], fmt: Format | None, columns: Sequence[s
         for row in rows:
             out.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(title=title, show_lines=False)
         for column in columns:
             table.add_column(column, overflow="fold")
@@ -78,4 +90,4 @@ def emit_json(obj: Any) -> None:
 
 def note(text: str) -> None:
     """A message for the person, never for a pipe: stderr."""
-    err.print(text, markup=False)
+    typer.echo(text, err=True)

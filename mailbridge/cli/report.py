@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from rich.progress import Progress, SpinnerColumn, TextColumn
-
-from mailbridge.cli.output import err, note
+from mailbridge.cli.output import err_console, note
 from mailbridge.pipeline.report import FAILED, Outcome
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 LABELS = {
     "new_ticket": "new ticket #{ticket}",
@@ -30,8 +32,10 @@ class CliReporter:
 
     def __enter__(self) -> CliReporter:
         if not self.quiet and self.verbosity == 0 and sys.stderr.isatty():
+            from rich.progress import Progress, SpinnerColumn, TextColumn
+
             self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                     console=err, transient=True)
+                                     console=err_console(), transient=True)
             self.progress.start()
             self.task = self.progress.add_task("syncing")
         return self
