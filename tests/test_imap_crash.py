@@ -1,6 +1,7 @@
 """Crash safety against a real Dovecot: `python -m mailbridge sync` is killed (SIGKILL or
-os._exit) right after the Nth commit, before or after the Nth ack, and at random times; a clean
-sync afterwards must leave every message stored exactly once, filed once, and marked read."""
+os._exit) right before or after the Nth commit, before or after the Nth ack, and at random
+times; a clean sync afterwards must leave every message stored exactly once, filed once, and
+marked read. (Killed before a commit, a fetch that set \\Seen would lose its batch.)"""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def hit(point):
             os._exit(137)
 real_commit, real_ack = ingest.commit_batch, imap.ImapFetcher.ack
 def commit(*a, **k):
+    hit("before-commit")
     out = real_commit(*a, **k)
     hit("commit")
     return out
@@ -83,7 +85,8 @@ def check_exactly_once(mb, dovecot, user) -> None:
     client.logout()
 
 
-@pytest.mark.parametrize("where,n", [("commit", 1), ("commit", 6), ("before-ack", 2),
+@pytest.mark.parametrize("where,n", [("before-commit", 3), ("commit", 1), ("commit", 6),
+                                     ("before-ack", 2),
                                      ("after-ack", 4), ("before-ack", 15)])
 def test_killed_at_exact_points_of_the_protocol(desk, where, n):
     mb, dovecot, user = desk
