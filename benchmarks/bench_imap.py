@@ -20,7 +20,7 @@ What it measures (prints figures; asserts nothing):
 
 Run (as root, with Debian's dovecot-imapd installed; tests/servers/dovecot.py drives it):
 
-    python benchmarks/bench_imap.py [N] [--quick] [--profile] [--timeout SECONDS]
+    python benchmarks/bench_imap.py [N] [--quick] [--profile] [--timeout SECONDS] [--python PY]
 
 N defaults to 20000; --quick means 2000. Every wait is bounded (--timeout per sync, 900 s).
 """
@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import dataclass
 from email.header import Header
@@ -318,8 +319,40 @@ class Run:
     wall: float
     cpu: float
     rss_mb: float | None
+    tree_rss_mb: float  # peak of the summed PSS of every process in the run's session
     stdout: str
     stderr: str
+
+
+class TreeRss(threading.Thread):
+    """Samples the memory of a whole session (the command, its parsing helpers, GNU time)
+    every 20 ms, because GNU time's %M is the peak of one process only. Summed as PSS
+    (proportional set size), so pages the processes share, such as libpython, count once."""
+
+    def __init__(self, session: int) -> None:
+        super().__init__(daemon=True)
+        self.session, self.peak_mb, self.done = session, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak_mb = max(self.peak_mb, self.sample())
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
+
+    def sample(self) -> float:
+        total_kb = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[3]) != self.session:
+                    continue  # field 6 of stat is the session id
+                for line in (stat.parent / "smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total_kb += int(line.split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended while we looked
+        return total_kb / 1024
 
 
 def run_child(argv: list[str], env: dict[str, str], timeout: float) -> Run:
@@ -334,6 +367,8 @@ def run_child(argv: list[str], env: dict[str, str], timeout: float) -> Run:
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
+    sampler = TreeRss(proc.pid)
+    sampler.start()
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -342,6 +377,7 @@ def run_child(argv: list[str], env: dict[str, str], timeout: float) -> Run:
         out, err = proc.communicate(timeout=30)
         err += f"\n[bench] killed after {timeout:.0f} s\n".encode()
     wall = time.perf_counter() - start
+    sampler.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rss = None
@@ -352,7 +388,7 @@ def run_child(argv: list[str], env: dict[str, str], timeout: float) -> Run:
             rss = int(lines[-1]) / 1024
     elif after.ru_maxrss > before.ru_maxrss:  # a max over all children: only a new peak counts
         rss = after.ru_maxrss / 1024
-    return Run(proc.returncode, wall, cpu, rss, out.decode(errors="replace"),
+    return Run(proc.returncode, wall, cpu, rss, sampler.peak_mb, out.decode(errors="replace"),
                err.decode(errors="replace"))
 
 
@@ -402,13 +438,16 @@ def mb_env(user) -> dict[str, str]:
     env = dict(os.environ)
     env[PASSWORD_ENV] = user.password
     env.pop("MAILBRIDGE_CONFIG", None)
+    # An installed tool has its bytecode compiled; without it every poll compiles ~60 modules.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
 def fmt_line(label: str, n: int, mb: float, run: Run) -> str:
     rss = f"{run.rss_mb:.0f} MB" if run.rss_mb is not None else "n/a"
     return (f"{label} {n} msgs, {mb:.1f} MB in {run.wall:.2f} s = {n / run.wall:.0f} msg/s, "
-            f"{mb / run.wall:.2f} MB/s; CPU {run.cpu:.2f} s; peak RSS {rss}")
+            f"{mb / run.wall:.2f} MB/s; CPU {run.cpu:.2f} s; peak RSS {rss} "
+            f"(all processes together, PSS: {run.tree_rss_mb:.0f} MB)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,6 +493,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=None, help="messages (20000)")
     parser.add_argument("--quick", action="store_true", help="2000 messages")
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter that runs mailbridge, e.g. .venv/bin/python of "
+                             "scripts/install.sh (default: this one)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile a mailbridge sync (cProfile) on a third user")
     parser.add_argument("--timeout", type=float, default=900.0,
@@ -494,7 +536,7 @@ def main() -> int:
 
         # mailbridge: the timed sync first (before any other child), then the polls
         config, store = write_config(work / "a", user_a)
-        cmd = [sys.executable, "-m", "mailbridge", "--config", str(config), "sync", "--quiet"]
+        cmd = [args.python, "-m", "mailbridge", "--config", str(config), "sync", "--quiet"]
         env = mb_env(user_a)
         print("mailbridge sync ...", flush=True)
         mb_run = run_child(cmd, env, args.timeout)

@@ -154,18 +154,18 @@ def test_ingest_failure_is_exit_75_so_the_mta_retries(mb):
 def test_reprocess_refiles_messages_that_failed_to_parse(mb, monkeypatch):
     spool = mb.drop_channel()
     drop(spool, message("Later fixed", message_id="fix@x"), "1")
-    import mailbridge.pipeline.prepare as prepare_mod
+    import mailbridge.domain.parse as parse_mod
     from mailbridge.domain.parse import ParseError
 
-    real = prepare_mod.parse
+    real = parse_mod.parse
 
     def failing(raw):
         raise ParseError("simulated parser bug")
 
-    monkeypatch.setattr(prepare_mod, "parse", failing)
+    monkeypatch.setattr(parse_mod, "parse", failing)
     assert mb("sync").exit_code == 4
     assert tickets(mb) == []
-    monkeypatch.setattr(prepare_mod, "parse", real)
+    monkeypatch.setattr(parse_mod, "parse", real)
     result = mb("reprocess", "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["fixed"] == 1

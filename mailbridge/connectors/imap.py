@@ -23,8 +23,8 @@ from mailbridge.errors import RemoteError
 log = logging.getLogger(__name__)
 
 SEEN = b"\\Seen"
-BATCH_MESSAGES = 200
-BATCH_BYTES = 16 * 1024 * 1024
+BATCH_MESSAGES = 100
+BATCH_BYTES = 4 * 1024 * 1024
 SIZE_CHUNK = 1000  # UIDs per RFC822.SIZE query
 
 

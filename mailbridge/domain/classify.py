@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from mailbridge.domain.parse import ParsedMessage, ParseError, parse
+from mailbridge.domain.message import ParsedMessage, ParseError
 
 HUMAN, AUTO_REPLY, BOUNCE, LIST_BULK, OWN_LOOP = (
     "human", "auto_reply", "bounce", "list_bulk", "own_loop")
@@ -64,6 +64,8 @@ def _classify(msg: ParsedMessage, own: frozenset[str]) -> str:
 def _spam_wrapped_original(msg: ParsedMessage) -> ParsedMessage | None:
     if not any(n == "x-spam-flag" and v.strip().lower() == "yes" for n, v in msg.headers):
         return None
+    from mailbridge.domain.parse import parse  # see domain/message.py
+
     for attachment in msg.attachments:
         if attachment.content_type == "message/rfc822":
             try:

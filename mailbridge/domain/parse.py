@@ -25,46 +25,7 @@ from email.policy import Compat32
 from email.utils import parsedate_to_datetime
 from io import BytesIO
 
-
-@dataclass(frozen=True)
-class Address:
-    name: str
-    email: str
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-    content_id: str | None
-    inline: bool
-    data: bytes = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ParsedMessage:
-    subject: str
-    sender: Address | None
-    to: tuple[Address, ...]
-    cc: tuple[Address, ...]
-    reply_to: tuple[Address, ...]
-    message_id: str | None
-    in_reply_to: str | None
-    references: tuple[str, ...]
-    date: datetime | None
-    text: str
-    html: str | None
-    attachments: tuple[Attachment, ...]
-    headers: tuple[tuple[str, str], ...]
-    content_type: str
-    defects: tuple[str, ...]
-
-
-class ParseError(Exception):
-    """Nothing usable could be obtained from the input."""
-
+from mailbridge.domain.message import Address, Attachment, ParsedMessage, ParseError
 
 # --------------------------------------------------------------------------- charsets
 
@@ -383,7 +344,9 @@ def _repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
 _B64_RUN_RE = re.compile(rb"(?m)^(?:[A-Za-z0-9+/]{40,998}+\r?\n)++")
 _BLOB_TOKEN = b"mailbridge-blob-"
 _BLOB_TOKEN_RE = re.compile(rb"mailbridge-blob-(\d+)(\r?\n)?")
-_BLOB_MIN_RUN = 64 * 1024
+# Also worth it for a typical 5 KB attachment: a third of a mixed corpus' parse time.
+_BLOB_MIN_RUN = 2048
+_BLOB_MIN_MESSAGE = 4 * _BLOB_MIN_RUN
 
 
 def _stash_blobs(raw: bytes) -> tuple[bytes, list[bytes]]:
@@ -393,7 +356,7 @@ def _stash_blobs(raw: bytes) -> tuple[bytes, list[bytes]]:
     is one line. A run cannot contain a boundary, header or blank line, so the MIME structure
     is unchanged, and the bytes go back in when a payload is read (`_Context.restore`).
     """
-    if len(raw) < 16 * _BLOB_MIN_RUN or _BLOB_TOKEN in raw:
+    if len(raw) < _BLOB_MIN_MESSAGE or _BLOB_TOKEN in raw:
         return raw, []
     blobs: list[bytes] = []
 
@@ -871,8 +834,12 @@ def parse(raw: bytes) -> ParsedMessage:
     raw_headers = list(msg.raw_items())
     ctx.set_hints(_charsets(msg, (v for _, v in raw_headers)))
 
+    by_name: dict[str, list[str]] = {}
+    for n, v in raw_headers:
+        by_name.setdefault(n.strip().lower(), []).append(v)
+
     def values(name: str) -> list[str]:
-        return [v for n, v in raw_headers if n.strip().lower() == name]
+        return by_name.get(name, [])
 
     headers = tuple(
         (n.strip().lower(), _header_text(v, ctx, f"the {n.strip().lower()} header"))

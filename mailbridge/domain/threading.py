@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from mailbridge.domain.parse import ParsedMessage
+from mailbridge.domain.message import ParsedMessage
 
 TOKEN_RE = re.compile(r"\[#(\d{1,12})\]")
 

@@ -1,14 +1,19 @@
 """The ingest protocol (DESIGN.md §5): fetch a batch without side effects, prepare it in pure
 code, write records + ledger + cursor in ONE transaction, and only then ack at the source.
 A crash before the commit loses nothing (the source still has it); a crash after the commit
-repeats only the ack (the ledger turns the re-fetch into a no-op)."""
+repeats only the ack (the ledger turns the re-fetch into a no-op).
+
+Batches are pipelined: batch k is parsed in the helper process while batch k+1 is fetched and
+batch k-1 committed and acked. Commits and acks stay in fetch order, so cursors never move
+past a batch that is not committed."""
 
 from __future__ import annotations
 
-from sqlite_utils import Database
+from collections import deque
 
 from mailbridge.connectors.base import Batch, Fetched, Fetcher
-from mailbridge.pipeline.prepare import prepare
+from mailbridge.pipeline.prepare import Prepared
+from mailbridge.pipeline.prepare_helper import Job, Preparer, prepare_all
 from mailbridge.pipeline.report import (
     DUPLICATE,
     FAILED,
@@ -20,30 +25,50 @@ from mailbridge.pipeline.report import (
 )
 from mailbridge.pipeline.tickets import ChannelPlan, file_message
 from mailbridge.store import ledger, messages
+from mailbridge.store.db import Store
 
 
-def ingest(db: Database, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter) -> Counts:
+def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
+           parallel: bool = True) -> Counts:
     counts = Counts()
-    for batch in fetcher.fetch(ledger.LedgerState(db, plan.name)):
-        outcomes = commit_batch(db, plan, batch)
-        fetcher.ack([o.ref for o in outcomes if o.kind != FAILED])
-        for item, outcome in zip(batch.items, outcomes, strict=True):
-            counts.add(outcome)
-            reporter.item(plan.name, outcome, len(item.raw or b""))
+    pending: deque[tuple[Batch, Job]] = deque()
+    with Preparer(plan.own_addresses, use_helper=parallel) as preparer:
+        for batch in fetcher.fetch(ledger.LedgerState(db, plan.name)):
+            ready = None
+            if len(pending) >= preparer.depth:  # collect first, so a helper is free again
+                oldest, job = pending.popleft()
+                ready = (oldest, job())
+            pending.append((batch, preparer.submit([item.raw for item in batch.items])))
+            if ready:
+                _finish(db, plan, fetcher, reporter, counts, *ready)
+        while pending:
+            oldest, job = pending.popleft()
+            _finish(db, plan, fetcher, reporter, counts, oldest, job())
     return counts
 
 
-def commit_batch(db: Database, plan: ChannelPlan, batch: Batch) -> list[Outcome]:
-    prepared = {id(item): prepare(item.raw, plan.own_addresses)
-                for item in batch.items if item.raw is not None}
+def _finish(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
+            counts: Counts, batch: Batch, prepared: list[Prepared | None]) -> None:
+    outcomes = commit_batch(db, plan, batch, prepared)
+    fetcher.ack([o.ref for o in outcomes if o.kind != FAILED])
+    for item, outcome in zip(batch.items, outcomes, strict=True):
+        counts.add(outcome)
+        reporter.item(plan.name, outcome, len(item.raw or b""))
+
+
+def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
+                 prepared: list[Prepared | None] | None = None) -> list[Outcome]:
+    if prepared is None:
+        prepared = prepare_all([item.raw for item in batch.items], plan.own_addresses)
     with db.atomic():
-        outcomes = [_record(db, plan, item, prepared.get(id(item))) for item in batch.items]
+        outcomes = [_record(db, plan, item, prep)
+                    for item, prep in zip(batch.items, prepared, strict=True)]
         if batch.cursor is not None:
             ledger.save_cursor(db, plan.name, batch.mailbox, batch.folder, batch.cursor)
     return outcomes
 
 
-def _record(db: Database, plan: ChannelPlan, item: Fetched, prep) -> Outcome:
+def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None) -> Outcome:
     if prep is None:
         return Outcome(item.ref, FAILED, detail=item.error or "unreadable")
     if ledger.seen(db, plan.name, item.ref):

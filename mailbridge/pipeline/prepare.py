@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mailbridge.domain.classify import classify
-from mailbridge.domain.parse import ParsedMessage, ParseError, parse
+from mailbridge.domain.message import ParsedMessage, ParseError
 from mailbridge.domain.threading import fingerprint
 
 
@@ -21,6 +21,9 @@ class Prepared:
 
 
 def prepare(raw: bytes, own_addresses: Iterable[str] = ()) -> Prepared:
+    # Imported here: a cron poll that finds nothing new never loads the parser.
+    from mailbridge.domain.parse import parse
+
     try:
         parsed = parse(raw)
         error = None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.tickets import ChannelPlan, file_message
 from mailbridge.store import messages
+from mailbridge.store.db import Store
 
 
-def reprocess(db: Database, plans: dict[str, ChannelPlan], only_failed: bool = True) -> dict:
+def reprocess(db: Store, plans: dict[str, ChannelPlan], only_failed: bool = True) -> dict:
     sql = "SELECT id, channel, parse_error IS NOT NULL FROM messages"
     if only_failed:
         sql += " WHERE parse_error IS NOT NULL"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlite_utils import Database
-
 from mailbridge.domain.classify import HUMAN, OWN_LOOP
-from mailbridge.domain.parse import ParsedMessage
+from mailbridge.domain.message import ParsedMessage
 from mailbridge.domain.routing import route_queue
 from mailbridge.domain.threading import related_ids, ticket_token
 from mailbridge.pipeline.report import NEW_TICKET, NO_TICKET, THREADED
 from mailbridge.store import tickets
+from mailbridge.store.db import Store
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class ChannelPlan:
     own_addresses: tuple[str, ...] = ()
 
 
-def file_message(db: Database, plan: ChannelPlan, message: int, parsed: ParsedMessage,
+def file_message(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessage,
                  classification: str) -> tuple[str, int | None]:
     """Returns (outcome kind, ticket id)."""
     if classification == OWN_LOOP:

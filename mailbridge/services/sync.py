@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlite_utils import Database
-
 from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.memory import MemoryFetcher
 from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError
@@ -14,7 +12,7 @@ from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.services.connectors import build_fetcher, plan_for
 from mailbridge.store import runs
-from mailbridge.store.db import open_store, translate_errors
+from mailbridge.store.db import Store, open_store, translate_errors
 from mailbridge.store.lock import write_lock
 
 
@@ -51,7 +49,7 @@ def sync(config: Config, names: Sequence[str], reporter: Reporter) -> list[Chann
             db.close()
 
 
-def sync_channel(db: Database, config: Config, channel: Channel,
+def sync_channel(db: Store, config: Config, channel: Channel,
                  reporter: Reporter) -> ChannelResult:
     with translate_errors(config.store_path):
         run = runs.start(db, channel.name)

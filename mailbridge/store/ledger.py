@@ -7,13 +7,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlite_utils import Database
-
 from mailbridge.domain.source import SourceRef
-from mailbridge.store.db import now
+from mailbridge.store.db import Store, insert_row, now
 
 
-def seen(db: Database, channel: str, ref: SourceRef) -> bool:
+def seen(db: Store, channel: str, ref: SourceRef) -> bool:
     row = db.execute(
         "SELECT 1 FROM ledger WHERE channel=? AND mailbox=? AND folder=? AND source_key=?",
         [channel, ref.mailbox, ref.folder, ref.key],
@@ -21,7 +19,7 @@ def seen(db: Database, channel: str, ref: SourceRef) -> bool:
     return row is not None
 
 
-def known(db: Database, channel: str, mailbox: str, folder: str,
+def known(db: Store, channel: str, mailbox: str, folder: str,
           keys: Iterable[str]) -> set[str]:
     found: set[str] = set()
     keys = list(keys)
@@ -37,7 +35,7 @@ def known(db: Database, channel: str, mailbox: str, folder: str,
 class LedgerState:
     """The store's answers to a connector's questions about one channel (SourceState)."""
 
-    def __init__(self, db: Database, channel: str) -> None:
+    def __init__(self, db: Store, channel: str) -> None:
         self.db, self.channel = db, channel
 
     def cursor(self, mailbox: str, folder: str) -> dict[str, Any] | None:
@@ -47,16 +45,17 @@ class LedgerState:
         return known(self.db, self.channel, mailbox, folder, keys)
 
 
-def record(db: Database, channel: str, ref: SourceRef, fingerprint: str,
+def record(db: Store, channel: str, ref: SourceRef, fingerprint: str,
            message: int | None, status: str) -> None:
-    db["ledger"].insert(
+    insert_row(
+        db, "ledger",
         {"channel": channel, "mailbox": ref.mailbox, "folder": ref.folder, "source_key": ref.key,
          "fingerprint": fingerprint, "message": message, "status": status, "stored_at": now()},
         replace=True,
     )
 
 
-def get_cursor(db: Database, channel: str, mailbox: str, folder: str) -> dict[str, Any] | None:
+def get_cursor(db: Store, channel: str, mailbox: str, folder: str) -> dict[str, Any] | None:
     row = db.execute(
         "SELECT state_json FROM cursors WHERE channel=? AND mailbox=? AND folder=?",
         [channel, mailbox, folder],
@@ -64,9 +63,10 @@ def get_cursor(db: Database, channel: str, mailbox: str, folder: str) -> dict[st
     return json.loads(row[0]) if row else None
 
 
-def save_cursor(db: Database, channel: str, mailbox: str, folder: str,
+def save_cursor(db: Store, channel: str, mailbox: str, folder: str,
                 state: dict[str, Any]) -> None:
-    db["cursors"].insert(
+    insert_row(
+        db, "cursors",
         {"channel": channel, "mailbox": mailbox, "folder": folder,
          "state_json": json.dumps(state, sort_keys=True), "updated_at": now()},
         replace=True,

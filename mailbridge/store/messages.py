@@ -7,13 +7,11 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from sqlite_utils import Database
-
-from mailbridge.domain.parse import Address, ParsedMessage
-from mailbridge.store.db import now
+from mailbridge.domain.message import Address, ParsedMessage
+from mailbridge.store.db import Store, insert_row, now, update_row
 
 
-def find_by_fingerprint(db: Database, channel: str, fingerprint: str) -> int | None:
+def find_by_fingerprint(db: Store, channel: str, fingerprint: str) -> int | None:
     row = db.execute("SELECT id FROM messages WHERE channel=? AND fingerprint=?",
                      [channel, fingerprint]).fetchone()
     return row[0] if row else None
@@ -44,7 +42,7 @@ def parsed_columns(parsed: ParsedMessage | None, classification: str | None,
     }
 
 
-def insert(db: Database, channel: str, fingerprint: str, raw: bytes,
+def insert(db: Store, channel: str, fingerprint: str, raw: bytes,
            parsed: ParsedMessage | None, classification: str | None,
            parse_error: str | None, direction: str = "in") -> int:
     row = {
@@ -57,32 +55,31 @@ def insert(db: Database, channel: str, fingerprint: str, raw: bytes,
         "stored_at": now(),
         **parsed_columns(parsed, classification, parse_error),
     }
-    message = db["messages"].insert(row).last_pk
+    message = insert_row(db, "messages", row)
     _insert_attachments(db, message, parsed)
     return message
 
 
-def update_parse(db: Database, message: int, parsed: ParsedMessage | None,
+def update_parse(db: Store, message: int, parsed: ParsedMessage | None,
                  classification: str | None, parse_error: str | None) -> None:
     """Re-parse results for `reprocess`; the raw bytes are never touched."""
-    db["messages"].update(message, parsed_columns(parsed, classification, parse_error))
+    update_row(db, "messages", message, parsed_columns(parsed, classification, parse_error))
     db.execute("DELETE FROM attachments WHERE message=?", [message])
     _insert_attachments(db, message, parsed)
 
 
-def raw_of(db: Database, message: int) -> bytes:
+def raw_of(db: Store, message: int) -> bytes:
     return db.execute("SELECT raw FROM messages WHERE id=?", [message]).fetchone()[0]
 
 
-def _insert_attachments(db: Database, message: int, parsed: ParsedMessage | None) -> None:
+def _insert_attachments(db: Store, message: int, parsed: ParsedMessage | None) -> None:
     if parsed is None:
         return
-    db["attachments"].insert_all(
-        {"message": message, "position": i, "filename": a.filename,
-         "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
-         "content_id": a.content_id, "inline": int(a.inline)}
-        for i, a in enumerate(parsed.attachments)
-    )
+    db.conn.executemany(
+        "INSERT INTO attachments (message, position, filename, content_type, size, sha256, "
+        "content_id, inline) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(message, i, a.filename, a.content_type, a.size, a.sha256, a.content_id, int(a.inline))
+         for i, a in enumerate(parsed.attachments)])
 
 
 def _addresses(addrs: tuple[Address, ...]) -> str:

@@ -1,15 +1,23 @@
-"""Versioned schema. Append new migrations; never edit one that has shipped."""
+"""Versioned schema. Append new steps to STEPS; never edit one that has shipped.
+
+sqlite-utils applies them and records them in its `_sqlite_migrations` table. Importing
+sqlite-utils costs ~70 ms, a quarter of a cron poll, so whether anything is pending is read
+from that table with plain SQL and the library is loaded only when a step must run."""
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-migrations = Migrations("mailbridge")
+if TYPE_CHECKING:
+    from sqlite_utils.migrations import Migrations
+
+SET_NAME = "mailbridge"
+TABLE = "_sqlite_migrations"  # sqlite_utils.migrations.Migrations.migrations_table
 
 
-@migrations()
-def m001_foundation(db: Database) -> None:
+def m001_foundation(db: Any) -> None:
     db.executescript(
         """
         CREATE TABLE cursors (
@@ -90,3 +98,38 @@ def m001_foundation(db: Database) -> None:
         CREATE INDEX runs_channel ON runs (channel, started_at);
         """
     )
+
+
+STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation,)
+
+
+def applied(conn: sqlite3.Connection) -> list[str]:
+    try:
+        rows = conn.execute(f"SELECT name FROM {TABLE} WHERE migration_set=? ORDER BY rowid",
+                            [SET_NAME]).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    return [row[0] for row in rows]
+
+
+def pending(conn: sqlite3.Connection) -> list[str]:
+    done = set(applied(conn))
+    return [step.__name__ for step in STEPS if step.__name__ not in done]
+
+
+def apply(conn: sqlite3.Connection) -> None:
+    if pending(conn):
+        from sqlite_utils import Database
+
+        migration_set().apply(Database(conn))
+
+
+def migration_set() -> Migrations:
+    from sqlite_utils.migrations import Migrations
+
+    steps = Migrations(SET_NAME)
+    for step in STEPS:
+        steps()(step)
+    return steps

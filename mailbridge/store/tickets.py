@@ -6,16 +6,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlite_utils import Database
-
-from mailbridge.store.db import now
+from mailbridge.store.db import Store, insert_row, now
 
 
-def ensure_queue(db: Database, name: str) -> None:
+def ensure_queue(db: Store, name: str) -> None:
     db.execute("INSERT OR IGNORE INTO queues (name, created_at) VALUES (?, ?)", [name, now()])
 
 
-def find_for_thread(db: Database, channel: str, related_ids: Sequence[str],
+def find_for_thread(db: Store, channel: str, related_ids: Sequence[str],
                     token: int | None) -> int | None:
     """The ticket a message answers: by the ids it refers to, else by the subject token."""
     for mid in related_ids:
@@ -34,19 +32,19 @@ def find_for_thread(db: Database, channel: str, related_ids: Sequence[str],
     return None
 
 
-def create(db: Database, channel: str, queue: str, subject: str, requester_name: str,
+def create(db: Store, channel: str, queue: str, subject: str, requester_name: str,
            requester_email: str, kind: str) -> int:
     ensure_queue(db, queue)
     stamp = now()
-    return db["tickets"].insert({
+    return insert_row(db, "tickets", {
         "channel": channel, "queue": queue, "status": "open", "kind": kind,
         "subject": subject, "requester_name": requester_name,
         "requester_email": requester_email, "created_at": stamp, "updated_at": stamp,
         "message_count": 0,
-    }).last_pk
+    })
 
 
-def add_message(db: Database, ticket: int, message: int, reopen: bool = True) -> None:
+def add_message(db: Store, ticket: int, message: int, reopen: bool = True) -> None:
     """Thread a message into a ticket; a customer's answer reopens a closed ticket."""
     cur = db.execute("INSERT OR IGNORE INTO ticket_messages (ticket, message, added_at) "
                      "VALUES (?, ?, ?)", [ticket, message, now()])
@@ -60,7 +58,7 @@ LIST_COLUMNS = ("id", "channel", "queue", "status", "kind", "requester_email", "
                 "message_count", "created_at", "updated_at")
 
 
-def list_tickets(db: Database, channel: str | None = None, queue: str | None = None,
+def list_tickets(db: Store, channel: str | None = None, queue: str | None = None,
                  status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     where, params = [], []
     for column, value in (("channel", channel), ("queue", queue), ("status", status)):
@@ -76,7 +74,7 @@ def list_tickets(db: Database, channel: str | None = None, queue: str | None = N
     return [dict(zip(LIST_COLUMNS, row, strict=True)) for row in db.execute(sql, params)]
 
 
-def get(db: Database, ticket: int) -> dict[str, Any] | None:
+def get(db: Store, ticket: int) -> dict[str, Any] | None:
     row = db.execute(f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets WHERE id=?",
                      [ticket]).fetchone()
     return dict(zip(LIST_COLUMNS, row, strict=True)) if row else None
@@ -87,7 +85,7 @@ MESSAGE_COLUMNS = ("id", "message_id", "direction", "classification", "from_name
                    "parse_error")
 
 
-def messages_of(db: Database, ticket: int) -> list[dict[str, Any]]:
+def messages_of(db: Store, ticket: int) -> list[dict[str, Any]]:
     rows = db.execute(
         f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS)} FROM ticket_messages tm "
         "JOIN messages m ON m.id = tm.message WHERE tm.ticket=? ORDER BY m.id", [ticket])
