@@ -143,9 +143,29 @@ def test_doctor_reports_each_part(mb):
     checks = {c["check"]: c for c in json.loads(result.stdout)}
     assert checks["config"]["status"] == "ok"
     assert checks["store"]["status"] == "ok"
+    assert checks["store integrity"]["detail"] == "PRAGMA quick_check: ok"
     assert checks["channel support"]["detail"].startswith("last success")
+    assert checks["connection support"]["detail"].endswith(": 0 waiting")
+    offline = json.loads(mb("doctor", "--offline", "--format", "json").stdout)
+    assert not [c for c in offline if c["check"].startswith("connection")]
     mb.config.write_text("nonsense = [")
     assert mb("doctor").exit_code == 2
+
+
+def test_doctor_fails_an_unreachable_server(mb, monkeypatch):
+    from servers.dovecot import free_port
+
+    monkeypatch.setenv("MB_DOCTOR_PW", "x")
+    mb.write_config([{"name": "desk", "incoming": {
+        "type": "imap", "host": "127.0.0.1", "port": free_port(), "security": "none",
+        "username": "u", "password": {"env": "MB_DOCTOR_PW"}, "timeout": 5}}])
+    result = mb("doctor", "--format", "json")
+    assert result.exit_code == 4
+    failed = {c["check"]: c["detail"] for c in json.loads(result.stdout)
+              if c["status"] == "fail"}
+    assert list(failed) == ["connection desk"]
+    assert "127.0.0.1" in failed["connection desk"]
+    assert mb("doctor", "--offline").exit_code == 0
 
 
 def test_demo_runs_on_the_embedded_samples(tmp_path):

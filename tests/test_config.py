@@ -28,7 +28,8 @@ def test_every_problem_is_reported_together():
                       "password": "hunter22"}},
         {"name": "support", "incoming": {"type": "carrier-pigeon"}},
     ], "stroe": {}})
-    assert "config.toml: stroe: unknown key (expected one of: store, m365, channel)" in found
+    assert ("config.toml: stroe: unknown key (expected one of: store, alerts, m365, channel)"
+            in found)
     assert "config.toml: channel.support.mode: must be one of \"tickets\", \"engagements\", " \
            "\"sales\"" in found
     assert "config.toml: channel.support.colour: unknown key" in found
@@ -116,3 +117,16 @@ def test_add_channel_service_rejects_duplicates(tmp_path):
     add_channel(path, {"name": "x", "incoming": {"type": "drop", "spool": str(tmp_path / "s")}})
     with pytest.raises(Exception, match="exists already"):
         add_channel(path, {"name": "x", "incoming": {"type": "drop"}})
+
+
+def test_example_config_mentions_every_key_the_schema_knows():
+    import re
+
+    from mailbridge.config import schema
+
+    text = (REPO / "config.example.toml").read_text()
+    specs = [schema.STORE, schema.ALERTS, schema.M365_APP, schema.CHANNEL, schema.ROUTE,
+             *schema.INCOMING.values(), *schema.OUTGOING.values()]
+    missing = sorted({key for spec in specs for key in spec
+                      if not re.search(rf"(?:^|[\s{{,#]){key}\s*=", text)})
+    assert missing == []

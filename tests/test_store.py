@@ -12,6 +12,7 @@ import pytest
 from conftest import drop, message
 
 from mailbridge.errors import LockBusyError, StoreError
+from mailbridge.store import migrations
 from mailbridge.store.db import open_store, schema_status
 from mailbridge.store.lock import write_lock
 
@@ -21,9 +22,31 @@ def test_new_store_is_private_wal_and_current(tmp_path):
     db = open_store(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert schema_status(db) == (1, 0)
+    assert schema_status(db) == (len(migrations.STEPS), 0)
     db.close()
-    assert schema_status(open_store(path)) == (1, 0)  # reopening applies nothing twice
+    again = open_store(path)
+    assert schema_status(again) == (len(migrations.STEPS), 0)  # nothing applied twice
+    applied = again.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
+    assert applied == len(migrations.STEPS)
+
+
+def test_an_older_store_is_upgraded_and_keeps_its_data(tmp_path):
+    """A store made by a release that had only the first migration."""
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    path = tmp_path / "old.db"
+    old = migrations.migration_set()
+    old.apply(Database(sqlite3.connect(path)), stop_before=migrations.STEPS[1].__name__)
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO queues (name, created_at) VALUES ('kept', 'then')")
+    with pytest.raises(StoreError, match="older than this mailbridge"):
+        open_store(path, readonly=True)
+    db = open_store(path)
+    assert schema_status(db) == (len(migrations.STEPS), 0)
+    assert db.execute("SELECT name FROM queues").fetchall() == [("kept",)]
+    assert db.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
 
 
 def test_a_file_that_is_not_sqlite_is_refused_and_untouched(mb):

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from mailbridge import __version__, redact
-from mailbridge.cli import cmd_admin, cmd_channels, cmd_setup, cmd_sync, cmd_tickets
+from mailbridge.cli import cmd_admin, cmd_channels, cmd_ops, cmd_setup, cmd_sync, cmd_tickets
 from mailbridge.cli.output import note
 from mailbridge.cli.state import setup_logging, state
 from mailbridge.errors import EXIT_INTERNAL, ConfigError, MailbridgeError
@@ -87,6 +87,7 @@ def root(
 cmd_setup.register(app)
 cmd_channels.register(app)
 cmd_sync.register(app)
+cmd_ops.register(app)
 cmd_tickets.register(app)
 cmd_admin.register(app)
 

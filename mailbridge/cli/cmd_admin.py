@@ -39,9 +39,16 @@ def check(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
         raise typer.Exit(3)
 
 
-def doctor(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
-    """Check the config, the store, the keyring and every channel's last sync."""
-    checks = doctor_service.diagnose(state(ctx).path)
+def doctor(
+    ctx: typer.Context,
+    fmt: Format = FORMAT_OPTION,
+    offline: bool = typer.Option(False, "--offline", help="Skip logging in to each channel's "
+                                 "server (no network)."),
+) -> None:
+    """Check the config, the store and its integrity, the keyring, every channel's health
+    and (unless --offline) that each enabled channel's server accepts our login.
+    Exit 4 if a check fails, 2 if the config is invalid."""
+    checks = doctor_service.diagnose(state(ctx).path, connect=not offline)
     emit(checks, fmt, ("check", "status", "detail"))
     if any(c["status"] == "fail" for c in checks):
         config_bad = any(c["check"] == "config" and c["status"] == "fail" for c in checks)

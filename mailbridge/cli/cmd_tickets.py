@@ -8,12 +8,13 @@ from email.utils import format_datetime
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json
+from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
-from mailbridge.services import queries
+from mailbridge.services import queries, queues
 from mailbridge.store.tickets import LIST_COLUMNS
 
-group = typer.Typer(help="Read tickets from the store.", no_args_is_help=True)
+group = typer.Typer(help="Read tickets from the store and move them between queues.",
+                    no_args_is_help=True)
 
 
 @group.command("list")
@@ -72,6 +73,17 @@ def show(
             typer.echo(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
         typer.echo("")
         typer.echo(m["text"].rstrip() if m["text"] else f"(no text: {m['parse_error'] or ''})")
+
+
+@group.command("move")
+def move(
+    ctx: typer.Context,
+    ticket: int = typer.Argument(..., help="Ticket id."),
+    queue: str = typer.Option(..., "--queue", "-q", help="Queue to move it to."),
+) -> None:
+    """Move a ticket to another queue (created if new)."""
+    previous = queues.move_ticket(state(ctx).config(), ticket, queue)
+    note(f"ticket #{ticket}: {previous} → {queue}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from mailbridge.config import paths
-from mailbridge.config.model import Config, build_channel
+from mailbridge.config.model import AlertSettings, Config, build_channel
 from mailbridge.config.schema import (
+    ALERTS,
     CHANNEL,
     INCOMING,
     M365_APP,
@@ -51,6 +52,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         if key not in TOP_LEVEL:
             v.problem(key, "unknown key (expected one of: " + ", ".join(TOP_LEVEL) + ")")
     store = v.table("store", data.get("store", {}), STORE)
+    alerts = v.table("alerts", data.get("alerts", {}), ALERTS)
     apps = []
     for i, app in enumerate(_table_list(v, "m365", data.get("m365", []))):
         apps.append(v.table(f"m365[{_label(app, i)}]", app, M365_APP))
@@ -81,6 +83,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
                     else paths.default_store_path()),
         channels=tuple(build_channel(c) for c in channels),
         m365=tuple(apps),
+        alerts=AlertSettings(tuple(alerts["command"] or ()), alerts["after_failures"]),
         data=data,
     )
 

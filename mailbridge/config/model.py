@@ -27,7 +27,7 @@ class Channel:
     use_common_signature: bool
     quoting: str
     forward_creates_ticket: bool
-    no_messages_hours: int
+    no_messages_hours: float
     main_email: str | None
     additional_email: str | None
     default_queue: str
@@ -49,11 +49,18 @@ class Channel:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    command: tuple[str, ...] = ()  # gets each alert as JSON on stdin
+    after_failures: int = 3  # consecutive failed syncs before a channel is "failing"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     store_path: Path
     channels: tuple[Channel, ...] = ()
     m365: tuple[dict[str, Any], ...] = ()
+    alerts: AlertSettings = AlertSettings()
     data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def channel(self, name: str) -> Channel | None:

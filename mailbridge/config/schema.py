@@ -78,6 +78,15 @@ def choice(*options: str) -> Check:
     return check
 
 
+def number(lo: float, hi: float) -> Check:
+    def check(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            raise Invalid(f"must be a number {lo:g}–{hi:g}")
+        return float(v)
+
+    return check
+
+
 def string_list(allow_empty: bool = False) -> Check:
     def check(v: Any) -> list[str]:
         if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
@@ -216,7 +225,7 @@ CHANNEL: dict[str, Key] = {
     "use_common_signature": Key(boolean, False),
     "quoting": Key(choice("none", "send_to_client", "display_and_send"), "display_and_send"),
     "forward_creates_ticket": Key(boolean, True),
-    "no_messages_hours": Key(integer(0, 24 * 365), 0),
+    "no_messages_hours": Key(number(0, 24 * 365), 0.0),
     "main_email": Key(email, None),
     "additional_email": Key(email, None),
     "default_queue": Key(name, "general"),
@@ -236,4 +245,8 @@ M365_APP: dict[str, Key] = {
 }
 
 STORE = {"path": Key(string(allow_empty=False), None)}
-TOP_LEVEL = ("store", "m365", "channel")
+ALERTS = {
+    "command": Key(string_list(), None),
+    "after_failures": Key(integer(1, 1000), 3),
+}
+TOP_LEVEL = ("store", "alerts", "m365", "channel")

@@ -10,6 +10,7 @@ past a batch that is not committed."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from mailbridge.connectors.base import Batch, Fetched, Fetcher
 from mailbridge.pipeline.prepare import Prepared
@@ -29,11 +30,16 @@ from mailbridge.store.db import Store
 
 
 def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
-           parallel: bool = True) -> Counts:
+           parallel: bool = True, should_stop: Callable[[], bool] = lambda: False) -> Counts:
+    """`should_stop` is asked between batches (`run` got SIGTERM): what was fetched is still
+    committed and acked, nothing more is fetched, the rest waits for the next sync."""
     counts = Counts()
     pending: deque[tuple[Batch, Job]] = deque()
     with Preparer(plan.own_addresses, use_helper=parallel) as preparer:
         for batch in fetcher.fetch(ledger.LedgerState(db, plan.name)):
+            if should_stop():
+                counts.stopped = True
+                break
             ready = None
             if len(pending) >= preparer.depth:  # collect first, so a helper is free again
                 oldest, job = pending.popleft()

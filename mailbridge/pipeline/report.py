@@ -35,6 +35,7 @@ class Counts:
     failed: int = 0
     unparsed: int = 0
     errors: list[str] = field(default_factory=list)
+    stopped: bool = False  # asked to stop between batches; the rest is left for next time
 
     def add(self, outcome: Outcome) -> None:
         self.fetched += 1

@@ -1,15 +1,21 @@
-"""`doctor`: is the config valid, the store current, the keyring usable, each channel healthy?"""
+"""`doctor`: is the config valid, the store current and intact, the keyring usable, each
+channel healthy (by the same rules as `status`) and, unless offline, each connection
+reachable?"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mailbridge.config.load import load_config
+from mailbridge.config.model import Channel, Config
 from mailbridge.config.secrets import NO_BACKEND_HINT
 from mailbridge.errors import MailbridgeError
+from mailbridge.services import health
+from mailbridge.services.connectors import test_connection
 from mailbridge.store import runs
-from mailbridge.store.db import open_store, schema_status
+from mailbridge.store.db import Store, open_store, schema_status
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -28,40 +34,70 @@ def keyring_check() -> dict[str, str]:
     return _check("keyring", OK, type(backend).__module__ + "." + type(backend).__name__)
 
 
-def diagnose(config_path: Path) -> list[dict[str, Any]]:
+def diagnose(config_path: Path, connect: bool = True) -> list[dict[str, Any]]:
     try:
         config = load_config(config_path)
     except MailbridgeError as exc:
         problems = getattr(exc, "problems", [str(exc)])
         return [_check("config", FAIL, p) for p in problems] + [keyring_check()]
     checks = [_check("config", OK, f"{config.path}: {len(config.channels)} channel(s)"),
-              keyring_check()]
-    if not config.store_path.exists():
-        checks.append(_check("store", WARN, f"{config.store_path}: not created yet "
-                                            "(the first `mailbridge sync` creates it)"))
-        return checks
-    try:
-        db = open_store(config.store_path, readonly=True)
-    except MailbridgeError as exc:
-        return checks + [_check("store", FAIL, str(exc))]
-    try:
-        applied, pending = schema_status(db)
-        checks.append(_check("store", OK, f"{config.store_path}: schema version {applied}"))
-        for channel in config.channels:
-            checks.append(_channel_check(db, channel.name, channel.enabled))
-    finally:
-        db.close()
+              keyring_check(), *_store_checks(config)]
+    if connect:
+        checks += [_connection_check(c) for c in config.channels if c.enabled]
     return checks
 
 
-def _channel_check(db, name: str, enabled: bool) -> dict[str, str]:
-    if not enabled:
-        return _check(f"channel {name}", OK, "disabled")
-    last = runs.latest(db, name)
-    success = runs.last_success(db, name)
+def _store_checks(config: Config) -> list[dict[str, str]]:
+    if not config.store_path.exists():
+        return [_check("store", WARN, f"{config.store_path}: not created yet "
+                                      "(the first `mailbridge sync` creates it)")]
+    try:
+        db = open_store(config.store_path, readonly=True)
+    except MailbridgeError as exc:
+        return [_check("store", FAIL, str(exc))]
+    try:
+        applied, _ = schema_status(db)
+        now = datetime.now(UTC)
+        return [_check("store", OK, f"{config.store_path}: schema version {applied}"),
+                _integrity_check(db),
+                *(_channel_check(db, config, channel, now) for channel in config.channels)]
+    finally:
+        db.close()
+
+
+def _integrity_check(db: Store) -> dict[str, str]:
+    rows = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
+    if rows == ["ok"]:
+        return _check("store integrity", OK, "PRAGMA quick_check: ok")
+    return _check("store integrity", FAIL, "PRAGMA quick_check: " + "; ".join(rows) +
+                  " (back up the file, then try `sqlite3 FILE .recover`)")
+
+
+def _channel_check(db: Store, config: Config, channel: Channel,
+                   now: datetime) -> dict[str, str]:
+    name = f"channel {channel.name}"
+    if not channel.enabled:
+        return _check(name, OK, "disabled")
+    last = runs.latest(db, channel.name)
+    success = runs.last_success(db, channel.name)
     if last is None:
-        return _check(f"channel {name}", WARN, "never synced")
+        return _check(name, WARN, "never synced")
+    problems = health.judge(db, config, channel, now)
+    if problems:
+        return _check(name, FAIL, "; ".join(c.detail for c in problems))
     if last["status"] == "ok":
-        return _check(f"channel {name}", OK, f"last success {success}")
-    return _check(f"channel {name}", FAIL if last["status"] == "failed" else WARN,
-                  f"last run {last['status']}: {last['error']}; last success {success or 'never'}")
+        return _check(name, OK, f"last success {success}")
+    return _check(name, WARN, f"last run {last['status']}: {last['error']}; "
+                              f"last success {success or 'never'}")
+
+
+def _connection_check(channel: Channel) -> dict[str, str]:
+    name = f"connection {channel.name}"
+    try:
+        found = test_connection(channel)
+    except MailbridgeError as exc:
+        return _check(name, FAIL, exc.message + (f" ({exc.hint})" if exc.hint else ""))
+    if found["type"] == "drop":
+        return _check(name, OK, f"spool {found['spool']}: {found['waiting']} waiting")
+    folders = ", ".join(f"{f['folder']} {f['unread']} unread" for f in found["synced"])
+    return _check(name, OK, f"{found['type']} {found['host']}: login ok; {folders}")

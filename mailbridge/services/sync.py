@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mailbridge.config.model import Channel, Config
@@ -13,7 +13,7 @@ from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.services.connectors import build_fetcher, plan_for
 from mailbridge.store import runs
 from mailbridge.store.db import Store, open_store, translate_errors
-from mailbridge.store.lock import write_lock
+from mailbridge.store.lock import service_lock, write_lock
 
 
 @dataclass
@@ -41,7 +41,7 @@ def select_channels(config: Config, names: Sequence[str]) -> list[Channel]:
 
 def sync(config: Config, names: Sequence[str], reporter: Reporter) -> list[ChannelResult]:
     channels = select_channels(config, names)
-    with write_lock(config.store_path):
+    with service_lock(config.store_path), write_lock(config.store_path):
         db = open_store(config.store_path)
         try:
             return [sync_channel(db, config, ch, reporter) for ch in channels]
@@ -49,8 +49,8 @@ def sync(config: Config, names: Sequence[str], reporter: Reporter) -> list[Chann
             db.close()
 
 
-def sync_channel(db: Store, config: Config, channel: Channel,
-                 reporter: Reporter) -> ChannelResult:
+def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter,
+                 should_stop: Callable[[], bool] = lambda: False) -> ChannelResult:
     with translate_errors(config.store_path):
         run = runs.start(db, channel.name)
     counts = Counts()
@@ -58,7 +58,8 @@ def sync_channel(db: Store, config: Config, channel: Channel,
         fetcher = build_fetcher(channel)
         try:
             with translate_errors(config.store_path):
-                counts = ingest(db, plan_for(channel), fetcher, reporter)
+                counts = ingest(db, plan_for(channel), fetcher, reporter,
+                                should_stop=should_stop)
         finally:
             fetcher.close()
     except MailbridgeError as exc:

@@ -1,4 +1,6 @@
-"""One writer at a time: an advisory lock beside the store file. Readers never take it."""
+"""Advisory locks beside the store file. The write lock: one writer at a time, held for a sync
+or for one job of `run` (readers never take it). The service lock: held by `mailbridge run` for
+its whole life, so a cron `sync` beside it stops with a clear line instead of racing it."""
 
 from __future__ import annotations
 
@@ -14,7 +16,43 @@ from mailbridge.errors import LockBusyError, StoreError
 
 @contextlib.contextmanager
 def write_lock(store_path: Path, wait_seconds: float = 0.0) -> Iterator[None]:
-    lock_path = store_path.with_name(store_path.name + ".lock")
+    with _flock(store_path.with_name(store_path.name + ".lock"), wait_seconds) as holder:
+        if holder is not None:
+            raise LockBusyError(
+                f"another mailbridge process (pid {holder}) is writing to {store_path}",
+                "try again when it has finished")
+        yield
+
+
+@contextlib.contextmanager
+def service_lock(store_path: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Held by `run` for its life and by a one-shot `sync` for its duration."""
+    with _flock(_service_path(store_path), wait_seconds) as holder:
+        if holder is not None:
+            raise LockBusyError(
+                f"mailbridge (pid {holder}) is already syncing {store_path}: `mailbridge run` "
+                "or another `mailbridge sync`",
+                "`mailbridge run` syncs every channel on schedule; see `mailbridge status`")
+        yield
+
+
+def service_running(store_path: Path) -> int | None:
+    """The pid of the `mailbridge run` serving this store, if one is."""
+    path = _service_path(store_path)
+    if not path.exists():
+        return None
+    with _flock(path, 0.0) as holder:
+        return int(holder) if holder and holder.isdigit() else None
+
+
+def _service_path(store_path: Path) -> Path:
+    return store_path.with_name(store_path.name + ".run.lock")
+
+
+@contextlib.contextmanager
+def _flock(lock_path: Path, wait_seconds: float) -> Iterator[str | None]:
+    """Yields None once the lock is ours (our pid is written into it), or the holder's pid
+    as text if it stayed busy for `wait_seconds`."""
     try:
         lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -28,14 +66,11 @@ def write_lock(store_path: Path, wait_seconds: float = 0.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-                    raise LockBusyError(
-                        f"another mailbridge process (pid {holder}) is writing to {store_path}",
-                        "try again when it has finished",
-                    ) from None
+                    yield os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                    return
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
+        yield None
     finally:
         os.close(fd)

@@ -17,6 +17,16 @@ def find_by_fingerprint(db: Store, channel: str, fingerprint: str) -> int | None
     return row[0] if row else None
 
 
+def newest_received(db: Store, channel: str) -> str | None:
+    return db.execute("SELECT max(stored_at) FROM messages WHERE channel=? AND direction='in'",
+                      [channel]).fetchone()[0]
+
+
+def received_since(db: Store, channel: str, since: str) -> int:
+    return db.execute("SELECT count(*) FROM messages WHERE channel=? AND direction='in' "
+                      "AND stored_at >= ?", [channel, since]).fetchone()[0]
+
+
 def parsed_columns(parsed: ParsedMessage | None, classification: str | None,
                    parse_error: str | None) -> dict[str, Any]:
     if parsed is None:

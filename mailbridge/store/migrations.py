@@ -100,7 +100,24 @@ def m001_foundation(db: Any) -> None:
     )
 
 
-STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation,)
+def m002_operations(db: Any) -> None:
+    db.executescript(
+        """
+        CREATE INDEX messages_channel_stored ON messages (channel, stored_at);
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            raised_at TEXT NOT NULL,
+            cleared_at TEXT
+        );
+        CREATE UNIQUE INDEX alerts_open ON alerts (channel, kind) WHERE cleared_at IS NULL;
+        """
+    )
+
+
+STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation, m002_operations)
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:

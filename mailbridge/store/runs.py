@@ -27,3 +27,25 @@ def latest(db: Store, channel: str) -> dict[str, Any] | None:
     row = db.execute("SELECT status, finished_at, error FROM runs WHERE channel=? "
                      "ORDER BY id DESC LIMIT 1", [channel]).fetchone()
     return dict(zip(("status", "finished_at", "error"), row, strict=True)) if row else None
+
+
+def consecutive_failures(db: Store, channel: str) -> tuple[int, str | None]:
+    """(failed syncs since the last one that was not a failure, the newest error)."""
+    count, error = 0, None
+    for status, err in db.execute("SELECT status, error FROM runs WHERE channel=? AND "
+                                  "status != 'running' ORDER BY id DESC", [channel]):
+        if status != "failed":
+            break
+        count += 1
+        error = error or err
+    return count, error
+
+
+def first_start(db: Store, channel: str) -> str | None:
+    return db.execute("SELECT min(started_at) FROM runs WHERE channel=?",
+                      [channel]).fetchone()[0]
+
+
+def last_start(db: Store, channel: str) -> str | None:
+    return db.execute("SELECT max(started_at) FROM runs WHERE channel=?",
+                      [channel]).fetchone()[0]

@@ -101,3 +101,24 @@ def messages_of(db: Store, ticket: int) -> list[dict[str, Any]]:
         ]
         out.append(msg)
     return out
+
+
+QUEUE_COLUMNS = ("queue", "open", "total")
+
+
+def queue_counts(db: Store) -> list[dict[str, Any]]:
+    """Every queue, with open and total tickets (queues without tickets too)."""
+    rows = db.execute(
+        "SELECT q.name, count(t.id) FILTER (WHERE t.status = 'open'), count(t.id) "
+        "FROM queues q LEFT JOIN tickets t ON t.queue = q.name GROUP BY q.name ORDER BY q.name")
+    return [dict(zip(QUEUE_COLUMNS, row, strict=True)) for row in rows]
+
+
+def move(db: Store, ticket: int, queue: str) -> str | None:
+    """Put a ticket in another queue; returns the queue it was in (None: no such ticket)."""
+    row = db.execute("SELECT queue FROM tickets WHERE id=?", [ticket]).fetchone()
+    if row is None:
+        return None
+    ensure_queue(db, queue)
+    db.execute("UPDATE tickets SET queue=?, updated_at=? WHERE id=?", [queue, now(), ticket])
+    return row[0]

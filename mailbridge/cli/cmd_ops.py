@@ -1,0 +1,57 @@
+"""`run` (the foreground service), `status` and `queues`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import typer
+
+from mailbridge.cli.output import FORMAT_OPTION, Format, emit
+from mailbridge.cli.state import setup_logging, state
+from mailbridge.config.load import load_config
+from mailbridge.errors import EXIT_PARTIAL
+from mailbridge.services import health, queues
+
+STATUS_COLUMNS = ("channel", "enabled", "mode", "health", "last_success", "last_message",
+                  "messages_24h", "failures", "last_error", "next_run", "outbox", "problems")
+
+
+def run(ctx: typer.Context) -> None:
+    """Sync every enabled channel on its schedule until stopped (for systemd).
+
+    Logs a line per channel run to stderr (no timestamps under journald). SIGTERM or Ctrl-C
+    finishes the current batch and exits 0; SIGHUP re-reads the config."""
+    from mailbridge.services.run import serve
+
+    st = state(ctx)
+    setup_logging(max(1, st.verbosity))
+    stop, reload = threading.Event(), threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    serve(lambda: load_config(st.path), stop, reload)
+
+
+def status(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
+    """Per channel: health, last sync and message, messages in 24 h, failures, next run.
+    Exit 4 if any enabled channel is failing, quiet or never synced (a monitoring check)."""
+    rows = health.status(state(ctx).config())
+    emit(rows, fmt, STATUS_COLUMNS)
+    if not health.healthy(rows):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+queues_group = typer.Typer(help="Queues tickets are routed to.", no_args_is_help=True)
+
+
+@queues_group.command("list")
+def queues_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
+    """Every queue with its open and total tickets. JSON fields: queue, open, total."""
+    emit(queues.list_queues(state(ctx).config()), fmt, ("queue", "open", "total"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("status")(status)
+    app.add_typer(queues_group, name="queues")

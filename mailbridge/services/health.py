@@ -1,0 +1,153 @@
+"""Channel health for `status` and the alerts `run` raises: facts from the store, judged by
+domain/health.py, and alert delivery (the log, and `[alerts] command` with JSON on stdin)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mailbridge.config.model import Channel, Config
+from mailbridge.domain.health import ChannelFacts, Condition, conditions
+from mailbridge.store import alerts, messages, runs
+from mailbridge.store.db import Store
+
+log = logging.getLogger("mailbridge.alerts")
+
+ALERT_COMMAND_SECONDS = 30
+RAISED, RECOVERED = "raised", "recovered"
+
+
+def _time(stamp: str | None) -> datetime | None:
+    return datetime.fromisoformat(stamp) if stamp else None
+
+
+def facts(db: Store, channel: Channel) -> ChannelFacts:
+    failures, error = runs.consecutive_failures(db, channel.name)
+    return ChannelFacts(channel.name, channel.enabled,
+                        _time(messages.newest_received(db, channel.name)),
+                        _time(runs.first_start(db, channel.name)), failures, error)
+
+
+def judge(db: Store, config: Config, channel: Channel, now: datetime) -> list[Condition]:
+    return conditions(facts(db, channel), channel.no_messages_hours,
+                      config.alerts.after_failures, now)
+
+
+def status_row(db: Store, config: Config, channel: Channel, now: datetime,
+               serving: bool) -> dict[str, Any]:
+    from mailbridge.services.schedule import next_run
+
+    found = facts(db, channel)
+    last_day = messages.received_since(
+        db, channel.name, (now - timedelta(hours=24)).isoformat(timespec="seconds"))
+    problems = judge(db, config, channel, now)
+    upcoming = None
+    if serving and channel.enabled:
+        upcoming = next_run(channel, _time(runs.last_start(db, channel.name)), now)
+    return {
+        "channel": channel.name,
+        "enabled": channel.enabled,
+        "mode": channel.mode,
+        "incoming": channel.incoming.get("type"),
+        "mailbox": channel.incoming.get("username") or channel.incoming.get("mailboxes") or "",
+        "health": ("disabled" if not channel.enabled
+                   else ",".join(c.kind for c in problems)
+                   or ("ok" if found.watching_since else "never synced")),
+        "last_success": runs.last_success(db, channel.name),
+        "last_message": found.last_message.isoformat() if found.last_message else None,
+        "messages_24h": last_day,
+        "failures": found.failures,
+        "last_error": found.last_error if found.failures else None,
+        "next_run": upcoming.isoformat(timespec="seconds") if upcoming else None,
+        "schedule": channel.schedule,
+        "outbox": 0,  # outgoing mail lands with the outgoing issue
+        "problems": [c.detail for c in problems],
+    }
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    event: str  # RAISED | RECOVERED
+    channel: str
+    kind: str
+    detail: str
+    at: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"event": self.event, "channel": self.channel, "kind": self.kind,
+                "detail": self.detail, "at": self.at}
+
+
+def update_alerts(db: Store, config: Config, now: datetime) -> list[AlertEvent]:
+    """Raise what newly went wrong, clear what recovered; each only once."""
+    current = {(c.channel, c.kind): c for ch in config.channels
+               for c in judge(db, config, ch, now)}
+    events = []
+    with db.atomic():
+        open_now = {(a["channel"], a["kind"]): a for a in alerts.open_alerts(db)}
+        for key, alert in open_now.items():
+            if key not in current:
+                stamp = alerts.clear(db, alert["id"])
+                events.append(AlertEvent(RECOVERED, alert["channel"], alert["kind"],
+                                         f"recovered after: {alert['detail']}", stamp))
+        for key, condition in current.items():
+            if key not in open_now:
+                alerts.raise_alert(db, condition.channel, condition.kind, condition.detail)
+                events.append(AlertEvent(RAISED, condition.channel, condition.kind,
+                                         condition.detail,
+                                         now.astimezone(UTC).isoformat(timespec="seconds")))
+    return events
+
+
+def deliver(config: Config, events: list[AlertEvent]) -> None:
+    """To the log always; to the alert command when one is configured. A failing command is
+    logged, never fatal: alerting must not stop the syncing it reports on."""
+    for event in events:
+        level = logging.WARNING if event.event == RAISED else logging.INFO
+        log.log(level, "%s: alert %s: %s: %s", event.channel, event.event, event.kind,
+                event.detail)
+        if not config.alerts.command:
+            continue
+        try:
+            done = subprocess.run(list(config.alerts.command), input=json.dumps(event.as_dict()),
+                                  text=True, capture_output=True, timeout=ALERT_COMMAND_SECONDS,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.error("alerts.command %s failed: %s", config.alerts.command[0], exc)
+            continue
+        if done.returncode:
+            log.error("alerts.command %s exited %d: %s", config.alerts.command[0],
+                      done.returncode, done.stderr.strip()[:200])
+
+
+def status(config: Config) -> list[dict[str, Any]]:
+    """One row per channel (see `status_row`); read-only, never takes the write lock."""
+    from mailbridge.store.db import open_store
+    from mailbridge.store.lock import service_running
+
+    now = datetime.now(UTC)
+    if not config.store_path.exists():
+        return [_never_synced(config, ch, now) for ch in config.channels]
+    serving = service_running(config.store_path) is not None
+    db = open_store(config.store_path, readonly=True)
+    try:
+        return [status_row(db, config, ch, now, serving) for ch in config.channels]
+    finally:
+        db.close()
+
+
+def _never_synced(config: Config, channel: Channel, now: datetime) -> dict[str, Any]:
+    facts_ = ChannelFacts(channel.name, channel.enabled, None, None, 0, None)
+    problems = conditions(facts_, channel.no_messages_hours, config.alerts.after_failures, now)
+    return {"channel": channel.name, "enabled": channel.enabled, "mode": channel.mode,
+            "incoming": channel.incoming.get("type"), "health": "never synced",
+            "messages_24h": 0, "failures": 0, "schedule": channel.schedule, "outbox": 0,
+            "problems": [c.detail for c in problems]}
+
+
+def healthy(rows: list[dict[str, Any]]) -> bool:
+    return all(row["health"] in ("ok", "disabled") for row in rows)

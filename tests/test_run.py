@@ -1,0 +1,212 @@
+"""`mailbridge run` as systemd runs it: a real child process on short schedules. Two channels
+are served on their own schedules while a third fails; quiet and failing alerts are raised
+once and cleared once (JSON to `[alerts] command`); a cron `sync` beside it is refused; SIGHUP
+re-reads the config; SIGTERM mid-sync exits 0 with nothing lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import tomli_w
+from conftest import drop, message
+from servers.dovecot import free_port
+
+from mailbridge.connectors.drop import make_spool
+
+WAIT = 60.0
+
+
+def wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen | None = None,
+             timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"run exited ({proc.returncode}) while waiting for {what}: "
+                                 f"{proc.stderr.read().decode() if proc.stderr else ''}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Service:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "config.toml"
+        self.store = root / "store" / "mailbridge.db"
+        self.alerts = root / "alerts.jsonl"
+        self.proc: subprocess.Popen | None = None
+
+    def spool(self, name: str) -> Path:
+        path = self.root / "spool" / name
+        make_spool(path)
+        return path
+
+    def drop_channel(self, name: str, **extra) -> dict:
+        return {"name": name, "main_email": "support@example.com",
+                "incoming": {"type": "drop", "spool": str(self.spool(name))}, **extra}
+
+    def write(self, channels: list[dict], after_failures: int = 2) -> None:
+        record = f"import sys; open({str(self.alerts)!r}, 'a').write(sys.stdin.read() + '\\n')"
+        self.config.write_text(tomli_w.dumps({
+            "store": {"path": str(self.store)},
+            "alerts": {"command": [sys.executable, "-c", record],
+                       "after_failures": after_failures},
+            "channel": channels}))
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mailbridge", "--config", str(self.config),
+                               *args], capture_output=True, text=True, timeout=WAIT)
+
+    def start(self) -> subprocess.Popen:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbridge", "--config", str(self.config), "run"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return self.proc
+
+    def stop(self) -> tuple[int, str]:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=WAIT)
+        return self.proc.returncode, err.decode()
+
+    def count(self, channel: str | None = None) -> int:
+        if not self.store.exists():
+            return 0
+        sql, params = "SELECT count(*) FROM messages", []
+        if channel is not None:
+            sql, params = sql + " WHERE channel=?", [channel]
+        try:
+            with sqlite3.connect(f"file:{self.store}?mode=ro", uri=True) as conn:
+                return conn.execute(sql, params).fetchone()[0]
+        except sqlite3.OperationalError:  # created but not migrated yet
+            return 0
+
+    def events(self) -> list[tuple[str, str, str]]:
+        if not self.alerts.exists():
+            return []
+        return [(e["event"], e["channel"], e["kind"]) for e in
+                (json.loads(line) for line in self.alerts.read_text().splitlines()
+                 if line.strip())]
+
+
+def test_run_serves_channels_raises_and_clears_alerts_and_stops_cleanly(tmp_path):
+    svc = Service(tmp_path)
+    closed_port = free_port()  # nothing listens here: every sync of "broken" fails
+    svc.write([
+        svc.drop_channel("fast", schedule="1s"),
+        svc.drop_channel("slow", schedule="2s", no_messages_hours=0.0015),  # 5.4 s
+        {"name": "broken", "schedule": "1s", "incoming": {
+            "type": "imap", "host": "127.0.0.1", "port": closed_port, "security": "none",
+            "username": "nobody", "password": {"env": "MB_NO_SUCH_PASSWORD"}, "timeout": 2}},
+    ])
+    drop(svc.spool("fast"), message("Fast one", message_id="f1@run.test"))
+    drop(svc.spool("slow"), message("Slow one", message_id="s1@run.test"))
+    proc = svc.start()
+
+    wait_for("both healthy channels to be synced", lambda: svc.count() == 2, proc)
+    wait_for("the failing alert", lambda: ("raised", "broken", "failing") in svc.events(), proc)
+    drop(svc.spool("fast"), message("Fast two", message_id="f2@run.test"))
+    wait_for("a later message on the 1 s schedule", lambda: svc.count("fast") == 2, proc)
+
+    beside = svc.cli("sync")
+    assert beside.returncode == 75
+    assert "already syncing" in beside.stderr and "Traceback" not in beside.stderr
+
+    status = svc.cli("status", "--format", "json")
+    assert status.returncode == 4  # a channel is failing
+    rows = {r["channel"]: r for r in json.loads(status.stdout)}
+    assert rows["broken"]["health"].startswith("failing")
+    assert rows["broken"]["failures"] >= 2 and rows["broken"]["last_error"]
+    assert rows["fast"]["health"] == "ok" and rows["fast"]["messages_24h"] == 2
+    assert rows["fast"]["next_run"] is not None
+
+    wait_for("the quiet alert", lambda: ("raised", "slow", "quiet") in svc.events(), proc)
+    drop(svc.spool("slow"), message("Slow two", message_id="s2@run.test"))
+    wait_for("the quiet alert to clear",
+             lambda: ("recovered", "slow", "quiet") in svc.events(), proc)
+
+    code, err = svc.stop()
+    assert code == 0, err
+    assert "fast: ok: 1 new" in err
+    assert "broken: failed:" in err
+    assert "Traceback" not in err
+    events = svc.events()
+    assert events.count(("raised", "broken", "failing")) == 1  # once, not at every failure
+    assert events.count(("raised", "slow", "quiet")) == 1
+    assert ("raised", "fast", "quiet") not in events  # no_messages_hours = 0: off
+    assert svc.count() == 4
+
+
+def test_sigterm_mid_sync_loses_and_doubles_nothing(tmp_path):
+    svc = Service(tmp_path)
+    svc.write([svc.drop_channel("bulk", schedule="1h")])
+    total = 2000
+    spool = svc.spool("bulk")
+    for i in range(total):
+        drop(spool, message(f"Bulk {i}", message_id=f"{i}@bulk.test"), f"{i:05d}.test")
+    proc = svc.start()
+    wait_for("the first batch", lambda: svc.count() > 0, proc)
+    code, err = svc.stop()
+    assert code == 0, err
+    assert "stopped early" in err
+    stopped_at = svc.count()
+    assert 0 < stopped_at < total
+
+    finish = svc.cli("sync")
+    assert finish.returncode == 0, finish.stderr
+    with sqlite3.connect(svc.store) as conn:
+        stored = conn.execute("SELECT count(*), count(DISTINCT message_id) FROM messages"
+                              ).fetchone()
+    assert stored == (total, total)
+    assert list((spool / "new").iterdir()) == []
+
+
+def test_sighup_rereads_the_config(tmp_path):
+    svc = Service(tmp_path)
+    first = svc.drop_channel("first", schedule="1s")
+    svc.write([first])
+    proc = svc.start()
+    wait_for("the first sync", lambda: svc.store.exists() and svc.cli(
+        "status", "--format", "json").stdout.count('"last_success": "') == 1, proc)
+    drop(svc.spool("second"), message("Second", message_id="2@hup.test"))
+    svc.write([first, svc.drop_channel("second", schedule="1s")])
+    proc.send_signal(signal.SIGHUP)
+    wait_for("the added channel to be served", lambda: svc.count("second") == 1, proc)
+    code, err = svc.stop()
+    assert code == 0, err
+    assert "config reloaded: 2 channel(s)" in err
+
+
+def test_a_bad_cron_expression_stops_run_with_one_line(tmp_path):
+    svc = Service(tmp_path)
+    svc.write([svc.drop_channel("c", schedule="99 * * * *")])
+    done = svc.cli("run")
+    assert done.returncode == 2
+    assert "channel.c.schedule" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_queues_list_and_move(mb):
+    spool = mb.drop_channel(routes=[{"queue": "billing", "keywords": ["invoice"]}])
+    drop(spool, message("Invoice 7", message_id="i7@q.test"))
+    drop(spool, message("Hello", message_id="h@q.test"))
+    assert mb("sync").exit_code == 0
+    listed = json.loads(mb("queues", "list", "--format", "json").stdout)
+    assert listed == [{"queue": "billing", "open": 1, "total": 1},
+                      {"queue": "general", "open": 1, "total": 1}]
+    billing = json.loads(mb("tickets", "list", "--queue", "billing", "--format", "json").stdout)
+    moved = mb("tickets", "move", str(billing[0]["id"]), "--queue", "accounts")
+    assert moved.exit_code == 0, moved.stderr
+    assert "billing → accounts" in moved.stderr
+    listed = {r["queue"]: r["open"] for r in
+              json.loads(mb("queues", "list", "--format", "json").stdout)}
+    assert listed == {"accounts": 1, "billing": 0, "general": 1}
+    missing = mb("tickets", "move", "999", "--queue", "x")
+    assert missing.exit_code == 2 and "no ticket #999" in missing.stderr
