@@ -173,6 +173,24 @@ def test_wrong_password_is_exit_3_in_one_line(imap, monkeypatch):
     assert "Traceback" not in result.stderr
 
 
+def test_xoauth2_logs_in_with_an_access_token(imap, monkeypatch):
+    """Microsoft 365 / Gmail IMAP style: the password reference holds an OAuth token."""
+    imap.append(mails(2, "Token"))
+    monkeypatch.setenv(PASSWORD_ENV, imap.dovecot.oauth.issue(imap.user.username))
+    asked = imap.dovecot.oauth.requests
+    imap.configure(auth="xoauth2")
+    result = imap.mb("sync")
+    assert result.exit_code == 0, result.stderr
+    assert imap.subjects() == ["Token 0", "Token 1"]
+    assert imap.dovecot.oauth.requests > asked  # Dovecot really checked the token with us
+    monkeypatch.setenv(PASSWORD_ENV, "expired-or-revoked")
+    refused = imap.mb("sync")
+    assert refused.exit_code == 3
+    assert "expired-or-revoked" not in refused.stderr
+    assert "access token" in refused.stderr  # the hint names what to refresh
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) <= 2
+
+
 def test_tls_needs_a_trusted_certificate(imap):
     imap.configure(security="ssl", port=imap.user.tls_port)
     untrusted = imap.mb("sync")

@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from mailbridge.errors import AuthError, NetworkError, RemoteError, TlsError, UsageError
+from mailbridge.errors import (
+    AuthError,
+    NetworkError,
+    RemoteError,
+    TemporaryError,
+    TlsError,
+    UsageError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,11 +152,17 @@ class ImapSession:
         try:
             yield
         except LoginError as exc:
-            raise AuthError(f"{self.where} refused the login for {s.username}: "
-                            f"{_text(exc)}",
-                            "check the username and the password secret "
-                            "(`mailbridge secrets set …`), then `mailbridge channels test "
-                            f"{self.channel}`") from None
+            text = _text(exc)
+            if "[UNAVAILABLE]" in text:  # RFC 5530: the server's own trouble, not our secret
+                raise TemporaryError(f"{self.where} could not check the login for "
+                                     f"{s.username} just now: {text}",
+                                     "the next sync tries again") from None
+            secret = ("the access token in the password reference (it may have expired; "
+                      "refresh it)" if s.auth == "xoauth2" else
+                      "the password secret (`mailbridge secrets set …`)")
+            raise AuthError(f"{self.where} refused the login for {s.username}: {text}",
+                            f"check the username and {secret}, then `mailbridge channels "
+                            f"test {self.channel}`") from None
         except ssl.SSLCertVerificationError as exc:
             raise TlsError(f"{self.where}: the TLS certificate of {s.host} cannot be trusted: "
                            f"{exc.verify_message or exc.reason}",

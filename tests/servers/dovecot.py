@@ -1,6 +1,7 @@
 """A real Dovecot (Debian's dovecot-imapd) for the tests, with its own config in a temp dir:
 plaintext (with STARTTLS) and implicit-TLS listeners on 127.0.0.1, a certificate from a
-throw-away CA (trustme), passwd-file users with a non-root mail uid, special-use folders."""
+throw-away CA (trustme), passwd-file users with a non-root mail uid, special-use folders, and
+XOAUTH2/OAUTHBEARER logins checked against a local userinfo endpoint (`oauth.issue(user)`)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,16 @@ ssl = yes
 ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 mail_location = maildir:~/Maildir
 first_valid_uid = 1
 default_internal_user = {internal}
 default_login_user = {login}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext
+}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users/%u
@@ -72,6 +78,14 @@ service imap-login {{
     ssl = yes
   }}
 }}
+"""
+
+OAUTH2 = """\
+introspection_mode = auth
+introspection_url = {url}
+username_attribute = mail
+active_attribute = active
+active_value = true
 """
 
 
@@ -117,6 +131,10 @@ class Dovecot:
             self.internal = self.login = me
             self.mail_uid, self.mail_gid = os.getuid(), os.getgid()
         self._make_certificate()
+        from servers.oauth_userinfo import UserInfoServer
+
+        self.oauth = UserInfoServer()
+        (self.root / "oauth2.conf.ext").write_text(OAUTH2.format(url=self.oauth.url))
         (self.root / "users").mkdir(mode=0o755)
         (self.root / "home").mkdir(mode=0o755)
 
@@ -179,6 +197,7 @@ class Dovecot:
 
     def close(self) -> None:
         self.stop()
+        self.oauth.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def add_user(self, name: str | None = None, password: str | None = None) -> ImapUser:
