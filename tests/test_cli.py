@@ -183,3 +183,19 @@ def test_demo_runs_on_the_embedded_samples(tmp_path):
     assert by_subject["Счёт за ноябрь (invoice)"]["queue"] == "billing"
     kinds = {r["kind"] for r in rows}
     assert {"auto_reply", "bounce", "human"} <= kinds
+
+
+def test_a_closed_pipe_is_not_an_error(mb):
+    spool = mb.drop_channel()
+    for i in range(50):
+        drop(spool, message(f"S{i}", message_id=f"{i}@pipe.test"))
+    assert mb("sync").exit_code == 0
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "mailbridge", "--config", str(mb.config),
+                             "tickets", "list", "--format", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # like `| head -0`: the reader is gone before the first line
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == b""

@@ -17,6 +17,7 @@ from pathlib import Path
 import tomli_w
 from conftest import drop, message
 from servers.dovecot import free_port
+from servers.smtp import SmtpServer
 
 from mailbridge.connectors.drop import make_spool
 
@@ -143,6 +144,29 @@ def test_run_serves_channels_raises_and_clears_alerts_and_stops_cleanly(tmp_path
     assert events.count(("raised", "slow", "quiet")) == 1
     assert ("raised", "fast", "quiet") not in events  # no_messages_hours = 0: off
     assert svc.count() == 4
+
+
+def test_quiet_alert_mail_reaches_agents_who_opted_in(tmp_path):
+    smtp = SmtpServer()
+    try:
+        svc = Service(tmp_path)
+        svc.write([svc.drop_channel("desk", schedule="1s", no_messages_hours=0.0005, outgoing={
+            "type": "smtp", "host": "127.0.0.1", "port": smtp.port, "security": "none"})])
+        assert svc.cli("agents", "add", "alice", "--email", "alice@example.com",
+                       "--notify-no-messages").returncode == 0
+        assert svc.cli("agents", "add", "bob", "--email", "bob@example.com").returncode == 0
+        drop(svc.spool("desk"), message("Only one", message_id="1@quiet.test"))
+        proc = svc.start()
+        wait_for("the alert mail", lambda: len(smtp.received) >= 1, proc)
+        code, err = svc.stop()
+        assert code == 0, err
+        mail = smtp.received[0]
+        assert mail.rcpt_tos == ["alice@example.com"]  # bob did not opt in
+        assert mail.message["Subject"] == "mailbridge: channel desk: quiet alert raised"
+        assert mail.message["Auto-Submitted"] == "auto-generated"
+        assert "no messages since" in mail.message.get_body(("plain",)).get_content()
+    finally:
+        smtp.close()
 
 
 def test_sigterm_mid_sync_loses_and_doubles_nothing(tmp_path):

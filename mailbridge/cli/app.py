@@ -3,6 +3,8 @@ on stderr and its exit code; anything else is an internal error (traceback only 
 
 from __future__ import annotations
 
+import os
+import sys
 import traceback
 from pathlib import Path
 
@@ -10,7 +12,15 @@ import typer
 from typer.core import TyperGroup
 
 from mailbridge import __version__, redact
-from mailbridge.cli import cmd_admin, cmd_channels, cmd_ops, cmd_setup, cmd_sync, cmd_tickets
+from mailbridge.cli import (
+    cmd_admin,
+    cmd_channels,
+    cmd_ops,
+    cmd_outgoing,
+    cmd_setup,
+    cmd_sync,
+    cmd_tickets,
+)
 from mailbridge.cli.output import note
 from mailbridge.cli.state import setup_logging, state
 from mailbridge.errors import EXIT_INTERNAL, ConfigError, MailbridgeError
@@ -38,6 +48,8 @@ class BoundaryGroup(TyperGroup):
         except KeyboardInterrupt:
             note("mailbridge: interrupted")
             ctx.exit(130)
+        except BrokenPipeError:
+            _reader_went_away()
         except Exception as exc:  # noqa: BLE001 - the one place that catches everything
             if _verbosity(ctx) >= 2:
                 note(redact.scrub(traceback.format_exc()))
@@ -89,7 +101,16 @@ cmd_channels.register(app)
 cmd_sync.register(app)
 cmd_ops.register(app)
 cmd_tickets.register(app)
+cmd_outgoing.register(app, cmd_tickets.group)
 cmd_admin.register(app)
+
+
+def _reader_went_away() -> None:
+    """`mailbridge tickets list | head`: the reader is gone, which is not an error of ours.
+    Exit as a process killed by SIGPIPE would (141), with stdout pointed at /dev/null so the
+    interpreter's final flush cannot fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(141)
 
 
 def main() -> None:

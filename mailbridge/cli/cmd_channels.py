@@ -1,4 +1,4 @@
-"""`channels list/show/enable/disable/remove`."""
+"""`channels list/show/test/enable/disable/remove`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import typer
 
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
+from mailbridge.errors import UsageError
 from mailbridge.services import channels as service
-from mailbridge.services import connectors
+from mailbridge.services import connectors, outgoing
 
 group = typer.Typer(help="List, inspect, enable, disable and remove channels.",
                     no_args_is_help=True)
@@ -38,13 +39,33 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
 
 @group.command("test")
 def test(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
-         fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts.")) -> None:
-    """Test a channel's incoming connection: log in, list folders, peek at one header
-    (nothing is marked read). Exit 0 when it works, else the error's exit code."""
-    report = connectors.test_connection(state(ctx).config().require(name))
+         fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts."),
+         send_test_to: str = typer.Option(None, "--send-test-to", help="Also send one test "
+                                          "mail to this address through the outgoing side.")
+         ) -> None:
+    """Test a channel's connections: incoming (log in, list folders, peek at one header;
+    nothing is marked read) and outgoing (log in without sending, unless --send-test-to).
+    Exit 0 when they work, else the error's exit code."""
+    channel = state(ctx).config().require(name)
+    report = connectors.test_connection(channel)
+    if channel.outgoing is not None:
+        report["outgoing"] = outgoing.test_outgoing(channel, send_test_to)
+    elif send_test_to:
+        raise UsageError(f"channel {name} has no outgoing connection to send through")
     if fmt in (Format.json, Format.jsonl):
         emit_json(report)
         return
+    _print_incoming(name, report)
+    out = report.get("outgoing")
+    if out:
+        typer.echo(f"{name}: outgoing {out['host']}:{out['port']} ({out['security']}): "
+                   f"login {out['login']}")
+        if "test_mail" in out:
+            typer.echo(f"  test mail to {out['test_mail']['to']}: accepted "
+                       f"(Message-ID <{out['test_mail']['message_id']}>)")
+
+
+def _print_incoming(name: str, report: dict) -> None:
     if report["type"] == "drop":
         typer.echo(f"{name}: spool {report['spool']}: ok, {report['waiting']} file(s) waiting")
         return

@@ -149,11 +149,11 @@ def demo_cmd(
 ) -> None:
     """Sync the sample mail shipped with mailbridge into a throwaway store and list the tickets."""
     config = demo.create_demo(directory)
-    results = sync.sync(config, [], CliReporter(state(ctx).verbosity))
+    run = sync.sync(config, [], CliReporter(state(ctx).verbosity))
     emit(list_tickets(config), None, LIST_COLUMNS, title="demo tickets")
     note(f"demo store: {config.store_path}")
     note(f"explore it: mailbridge --config {config.path} tickets show 1")
-    code = sync.exit_code(results)
+    code = sync.exit_code(run.channels, run.sends)
     if code:
         raise typer.Exit(code)
 

@@ -25,11 +25,14 @@ def sync(
                                "table/json/jsonl/csv/tsv on stdout."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True,
                                 help="A line per message (same as the global -v)."),
+    no_send: bool = typer.Option(False, "--no-send", help="Hold the outbox: fetch only."),
 ) -> None:
-    """Fetch new mail for each channel once and file it (for cron). Exit 4 if any failed."""
+    """Fetch new mail for each channel once and file it, then send the outbox (for cron).
+    Exit 4 if any channel or any outgoing mail failed."""
     st = state(ctx)
     with CliReporter(st.verbosity + verbose, quiet) as reporter:
-        results = sync_service.sync(st.config(), channels or [], reporter)
+        run = sync_service.sync(st.config(), channels or [], reporter, send=not no_send)
+    results = run.channels
     rows = [r.as_dict() for r in results]
     if fmt is not None:
         emit(rows, fmt, RESULT_COLUMNS)
@@ -41,7 +44,16 @@ def sync(
         elif not quiet and fmt is None:
             c = r.counts
             note(f"{r.channel}: {c.stored} new, {c.duplicates} already stored")
-    code = sync_service.exit_code(results)
+    for sent in run.sends:
+        problem = sync_service.send_problem(sent)
+        if problem:
+            note(f"mailbridge: {sent.channel}: outbox: {problem}")
+            if sent.error and sent.error.hint:
+                note(f"mailbridge: hint: {sent.error.hint}")
+        if (sent.sent or problem) and not quiet:
+            note(f"{sent.channel}: {sent.sent} sent, {sent.retry} to retry, {sent.failed} "
+                 f"failed, {sent.unknown} unknown")
+    code = sync_service.exit_code(results, run.sends)
     if code:
         raise typer.Exit(code)
 

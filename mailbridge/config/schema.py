@@ -204,6 +204,8 @@ OUTGOING: dict[str, dict[str, Key]] = {
         "security": Key(SECURITY, "starttls"),
         "username": Key(string(), None),
         "password": Key(secret, None),
+        "ca_file": Key(string(allow_empty=False), None),
+        "timeout": Key(integer(1, 3600), 60),
         **SENDER_KEYS,
     },
     "m365": {

@@ -12,7 +12,7 @@ from typing import Any
 
 from mailbridge.config.model import Channel, Config
 from mailbridge.domain.health import ChannelFacts, Condition, conditions
-from mailbridge.store import alerts, messages, runs
+from mailbridge.store import alerts, messages, outbox, runs
 from mailbridge.store.db import Store
 
 log = logging.getLogger("mailbridge.alerts")
@@ -64,7 +64,7 @@ def status_row(db: Store, config: Config, channel: Channel, now: datetime,
         "last_error": found.last_error if found.failures else None,
         "next_run": upcoming.isoformat(timespec="seconds") if upcoming else None,
         "schedule": channel.schedule,
-        "outbox": 0,  # outgoing mail lands with the outgoing issue
+        "outbox": outbox.depth(db, channel.name),
         "problems": [c.detail for c in problems],
     }
 

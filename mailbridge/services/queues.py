@@ -8,7 +8,7 @@ from mailbridge.config.model import Config
 from mailbridge.errors import NotFoundError
 from mailbridge.store import tickets
 from mailbridge.store.db import open_store, translate_errors
-from mailbridge.store.lock import write_lock
+from mailbridge.store.session import write_transaction
 
 
 def list_queues(config: Config) -> list[dict[str, Any]]:
@@ -28,13 +28,8 @@ def list_queues(config: Config) -> list[dict[str, Any]]:
 
 
 def move_ticket(config: Config, ticket: int, queue: str) -> str:
-    with write_lock(config.store_path, wait_seconds=30):
-        db = open_store(config.store_path)
-        try:
-            with translate_errors(config.store_path), db.atomic():
-                previous = tickets.move(db, ticket, queue)
-        finally:
-            db.close()
+    with write_transaction(config.store_path) as db:
+        previous = tickets.move(db, ticket, queue)
     if previous is None:
         raise NotFoundError(f"no ticket #{ticket}", "see `mailbridge tickets list`")
     return previous

@@ -1,7 +1,9 @@
 """`mailbridge run`: the foreground service. APScheduler fires one job per enabled channel on
-its schedule (and once at start); jobs run one at a time in a single worker thread, each under
-the write lock, so a piped `mailbridge ingest` can still slip in between them. The service lock
-is held for the whole run, so a cron `sync` beside it stops with exit 75.
+its schedule (and once at start) — sync, alerts, then that channel's outbox — and an outbox
+job every minute for replies queued in between. Jobs run one at a time in a single worker
+thread, each under the write lock, so a piped `mailbridge ingest` or a `tickets reply` can
+slip in between them. The service lock is held for the whole run, so a cron `sync` beside it
+stops with exit 75.
 
 Stopping (`stop` set by SIGTERM/SIGINT) lets the running job finish the batch it is on; a
 reload (`reload` set by SIGHUP) re-reads the config and reschedules the jobs."""
@@ -15,12 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailbridge.config.model import Config
+from mailbridge.domain.health import QUIET
 from mailbridge.errors import MailbridgeError
 from mailbridge.pipeline.report import Outcome
-from mailbridge.services import health
+from mailbridge.pipeline.send import DrainResult
+from mailbridge.services import health, outgoing
 from mailbridge.services.schedule import trigger_for
-from mailbridge.services.sync import ChannelResult, sync_channel
-from mailbridge.store.db import open_store
+from mailbridge.services.sync import ChannelResult, send_outbox, send_problem, sync_channel
+from mailbridge.store.db import Store, open_store
 from mailbridge.store.lock import service_lock, write_lock
 
 log = logging.getLogger("mailbridge.run")
@@ -28,6 +32,7 @@ log = logging.getLogger("mailbridge.run")
 SERVICE_LOCK_WAIT = 300.0  # a one-shot sync that is already running gets to finish
 WRITE_LOCK_WAIT = 60.0  # a piped `ingest` holds it for a moment only
 TICK_SECONDS = 0.5  # how often the main thread looks at the stop and reload flags
+OUTBOX_SECONDS = 60
 
 
 class _Quiet:
@@ -76,6 +81,8 @@ def _schedule(scheduler: Any, config: Config, stop: threading.Event) -> None:
         if channel.enabled:
             scheduler.add_job(_job, trigger_for(channel), args=[config, channel.name, stop],
                               id=channel.name, name=channel.name, next_run_time=now)
+    scheduler.add_job(_outbox_job, "interval", seconds=OUTBOX_SECONDS, args=[config, stop],
+                      id=" outbox", name="outbox")  # no channel name can start with a space
 
 
 def _reload(scheduler: Any, load: Callable[[], Config], old: Config,
@@ -102,19 +109,51 @@ def _job(config: Config, name: str, stop: threading.Event) -> None:
     if stop.is_set():
         return
     channel = config.require(name)
+
+    def work(db: Store) -> None:
+        _log_result(sync_channel(db, config, channel, _Quiet(), should_stop=stop.is_set))
+        events = health.update_alerts(db, config, datetime.now(UTC))
+        health.deliver(config, events)
+        with db.atomic():
+            for event in events:
+                if event.kind == QUIET:  # the agents' "notify when no messages" opt-in
+                    outgoing.queue_alert_mail(
+                        db, config, event.channel,
+                        f"mailbridge: channel {event.channel}: {event.kind} alert "
+                        f"{event.event}", f"{event.detail}\n\n(at {event.at})")
+        # every channel's outbox: alert mail goes out through the quiet channel's connection
+        _log_sends(send_outbox(db, config, [], stop.is_set))
+
+    _locked(config, name, work)
+
+
+def _outbox_job(config: Config, stop: threading.Event) -> None:
+    _locked(config, "outbox",
+            lambda db: _log_sends(send_outbox(db, config, [], stop.is_set)))
+
+
+def _locked(config: Config, what: str, work: Callable[[Store], None]) -> None:
     try:
         with write_lock(config.store_path, WRITE_LOCK_WAIT):
             db = open_store(config.store_path)
             try:
-                result = sync_channel(db, config, channel, _Quiet(), should_stop=stop.is_set)
-                _log_result(result)
-                health.deliver(config, health.update_alerts(db, config, datetime.now(UTC)))
+                work(db)
             finally:
                 db.close()
     except MailbridgeError as exc:
-        log.error("%s: not synced: %s", name, exc)
+        log.error("%s: not done: %s", what, exc)
     except Exception:  # noqa: BLE001 - one broken run must not end the service
-        log.exception("%s: internal error; the next run will try again", name)
+        log.exception("%s: internal error; the next run will try again", what)
+
+
+def _log_sends(results: list[DrainResult]) -> None:
+    for result in results:
+        problem = send_problem(result)
+        if problem:
+            log.warning("%s: outbox: %s", result.channel, problem)
+        if result.sent or problem:
+            log.info("%s: outbox: %d sent, %d to retry, %d failed, %d unknown", result.channel,
+                     result.sent, result.retry, result.failed, result.unknown)
 
 
 def _log_result(result: ChannelResult) -> None:

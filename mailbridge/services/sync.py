@@ -10,6 +10,8 @@ from mailbridge.connectors.memory import MemoryFetcher
 from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError
 from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.report import Counts, Outcome, Reporter
+from mailbridge.pipeline.send import DrainResult
+from mailbridge.services import outgoing
 from mailbridge.services.connectors import build_fetcher, plan_for
 from mailbridge.store import runs
 from mailbridge.store.db import Store, open_store, translate_errors
@@ -39,14 +41,30 @@ def select_channels(config: Config, names: Sequence[str]) -> list[Channel]:
     return [config.require(name) for name in names]
 
 
-def sync(config: Config, names: Sequence[str], reporter: Reporter) -> list[ChannelResult]:
+@dataclass
+class SyncRun:
+    channels: list[ChannelResult]
+    sends: list[DrainResult]
+
+
+def sync(config: Config, names: Sequence[str], reporter: Reporter,
+         send: bool = True) -> SyncRun:
+    """Fetch and file new mail for each channel, then send what the outbox holds."""
     channels = select_channels(config, names)
     with service_lock(config.store_path), write_lock(config.store_path):
         db = open_store(config.store_path)
         try:
-            return [sync_channel(db, config, ch, reporter) for ch in channels]
+            results = [sync_channel(db, config, ch, reporter) for ch in channels]
+            sends = send_outbox(db, config, [c.name for c in channels]) if send else []
+            return SyncRun(results, sends)
         finally:
             db.close()
+
+
+def send_outbox(db: Store, config: Config, names: list[str],
+                should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
+    with translate_errors(config.store_path):
+        return outgoing.drain_all(db, config, names, should_stop)
 
 
 def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter,
@@ -79,16 +97,22 @@ def _summary(counts: Counts) -> str | None:
     return "; ".join(notes) or None
 
 
-def exit_code(results: Sequence[ChannelResult]) -> int:
+def exit_code(results: Sequence[ChannelResult], sends: Sequence[DrainResult] = ()) -> int:
     """0 when all went well; a failure's own code when every channel failed the same way
-    (so a lone wrong password is still 3); otherwise 4, partial failure."""
+    (so a lone wrong password is still 3); otherwise 4, partial failure. Mail that could not
+    be sent makes an otherwise good run 4."""
     failed = [r for r in results if r.status != "ok"]
     if not failed:
-        return EXIT_OK
+        return EXIT_PARTIAL if any(send_problem(s) for s in sends) else EXIT_OK
     codes = {r.error.exit_code for r in failed if r.error}
     if len(failed) == len(results) and len(codes) == 1 and all(r.error for r in failed):
         return codes.pop()
     return EXIT_PARTIAL
+
+
+def send_problem(result: DrainResult) -> str | None:
+    notes = [result.error.message] if result.error else []
+    return "; ".join(notes + result.notes) or None
 
 
 def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,

@@ -78,6 +78,17 @@ def update_parse(db: Store, message: int, parsed: ParsedMessage | None,
     _insert_attachments(db, message, parsed)
 
 
+def thread_ids(db: Store, message: int) -> tuple[str | None, tuple[str, ...]]:
+    """(Message-ID, References) of a stored message: what a reply to it must carry."""
+    mid, refs = db.execute("SELECT message_id, references_json FROM messages WHERE id=?",
+                           [message]).fetchone()
+    return mid, tuple(json.loads(refs or "[]"))
+
+
+def set_text(db: Store, message: int, text: str) -> None:
+    db.execute("UPDATE messages SET text=? WHERE id=?", [text, message])
+
+
 def raw_of(db: Store, message: int) -> bytes:
     return db.execute("SELECT raw FROM messages WHERE id=?", [message]).fetchone()[0]
 

@@ -117,7 +117,38 @@ def m002_operations(db: Any) -> None:
     )
 
 
-STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation, m002_operations)
+def m003_outgoing(db: Any) -> None:
+    db.executescript(
+        """
+        CREATE TABLE agents (
+            name TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            signature TEXT NOT NULL DEFAULT '',
+            notify_no_messages INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            ticket INTEGER REFERENCES tickets(id),
+            message INTEGER REFERENCES messages(id),
+            kind TEXT NOT NULL,
+            envelope_from TEXT NOT NULL,
+            recipients_json TEXT NOT NULL,
+            raw BLOB NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX outbox_state ON outbox (state, id);
+        """
+    )
+
+
+STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation, m002_operations, m003_outgoing)
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:

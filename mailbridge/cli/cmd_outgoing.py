@@ -1,0 +1,161 @@
+"""Outgoing mail: `tickets reply/forward`, `outbox list/retry/cancel`, `agents …`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+
+from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
+from mailbridge.cli.state import state
+from mailbridge.errors import UsageError
+from mailbridge.services import agents as agents_service
+from mailbridge.services import outgoing
+
+OUTBOX_COLUMNS = ("id", "channel", "ticket", "kind", "recipients", "state", "attempts",
+                  "last_error", "created_at", "sent_at")
+AGENT_COLUMNS = ("name", "email", "notify_no_messages", "signature")
+
+MESSAGE_HELP = "The text. Else --file, else stdin when it is not a terminal, else $EDITOR."
+ATTACH_HELP = "A file to attach (repeatable)."
+
+
+def reply(
+    ctx: typer.Context,
+    ticket: int = typer.Argument(..., help="Ticket id."),
+    message: str = typer.Option(None, "--message", "-m", help=MESSAGE_HELP),
+    file: Path = typer.Option(None, "--file", help="Read the text from this file."),
+    agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
+    attach: list[Path] = typer.Option(None, "--attach", help=ATTACH_HELP),
+) -> None:
+    """Queue a reply to the requester and everyone they copied (one mail each); `sync` or
+    `run` sends it. The reply is added to the ticket now."""
+    text = _text(message, file)
+    queued = outgoing.reply(state(ctx).config(), ticket, text, agent, tuple(attach or ()))
+    note(f"ticket #{queued.ticket}: reply queued for {', '.join(queued.recipients)} "
+         f"(outbox {', '.join(f'#{i}' for i in queued.outbox)})")
+
+
+def forward(
+    ctx: typer.Context,
+    ticket: int = typer.Argument(..., help="Ticket id."),
+    to: str = typer.Option(..., "--to", help="Address to forward the conversation to."),
+    message: str = typer.Option(None, "--message", "-m", help=MESSAGE_HELP),
+    file: Path = typer.Option(None, "--file", help="Read the text from this file."),
+    agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
+    attach: list[Path] = typer.Option(None, "--attach", help=ATTACH_HELP),
+) -> None:
+    """Queue the whole conversation to another address. With the channel's
+    forward_creates_ticket (default), the forward opens a new ticket of its own."""
+    text = _text(message, file, required=False)
+    queued = outgoing.forward(state(ctx).config(), ticket, to, text, agent,
+                              tuple(attach or ()))
+    where = "new ticket" if queued.ticket != ticket else "ticket"
+    note(f"{where} #{queued.ticket}: forward to {to} queued (outbox #{queued.outbox[0]})")
+
+
+def _text(message: str | None, file: Path | None, required: bool = True) -> str:
+    if message is not None:
+        text = message
+    elif file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{file}: cannot read the text: {exc}") from None
+    elif not sys.stdin.isatty():
+        text = sys.stdin.read()
+    elif os.environ.get("EDITOR") or os.environ.get("VISUAL"):
+        text = _edit()
+    elif required:
+        raise UsageError("no text given", "use --message, --file, stdin or set $EDITOR")
+    else:
+        text = ""
+    if required and not text.strip():
+        raise UsageError("the text is empty; nothing was queued")
+    return text
+
+
+def _edit() -> str:
+    editor = os.environ.get("VISUAL") or os.environ["EDITOR"]
+    with tempfile.NamedTemporaryFile("w+", suffix=".txt", delete=False) as handle:
+        path = Path(handle.name)
+    try:
+        if subprocess.call([*editor.split(), str(path)]) != 0:
+            raise UsageError(f"{editor} exited with an error; nothing was queued")
+        return path.read_text(encoding="utf-8")
+    finally:
+        path.unlink(missing_ok=True)
+
+
+outbox_group = typer.Typer(help="Outgoing mail waiting, sent, failed or unknown.",
+                           no_args_is_help=True)
+
+
+@outbox_group.command("list")
+def outbox_list(
+    ctx: typer.Context,
+    states: list[str] = typer.Option(None, "--state", help="pending, sending, sent, failed, "
+                                     "unknown or cancelled (repeatable) [default: all]"),
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """The outbox, oldest first. `unknown`: the connection broke after the message was
+    handed over; it may have arrived, so it is never re-sent by itself."""
+    emit(outgoing.list_outbox(state(ctx).config(), tuple(states or ())), fmt, OUTBOX_COLUMNS)
+
+
+@outbox_group.command("retry")
+def outbox_retry(ctx: typer.Context,
+                 ids: list[int] = typer.Argument(..., help="Outbox row ids.")) -> None:
+    """Send failed or unknown rows again at the next drain (unknown ones may double)."""
+    for row in outgoing.change_outbox(state(ctx).config(), ids, "retry"):
+        note(f"outbox #{row['id']}: pending again")
+
+
+@outbox_group.command("cancel")
+def outbox_cancel(ctx: typer.Context,
+                  ids: list[int] = typer.Argument(..., help="Outbox row ids.")) -> None:
+    """Never send these rows."""
+    for row in outgoing.change_outbox(state(ctx).config(), ids, "cancel"):
+        note(f"outbox #{row['id']}: cancelled")
+
+
+agents_group = typer.Typer(help="Agents: signatures and alert mail.", no_args_is_help=True)
+
+
+@agents_group.command("add")
+def agents_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Agent name, as used with --as."),
+    email: str = typer.Option(..., "--email", help="The agent's address (alert mail)."),
+    signature: str = typer.Option(None, "--signature", help="Personal signature; it wins "
+                                  "over the channel's common one."),
+    notify: bool = typer.Option(None, "--notify-no-messages/--no-notify-no-messages",
+                                help="Mail this agent when a channel goes quiet."),
+) -> None:
+    """Add an agent, or change one (only the options given)."""
+    added = agents_service.add(state(ctx).config(), name, email, signature, notify)
+    note(f"agent {name} {'added' if added else 'updated'}")
+
+
+@agents_group.command("list")
+def agents_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
+    """Agents. JSON fields: name, email, signature, notify_no_messages, created_at."""
+    emit(agents_service.list_agents(state(ctx).config()), fmt, AGENT_COLUMNS)
+
+
+@agents_group.command("remove")
+def agents_remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Remove an agent (tickets and sent mail stay)."""
+    agents_service.remove(state(ctx).config(), name)
+    note(f"agent {name} removed")
+
+
+def register(app: typer.Typer, tickets_group: typer.Typer) -> None:
+    tickets_group.command("reply")(reply)
+    tickets_group.command("forward")(forward)
+    app.add_typer(outbox_group, name="outbox")
+    app.add_typer(agents_group, name="agents")

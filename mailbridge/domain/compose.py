@@ -1,0 +1,176 @@
+"""Outgoing mail, composed in pure code: the signature and quoting rules of the product
+documents, the threading headers that bring the client's answer back to its ticket, and one
+copy per recipient (Usedesk sends each recipient their own mail)."""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+
+from mailbridge.domain.threading import TOKEN_RE, with_token
+
+MAX_QUOTED = 30  # the product documents: at most the 30 latest messages of the correspondence
+# Reply and forward prefixes of many languages, repeated chains included: "Re: AW: Fwd[2]:"
+_PREFIX_RE = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs|antw|rif|tr)\s*(\[\d+\])?\s*:\s*)+",
+                        re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """One earlier message of the conversation, as the quote shows it."""
+
+    name: str
+    email: str
+    sent_at: datetime | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    data: bytes
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class Draft:
+    ticket: int | None  # None: not about a ticket (alerts, test mail): no token, no prefix
+    subject: str  # the ticket's subject; prefix and token are added here
+    body: str  # what the agent wrote
+    from_name: str
+    from_email: str
+    recipients: tuple[str, ...]  # each gets their own copy
+    signature: str = ""
+    history: tuple[Quoted, ...] = ()  # newest first
+    quote: bool = True  # append the history to the mail the client receives
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    reply_to: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    prefix: str = "Re"  # "Re" for replies, "Fwd" for forwards
+    automatic: bool = False  # alerts, notices: RFC 3834 Auto-Submitted
+
+
+@dataclass(frozen=True)
+class Composed:
+    message_id: str  # without angle brackets
+    subject: str
+    text: str  # the plain-text body as sent (agent text, signature, quote)
+    unquoted: str  # the same without the quoted history
+    copies: tuple[tuple[str, bytes], ...]  # (recipient, raw message)
+
+
+def choose_signature(agent_signature: str, channel_signature: str,
+                     use_common_signature: bool) -> str:
+    """The agent's personal signature wins; else the channel's common one when it is on."""
+    if agent_signature.strip():
+        return agent_signature
+    return channel_signature if use_common_signature and channel_signature.strip() else ""
+
+
+def subject_for(subject: str, ticket: int, prefix: str) -> str:
+    """`[#12] Re: Printer broken`: one prefix however long the chain was, one token."""
+    base = TOKEN_RE.sub("", subject or "").strip()
+    base = _PREFIX_RE.sub("", base).strip() or "(no subject)"
+    return with_token(f"{prefix}: {base}", ticket)
+
+
+def message_id(ticket: int | None, unique: str, domain: str) -> str:
+    """On the channel's domain, carrying the ticket so a reply threads even without a stored
+    copy of what it answers."""
+    return f"mb.{ticket if ticket is not None else 'notice'}.{unique}@" \
+           f"{domain or 'mailbridge.invalid'}"
+
+
+def recipients(requester: str, copied: Iterable[str], own: Iterable[str]) -> tuple[str, ...]:
+    """The requester and everyone the client put in copy, once each, never our own addresses."""
+    seen = {a.lower() for a in own}
+    found: list[str] = []
+    for address in (requester, *copied):
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            found.append(address)
+    return tuple(found)
+
+
+def quote_text(history: Sequence[Quoted]) -> str:
+    blocks = []
+    for item in history[:MAX_QUOTED]:
+        who = item.name or item.email or "someone"
+        when = format_datetime(item.sent_at) if item.sent_at else "an earlier date"
+        lines = (item.text or "").rstrip().split("\n")
+        blocks.append(f"On {when}, {who} wrote:\n" + "\n".join(
+            f"> {line}" if line else ">" for line in lines))
+    return "\n\n".join(blocks)
+
+
+def compose(draft: Draft, unique: str, domain: str) -> Composed:
+    mid = message_id(draft.ticket, unique, domain)
+    subject = (draft.subject if draft.ticket is None
+               else subject_for(draft.subject, draft.ticket, draft.prefix))
+    parts = [draft.body.rstrip()]
+    if draft.signature:
+        parts.append(draft.signature.rstrip())
+    unquoted = "\n\n".join(parts) + "\n"
+    quoted = quote_text(draft.history) if draft.quote and draft.history else ""
+    text = f"{unquoted}\n{quoted}\n" if quoted else unquoted
+    markup = _html(draft, quoted)
+    copies = []
+    for recipient in draft.recipients:
+        msg = EmailMessage(policy=SMTP)
+        msg["From"] = formataddr((draft.from_name, draft.from_email))
+        msg["To"] = recipient
+        msg["Subject"] = subject
+        msg["Message-ID"] = f"<{mid}>"
+        msg["Date"] = format_datetime(datetime.now().astimezone())
+        if draft.reply_to:
+            msg["Reply-To"] = draft.reply_to
+        if draft.in_reply_to:
+            msg["In-Reply-To"] = f"<{draft.in_reply_to}>"
+        refs = [*draft.references, *([draft.in_reply_to] if draft.in_reply_to else [])]
+        if refs:
+            msg["References"] = " ".join(f"<{r}>" for r in dict.fromkeys(refs))
+        if draft.automatic:
+            msg["Auto-Submitted"] = "auto-generated"
+        if draft.ticket is not None:
+            msg["X-Mailbridge-Ticket"] = str(draft.ticket)
+        msg.set_content(text)
+        msg.add_alternative(markup, subtype="html")
+        for attachment in draft.attachments:
+            maintype, subtype = _content_type(attachment).split("/", 1)
+            msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype,
+                               filename=attachment.filename)
+        copies.append((recipient, msg.as_bytes()))
+    return Composed(mid, subject, text, unquoted, tuple(copies))
+
+
+def _content_type(attachment: Attachment) -> str:
+    if "/" in attachment.content_type:
+        return attachment.content_type
+    guessed, _ = mimetypes.guess_type(attachment.filename)
+    return guessed or "application/octet-stream"
+
+
+def _paragraphs(text: str) -> str:
+    return "<br>\n".join(html.escape(line) for line in text.rstrip().split("\n"))
+
+
+def _html(draft: Draft, quoted: str) -> str:
+    body = [f"<div>{_paragraphs(draft.body)}</div>"]
+    if draft.signature:
+        body.append(f'<div class="signature">{_paragraphs(draft.signature)}</div>')
+    if quoted:
+        for item in draft.history[:MAX_QUOTED]:
+            who = html.escape(item.name or item.email or "someone")
+            when = format_datetime(item.sent_at) if item.sent_at else "an earlier date"
+            body.append(f"<div>On {html.escape(when)}, {who} wrote:</div>"
+                        f'<blockquote style="margin:0 0 0 .8ex;border-left:1px solid #ccc;'
+                        f'padding-left:1ex">{_paragraphs(item.text or "")}</blockquote>')
+    return "<!DOCTYPE html>\n<html><body>\n" + "\n<br>\n".join(body) + "\n</body></html>\n"

@@ -1,0 +1,272 @@
+"""Replies, forwards and alert mail: composed from the ticket, stored as the ticket's outgoing
+message, queued in the outbox (one row per recipient), and sent when the outbox is drained
+(by `sync` unless --no-send, by `run`'s outbox job)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mailbridge.config import secrets
+from mailbridge.config.model import Channel, Config
+from mailbridge.connectors.smtp import DEFAULT_PORTS, SmtpSender, SmtpSettings
+from mailbridge.domain import compose
+from mailbridge.errors import NotFoundError, NotSupportedError, UsageError
+from mailbridge.pipeline.prepare import prepare
+from mailbridge.pipeline.send import DrainResult, Sender, drain
+from mailbridge.store import agents, messages, outbox, tickets
+from mailbridge.store.db import Store, open_store, translate_errors
+from mailbridge.store.session import write_transaction
+
+# Where our own quote begins in an outgoing message we stored: "On <date>, <name> wrote:"
+_OUR_QUOTE_RE = re.compile(r"\n\nOn [^\n]+ wrote:\n>", re.S)
+
+
+@dataclass(frozen=True)
+class Queued:
+    ticket: int
+    message: int
+    outbox: tuple[int, ...]
+    recipients: tuple[str, ...]
+
+
+def sender_for(channel: Channel) -> Sender:
+    out = channel.outgoing
+    if out is None:
+        raise UsageError(f"channel {channel.name} has no outgoing connection",
+                         "add an [channel.outgoing] table (see config.example.toml)")
+    if out["type"] != "smtp":
+        raise NotSupportedError(
+            f"channel {channel.name}: outgoing type \"{out['type']}\" is not available in this "
+            "version yet", 'use type = "smtp" until it lands')
+    return SmtpSender(smtp_settings(channel), channel.name)
+
+
+def smtp_settings(channel: Channel) -> SmtpSettings:
+    out = channel.outgoing or {}
+    return SmtpSettings(
+        host=out["host"], port=out["port"] or DEFAULT_PORTS[out["security"]],
+        security=out["security"], username=out["username"],
+        password=secrets.resolve(out["password"]) if out.get("password") else None,
+        timeout=out["timeout"], ca_file=out["ca_file"])
+
+
+def from_address(channel: Channel) -> str:
+    """Usedesk: replies come from the additional e-mail when the main one is closed to us."""
+    out = channel.outgoing or {}
+    found = out.get("from_email") or channel.additional_email or channel.main_email
+    if not found:
+        raise UsageError(f"channel {channel.name} has no address to send from",
+                         "set main_email (or outgoing.from_email) for the channel")
+    return found
+
+
+def reply(config: Config, ticket: int, text: str, agent: str | None = None,
+          attachments: tuple[Path, ...] = ()) -> Queued:
+    files = _read_attachments(attachments)
+    with write_transaction(config.store_path) as db:
+        return _queue_reply(db, config, ticket, text, agent, files)
+
+
+def forward(config: Config, ticket: int, to: str, text: str, agent: str | None = None,
+            attachments: tuple[Path, ...] = ()) -> Queued:
+    files = _read_attachments(attachments)
+    with write_transaction(config.store_path) as db:
+        return _queue_forward(db, config, ticket, to, text, agent, files)
+
+
+def _ticket(db: Store, config: Config, ticket: int) -> tuple[dict[str, Any], Channel]:
+    row = tickets.get(db, ticket)
+    if row is None:
+        raise NotFoundError(f"no ticket #{ticket}", "see `mailbridge tickets list`")
+    channel = config.channel(row["channel"])
+    if channel is None:
+        raise NotFoundError(f"ticket #{ticket} belongs to channel {row['channel']}, which is no "
+                            "longer in the config", "add the channel back to answer it")
+    sender_for(channel)  # fail now, not at drain time, when it cannot send at all
+    return row, channel
+
+
+def _queue_reply(db: Store, config: Config, ticket: int, text: str, agent: str | None,
+                 files: tuple[compose.Attachment, ...]) -> Queued:
+    row, channel = _ticket(db, config, ticket)
+    history = tickets.messages_of(db, ticket)
+    last_in = next((m for m in reversed(history) if m["direction"] == "in"), None)
+    own = (*channel.own_addresses, from_address(channel).lower())
+    copied = [a["email"] for a in (last_in["to"] + last_in["cc"])] if last_in else []
+    to = compose.recipients(row["requester_email"], copied, own)
+    if not to:
+        raise UsageError(f"ticket #{ticket} has nobody to reply to",
+                         "the requester is one of the channel's own addresses; use "
+                         "`mailbridge tickets forward` instead")
+    in_reply_to, references = (messages.thread_ids(db, last_in["id"]) if last_in
+                               else (None, ()))
+    draft = compose.Draft(
+        ticket=ticket, subject=row["subject"], body=text, **_sender(channel),
+        recipients=to, signature=_signature(db, channel, agent),
+        history=_history(history), quote=channel.quoting != "none",
+        in_reply_to=in_reply_to, references=references, attachments=files)
+    return _store_and_queue(db, channel, ticket, draft, "reply")
+
+
+def _queue_forward(db: Store, config: Config, ticket: int, to: str, text: str,
+                   agent: str | None, files: tuple[compose.Attachment, ...]) -> Queued:
+    row, channel = _ticket(db, config, ticket)
+    history = _history(tickets.messages_of(db, ticket))
+    target = ticket
+    if channel.forward_creates_ticket:  # Usedesk "Forwarding — a new ticket"
+        target = tickets.create(db, channel.name, queue=row["queue"], subject=row["subject"],
+                                requester_name="", requester_email=to, kind="human")
+    draft = compose.Draft(
+        ticket=target, subject=row["subject"], body=text, **_sender(channel),
+        recipients=(to,), signature=_signature(db, channel, agent), history=history,
+        quote=True, attachments=files, prefix="Fwd")
+    return _store_and_queue(db, channel, target, draft, "forward")
+
+
+def _sender(channel: Channel) -> dict[str, str]:
+    return {"from_name": (channel.outgoing or {}).get("from_name") or "",
+            "from_email": from_address(channel)}
+
+
+def _signature(db: Store, channel: Channel, agent: str | None) -> str:
+    personal = ""
+    if agent is not None:
+        found = agents.get(db, agent)
+        if found is None:
+            raise NotFoundError(f"no agent called {agent}", "see `mailbridge agents list`")
+        personal = found["signature"]
+    return compose.choose_signature(personal, channel.signature, channel.use_common_signature)
+
+
+def _history(rows: list[dict[str, Any]]) -> tuple[compose.Quoted, ...]:
+    """The conversation newest first; our own earlier quotes are cut so history never nests."""
+    quoted = []
+    for m in reversed(rows):
+        text = m["text"] or ""
+        if m["direction"] == "out":
+            text = _OUR_QUOTE_RE.split(text, maxsplit=1)[0]
+        stamp = m["sent_at"] or m["stored_at"]
+        quoted.append(compose.Quoted(m["from_name"], m["from_email"],
+                                     datetime.fromisoformat(stamp) if stamp else None, text))
+    return tuple(quoted[:compose.MAX_QUOTED])
+
+
+def _store_and_queue(db: Store, channel: Channel, ticket: int, draft: compose.Draft,
+                     kind: str) -> Queued:
+    domain = draft.from_email.rpartition("@")[2]
+    made = compose.compose(draft, uuid.uuid4().hex[:16], domain)
+    first = made.copies[0][1]
+    prep = prepare(first, channel.own_addresses)
+    message = messages.insert(db, channel.name, prep.fingerprint, first, prep.parsed, "human",
+                              prep.parse_error, direction="out")
+    if channel.quoting == "send_to_client":  # the client gets the history, the ticket not
+        messages.set_text(db, message, made.unquoted)
+    tickets.add_message(db, ticket, message, reopen=False)
+    bcc = (channel.outgoing or {}).get("bcc")
+    rows = tuple(
+        outbox.queue(db, channel.name, ticket, message, kind, draft.from_email,
+                     [recipient, *([bcc] if bcc else [])], raw)
+        for recipient, raw in made.copies)
+    return Queued(ticket, message, rows, draft.recipients)
+
+
+def _read_attachments(paths: tuple[Path, ...]) -> tuple[compose.Attachment, ...]:
+    found = []
+    for path in paths:
+        try:
+            found.append(compose.Attachment(path.name, path.read_bytes()))
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot attach: {exc.strerror}") from None
+    return tuple(found)
+
+
+def drain_all(db: Store, config: Config, names: list[str] | None = None,
+              should_stop: Any = lambda: False) -> list[DrainResult]:
+    """Send what the outbox holds for each channel that has an outgoing connection."""
+    results = []
+    for channel in config.channels:
+        if channel.outgoing is None or (names and channel.name not in names):
+            continue
+        if not outbox.depth(db, channel.name):
+            continue
+        results.append(drain(db, channel.name, sender_for(channel), should_stop))
+    return results
+
+
+def list_outbox(config: Config, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    if not config.store_path.exists():
+        return []
+    db = open_store(config.store_path, readonly=True)
+    try:
+        with translate_errors(config.store_path):
+            return outbox.list_rows(db, states)
+    finally:
+        db.close()
+
+
+def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str, Any]]:
+    """`retry` (failed, unknown → pending) or `cancel` (pending, failed, unknown)."""
+    allowed = {"retry": (outbox.FAILED, outbox.UNKNOWN, outbox.PENDING),
+               "cancel": (outbox.PENDING, outbox.FAILED, outbox.UNKNOWN)}[action]
+    target = outbox.PENDING if action == "retry" else outbox.CANCELLED
+    with write_transaction(config.store_path) as db:
+        changed = []
+        for ident in ids:
+            row = outbox.get(db, ident)
+            if row is None:
+                raise NotFoundError(f"no outbox row #{ident}", "see `mailbridge outbox list`")
+            if row["state"] not in allowed:
+                raise UsageError(f"outbox #{ident} is {row['state']}; only "
+                                 f"{', '.join(allowed)} rows can be {action}ed")
+            outbox.set_state(db, ident, target, f"{action} by the operator")
+            changed.append({**row, "state": target})
+        return changed
+
+
+def test_outgoing(channel: Channel, send_to: str | None = None) -> dict[str, Any]:
+    """Log in to the outgoing server without sending; with `send_to`, send one test mail."""
+    sender = sender_for(channel)
+    assert isinstance(sender, SmtpSender)
+    report: dict[str, Any] = {"type": "smtp", **sender.check()}
+    if send_to:
+        sent_from = from_address(channel)
+        made = compose.compose(compose.Draft(
+            ticket=None, subject=f"mailbridge test of channel {channel.name}",
+            body=f"This is a test message from mailbridge channel {channel.name}.",
+            **_sender(channel), recipients=(send_to,), automatic=True),
+            uuid.uuid4().hex[:16], sent_from.rpartition("@")[2])
+        try:
+            refused = sender.send(sent_from, [send_to], made.copies[0][1])
+        finally:
+            sender.close()
+        report["test_mail"] = {"to": send_to, "message_id": made.message_id,
+                               "refused": refused}
+    return report
+
+
+ALERT_MAILS_PER_HOUR = 5  # per recipient: automatic mail must never flood anyone
+
+
+def queue_alert_mail(db: Store, config: Config, channel_name: str, subject: str,
+                     body: str) -> list[int]:
+    """Mail an alert about a channel to the agents who opted in (notify_no_messages), through
+    that channel's outgoing connection; nothing when it has none. Sent at the next drain."""
+    channel = config.channel(channel_name)
+    if channel is None or channel.outgoing is None:
+        return []
+    recipients = [a["email"] for a in agents.list_agents(db) if a["notify_no_messages"]]
+    recipients = [r for r in recipients if outbox.recent(db, r, "alert") < ALERT_MAILS_PER_HOUR]
+    if not recipients:
+        return []
+    sent_from = from_address(channel)
+    made = compose.compose(compose.Draft(
+        ticket=None, subject=subject, body=body, **_sender(channel),
+        recipients=tuple(recipients), automatic=True),
+        uuid.uuid4().hex[:16], sent_from.rpartition("@")[2])
+    return [outbox.queue(db, channel.name, None, None, "alert", sent_from, [rcpt], raw)
+            for rcpt, raw in made.copies]
