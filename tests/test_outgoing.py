@@ -171,6 +171,9 @@ def test_a_connection_lost_after_data_is_unknown_and_never_resent(mb, smtp):
     assert result.exit_code == 4
     assert "connection broke after the message was sent" in result.stderr
     assert [r["state"] for r in outbox(mb)] == ["unknown", "unknown"]
+    doctor = {c["check"]: c for c in json.loads(mb("doctor", "--offline", "--format",
+                                                    "json").stdout)}
+    assert doctor["outbox"]["status"] == "fail" and "2 unknown" in doctor["outbox"]["detail"]
     smtp.recorder.hang_up_after_data = False
     assert mb("sync").exit_code == 0
     assert smtp.received == []  # never re-sent on its own
@@ -272,3 +275,43 @@ def test_a_channel_without_outgoing_cannot_reply(mb):
     assert mb("sync").exit_code == 0
     result = mb("tickets", "reply", "1", "-m", "x")
     assert result.exit_code == 2 and "has no outgoing connection" in result.stderr
+
+
+# The real CLI in a child process, killed (os._exit) right before or right after the SMTP
+# transaction of the first outbox row: the row is then `unknown`, and nothing is ever sent
+# twice by itself.
+CRASH = """
+import os, sys
+import mailbridge.connectors.smtp as smtp
+from mailbridge.cli.app import app
+where = sys.argv[1]
+real = smtp.SmtpSender.send
+def send(self, *args, **kwargs):
+    if where == "before":
+        os._exit(137)
+    out = real(self, *args, **kwargs)
+    os._exit(137)
+smtp.SmtpSender.send = send
+app(["--config", sys.argv[2], "sync", "--quiet"], prog_name="mailbridge")
+"""
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_killed_mid_send_never_sends_twice(mb, smtp, where):
+    import subprocess
+    import sys
+
+    spool = desk(mb, smtp)
+    first_ticket(mb, spool)
+    assert mb("tickets", "reply", "1", "-m", "Once.").exit_code == 0
+    child = subprocess.run([sys.executable, "-c", CRASH, where, str(mb.config)],
+                           capture_output=True, timeout=60)
+    assert child.returncode == 137, child.stderr.decode()
+    delivered = len(smtp.received)
+    assert delivered == (1 if where == "after" else 0)
+    assert mb("sync").exit_code == 4  # the interrupted row is reported as unknown
+    states = [r["state"] for r in outbox(mb)]
+    assert states == ["unknown", "sent"]
+    assert len(smtp.received) == delivered + 1  # only the other recipient's copy
+    assert sorted(r.rcpt_tos[0] for r in smtp.received).count("ann@customer.example") == \
+        (1 if where == "after" else 0)

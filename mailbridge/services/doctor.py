@@ -4,7 +4,8 @@ reachable?"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from mailbridge.config.secrets import NO_BACKEND_HINT
 from mailbridge.errors import MailbridgeError
 from mailbridge.services import health
 from mailbridge.services.connectors import test_connection
-from mailbridge.store import runs
+from mailbridge.store import outbox, runs
 from mailbridge.store.db import Store, open_store, schema_status
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -59,7 +60,7 @@ def _store_checks(config: Config) -> list[dict[str, str]]:
         applied, _ = schema_status(db)
         now = datetime.now(UTC)
         return [_check("store", OK, f"{config.store_path}: schema version {applied}"),
-                _integrity_check(db),
+                _integrity_check(db), _outbox_check(db, now),
                 *(_channel_check(db, config, channel, now) for channel in config.channels)]
     finally:
         db.close()
@@ -71,6 +72,22 @@ def _integrity_check(db: Store) -> dict[str, str]:
         return _check("store integrity", OK, "PRAGMA quick_check: ok")
     return _check("store integrity", FAIL, "PRAGMA quick_check: " + "; ".join(rows) +
                   " (back up the file, then try `sqlite3 FILE .recover`)")
+
+
+STUCK_AFTER = timedelta(hours=1)
+
+
+def _outbox_check(db: Store, now: datetime) -> dict[str, str]:
+    """Mail that needs a person (failed, unknown) or has waited too long to go out."""
+    rows = outbox.list_rows(db, (outbox.PENDING, outbox.FAILED, outbox.UNKNOWN))
+    stuck = [r for r in rows if r["state"] != outbox.PENDING
+             or now - datetime.fromisoformat(r["created_at"]) > STUCK_AFTER]
+    if not stuck:
+        return _check("outbox", OK, f"{len(rows)} waiting to be sent")
+    counts = ", ".join(f"{n} {state}" for state, n in
+                       sorted(Counter(r["state"] for r in stuck).items()))
+    return _check("outbox", FAIL, f"{counts} (pending over an hour counts too): see "
+                                  "`mailbridge outbox list`, then retry or cancel")
 
 
 def _channel_check(db: Store, config: Config, channel: Channel,
