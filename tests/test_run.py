@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import tomli_w
 from conftest import drop, message
 from servers.dovecot import free_port
@@ -35,6 +36,16 @@ def wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen | None
                                  f"{proc.stderr.read().decode() if proc.stderr else ''}")
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def service(tmp_path):
+    """A `mailbridge run` harness whose child never outlives the test, pass or fail."""
+    svc = Service(tmp_path)
+    yield svc
+    if svc.proc is not None and svc.proc.poll() is None:
+        svc.proc.kill()
+        svc.proc.wait(timeout=WAIT)
 
 
 class Service:
@@ -98,8 +109,8 @@ class Service:
                  if line.strip())]
 
 
-def test_run_serves_channels_raises_and_clears_alerts_and_stops_cleanly(tmp_path):
-    svc = Service(tmp_path)
+def test_run_serves_channels_raises_and_clears_alerts_and_stops_cleanly(service):
+    svc = service
     closed_port = free_port()  # nothing listens here: every sync of "broken" fails
     svc.write([
         svc.drop_channel("fast", schedule="1s"),
@@ -146,10 +157,10 @@ def test_run_serves_channels_raises_and_clears_alerts_and_stops_cleanly(tmp_path
     assert svc.count() == 4
 
 
-def test_quiet_alert_mail_reaches_agents_who_opted_in(tmp_path):
+def test_quiet_alert_mail_reaches_agents_who_opted_in(service):
     smtp = SmtpServer()
     try:
-        svc = Service(tmp_path)
+        svc = service
         svc.write([svc.drop_channel("desk", schedule="1s", no_messages_hours=0.0005, outgoing={
             "type": "smtp", "host": "127.0.0.1", "port": smtp.port, "security": "none"})])
         assert svc.cli("agents", "add", "alice", "--email", "alice@example.com",
@@ -169,8 +180,8 @@ def test_quiet_alert_mail_reaches_agents_who_opted_in(tmp_path):
         smtp.close()
 
 
-def test_sigterm_mid_sync_loses_and_doubles_nothing(tmp_path):
-    svc = Service(tmp_path)
+def test_sigterm_mid_sync_loses_and_doubles_nothing(service):
+    svc = service
     svc.write([svc.drop_channel("bulk", schedule="1h")])
     total = 2000
     spool = svc.spool("bulk")
@@ -193,8 +204,8 @@ def test_sigterm_mid_sync_loses_and_doubles_nothing(tmp_path):
     assert list((spool / "new").iterdir()) == []
 
 
-def test_sighup_rereads_the_config(tmp_path):
-    svc = Service(tmp_path)
+def test_sighup_rereads_the_config(service):
+    svc = service
     first = svc.drop_channel("first", schedule="1s")
     svc.write([first])
     proc = svc.start()
@@ -209,8 +220,8 @@ def test_sighup_rereads_the_config(tmp_path):
     assert "config reloaded: 2 channel(s)" in err
 
 
-def test_a_bad_cron_expression_stops_run_with_one_line(tmp_path):
-    svc = Service(tmp_path)
+def test_a_bad_cron_expression_stops_run_with_one_line(service):
+    svc = service
     svc.write([svc.drop_channel("c", schedule="99 * * * *")])
     done = svc.cli("run")
     assert done.returncode == 2

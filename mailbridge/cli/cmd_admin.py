@@ -9,7 +9,6 @@ import typer
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
 from mailbridge.cli.state import state
 from mailbridge.errors import EXIT_PARTIAL, EXIT_USAGE, UsageError
-from mailbridge.services import doctor as doctor_service
 from mailbridge.services import secrets as secrets_service
 
 secrets = typer.Typer(help="Store secrets in the OS keyring and check references.",
@@ -48,6 +47,8 @@ def doctor(
     """Check the config, the store and its integrity, the keyring, every channel's health
     and (unless --offline) that each enabled channel's server accepts our login.
     Exit 4 if a check fails, 2 if the config is invalid."""
+    from mailbridge.services import doctor as doctor_service  # see cmd_outgoing.py
+
     checks = doctor_service.diagnose(state(ctx).path, connect=not offline)
     emit(checks, fmt, ("check", "status", "detail"))
     if any(c["status"] == "fail" for c in checks):

@@ -8,7 +8,7 @@ from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
 from mailbridge.errors import UsageError
 from mailbridge.services import channels as service
-from mailbridge.services import connectors, outgoing
+from mailbridge.services import connectors
 
 group = typer.Typer(help="List, inspect, enable, disable and remove channels.",
                     no_args_is_help=True)
@@ -49,6 +49,8 @@ def test(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
     channel = state(ctx).config().require(name)
     report = connectors.test_connection(channel)
     if channel.outgoing is not None:
+        from mailbridge.services import outgoing  # see cmd_outgoing.py
+
         report["outgoing"] = outgoing.test_outgoing(channel, send_test_to)
     elif send_test_to:
         raise UsageError(f"channel {name} has no outgoing connection to send through")

@@ -11,7 +11,6 @@ from mailbridge.cli.output import FORMAT_OPTION, Format, emit
 from mailbridge.cli.state import setup_logging, state
 from mailbridge.config.load import load_config
 from mailbridge.errors import EXIT_PARTIAL
-from mailbridge.services import health, queues
 
 STATUS_COLUMNS = ("channel", "enabled", "mode", "health", "last_success", "last_message",
                   "messages_24h", "failures", "last_error", "next_run", "outbox", "problems")
@@ -36,6 +35,8 @@ def run(ctx: typer.Context) -> None:
 def status(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
     """Per channel: health, last sync and message, messages in 24 h, failures, next run.
     Exit 4 if any enabled channel is failing, quiet or never synced (a monitoring check)."""
+    from mailbridge.services import health  # see cmd_outgoing.py
+
     rows = health.status(state(ctx).config())
     emit(rows, fmt, STATUS_COLUMNS)
     if not health.healthy(rows):
@@ -48,6 +49,8 @@ queues_group = typer.Typer(help="Queues tickets are routed to.", no_args_is_help
 @queues_group.command("list")
 def queues_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
     """Every queue with its open and total tickets. JSON fields: queue, open, total."""
+    from mailbridge.services import queues
+
     emit(queues.list_queues(state(ctx).config()), fmt, ("queue", "open", "total"))
 
 

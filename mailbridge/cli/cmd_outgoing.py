@@ -1,4 +1,7 @@
-"""Outgoing mail: `tickets reply/forward`, `outbox list/retry/cancel`, `agents …`."""
+"""Outgoing mail: `tickets reply/forward`, `outbox list/retry/cancel`, `agents …`.
+
+The services are imported inside the commands: the CLI imports every command module at
+start, and a cron poll should not pay for composing mail."""
 
 from __future__ import annotations
 
@@ -13,8 +16,6 @@ import typer
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
 from mailbridge.cli.state import state
 from mailbridge.errors import UsageError
-from mailbridge.services import agents as agents_service
-from mailbridge.services import outgoing
 
 OUTBOX_COLUMNS = ("id", "channel", "ticket", "kind", "recipients", "state", "attempts",
                   "last_error", "created_at", "sent_at")
@@ -34,6 +35,8 @@ def reply(
 ) -> None:
     """Queue a reply to the requester and everyone they copied (one mail each); `sync` or
     `run` sends it. The reply is added to the ticket now."""
+    from mailbridge.services import outgoing
+
     text = _text(message, file)
     queued = outgoing.reply(state(ctx).config(), ticket, text, agent, tuple(attach or ()))
     note(f"ticket #{queued.ticket}: reply queued for {', '.join(queued.recipients)} "
@@ -51,6 +54,8 @@ def forward(
 ) -> None:
     """Queue the whole conversation to another address. With the channel's
     forward_creates_ticket (default), the forward opens a new ticket of its own."""
+    from mailbridge.services import outgoing
+
     text = _text(message, file, required=False)
     queued = outgoing.forward(state(ctx).config(), ticket, to, text, agent,
                               tuple(attach or ()))
@@ -104,6 +109,8 @@ def outbox_list(
 ) -> None:
     """The outbox, oldest first. `unknown`: the connection broke after the message was
     handed over; it may have arrived, so it is never re-sent by itself."""
+    from mailbridge.services import outgoing
+
     emit(outgoing.list_outbox(state(ctx).config(), tuple(states or ())), fmt, OUTBOX_COLUMNS)
 
 
@@ -111,6 +118,8 @@ def outbox_list(
 def outbox_retry(ctx: typer.Context,
                  ids: list[int] = typer.Argument(..., help="Outbox row ids.")) -> None:
     """Send failed or unknown rows again at the next drain (unknown ones may double)."""
+    from mailbridge.services import outgoing
+
     for row in outgoing.change_outbox(state(ctx).config(), ids, "retry"):
         note(f"outbox #{row['id']}: pending again")
 
@@ -119,6 +128,8 @@ def outbox_retry(ctx: typer.Context,
 def outbox_cancel(ctx: typer.Context,
                   ids: list[int] = typer.Argument(..., help="Outbox row ids.")) -> None:
     """Never send these rows."""
+    from mailbridge.services import outgoing
+
     for row in outgoing.change_outbox(state(ctx).config(), ids, "cancel"):
         note(f"outbox #{row['id']}: cancelled")
 
@@ -137,6 +148,8 @@ def agents_add(
                                 help="Mail this agent when a channel goes quiet."),
 ) -> None:
     """Add an agent, or change one (only the options given)."""
+    from mailbridge.services import agents as agents_service
+
     added = agents_service.add(state(ctx).config(), name, email, signature, notify)
     note(f"agent {name} {'added' if added else 'updated'}")
 
@@ -144,12 +157,16 @@ def agents_add(
 @agents_group.command("list")
 def agents_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
     """Agents. JSON fields: name, email, signature, notify_no_messages, created_at."""
+    from mailbridge.services import agents as agents_service
+
     emit(agents_service.list_agents(state(ctx).config()), fmt, AGENT_COLUMNS)
 
 
 @agents_group.command("remove")
 def agents_remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """Remove an agent (tickets and sent mail stay)."""
+    from mailbridge.services import agents as agents_service
+
     agents_service.remove(state(ctx).config(), name)
     note(f"agent {name} removed")
 

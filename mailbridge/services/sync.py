@@ -11,9 +11,8 @@ from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError
 from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.pipeline.send import DrainResult
-from mailbridge.services import outgoing
 from mailbridge.services.connectors import build_fetcher, plan_for
-from mailbridge.store import runs
+from mailbridge.store import outbox, runs
 from mailbridge.store.db import Store, open_store, translate_errors
 from mailbridge.store.lock import service_lock, write_lock
 
@@ -64,6 +63,10 @@ def sync(config: Config, names: Sequence[str], reporter: Reporter,
 def send_outbox(db: Store, config: Config, names: list[str],
                 should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
     with translate_errors(config.store_path):
+        if not any(outbox.depth(db, c.name) for c in config.channels if c.outgoing):
+            return []  # nothing to send: do not even load the composing and SMTP code
+        from mailbridge.services import outgoing
+
         return outgoing.drain_all(db, config, names, should_stop)
 
 
