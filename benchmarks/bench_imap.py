@@ -355,9 +355,11 @@ class TreeRss(threading.Thread):
         return total_kb / 1024
 
 
-def run_child(argv: list[str], env: dict[str, str], timeout: float) -> Run:
+def run_child(argv: list[str], env: dict[str, str], timeout: float,
+              sample_memory: bool = True) -> Run:
     """Run argv in its own process group (killed as a whole on timeout); wall time, the
-    user+sys CPU of the whole tree, and the peak RSS of the command (GNU time's %M)."""
+    user+sys CPU of the whole tree, and the peak RSS of the command (GNU time's %M).
+    `sample_memory=False` for the polls: the sampler's own CPU would slow what it measures."""
     rss_file = None
     if os.access(TIME_BIN, os.X_OK):
         fd, rss_file = tempfile.mkstemp(prefix="mb-bench-rss-")
@@ -368,7 +370,8 @@ def run_child(argv: list[str], env: dict[str, str], timeout: float) -> Run:
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     sampler = TreeRss(proc.pid)
-    sampler.start()
+    if sample_memory:
+        sampler.start()
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -377,7 +380,8 @@ def run_child(argv: list[str], env: dict[str, str], timeout: float) -> Run:
         out, err = proc.communicate(timeout=30)
         err += f"\n[bench] killed after {timeout:.0f} s\n".encode()
     wall = time.perf_counter() - start
-    sampler.stop()
+    if sample_memory:
+        sampler.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rss = None
@@ -543,7 +547,7 @@ def main() -> int:
         report_failure("mailbridge sync", mb_run)
         polls = []
         for k in range(POLLS):
-            poll = run_child(cmd, env, 120)
+            poll = run_child(cmd, env, 120, sample_memory=False)
             report_failure(f"mailbridge poll {k + 1}", poll)
             polls.append(poll.wall)
         exists_a, unseen_a = mailbox_status(user_a)

@@ -60,8 +60,9 @@ def test(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
     _print_incoming(name, report)
     out = report.get("outgoing")
     if out:
-        typer.echo(f"{name}: outgoing {out['host']}:{out['port']} ({out['security']}): "
-                   f"login {out['login']}")
+        where = (f"{out['host']}:{out['port']} ({out['security']})" if "host" in out
+                 else out["program"])
+        typer.echo(f"{name}: outgoing {out['type']} {where}: login {out['login']}")
         if "test_mail" in out:
             typer.echo(f"  test mail to {out['test_mail']['to']}: accepted "
                        f"(Message-ID <{out['test_mail']['message_id']}>)")

@@ -208,6 +208,12 @@ OUTGOING: dict[str, dict[str, Key]] = {
         "timeout": Key(integer(1, 3600), 60),
         **SENDER_KEYS,
     },
+    # Usedesk's "internal" outgoing connection: the local MTA sends.
+    "sendmail": {
+        "command": Key(string_list(), ["/usr/sbin/sendmail", "-oi"]),
+        "timeout": Key(integer(1, 3600), 60),
+        **SENDER_KEYS,
+    },
     "m365": {
         "app": Key(name),
         "mailbox": Key(email),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailbridge.connectors.smtp import SendFailed, SendUnknown
 from mailbridge.errors import MailbridgeError
@@ -17,7 +17,13 @@ MAX_ATTEMPTS = 5  # temporary refusals before a row is `failed` for the operator
 
 
 class Sender(Protocol):
-    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> dict[str, str]: ...
+    def check(self) -> dict[str, Any]:
+        """Reach and log in to the server (or find the program) without sending."""
+        ...
+
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> dict[str, str]:
+        """Returns refused recipients; raises SendFailed, SendUnknown or MailbridgeError."""
+        ...
 
     def close(self) -> None: ...
 

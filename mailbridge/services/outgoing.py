@@ -13,6 +13,7 @@ from typing import Any
 
 from mailbridge.config import secrets
 from mailbridge.config.model import Channel, Config
+from mailbridge.connectors.sendmail import SendmailSender
 from mailbridge.connectors.smtp import DEFAULT_PORTS, SmtpSender, SmtpSettings
 from mailbridge.domain import compose
 from mailbridge.errors import NotFoundError, NotSupportedError, UsageError
@@ -39,11 +40,13 @@ def sender_for(channel: Channel) -> Sender:
     if out is None:
         raise UsageError(f"channel {channel.name} has no outgoing connection",
                          "add an [channel.outgoing] table (see config.example.toml)")
-    if out["type"] != "smtp":
-        raise NotSupportedError(
-            f"channel {channel.name}: outgoing type \"{out['type']}\" is not available in this "
-            "version yet", 'use type = "smtp" until it lands')
-    return SmtpSender(smtp_settings(channel), channel.name)
+    if out["type"] == "smtp":
+        return SmtpSender(smtp_settings(channel), channel.name)
+    if out["type"] == "sendmail":
+        return SendmailSender(tuple(out["command"]), channel.name, out["timeout"])
+    raise NotSupportedError(
+        f"channel {channel.name}: outgoing type \"{out['type']}\" is not available in this "
+        "version yet", 'use type = "smtp" or "sendmail" until it lands')
 
 
 def smtp_settings(channel: Channel) -> SmtpSettings:
@@ -231,8 +234,7 @@ def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str,
 def test_outgoing(channel: Channel, send_to: str | None = None) -> dict[str, Any]:
     """Log in to the outgoing server without sending; with `send_to`, send one test mail."""
     sender = sender_for(channel)
-    assert isinstance(sender, SmtpSender)
-    report: dict[str, Any] = {"type": "smtp", **sender.check()}
+    report: dict[str, Any] = {"type": (channel.outgoing or {})["type"], **sender.check()}
     if send_to:
         sent_from = from_address(channel)
         made = compose.compose(compose.Draft(
