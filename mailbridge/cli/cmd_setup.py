@@ -11,8 +11,10 @@ import typer
 from mailbridge.cli.output import emit, note
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
+from mailbridge.config import providers
 from mailbridge.config.schema import MODES
 from mailbridge.connectors.imap_session import DEFAULT_PORTS
+from mailbridge.connectors.smtp import DEFAULT_PORTS as SMTP_PORTS
 from mailbridge.errors import UsageError
 from mailbridge.services import channels, demo, setup, sync
 from mailbridge.services import secrets as secrets_service
@@ -50,6 +52,10 @@ def add_channel(
     ctx: typer.Context,
     name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
     mode: str = typer.Option(None, "--mode", help="tickets (engagements, sales: later)."),
+    email: str = typer.Option(None, "--email", help="The mailbox address: fills in IMAP and "
+                              "SMTP for known providers (Gmail, Outlook.com, Yahoo, iCloud, "
+                              "Yandex, Mail.ru, GMX, Zoho, Fastmail), else tries "
+                              "imap./mail.<domain>."),
     incoming: str = typer.Option(None, "--incoming", help="Incoming connection: drop | imap."),
     spool: Path = typer.Option(None, "--spool", help="Maildir spool of a drop channel "
                                "[default: <data dir>/spool/<name>]."),
@@ -63,6 +69,13 @@ def add_channel(
     folders: str = typer.Option(None, "--folders", help='Folders, comma-separated, or "*" '
                                 "for all but Junk/Trash/Drafts/Sent [default: INBOX]."),
     ca_file: Path = typer.Option(None, "--ca-file", help="Extra CA to trust (private server)."),
+    smtp_host: str = typer.Option(None, "--smtp-host", help="SMTP server for replies "
+                                  "[default with --email: the provider's]."),
+    smtp_security: str = typer.Option(None, "--smtp-security", help="ssl | starttls | none."),
+    smtp_port: int = typer.Option(None, "--smtp-port", help="SMTP port [default: 465 ssl, "
+                                  "587 starttls, 25 none]."),
+    no_outgoing: bool = typer.Option(False, "--no-outgoing", help="No outgoing connection, "
+                                     "even with --email."),
     main_email: str = typer.Option(None, "--main-email", help="The address customers write to."),
     default_queue: str = typer.Option(None, "--default-queue", help="Queue for new tickets."),
     schedule: str = typer.Option(None, "--schedule", help='How often `run` syncs: "5m", cron.'),
@@ -80,12 +93,31 @@ def add_channel(
         "name": name,
         "mode": _choose(mode, "Mode", list(MODES), "tickets", interactive),
     }
-    kind = _choose(incoming, "Incoming connection", ["drop", "imap"], "drop", interactive)
+    provider = providers.lookup(email) if email else None
+    guessing = bool(email) and provider is None and host is None
+    if provider is not None:
+        note(f"{email}: {provider.name}; its IMAP and SMTP settings are filled in")
+        if provider.password_note:
+            note(f"note: {provider.password_note}")
+    elif guessing:
+        if skip_test:
+            raise UsageError(f"{email}: not a provider mailbridge knows, and guessed servers "
+                             "are only used once a test confirms them",
+                             "drop --skip-test, or pass --host")
+        note(f"{email}: unknown provider; trying imap.{providers.domain_of(email)} and "
+             f"mail.{providers.domain_of(email)}")
+    kind = _choose(incoming, "Incoming connection", ["drop", "imap"],
+                   "imap" if email else "drop", interactive)
+    candidates = providers.guesses(email) if guessing else [provider]
     if kind == "imap":
-        entry["incoming"] = _imap_incoming(name, interactive, host, security, port, username,
-                                           password, folders, ca_file)
+        server = provider.imap if provider else None
+        entry["incoming"] = _imap_incoming(
+            name, interactive, host or (server.host if server else None)
+            or (candidates[0].imap.host if guessing else None),
+            security or (server.security if server else None), port, username or email,
+            password, folders, ca_file)
         login = entry["incoming"]["username"]
-        main_default = login if "@" in login else ""  # else the mailbox address is asked for
+        main_default = email or (login if "@" in login else "")
     else:
         entry["incoming"] = {"type": kind}
         if spool is not None:
@@ -99,15 +131,41 @@ def add_channel(
         answer = _ask(value, prompt, default, interactive)
         if answer:
             entry[key] = answer
+    wants_smtp = not no_outgoing and (email or smtp_host)
+    if wants_smtp and kind == "imap":
+        smtp = provider.smtp if provider else None
+        security_out = smtp_security or (smtp.security if smtp else "starttls")
+        entry["outgoing"] = {
+            "type": "smtp", "host": smtp_host or (smtp.host if smtp else entry["incoming"]["host"]),
+            "port": smtp_port or (smtp.port if smtp else SMTP_PORTS[security_out]),
+            "security": security_out, "username": entry["incoming"]["username"],
+            "password": entry["incoming"]["password"],
+            **({"from_email": email} if email else {})}
     if not skip_test and kind != "drop":
         note(f"testing the {kind} connection…")
-    added = channels.add_channel(state(ctx).path, entry, test=not skip_test)
+    if guessing and kind == "imap" and host is None:
+        added = channels.add_first_working(
+            state(ctx).path, [_with_servers(entry, c, smtp_host) for c in candidates])
+    else:
+        added = channels.add_channel(state(ctx).path, entry, test=not skip_test)
     note(f"added channel {added.name} to {state(ctx).path}")
     if added.incoming["type"] == "drop":
         note(f"deliver mail into {added.spool}/new (Maildir), "
              f"or pipe it to `mailbridge ingest {added.name}`")
     else:
         note(f"next: `mailbridge sync {added.name}`")
+
+
+def _with_servers(entry: dict[str, Any], candidate: providers.Provider,
+                  smtp_host: str | None) -> dict[str, Any]:
+    """The entry with a guessed provider's IMAP (and SMTP) servers put in."""
+    out = {**entry, "incoming": {**entry["incoming"], "host": candidate.imap.host,
+                                 "port": candidate.imap.port,
+                                 "security": candidate.imap.security}}
+    if "outgoing" in entry and smtp_host is None:
+        out["outgoing"] = {**entry["outgoing"], "host": candidate.smtp.host,
+                           "port": candidate.smtp.port, "security": candidate.smtp.security}
+    return out
 
 
 def _imap_incoming(name: str, interactive: bool, host: str | None, security: str | None,

@@ -11,7 +11,7 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.config.secrets import describe
 from mailbridge.config.write import append_channel, save_config
 from mailbridge.connectors.drop import make_spool
-from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.errors import NetworkError, NotFoundError, TlsError, UsageError
 from mailbridge.services.connectors import test_connection
 
 
@@ -28,8 +28,26 @@ def add_channel(path: Path, channel: dict[str, Any], test: bool = False) -> Chan
         make_spool(added.spool)  # a drop channel's "connection" is its spool: make it first
     if test:
         test_connection(added)
+        if added.outgoing is not None:
+            from mailbridge.services.outgoing import test_outgoing
+
+            test_outgoing(added)
     append_channel(path, channel)
     return added
+
+
+def add_first_working(path: Path, candidates: list[dict[str, Any]]) -> Channel:
+    """Add the first candidate whose servers answer (guessed host names): a host that does
+    not exist or does not speak TLS is skipped; a refused login stops, since the server is
+    then the right one and the password is not."""
+    tried = []
+    for channel in candidates:
+        try:
+            return add_channel(path, channel, test=True)
+        except (NetworkError, TlsError) as exc:
+            tried.append(exc.message)
+    raise UsageError("no guessed server answered: " + "; ".join(tried),
+                     "pass --host (and --smtp-host) from your provider's help pages")
 
 
 def parse_secret_ref(text: str) -> dict[str, Any]:
