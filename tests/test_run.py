@@ -245,3 +245,29 @@ def test_queues_list_and_move(mb):
     assert listed == {"accounts": 1, "billing": 0, "general": 1}
     missing = mb("tickets", "move", "999", "--queue", "x")
     assert missing.exit_code == 2 and "no ticket #999" in missing.stderr
+
+
+def test_close_reopen_and_a_customer_answer_reopens(mb):
+    spool = mb.drop_channel()
+    drop(spool, message("Broken", message_id="b1@t.test"))
+    assert mb("sync").exit_code == 0
+    closed = mb("tickets", "close", "1")
+    assert closed.exit_code == 0 and "open → closed" in closed.stderr
+    listed = json.loads(mb("tickets", "list", "--status", "closed", "--format", "json").stdout)
+    assert [t["id"] for t in listed] == [1]
+    auto = message("Automatic reply: Broken", sender="ann@customer.example",
+                   message_id="ooo@t.test", extra="In-Reply-To: <b1@t.test>\n"
+                                                  "Auto-Submitted: auto-replied\n")
+    drop(spool, auto)
+    assert mb("sync").exit_code == 0
+    assert json.loads(mb("tickets", "show", "1", "--format", "json").stdout)["status"] == \
+        "closed"  # an out-of-office does not reopen
+    drop(spool, message("Re: Broken", message_id="b2@t.test",
+                        extra="In-Reply-To: <b1@t.test>\n"))
+    assert mb("sync").exit_code == 0
+    assert json.loads(mb("tickets", "show", "1", "--format", "json").stdout)["status"] == "open"
+    assert mb("tickets", "close", "1").exit_code == 0
+    assert mb("tickets", "reopen", "1").exit_code == 0
+    missing = mb("tickets", "close", "1", "99")
+    assert missing.exit_code == 2 and "no ticket #99" in missing.stderr
+    assert json.loads(mb("tickets", "show", "1", "--format", "json").stdout)["status"] == "open"

@@ -1,4 +1,4 @@
-"""`tickets list/show`."""
+"""`tickets list/show/move/close/reopen` (reply and forward: cmd_outgoing.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import typer
 
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
-from mailbridge.services import queries, queues
+from mailbridge.services import queries, triage
 from mailbridge.store.tickets import LIST_COLUMNS
 
-group = typer.Typer(help="Read tickets from the store and move them between queues.",
+group = typer.Typer(help="Read, answer, move, close and reopen tickets.",
                     no_args_is_help=True)
 
 
@@ -82,8 +82,25 @@ def move(
     queue: str = typer.Option(..., "--queue", "-q", help="Queue to move it to."),
 ) -> None:
     """Move a ticket to another queue (created if new)."""
-    previous = queues.move_ticket(state(ctx).config(), ticket, queue)
+    previous = triage.move_ticket(state(ctx).config(), ticket, queue)
     note(f"ticket #{ticket}: {previous} → {queue}")
+
+
+@group.command("close")
+def close(ctx: typer.Context,
+          tickets: list[int] = typer.Argument(..., help="Ticket ids.")) -> None:
+    """Close tickets. A customer's next message reopens a closed ticket (an auto-reply or a
+    bounce does not)."""
+    for ticket, previous in triage.set_status(state(ctx).config(), tickets, "closed"):
+        note(f"ticket #{ticket}: {previous} → closed")
+
+
+@group.command("reopen")
+def reopen(ctx: typer.Context,
+           tickets: list[int] = typer.Argument(..., help="Ticket ids.")) -> None:
+    """Reopen tickets."""
+    for ticket, previous in triage.set_status(state(ctx).config(), tickets, "open"):
+        note(f"ticket #{ticket}: {previous} → open")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,14 +1,12 @@
-"""Queues (Agent Desktop routing): listing them with counts, moving a ticket between them."""
+"""Queues (Agent Desktop routing): listing them with their ticket counts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mailbridge.config.model import Config
-from mailbridge.errors import NotFoundError
 from mailbridge.store import tickets
 from mailbridge.store.db import open_store, translate_errors
-from mailbridge.store.session import write_transaction
 
 
 def list_queues(config: Config) -> list[dict[str, Any]]:
@@ -25,11 +23,3 @@ def list_queues(config: Config) -> list[dict[str, Any]]:
         for name in (channel.default_queue, *(r.queue for r in channel.routes)):
             found.setdefault(name, {"queue": name, "open": 0, "total": 0})
     return sorted(found.values(), key=lambda row: row["queue"])
-
-
-def move_ticket(config: Config, ticket: int, queue: str) -> str:
-    with write_transaction(config.store_path) as db:
-        previous = tickets.move(db, ticket, queue)
-    if previous is None:
-        raise NotFoundError(f"no ticket #{ticket}", "see `mailbridge tickets list`")
-    return previous

@@ -122,3 +122,12 @@ def move(db: Store, ticket: int, queue: str) -> str | None:
     ensure_queue(db, queue)
     db.execute("UPDATE tickets SET queue=?, updated_at=? WHERE id=?", [queue, now(), ticket])
     return row[0]
+
+
+def set_status(db: Store, ticket: int, status: str) -> str | None:
+    """Returns the previous status (None: no such ticket)."""
+    row = db.execute("SELECT status FROM tickets WHERE id=?", [ticket]).fetchone()
+    if row is None:
+        return None
+    db.execute("UPDATE tickets SET status=?, updated_at=? WHERE id=?", [status, now(), ticket])
+    return row[0]

@@ -1,0 +1,32 @@
+"""What an agent does to tickets by hand: move them between queues, close and reopen them."""
+
+from __future__ import annotations
+
+from mailbridge.config.model import Config
+from mailbridge.errors import NotFoundError
+from mailbridge.store import tickets
+from mailbridge.store.session import write_transaction
+
+
+def move_ticket(config: Config, ticket: int, queue: str) -> str:
+    with write_transaction(config.store_path) as db:
+        previous = tickets.move(db, ticket, queue)
+    if previous is None:
+        raise _missing(ticket)
+    return previous
+
+
+def set_status(config: Config, ids: list[int], status: str) -> list[tuple[int, str]]:
+    """Close or reopen tickets; returns (ticket, previous status). All or nothing."""
+    with write_transaction(config.store_path) as db:
+        changed = []
+        for ticket in ids:
+            previous = tickets.set_status(db, ticket, status)
+            if previous is None:
+                raise _missing(ticket)
+            changed.append((ticket, previous))
+        return changed
+
+
+def _missing(ticket: int) -> NotFoundError:
+    return NotFoundError(f"no ticket #{ticket}", "see `mailbridge tickets list`")
