@@ -117,8 +117,12 @@ class ImapSession:
 
     def select(self, folder: str, readonly: bool) -> dict[bytes, Any]:
         client = self.connect()
-        with self.translated(folder):
-            info = client.select_folder(folder, readonly=readonly)
+        try:
+            with self.translated(folder):
+                info = client.select_folder(folder, readonly=readonly)
+        except UsageError:
+            self._no_such_folder([folder])
+            raise
         self.selected = folder
         self.uidvalidity = int(info[b"UIDVALIDITY"])
         if self.validities.setdefault(folder, self.uidvalidity) != self.uidvalidity:
@@ -218,18 +222,20 @@ class ImapSession:
         return found
 
     def synced_folders(self) -> list[str]:
-        """The folders to read, in config order (or server order for "*"); a configured
-        folder the server does not have is an error naming what it does have."""
-        listed = self.folders()
+        """The folders to read, in config order (or server order for "*"). Named folders are
+        not LISTed first, a round trip saved on every poll: a missing one fails its SELECT,
+        and only then is the server asked what it has."""
         if self.settings.folders == "*":
-            return [f.name for f in listed if f.synced]
-        names = {f.name for f in listed}
-        missing = [f for f in self.settings.folders if f not in names]
+            return [f.name for f in self.folders() if f.synced]
+        return list(self.settings.folders)
+
+    def _no_such_folder(self, names: list[str]) -> None:
+        listed = self.folders()
+        missing = [n for n in names if n not in {f.name for f in listed}]
         if missing:
             have = ", ".join(f.name for f in listed if f.selectable)
             raise UsageError(f"{self.where}: no folder {', '.join(missing)} on the server "
                              f"(it has: {have})", "fix incoming.folders, or use \"*\"")
-        return list(self.settings.folders)
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
