@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailbridge.domain.compose import (
     MAX_QUOTED,
@@ -17,6 +19,8 @@ from mailbridge.domain.compose import (
     recipients,
     subject_for,
 )
+from mailbridge.domain.parse import parse
+from mailbridge.domain.threading import ticket_token
 
 WHEN = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 
@@ -91,3 +95,26 @@ def test_notices_have_no_ticket_token_and_are_auto_submitted():
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["X-Mailbridge-Ticket"] is None
     assert made.message_id == "mb.notice.u2@acme.test"
+
+
+# Whatever an agent types, what we send must parse back (with our own parser, as the client's
+# answer will be parsed) to the same subject, token, threading headers and text.
+TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=120)
+LINES = st.lists(TEXT, min_size=1, max_size=6).map("\n".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subject=TEXT, body=LINES, name=TEXT, ticket=st.integers(1, 10**9))
+def test_what_we_send_parses_back(subject, body, name, ticket):
+    draft = Draft(ticket=ticket, subject=subject, body=body, from_name=name,
+                  from_email="help@acme.test", recipients=("ann@x.test",),
+                  in_reply_to="m1@x.test", references=("m0@x.test",))
+    made = compose(draft, "u", "acme.test")
+    parsed = parse(made.copies[0][1])
+    assert parsed.subject == made.subject
+    assert ticket_token(parsed.subject) == ticket
+    assert parsed.message_id == made.message_id
+    assert parsed.in_reply_to == "m1@x.test"
+    assert parsed.references == ("m0@x.test", "m1@x.test")
+    assert parsed.sender.email == "help@acme.test"
+    assert parsed.text.replace("\r\n", "\n").rstrip() == made.text.rstrip()
