@@ -18,8 +18,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from mailbridge.connectors.drop import DropFetcher, make_spool
 from mailbridge.pipeline.ingest import ingest
+from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.report import NullReporter
-from mailbridge.pipeline.tickets import ChannelPlan
 from mailbridge.store import messages as store_messages
 from mailbridge.store.db import open_store
 

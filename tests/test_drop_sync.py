@@ -10,7 +10,7 @@ from conftest import drop, message
 
 from mailbridge.connectors.drop import DropFetcher
 from mailbridge.pipeline.ingest import commit_batch
-from mailbridge.pipeline.tickets import ChannelPlan
+from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.store.db import open_store
 from mailbridge.store.ledger import LedgerState
 

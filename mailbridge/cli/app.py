@@ -15,6 +15,7 @@ from mailbridge import __version__, redact
 from mailbridge.cli import (
     cmd_admin,
     cmd_channels,
+    cmd_engagements,
     cmd_ops,
     cmd_outgoing,
     cmd_setup,
@@ -102,6 +103,7 @@ cmd_sync.register(app)
 cmd_ops.register(app)
 cmd_tickets.register(app)
 cmd_outgoing.register(app, cmd_tickets.group)
+cmd_engagements.register(app)
 cmd_admin.register(app)
 
 

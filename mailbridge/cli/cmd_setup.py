@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,11 @@ def _choose(value: str | None, prompt: str, choices: list[str], default: str,
 def add_channel(
     ctx: typer.Context,
     name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
-    mode: str = typer.Option(None, "--mode", help="tickets (engagements, sales: later)."),
+    mode: str = typer.Option(None, "--mode", help="tickets | engagements (sales: later)."),
+    owner: str = typer.Option(None, "--owner", help="Engagements: the mailbox owner's address "
+                              "[default: the mailbox address]."),
+    backfill_hours: float = typer.Option(0.0, "--backfill-hours", min=0, help="Engagements: "
+                                         "also copy mail this many hours older than now."),
     email: str = typer.Option(None, "--email", help="The mailbox address: fills in IMAP and "
                               "SMTP for known providers (Gmail, Outlook.com, Yahoo, iCloud, "
                               "Yandex, Mail.ru, GMX, Zoho, Fastmail), else tries "
@@ -109,13 +114,18 @@ def add_channel(
     kind = _choose(incoming, "Incoming connection", ["drop", "imap"],
                    "imap" if email else "drop", interactive)
     candidates = providers.guesses(email) if guessing else [provider]
+    if entry["mode"] == "engagements":  # the window never reaches back before this moment
+        connected = datetime.now(UTC) - timedelta(hours=backfill_hours)
+        entry["connected_at"] = connected.isoformat(timespec="seconds")
+        if owner:
+            entry["owner"] = owner
     if kind == "imap":
         server = provider.imap if provider else None
         entry["incoming"] = _imap_incoming(
             name, interactive, host or (server.host if server else None)
             or (candidates[0].imap.host if guessing else None),
             security or (server.security if server else None), port, username or email,
-            password, folders, ca_file)
+            password, folders or ("*" if entry["mode"] == "engagements" else None), ca_file)
         login = entry["incoming"]["username"]
         main_default = email or (login if "@" in login else "")
     else:

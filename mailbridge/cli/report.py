@@ -18,6 +18,8 @@ LABELS = {
     "unparsed": "stored raw, unparseable ({detail})",
     "duplicate": "duplicate of message {message}",
     "seen": "already stored",
+    "engaged": "engagement",
+    "ignored": "not an engagement (not between the owner and a contact, or outside the window)",
     "failed": "FAILED: {detail}",
 }
 

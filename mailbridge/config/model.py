@@ -31,6 +31,10 @@ class Channel:
     main_email: str | None
     additional_email: str | None
     default_queue: str
+    owner: str | None
+    owner_aliases: list[str]
+    window_hours: float
+    connected_at: str | None
     routes: tuple[Route, ...]
     incoming: dict[str, Any]
     outgoing: dict[str, Any] | None
@@ -42,6 +46,13 @@ class Channel:
         if self.outgoing:
             found.append(self.outgoing.get("from_email"))
         return tuple(a.lower() for a in found if a)
+
+    @property
+    def owner_addresses(self) -> tuple[str, ...]:
+        """Engagements mode: the mailbox owner's addresses (default: the mailbox itself)."""
+        found = [self.owner or self.incoming.get("username") or self.main_email,
+                 *self.owner_aliases]
+        return tuple(a.lower() for a in found if a and "@" in a)
 
     @property
     def spool(self) -> Path:

@@ -105,6 +105,21 @@ def schedule(v: Any) -> str:
     raise Invalid('must be a duration like "5m", "1h" or a cron expression like "*/5 * * * *"')
 
 
+def timestamp(v: Any) -> str:
+    """An ISO 8601 date and time with its offset, e.g. "2026-11-23T09:00:00+00:00"."""
+    from datetime import datetime
+
+    if isinstance(v, datetime) and v.tzinfo is not None:
+        return v.isoformat()
+    try:
+        parsed = datetime.fromisoformat(v) if isinstance(v, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise Invalid('must be a date and time with its offset, e.g. "2026-11-23T09:00:00Z"')
+    return parsed.isoformat()
+
+
 def secret(v: Any) -> dict[str, Any]:
     if isinstance(v, str):
         raise Invalid(
@@ -237,6 +252,11 @@ CHANNEL: dict[str, Key] = {
     "main_email": Key(email, None),
     "additional_email": Key(email, None),
     "default_queue": Key(name, "general"),
+    # engagements mode
+    "owner": Key(email, None),
+    "owner_aliases": Key(lambda v: [email(x) for x in string_list(allow_empty=True)(v)], []),
+    "window_hours": Key(number(1, 24 * 90), 24.0),
+    "connected_at": Key(timestamp, None),
 }
 
 M365_APP: dict[str, Key] = {

@@ -76,6 +76,8 @@ class ImapFetcher:
         same = cursor is not None and cursor.get("uidvalidity") == uidvalidity
         last = int(cursor["last_uid"]) if same and cursor else None
 
+        if self.settings.since is not None:
+            return self._copy_plan(folder, state, uidvalidity, top, last)
         unseen = set(self.session.call(folder, readonly, lambda c: c.search(["UNSEEN"])))
         newer: set[int] = set()
         if self.settings.import_read and last is not None and top > last:
@@ -98,6 +100,18 @@ class ImapFetcher:
                 "incoming.max_rescan for one sync (duplicates are still skipped)")
         return FolderPlan(folder, uidvalidity, max(top, last or 0), todo,
                           set(todo) - unseen, repair)
+
+    def _copy_plan(self, folder: str, state: SourceState, uidvalidity: int, top: int,
+                   last: int | None) -> FolderPlan:
+        """Engagements: every message since the window's first day, read or not, that is not
+        in the ledger yet; nothing is ever marked (the folder is opened read-only)."""
+        since = self.settings.since
+        assert since is not None
+        found = self.session.call(folder, True, lambda c: c.search(["SINCE", since]))
+        keys = {uid: f"{uidvalidity}:{uid}" for uid in found}
+        known = state.known(self.mailbox, folder, keys.values())
+        todo = sorted(uid for uid in found if keys[uid] not in known)
+        return FolderPlan(folder, uidvalidity, max([top, last or 0, *found]), todo, set(), [])
 
     def _fetch_folder(self, folder: str, state: SourceState) -> Iterator[Batch]:
         plan = self.plan(folder, state)

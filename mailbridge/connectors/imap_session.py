@@ -10,6 +10,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient, SocketTimeout
@@ -31,9 +32,9 @@ DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
 # Folders a help desk never reads from, known by their RFC 6154 SPECIAL-USE flag or, on
 # servers without SPECIAL-USE, by their usual names.
 SKIPPED_USES = {b"\\junk", b"\\trash", b"\\drafts", b"\\sent", b"\\all", b"\\flagged"}
+SENT_NAMES = {"sent", "sent items", "sent messages", "sent mail"}
 SKIPPED_NAMES = {"junk", "junk e-mail", "junk email", "spam", "bulk mail", "trash",
-                 "deleted items", "deleted messages", "drafts", "sent", "sent items",
-                 "sent messages", "sent mail", "outbox"}
+                 "deleted items", "deleted messages", "drafts", "outbox", *SENT_NAMES}
 UNSELECTABLE = {b"\\noselect", b"\\nonexistent"}
 # A connection that broke mid-command: worth one more try on a fresh connection.
 DROPPED = (IMAPClientAbortError, imaplib.IMAP4.abort, ConnectionError, socket.timeout,
@@ -56,6 +57,8 @@ class ImapSettings:
     timeout: int = 60
     ca_file: str | None = None
     retries: int = 3
+    # Engagements mode: every message since this day, read or not, Sent included by "*".
+    since: date | None = None
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,11 @@ class ImapSession:
             selectable = not lowered & UNSELECTABLE
             leaf = name.rsplit(_delimiter.decode() if _delimiter else "/", 1)[-1].lower()
             if wanted == "*":
-                synced = selectable and not lowered & SKIPPED_USES and leaf not in SKIPPED_NAMES
+                skipped_uses, skipped_names = SKIPPED_USES, SKIPPED_NAMES
+                if self.settings.since is not None:  # copies of what the owner sent count too
+                    skipped_uses, skipped_names = skipped_uses - {b"\\sent"}, \
+                        skipped_names - SENT_NAMES
+                synced = selectable and not lowered & skipped_uses and leaf not in skipped_names
             else:
                 synced = selectable and name in wanted
             found.append(Folder(name, tuple(f.decode() for f in flags), selectable, synced))

@@ -13,19 +13,23 @@ from collections import deque
 from collections.abc import Callable
 
 from mailbridge.connectors.base import Batch, Fetched, Fetcher
+from mailbridge.pipeline.engagements import engagement_for, file_engagement
+from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.prepare import Prepared
 from mailbridge.pipeline.prepare_helper import Job, Preparer, prepare_all
 from mailbridge.pipeline.report import (
     DUPLICATE,
+    ENGAGED,
     FAILED,
+    IGNORED,
     SEEN,
     UNPARSED,
     Counts,
     Outcome,
     Reporter,
 )
-from mailbridge.pipeline.tickets import ChannelPlan, file_message
-from mailbridge.store import ledger, messages
+from mailbridge.pipeline.tickets import file_message
+from mailbridge.store import contacts, ledger, messages
 from mailbridge.store.db import Store
 
 
@@ -67,19 +71,27 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
     if prepared is None:
         prepared = prepare_all([item.raw for item in batch.items], plan.own_addresses)
     with db.atomic():
-        outcomes = [_record(db, plan, item, prep)
+        known = contacts.by_email(db) if plan.mode == "engagements" else {}
+        outcomes = [_record(db, plan, item, prep, known)
                     for item, prep in zip(batch.items, prepared, strict=True)]
         if batch.cursor is not None:
             ledger.save_cursor(db, plan.name, batch.mailbox, batch.folder, batch.cursor)
     return outcomes
 
 
-def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None) -> Outcome:
+def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
+            known_contacts: dict[str, str]) -> Outcome:
     if prep is None:
         return Outcome(item.ref, FAILED, detail=item.error or "unreadable")
     if ledger.seen(db, plan.name, item.ref):
         return Outcome(item.ref, SEEN)
     subject = prep.parsed.subject if prep.parsed else ""
+    engaged = None
+    if plan.mode == "engagements" and prep.parsed is not None:
+        engaged = engagement_for(plan, prep.parsed, known_contacts)
+        if engaged is None:  # a stranger's mail is never copied: only the ledger knows it
+            ledger.record(db, plan.name, item.ref, prep.fingerprint, None, IGNORED)
+            return Outcome(item.ref, IGNORED, subject=subject)
     existing = messages.find_by_fingerprint(db, plan.name, prep.fingerprint)
     if existing is not None:
         ledger.record(db, plan.name, item.ref, prep.fingerprint, existing, DUPLICATE)
@@ -89,6 +101,10 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None) 
     if prep.parsed is None:
         ledger.record(db, plan.name, item.ref, prep.fingerprint, message, UNPARSED)
         return Outcome(item.ref, UNPARSED, message, detail=prep.parse_error or "")
-    kind, ticket = file_message(db, plan, message, prep.parsed, prep.classification)
+    if engaged is not None:
+        file_engagement(db, plan, message, prep.parsed, engaged)
+        kind, ticket = ENGAGED, None
+    else:
+        kind, ticket = file_message(db, plan, message, prep.parsed, prep.classification)
     ledger.record(db, plan.name, item.ref, prep.fingerprint, message, kind)
     return Outcome(item.ref, kind, message, ticket, subject)

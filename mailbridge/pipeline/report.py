@@ -14,6 +14,8 @@ NO_TICKET = "no_ticket"  # stored, but not filed: our own mail coming back
 UNPARSED = "unparsed"  # stored raw with its parse error
 DUPLICATE = "duplicate"  # same message already stored (fingerprint)
 SEEN = "seen"  # this very item was ledgered by an earlier run
+ENGAGED = "engaged"  # engagements: stored as an engagement with its matched contacts
+IGNORED = "ignored"  # engagements: not between the owner and a contact, or outside the window
 FAILED = "failed"  # could not be read from the source; not acked, retried next run
 
 
@@ -34,15 +36,18 @@ class Counts:
     duplicates: int = 0
     failed: int = 0
     unparsed: int = 0
+    ignored: int = 0
     errors: list[str] = field(default_factory=list)
     stopped: bool = False  # asked to stop between batches; the rest is left for next time
 
     def add(self, outcome: Outcome) -> None:
         self.fetched += 1
-        if outcome.kind in (NEW_TICKET, THREADED, NO_TICKET, UNPARSED):
+        if outcome.kind in (NEW_TICKET, THREADED, NO_TICKET, UNPARSED, ENGAGED):
             self.stored += 1
         if outcome.kind in (DUPLICATE, SEEN):
             self.duplicates += 1
+        if outcome.kind == IGNORED:
+            self.ignored += 1
         if outcome.kind == UNPARSED:
             self.unparsed += 1
         if outcome.kind == FAILED:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.prepare import prepare
-from mailbridge.pipeline.tickets import ChannelPlan, file_message
+from mailbridge.pipeline.tickets import file_message
 from mailbridge.store import messages
 from mailbridge.store.db import Store
 

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mailbridge.domain.classify import HUMAN, OWN_LOOP
 from mailbridge.domain.message import ParsedMessage
 from mailbridge.domain.routing import route_queue
 from mailbridge.domain.threading import related_ids, ticket_token
+from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.report import NEW_TICKET, NO_TICKET, THREADED
 from mailbridge.store import tickets
 from mailbridge.store.db import Store
-
-
-@dataclass(frozen=True)
-class ChannelPlan:
-    """What filing needs to know about a channel, as plain data."""
-
-    name: str
-    mode: str = "tickets"
-    default_queue: str = "general"
-    routes: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    own_addresses: tuple[str, ...] = ()
 
 
 def file_message(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessage,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 from mailbridge.config import secrets
@@ -11,16 +12,18 @@ from mailbridge.connectors.drop import DropFetcher
 from mailbridge.connectors.imap import ImapFetcher
 from mailbridge.connectors.imap_probe import probe
 from mailbridge.connectors.imap_session import DEFAULT_PORTS, ImapSettings
-from mailbridge.errors import NotSupportedError
-from mailbridge.pipeline.tickets import ChannelPlan
+from mailbridge.domain.engagement import window_start
+from mailbridge.errors import NotSupportedError, UsageError
+from mailbridge.pipeline.plan import ChannelPlan
 
 
-def build_fetcher(channel: Channel) -> Fetcher:
+def build_fetcher(channel: Channel, plan: ChannelPlan | None = None) -> Fetcher:
     kind = channel.incoming["type"]
     if kind == "drop":
         return DropFetcher(channel.name, channel.spool)
     if kind == "imap":
-        return ImapFetcher(channel.name, imap_settings(channel))
+        since = plan.window_start.date() if plan and plan.window_start else None
+        return ImapFetcher(channel.name, imap_settings(channel, since))
     raise NotSupportedError(
         f"channel {channel.name}: incoming type \"{kind}\" is not available in this version yet",
         "use a forwarding drop (type = \"drop\") until it lands",
@@ -40,22 +43,35 @@ def test_connection(channel: Channel) -> dict[str, Any]:
     raise AssertionError(kind)
 
 
-def plan_for(channel: Channel) -> ChannelPlan:
-    if channel.mode != "tickets":
+def plan_for(channel: Channel, connected: datetime | None = None,
+             now: datetime | None = None) -> ChannelPlan:
+    """`connected`: when the channel started (engagements never reach back before it);
+    `connected_at` from the config wins, else the caller's (the channel's first sync)."""
+    if channel.mode == "sales":
         raise NotSupportedError(
-            f"channel {channel.name}: mode \"{channel.mode}\" is not available in this version yet",
-            "use mode = \"tickets\"",
+            f"channel {channel.name}: mode \"sales\" is not available in this version yet",
+            "use mode = \"tickets\" or \"engagements\"",
         )
+    window = None
+    if channel.mode == "engagements":
+        if not channel.owner_addresses:
+            raise UsageError(f"channel {channel.name}: engagements need the mailbox owner's "
+                             "address", "set owner = \"me@company.com\" for the channel")
+        start = datetime.fromisoformat(channel.connected_at) if channel.connected_at \
+            else connected
+        window = window_start(now or datetime.now(UTC), channel.window_hours, start)
     return ChannelPlan(
         name=channel.name,
         mode=channel.mode,
         default_queue=channel.default_queue,
         routes=tuple((r.queue, r.keywords) for r in channel.routes),
         own_addresses=channel.own_addresses,
+        owner=channel.owner_addresses,
+        window_start=window,
     )
 
 
-def imap_settings(channel: Channel) -> ImapSettings:
+def imap_settings(channel: Channel, since: date | None = None) -> ImapSettings:
     cfg = channel.incoming
     folders = cfg["folders"]
     return ImapSettings(
@@ -72,4 +88,5 @@ def imap_settings(channel: Channel) -> ImapSettings:
         max_message_mb=cfg["max_message_mb"],
         timeout=cfg["timeout"],
         ca_file=cfg["ca_file"],
+        since=since,
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mailbridge.config.model import Config
+from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.reprocess import reprocess
-from mailbridge.pipeline.tickets import ChannelPlan
 from mailbridge.services.connectors import plan_for
 from mailbridge.store.db import open_store, translate_errors
 from mailbridge.store.lock import write_lock

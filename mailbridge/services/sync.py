@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.memory import MemoryFetcher
@@ -76,11 +77,13 @@ def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter
         run = runs.start(db, channel.name)
     counts = Counts()
     try:
-        fetcher = build_fetcher(channel)
+        with translate_errors(config.store_path):
+            first = runs.first_start(db, channel.name)
+        plan = plan_for(channel, datetime.fromisoformat(first) if first else None)
+        fetcher = build_fetcher(channel, plan)
         try:
             with translate_errors(config.store_path):
-                counts = ingest(db, plan_for(channel), fetcher, reporter,
-                                should_stop=should_stop)
+                counts = ingest(db, plan, fetcher, reporter, should_stop=should_stop)
         finally:
             fetcher.close()
     except MailbridgeError as exc:

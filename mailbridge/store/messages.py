@@ -89,6 +89,25 @@ def set_text(db: Store, message: int, text: str) -> None:
     db.execute("UPDATE messages SET text=? WHERE id=?", [text, message])
 
 
+DETAIL_COLUMNS = ("id", "message_id", "direction", "classification", "from_name", "from_email",
+                  "to_json", "cc_json", "subject", "sent_at", "stored_at", "text", "size",
+                  "parse_error")
+
+
+def details(db: Store, message: int) -> dict[str, Any]:
+    """A stored message as `tickets show` and `engagements show` print it."""
+    row = db.execute(f"SELECT {', '.join(DETAIL_COLUMNS)} FROM messages WHERE id=?",
+                     [message]).fetchone()
+    found = dict(zip(DETAIL_COLUMNS, row, strict=True))
+    found["to"] = json.loads(found.pop("to_json"))
+    found["cc"] = json.loads(found.pop("cc_json"))
+    found["attachments"] = [
+        dict(zip(("filename", "content_type", "size", "sha256"), a, strict=True))
+        for a in db.execute("SELECT filename, content_type, size, sha256 FROM attachments "
+                            "WHERE message=? ORDER BY position", [message])]
+    return found
+
+
 def raw_of(db: Store, message: int) -> bytes:
     return db.execute("SELECT raw FROM messages WHERE id=?", [message]).fetchone()[0]
 

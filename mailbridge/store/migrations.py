@@ -148,7 +148,42 @@ def m003_outgoing(db: Any) -> None:
     )
 
 
-STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation, m002_operations, m003_outgoing)
+def m004_engagements(db: Any) -> None:
+    db.executescript(
+        """
+        CREATE TABLE clients (
+            name TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE contacts (
+            email TEXT PRIMARY KEY COLLATE NOCASE,
+            name TEXT NOT NULL DEFAULT '',
+            client TEXT NOT NULL REFERENCES clients(name),
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX contacts_client ON contacts (client);
+        CREATE TABLE engagements (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            message INTEGER NOT NULL UNIQUE REFERENCES messages(id),
+            direction TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            occurred_at TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE engagement_contacts (
+            engagement INTEGER NOT NULL REFERENCES engagements(id),
+            contact TEXT NOT NULL COLLATE NOCASE,
+            client TEXT NOT NULL,
+            PRIMARY KEY (engagement, contact)
+        );
+        CREATE INDEX engagement_contacts_client ON engagement_contacts (client);
+        """
+    )
+
+
+STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation, m002_operations, m003_outgoing,
+                                            m004_engagements)
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:

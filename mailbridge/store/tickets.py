@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from mailbridge.store import messages
 from mailbridge.store.db import Store, insert_row, now
 
 
@@ -80,27 +80,10 @@ def get(db: Store, ticket: int) -> dict[str, Any] | None:
     return dict(zip(LIST_COLUMNS, row, strict=True)) if row else None
 
 
-MESSAGE_COLUMNS = ("id", "message_id", "direction", "classification", "from_name", "from_email",
-                   "to_json", "cc_json", "subject", "sent_at", "stored_at", "text", "size",
-                   "parse_error")
-
-
 def messages_of(db: Store, ticket: int) -> list[dict[str, Any]]:
-    rows = db.execute(
-        f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS)} FROM ticket_messages tm "
-        "JOIN messages m ON m.id = tm.message WHERE tm.ticket=? ORDER BY m.id", [ticket])
-    out = []
-    for row in rows:
-        msg = dict(zip(MESSAGE_COLUMNS, row, strict=True))
-        msg["to"] = json.loads(msg.pop("to_json"))
-        msg["cc"] = json.loads(msg.pop("cc_json"))
-        msg["attachments"] = [
-            dict(zip(("filename", "content_type", "size", "sha256"), a, strict=True))
-            for a in db.execute("SELECT filename, content_type, size, sha256 FROM attachments "
-                                "WHERE message=? ORDER BY position", [msg["id"]])
-        ]
-        out.append(msg)
-    return out
+    ids = [r[0] for r in db.execute("SELECT message FROM ticket_messages WHERE ticket=? "
+                                    "ORDER BY message", [ticket])]
+    return [messages.details(db, m) for m in ids]
 
 
 QUEUE_COLUMNS = ("queue", "open", "total")

@@ -1,0 +1,159 @@
+"""Engagements mode: `clients`, `contacts` and `engagements`. Services are imported inside
+the commands (see cmd_outgoing.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.state import state
+from mailbridge.errors import EXIT_PARTIAL
+
+CONTACT_COLUMNS = ("email", "name", "client", "created_at")
+ENGAGEMENT_COLUMNS = ("id", "occurred_at", "direction", "clients", "from", "to", "subject")
+
+clients_group = typer.Typer(help="Clients whose contacts' mail becomes engagements.",
+                            no_args_is_help=True)
+contacts_group = typer.Typer(help="Contacts: the people of each client.", no_args_is_help=True)
+engagements_group = typer.Typer(help="Copies of mail to or from contacts.",
+                                no_args_is_help=True)
+
+
+@clients_group.command("add")
+def clients_add(ctx: typer.Context, name: str = typer.Argument(..., help="Client name.")) -> None:
+    """Add a client."""
+    from mailbridge.services import contacts
+
+    added = contacts.add_client(state(ctx).config(), name)
+    note(f"client {name} {'added' if added else 'exists already'}")
+
+
+@clients_group.command("list")
+def clients_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
+    """Clients with their numbers of contacts and engagements."""
+    from mailbridge.services import contacts
+
+    emit(contacts.list_clients(state(ctx).config()), fmt,
+         ("name", "contacts", "engagements", "created_at"))
+
+
+@clients_group.command("show")
+def clients_show(ctx: typer.Context, name: str = typer.Argument(...),
+                 fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts.")
+                 ) -> None:
+    """A client's contacts and latest engagements."""
+    from mailbridge.services import contacts
+
+    found = contacts.show_client(state(ctx).config(), name)
+    if fmt in (Format.json, Format.jsonl):
+        emit_json(found)
+        return
+    typer.echo(f"client {found['name']}")
+    emit(found["contacts"], Format.table if fmt is None else fmt, CONTACT_COLUMNS)
+    emit(found["engagements"], Format.table if fmt is None else fmt, ENGAGEMENT_COLUMNS)
+
+
+@contacts_group.command("add")
+def contacts_add(
+    ctx: typer.Context,
+    email: str = typer.Argument(..., help="The contact's address."),
+    client: str = typer.Option(..., "--client", help="Client the contact belongs to "
+                               "(created if new)."),
+    name: str = typer.Option(None, "--name", help="Display name."),
+) -> None:
+    """Add a contact, or move it to another client / rename it."""
+    from mailbridge.services import contacts
+
+    outcome, created = contacts.add_contact(state(ctx).config(), email, client, name)
+    if created:
+        note(f"client {client} added")
+    note(f"contact {email}: {outcome}")
+
+
+@contacts_group.command("import")
+def contacts_import(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="CSV with a header row: email, name, client."),
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Import contacts from CSV. Prints a line per row (added, updated, unchanged or rejected
+    with the reason); exit 4 if any row was rejected."""
+    from mailbridge.services import contacts
+
+    rows = contacts.import_contacts(state(ctx).config(), path)
+    emit(rows, fmt, ("line", "email", "result", "reason"))
+    counts = {k: sum(1 for r in rows if r["result"] == k)
+              for k in ("added", "updated", "unchanged", "rejected")}
+    note(", ".join(f"{n} {k}" for k, n in counts.items()))
+    if counts["rejected"]:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@contacts_group.command("list")
+def contacts_list(ctx: typer.Context,
+                  client: str = typer.Option(None, "--client", help="Only this client."),
+                  fmt: Format = FORMAT_OPTION) -> None:
+    """Contacts. JSON fields: email, name, client, created_at."""
+    from mailbridge.services import contacts
+
+    emit(contacts.list_contacts(state(ctx).config(), client), fmt, CONTACT_COLUMNS)
+
+
+@contacts_group.command("remove")
+def contacts_remove(ctx: typer.Context, email: str = typer.Argument(...)) -> None:
+    """Remove a contact (engagements already stored stay)."""
+    from mailbridge.services import contacts
+
+    contacts.remove_contact(state(ctx).config(), email)
+    note(f"contact {email} removed")
+
+
+@engagements_group.command("list")
+def engagements_list(
+    ctx: typer.Context,
+    client: str = typer.Option(None, "--client", help="Only this client."),
+    contact: str = typer.Option(None, "--contact", help="Only this contact's address."),
+    since: str = typer.Option(None, "--since", help="Only newer: 12h, 7d, 2w or a date."),
+    limit: int = typer.Option(None, "--limit", min=1, help="At most this many."),
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Engagements, oldest first. JSON fields: id, channel, direction, occurred_at, from, to,
+    subject, clients."""
+    from mailbridge.services import engagements
+
+    emit(engagements.list_engagements(state(ctx).config(), client, contact, since, limit), fmt,
+         ENGAGEMENT_COLUMNS)
+
+
+@engagements_group.command("show")
+def engagements_show(ctx: typer.Context, engagement: int = typer.Argument(...),
+                     fmt: Format = typer.Option(None, "--format", "-f",
+                                                help="json for scripts.")) -> None:
+    """One engagement: direction, matched contacts, headers, text, attachments."""
+    from mailbridge.services import engagements
+
+    found = engagements.show_engagement(state(ctx).config(), engagement)
+    if fmt in (Format.json, Format.jsonl):
+        emit_json(found)
+        return
+    m = found["message_details"]
+    typer.echo(f"engagement #{found['id']} ({found['direction']}) {found['occurred_at'] or ''}")
+    typer.echo("contacts: " + ", ".join(f"{c['email']} ({c['client']})"
+                                         for c in found["contacts"]))
+    typer.echo(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
+    typer.echo("To: " + ", ".join(a["email"] for a in m["to"]))
+    if m["cc"]:
+        typer.echo("Cc: " + ", ".join(a["email"] for a in m["cc"]))
+    typer.echo(f"Subject: {m['subject']}")
+    for a in m["attachments"]:
+        typer.echo(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+    typer.echo("")
+    typer.echo((m["text"] or "").rstrip())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(clients_group, name="clients")
+    app.add_typer(contacts_group, name="contacts")
+    app.add_typer(engagements_group, name="engagements")

@@ -1,0 +1,119 @@
+"""Clients and contacts for engagements mode: add, list, import from CSV, remove."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+from mailbridge.config.model import Config
+from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.store import contacts, engagements
+from mailbridge.store.db import open_store, translate_errors
+from mailbridge.store.session import write_transaction
+
+EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+CSV_COLUMNS = ("email", "name", "client")
+
+
+def add_client(config: Config, name: str) -> bool:
+    _check_name(name)
+    with write_transaction(config.store_path) as db:
+        return contacts.add_client(db, name)
+
+
+def add_contact(config: Config, email: str, client: str, name: str | None) -> tuple[str, bool]:
+    """(added | updated | unchanged, whether the client was created for it)."""
+    if not EMAIL_RE.match(email):
+        raise UsageError(f"{email!r} is not an e-mail address")
+    _check_name(client)
+    with write_transaction(config.store_path) as db:
+        created = contacts.add_client(db, client)
+        return contacts.upsert_contact(db, email, client, name), created
+
+
+def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
+    """One result row per CSV row: added, updated, unchanged or rejected with the reason.
+    Rows are checked first and written in one transaction."""
+    rows = _read_csv(path)
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    with write_transaction(config.store_path) as db:
+        for line, row in rows:
+            email = (row.get("email") or "").strip()
+            client = (row.get("client") or "").strip()
+            name = (row.get("name") or "").strip()
+            reason = None
+            if not EMAIL_RE.match(email):
+                reason = "not an e-mail address" if email else "no email"
+            elif not client:
+                reason = "no client"
+            elif email.lower() in seen:
+                reason = "the same email is on an earlier line"
+            if reason:
+                results.append({"line": line, "email": email, "result": "rejected",
+                                "reason": reason})
+                continue
+            seen.add(email.lower())
+            contacts.add_client(db, client)
+            outcome = contacts.upsert_contact(db, email, client, name)
+            results.append({"line": line, "email": email, "result": outcome, "reason": ""})
+    return results
+
+
+def _read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip().lower() for h in reader.fieldnames or []]
+            if "email" not in header or "client" not in header:
+                raise UsageError(f"{path}: the first line must name the columns: email, name, "
+                                 f"client (it has: {', '.join(header) or 'nothing'})")
+            reader.fieldnames = header
+            return [(reader.line_num, row) for row in reader]
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"{path}: not a UTF-8 CSV file: {exc}") from None
+
+
+def list_clients(config: Config) -> list[dict[str, Any]]:
+    return _read(config, contacts.clients) if config.store_path.exists() else []
+
+
+def show_client(config: Config, name: str) -> dict[str, Any]:
+    def read(db):
+        if not contacts.client_exists(db, name):
+            raise NotFoundError(f"no client called {name}", "see `mailbridge clients list`")
+        return {"name": name, "contacts": contacts.contacts(db, name),
+                "engagements": engagements.list_engagements(db, client=name, limit=20)}
+    if not config.store_path.exists():
+        raise NotFoundError(f"no client called {name}", "see `mailbridge clients list`")
+    return _read(config, read)
+
+
+def list_contacts(config: Config, client: str | None) -> list[dict[str, Any]]:
+    if not config.store_path.exists():
+        return []
+    return _read(config, lambda db: contacts.contacts(db, client))
+
+
+def remove_contact(config: Config, email: str) -> None:
+    with write_transaction(config.store_path) as db:
+        if not contacts.remove_contact(db, email):
+            raise NotFoundError(f"no contact {email}", "see `mailbridge contacts list`")
+
+
+def _read(config: Config, fn: Any) -> Any:
+    db = open_store(config.store_path, readonly=True)
+    try:
+        with translate_errors(config.store_path):
+            return fn(db)
+    finally:
+        db.close()
+
+
+def _check_name(name: str) -> None:
+    if not name.strip():
+        raise UsageError("a client needs a name")

@@ -1,0 +1,60 @@
+"""Clients and their contacts: who counts as a customer for engagements mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailbridge.store.db import Store, now
+
+CONTACT_COLUMNS = ("email", "name", "client", "created_at")
+
+
+def add_client(db: Store, name: str) -> bool:
+    return db.execute("INSERT OR IGNORE INTO clients (name, created_at) VALUES (?, ?)",
+                      [name, now()]).rowcount > 0
+
+
+def clients(db: Store) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT c.name, count(DISTINCT k.email), count(DISTINCT ec.engagement), c.created_at "
+        "FROM clients c LEFT JOIN contacts k ON k.client = c.name "
+        "LEFT JOIN engagement_contacts ec ON ec.client = c.name GROUP BY c.name ORDER BY c.name")
+    return [dict(zip(("name", "contacts", "engagements", "created_at"), r, strict=True))
+            for r in rows]
+
+
+def client_exists(db: Store, name: str) -> bool:
+    return db.execute("SELECT 1 FROM clients WHERE name=?", [name]).fetchone() is not None
+
+
+def upsert_contact(db: Store, email: str, client: str, name: str | None) -> str:
+    """'added', 'updated' or 'unchanged'."""
+    row = db.execute("SELECT name, client FROM contacts WHERE email=?", [email]).fetchone()
+    if row is None:
+        db.execute("INSERT INTO contacts (email, name, client, created_at) VALUES (?, ?, ?, ?)",
+                   [email.lower(), name or "", client, now()])
+        return "added"
+    new_name = row[0] if name is None else name
+    if (new_name, client) == tuple(row):
+        return "unchanged"
+    db.execute("UPDATE contacts SET name=?, client=? WHERE email=?", [new_name, client, email])
+    return "updated"
+
+
+def contacts(db: Store, client: str | None = None) -> list[dict[str, Any]]:
+    sql = f"SELECT {', '.join(CONTACT_COLUMNS)} FROM contacts"
+    params: list[Any] = []
+    if client:
+        sql, params = sql + " WHERE client=?", [client]
+    return [dict(zip(CONTACT_COLUMNS, r, strict=True))
+            for r in db.execute(sql + " ORDER BY client, email", params)]
+
+
+def by_email(db: Store) -> dict[str, str]:
+    """Every contact's address (lower case) and its client: what matching needs."""
+    return {email.lower(): client for email, client in
+            db.execute("SELECT email, client FROM contacts")}
+
+
+def remove_contact(db: Store, email: str) -> bool:
+    return db.execute("DELETE FROM contacts WHERE email=?", [email]).rowcount > 0

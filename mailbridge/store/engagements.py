@@ -1,0 +1,69 @@
+"""Engagements: stored copies of mail between the owner and known contacts (one per message,
+linked to every contact it matched)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mailbridge.store.db import Store, insert_row, now
+
+COLUMNS = ("id", "channel", "message", "direction", "owner", "occurred_at", "created_at")
+
+
+def for_message(db: Store, message: int) -> int | None:
+    row = db.execute("SELECT id FROM engagements WHERE message=?", [message]).fetchone()
+    return row[0] if row else None
+
+
+def record(db: Store, channel: str, message: int, direction: str, owner: str,
+           occurred_at: str | None, matched: list[tuple[str, str]]) -> int:
+    engagement = insert_row(db, "engagements", {
+        "channel": channel, "message": message, "direction": direction, "owner": owner,
+        "occurred_at": occurred_at, "created_at": now()})
+    db.conn.executemany("INSERT INTO engagement_contacts (engagement, contact, client) "
+                        "VALUES (?, ?, ?)", [(engagement, e, c) for e, c in matched])
+    return engagement
+
+
+def list_engagements(db: Store, client: str | None = None, contact: str | None = None,
+                     since: str | None = None, limit: int | None = None
+                     ) -> list[dict[str, Any]]:
+    where, params = [], []
+    if client:
+        where.append("e.id IN (SELECT engagement FROM engagement_contacts WHERE client=?)")
+        params.append(client)
+    if contact:
+        where.append("e.id IN (SELECT engagement FROM engagement_contacts WHERE contact=?)")
+        params.append(contact)
+    if since:
+        where.append("coalesce(e.occurred_at, e.created_at) >= ?")
+        params.append(since)
+    sql = ("SELECT e.id, e.channel, e.direction, e.occurred_at, m.from_email, m.to_json, "
+           "m.subject, (SELECT group_concat(DISTINCT client) FROM engagement_contacts "
+           "WHERE engagement = e.id) FROM engagements e JOIN messages m ON m.id = e.message")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY coalesce(e.occurred_at, e.created_at), e.id"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    out = []
+    for ident, channel, direction, occurred, sender, to_json, subject, clients in \
+            db.execute(sql, params):
+        out.append({"id": ident, "channel": channel, "direction": direction,
+                    "occurred_at": occurred, "from": sender,
+                    "to": [a["email"] for a in json.loads(to_json)], "subject": subject,
+                    "clients": sorted((clients or "").split(",")) if clients else []})
+    return out
+
+
+def get(db: Store, engagement: int) -> dict[str, Any] | None:
+    row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM engagements WHERE id=?",
+                     [engagement]).fetchone()
+    if row is None:
+        return None
+    found = dict(zip(COLUMNS, row, strict=True))
+    found["contacts"] = [{"email": e, "client": c} for e, c in db.execute(
+        "SELECT contact, client FROM engagement_contacts WHERE engagement=? ORDER BY contact",
+        [engagement])]
+    return found
