@@ -106,7 +106,7 @@ def flags(dovecot, user) -> dict:
     client = dovecot.client(user.username, user.password)
     try:
         found = {}
-        for folder in ("INBOX", "Sent", "Junk", "Drafts"):
+        for folder in ("INBOX", "Projects", "Sent", "Junk", "Drafts"):
             client.select_folder(folder, readonly=True)
             uids = client.search(["ALL"])
             found[folder] = {uid: sorted(d[b"FLAGS"]) for uid, d in
@@ -141,6 +141,12 @@ def test_a_real_mailbox_gives_exactly_the_expected_engagements(mb, dovecot, imap
     dovecot.append(imap_user.username, imap_user.password,
                    [mail(owner, "carl@beta.test", "anna answers", now - hour)], folder="Sent",
                    seen=True)
+    client = dovecot.client(imap_user.username, imap_user.password)
+    client.create_folder("Projects")  # a user folder: read too; the copy is one engagement
+    client.logout()
+    dovecot.append(imap_user.username, imap_user.password,
+                   [mail("bob@acme.test", owner, "bob asks", now - hour, cc="carl@beta.test")],
+                   folder="Projects")
     dovecot.append(imap_user.username, imap_user.password,
                    [mail("bob@acme.test", owner, "in junk", now - hour)], folder="Junk")
     dovecot.append(imap_user.username, imap_user.password,
