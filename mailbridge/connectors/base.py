@@ -1,4 +1,4 @@
-"""What every incoming connector offers the ingest pipeline.
+"""What every incoming connector offers the ingest pipeline, and how outgoing ones fail.
 
 A fetch has no side effects on the source; `ack` is called only after the batch is committed
 and must be idempotent, because a crash between commit and ack repeats it."""
@@ -44,3 +44,17 @@ class Fetcher(Protocol):
     def ack(self, refs: list[SourceRef]) -> None: ...
 
     def close(self) -> None: ...
+
+
+# What a sender's `send` raises (SMTP, sendmail, later Graph), so the outbox knows whether a
+# message may have gone out: it must never send one twice.
+class SendFailed(Exception):
+    """The server refused the message; `permanent` for 5xx replies."""
+
+    def __init__(self, text: str, permanent: bool) -> None:
+        super().__init__(text)
+        self.permanent = permanent
+
+
+class SendUnknown(Exception):
+    """The connection broke after the message was sent, before the server's answer."""

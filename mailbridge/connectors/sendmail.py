@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from mailbridge.connectors.smtp import SendFailed, SendUnknown
+from mailbridge.connectors.base import SendFailed, SendUnknown
 from mailbridge.errors import UsageError
 
 DEFAULT_COMMAND = ("/usr/sbin/sendmail", "-oi")

@@ -14,6 +14,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from mailbridge.connectors.base import SendFailed, SendUnknown
 from mailbridge.errors import AuthError, MailbridgeError, NetworkError, TlsError
 
 DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
@@ -30,18 +31,6 @@ class SmtpSettings:
     password: str | None = None
     timeout: float = 60.0
     ca_file: str | None = None
-
-
-class SendFailed(Exception):
-    """The server refused the message; `permanent` for 5xx replies."""
-
-    def __init__(self, text: str, permanent: bool) -> None:
-        super().__init__(text)
-        self.permanent = permanent
-
-
-class SendUnknown(Exception):
-    """The connection broke after the message was sent, before the server's answer."""
 
 
 class SmtpSender:

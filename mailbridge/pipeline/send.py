@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mailbridge.connectors.smtp import SendFailed, SendUnknown
+from mailbridge.connectors.base import SendFailed, SendUnknown
 from mailbridge.errors import MailbridgeError
 from mailbridge.store import outbox
 from mailbridge.store.db import Store

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -189,7 +190,7 @@ def _read_attachments(paths: tuple[Path, ...]) -> tuple[compose.Attachment, ...]
 
 
 def drain_all(db: Store, config: Config, names: list[str] | None = None,
-              should_stop: Any = lambda: False) -> list[DrainResult]:
+              should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
     """Send what the outbox holds for each channel that has an outgoing connection."""
     results = []
     for channel in config.channels:

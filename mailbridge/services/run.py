@@ -19,7 +19,7 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.domain.health import QUIET
 from mailbridge.errors import MailbridgeError
-from mailbridge.pipeline.report import Outcome
+from mailbridge.pipeline.report import FAILED, Outcome
 from mailbridge.pipeline.send import DrainResult
 from mailbridge.services import health, outgoing
 from mailbridge.services.schedule import trigger_for
@@ -39,7 +39,7 @@ class _Quiet:
     """`run` logs one line per channel run, not one per message."""
 
     def item(self, channel: str, outcome: Outcome, size: int) -> None:
-        if outcome.kind == "failed":
+        if outcome.kind == FAILED:
             log.warning("%s: %s: %s", channel, outcome.ref.key, outcome.detail)
 
 
