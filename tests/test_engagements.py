@@ -182,3 +182,18 @@ def test_a_real_mailbox_gives_exactly_the_expected_engagements(mb, dovecot, imap
     client = json.loads(mb("clients", "show", "ACME", "--format", "json").stdout)
     assert sorted(e["subject"] for e in client["engagements"]) == ["bob asks",
                                                                     "bob read already"]
+
+
+def test_engagements_without_an_owner_or_with_a_bad_since_are_one_line(mb):
+    spool_dir = mb.root / "spool" / "cs"
+    from mailbridge.connectors.drop import make_spool
+
+    make_spool(spool_dir)
+    mb.write_config([{"name": "cs", "mode": "engagements",
+                      "incoming": {"type": "drop", "spool": str(spool_dir)}}])
+    result = mb("sync")
+    assert result.exit_code == 2
+    assert "engagements need the mailbox owner's address" in result.stderr
+    assert "Traceback" not in result.stderr
+    bad = mb("engagements", "list", "--since", "yesterday-ish")
+    assert bad.exit_code == 2 and "--since 'yesterday-ish' is not understood" in bad.stderr
