@@ -18,6 +18,7 @@ from mailbridge.cli import (
     cmd_engagements,
     cmd_ops,
     cmd_outgoing,
+    cmd_sales,
     cmd_setup,
     cmd_sync,
     cmd_tickets,
@@ -104,6 +105,7 @@ cmd_ops.register(app)
 cmd_tickets.register(app)
 cmd_outgoing.register(app, cmd_tickets.group)
 cmd_engagements.register(app)
+cmd_sales.register(app)
 cmd_admin.register(app)
 
 

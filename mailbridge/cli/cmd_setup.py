@@ -52,11 +52,11 @@ def _choose(value: str | None, prompt: str, choices: list[str], default: str,
 def add_channel(
     ctx: typer.Context,
     name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
-    mode: str = typer.Option(None, "--mode", help="tickets | engagements (sales: later)."),
-    owner: str = typer.Option(None, "--owner", help="Engagements: the mailbox owner's address "
-                              "[default: the mailbox address]."),
-    backfill_hours: float = typer.Option(0.0, "--backfill-hours", min=0, help="Engagements: "
-                                         "also copy mail this many hours older than now."),
+    mode: str = typer.Option(None, "--mode", help="tickets | engagements | sales."),
+    owner: str = typer.Option(None, "--owner", help="Engagements, sales: the mailbox owner's "
+                              "address [default: the mailbox address]."),
+    backfill_hours: float = typer.Option(0.0, "--backfill-hours", min=0, help="Engagements, "
+                                         "sales: also copy mail this many hours older."),
     email: str = typer.Option(None, "--email", help="The mailbox address: fills in IMAP and "
                               "SMTP for known providers (Gmail, Outlook.com, Yahoo, iCloud, "
                               "Yandex, Mail.ru, GMX, Zoho, Fastmail), else tries "
@@ -114,7 +114,7 @@ def add_channel(
     kind = _choose(incoming, "Incoming connection", ["drop", "imap"],
                    "imap" if email else "drop", interactive)
     candidates = providers.guesses(email) if guessing else [provider]
-    if entry["mode"] == "engagements":  # the window never reaches back before this moment
+    if entry["mode"] in ("engagements", "sales"):  # never reach back before this moment
         connected = datetime.now(UTC) - timedelta(hours=backfill_hours)
         entry["connected_at"] = connected.isoformat(timespec="seconds")
         if owner:

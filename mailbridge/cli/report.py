@@ -19,6 +19,9 @@ LABELS = {
     "duplicate": "duplicate of message {message}",
     "seen": "already stored",
     "engaged": "engagement",
+    "matched": "added to an opportunity",
+    "opened": "opened a new opportunity",
+    "inbox": "kept in My Inbox",
     "ignored": "not an engagement (not between the owner and a contact, or outside the window)",
     "failed": "FAILED: {detail}",
 }

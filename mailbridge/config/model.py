@@ -35,6 +35,12 @@ class Channel:
     owner_aliases: list[str]
     window_hours: float
     connected_at: str | None
+    agent: str
+    matching: bool
+    match_to: str
+    matching_type: str
+    import_sent_items: bool
+    hide_email_chain: bool
     routes: tuple[Route, ...]
     incoming: dict[str, Any]
     outgoing: dict[str, Any] | None

@@ -257,6 +257,13 @@ CHANNEL: dict[str, Key] = {
     "owner_aliases": Key(lambda v: [email(x) for x in string_list(allow_empty=True)(v)], []),
     "window_hours": Key(number(1, 24 * 90), 24.0),
     "connected_at": Key(timestamp, None),
+    # sales mode (Halo's sales mailboxes; over IMAP the channel is one agent's mailbox)
+    "agent": Key(string(), ""),
+    "matching": Key(boolean, True),
+    "match_to": Key(choice("opportunities", "projects"), "opportunities"),
+    "matching_type": Key(choice("address_and_subject", "domain"), "address_and_subject"),
+    "import_sent_items": Key(boolean, False),
+    "hide_email_chain": Key(boolean, False),
 }
 
 M365_APP: dict[str, Key] = {

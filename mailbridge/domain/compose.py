@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import mimetypes
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,14 +13,9 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
-from mailbridge.domain.threading import TOKEN_RE, with_token
+from mailbridge.domain.threading import bare_subject, with_token
 
 MAX_QUOTED = 30  # the product documents: at most the 30 latest messages of the correspondence
-# Reply and forward prefixes of many languages, repeated chains included: "Re: AW: Fwd[2]:"
-_PREFIX_RE = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs|antw|rif|tr)\s*(\[\d+\])?\s*:\s*)+",
-                        re.IGNORECASE)
-
-
 @dataclass(frozen=True)
 class Quoted:
     """One earlier message of the conversation, as the quote shows it."""
@@ -77,8 +71,9 @@ def choose_signature(agent_signature: str, channel_signature: str,
 
 def subject_for(subject: str, ticket: int, prefix: str) -> str:
     """`[#12] Re: Printer broken`: one prefix however long the chain was, one token."""
-    base = TOKEN_RE.sub("", subject or "").strip()
-    base = _PREFIX_RE.sub("", base).strip() or "(no subject)"
+    # One plain space between words: the stdlib folds a space next to other Unicode spaces
+    # out of its encoded words, where RFC 2047 readers drop it (found by a property test).
+    base = " ".join(bare_subject(subject).split()) or "(no subject)"
     return with_token(f"{prefix}: {base}", ticket)
 
 

@@ -42,6 +42,16 @@ def _content(raw: bytes) -> bytes:
     return b"\n".join(kept) + sep + body
 
 
+# Reply and forward prefixes of many languages, repeated chains included: "Re: AW: Fwd[2]:"
+_PREFIX_RE = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs|antw|rif|tr)\s*(\[\d+\])?\s*:\s*)+",
+                        re.IGNORECASE)
+
+
+def bare_subject(subject: str) -> str:
+    """The subject without our `[#123]` token and without reply/forward prefixes."""
+    return _PREFIX_RE.sub("", TOKEN_RE.sub("", subject or "").strip()).strip()
+
+
 def ticket_token(subject: str) -> int | None:
     """The `[#123]` token our outgoing mail carries in the subject."""
     found = TOKEN_RE.search(subject or "")

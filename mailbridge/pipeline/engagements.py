@@ -6,6 +6,7 @@ from __future__ import annotations
 from mailbridge.domain.engagement import Match, in_window, match
 from mailbridge.domain.message import ParsedMessage
 from mailbridge.pipeline.plan import ChannelPlan
+from mailbridge.pipeline.report import ENGAGED
 from mailbridge.store import engagements
 from mailbridge.store.db import Store
 
@@ -18,8 +19,8 @@ def engagement_for(plan: ChannelPlan, parsed: ParsedMessage,
 
 
 def file_engagement(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessage,
-                    found: Match) -> int:
-    return engagements.record(db, plan.name, message, found.direction,
-                              plan.owner[0] if plan.owner else "",
-                              parsed.date.isoformat() if parsed.date else None,
-                              list(found.contacts))
+                    found: Match) -> str:
+    engagements.record(db, plan.name, message, found.direction,
+                       plan.owner[0] if plan.owner else "",
+                       parsed.date.isoformat() if parsed.date else None, list(found.contacts))
+    return ENGAGED

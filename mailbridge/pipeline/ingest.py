@@ -13,13 +13,13 @@ from collections import deque
 from collections.abc import Callable
 
 from mailbridge.connectors.base import Batch, Fetched, Fetcher
+from mailbridge.domain.message import ParsedMessage
 from mailbridge.pipeline.engagements import engagement_for, file_engagement
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.prepare import Prepared
 from mailbridge.pipeline.prepare_helper import Job, Preparer, prepare_all
 from mailbridge.pipeline.report import (
     DUPLICATE,
-    ENGAGED,
     FAILED,
     IGNORED,
     SEEN,
@@ -28,6 +28,7 @@ from mailbridge.pipeline.report import (
     Outcome,
     Reporter,
 )
+from mailbridge.pipeline.sales import counterparts_of, file_sale
 from mailbridge.pipeline.tickets import file_message
 from mailbridge.store import contacts, ledger, messages
 from mailbridge.store.db import Store
@@ -86,10 +87,10 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
     if ledger.seen(db, plan.name, item.ref):
         return Outcome(item.ref, SEEN)
     subject = prep.parsed.subject if prep.parsed else ""
-    engaged = None
-    if plan.mode == "engagements" and prep.parsed is not None:
-        engaged = engagement_for(plan, prep.parsed, known_contacts)
-        if engaged is None:  # a stranger's mail is never copied: only the ledger knows it
+    filing = None
+    if plan.mode != "tickets" and prep.parsed is not None:
+        filing = _copy_filing(plan, prep.parsed, known_contacts)
+        if filing is None:  # mail the mode does not copy is never stored: only the ledger
             ledger.record(db, plan.name, item.ref, prep.fingerprint, None, IGNORED)
             return Outcome(item.ref, IGNORED, subject=subject)
     existing = messages.find_by_fingerprint(db, plan.name, prep.fingerprint)
@@ -101,10 +102,22 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
     if prep.parsed is None:
         ledger.record(db, plan.name, item.ref, prep.fingerprint, message, UNPARSED)
         return Outcome(item.ref, UNPARSED, message, detail=prep.parse_error or "")
-    if engaged is not None:
-        file_engagement(db, plan, message, prep.parsed, engaged)
-        kind, ticket = ENGAGED, None
+    if filing is not None:
+        kind, ticket = filing(db, message), None
     else:
         kind, ticket = file_message(db, plan, message, prep.parsed, prep.classification)
     ledger.record(db, plan.name, item.ref, prep.fingerprint, message, kind)
     return Outcome(item.ref, kind, message, ticket, subject)
+
+
+def _copy_filing(plan: ChannelPlan, parsed: ParsedMessage,
+                 known_contacts: dict[str, str]) -> Callable[[Store, int], str] | None:
+    """Engagements and sales copy only some mail: decided before anything is stored. Returns
+    how to file the stored message, or None for mail the mode does not copy."""
+    if plan.mode == "engagements":
+        found = engagement_for(plan, parsed, known_contacts)
+        return None if found is None else (
+            lambda db, message: file_engagement(db, plan, message, parsed, found))
+    others = counterparts_of(plan, parsed)
+    return None if others is None else (
+        lambda db, message: file_sale(db, plan, message, parsed, others))

@@ -7,6 +7,16 @@ from datetime import datetime
 
 
 @dataclass(frozen=True)
+class SalesRules:
+    agent: str = ""
+    matching: bool = True
+    projects: bool = False  # match to projects instead of opportunities
+    matching_type: str = "address_and_subject"
+    import_sent_items: bool = False
+    hide_email_chain: bool = False
+
+
+@dataclass(frozen=True)
 class ChannelPlan:
     """What filing needs to know about a channel, as plain data."""
 
@@ -16,4 +26,5 @@ class ChannelPlan:
     routes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     own_addresses: tuple[str, ...] = ()
     owner: tuple[str, ...] = ()  # engagements: the mailbox owner's addresses
-    window_start: datetime | None = None  # engagements: nothing older counts
+    window_start: datetime | None = None  # engagements, sales: nothing older counts
+    sales: SalesRules | None = None

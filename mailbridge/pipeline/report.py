@@ -14,6 +14,9 @@ NO_TICKET = "no_ticket"  # stored, but not filed: our own mail coming back
 UNPARSED = "unparsed"  # stored raw with its parse error
 DUPLICATE = "duplicate"  # same message already stored (fingerprint)
 SEEN = "seen"  # this very item was ledgered by an earlier run
+MATCHED = "matched"  # sales: added to an open opportunity or project
+OPENED = "opened"  # sales: opened a new opportunity
+IN_INBOX = "inbox"  # sales: kept in the agent's My Inbox for manual handling
 ENGAGED = "engaged"  # engagements: stored as an engagement with its matched contacts
 IGNORED = "ignored"  # engagements: not between the owner and a contact, or outside the window
 FAILED = "failed"  # could not be read from the source; not acked, retried next run
@@ -42,7 +45,8 @@ class Counts:
 
     def add(self, outcome: Outcome) -> None:
         self.fetched += 1
-        if outcome.kind in (NEW_TICKET, THREADED, NO_TICKET, UNPARSED, ENGAGED):
+        if outcome.kind in (NEW_TICKET, THREADED, NO_TICKET, UNPARSED, ENGAGED, MATCHED,
+                            OPENED, IN_INBOX):
             self.stored += 1
         if outcome.kind in (DUPLICATE, SEEN):
             self.duplicates += 1

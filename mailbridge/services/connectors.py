@@ -14,7 +14,7 @@ from mailbridge.connectors.imap_probe import probe
 from mailbridge.connectors.imap_session import DEFAULT_PORTS, ImapSettings
 from mailbridge.domain.engagement import window_start
 from mailbridge.errors import NotSupportedError, UsageError
-from mailbridge.pipeline.plan import ChannelPlan
+from mailbridge.pipeline.plan import ChannelPlan, SalesRules
 
 
 def build_fetcher(channel: Channel, plan: ChannelPlan | None = None) -> Fetcher:
@@ -47,19 +47,19 @@ def plan_for(channel: Channel, connected: datetime | None = None,
              now: datetime | None = None) -> ChannelPlan:
     """`connected`: when the channel started (engagements never reach back before it);
     `connected_at` from the config wins, else the caller's (the channel's first sync)."""
-    if channel.mode == "sales":
-        raise NotSupportedError(
-            f"channel {channel.name}: mode \"sales\" is not available in this version yet",
-            "use mode = \"tickets\" or \"engagements\"",
-        )
     window = None
+    start = datetime.fromisoformat(channel.connected_at) if channel.connected_at else connected
     if channel.mode == "engagements":
         if not channel.owner_addresses:
             raise UsageError(f"channel {channel.name}: engagements need the mailbox owner's "
                              "address", "set owner = \"me@company.com\" for the channel")
-        start = datetime.fromisoformat(channel.connected_at) if channel.connected_at \
-            else connected
         window = window_start(now or datetime.now(UTC), channel.window_hours, start)
+    sales = None
+    if channel.mode == "sales":  # a copy of everything since the channel was connected
+        window = start
+        sales = SalesRules(channel.agent, channel.matching, channel.match_to == "projects",
+                           channel.matching_type, channel.import_sent_items,
+                           channel.hide_email_chain)
     return ChannelPlan(
         name=channel.name,
         mode=channel.mode,
@@ -68,6 +68,7 @@ def plan_for(channel: Channel, connected: datetime | None = None,
         own_addresses=channel.own_addresses,
         owner=channel.owner_addresses,
         window_start=window,
+        sales=sales,
     )
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mailbridge.config.model import Config
 from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.services.csv_rows import read_rows
 from mailbridge.store import contacts, engagements
-from mailbridge.store.db import open_store, translate_errors
-from mailbridge.store.session import write_transaction
+from mailbridge.store.db import Store
+from mailbridge.store.session import reading, write_transaction
 
 EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 CSV_COLUMNS = ("email", "name", "client")
@@ -36,14 +37,12 @@ def add_contact(config: Config, email: str, client: str, name: str | None) -> tu
 def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
     """One result row per CSV row: added, updated, unchanged or rejected with the reason.
     Rows are checked first and written in one transaction."""
-    rows = _read_csv(path)
+    rows = read_rows(path, ("email", "client"), CSV_COLUMNS)
     results: list[dict[str, Any]] = []
     seen: set[str] = set()
     with write_transaction(config.store_path) as db:
         for line, row in rows:
-            email = (row.get("email") or "").strip()
-            client = (row.get("client") or "").strip()
-            name = (row.get("name") or "").strip()
+            email, client, name = row.get("email", ""), row.get("client", ""), row.get("name", "")
             reason = None
             if not EMAIL_RE.match(email):
                 reason = "not an e-mail address" if email else "no email"
@@ -60,22 +59,6 @@ def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
             outcome = contacts.upsert_contact(db, email, client, name)
             results.append({"line": line, "email": email, "result": outcome, "reason": ""})
     return results
-
-
-def _read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in reader.fieldnames or []]
-            if "email" not in header or "client" not in header:
-                raise UsageError(f"{path}: the first line must name the columns: email, name, "
-                                 f"client (it has: {', '.join(header) or 'nothing'})")
-            reader.fieldnames = header
-            return [(reader.line_num, row) for row in reader]
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"{path}: not a UTF-8 CSV file: {exc}") from None
 
 
 def list_clients(config: Config) -> list[dict[str, Any]]:
@@ -105,13 +88,9 @@ def remove_contact(config: Config, email: str) -> None:
             raise NotFoundError(f"no contact {email}", "see `mailbridge contacts list`")
 
 
-def _read(config: Config, fn: Any) -> Any:
-    db = open_store(config.store_path, readonly=True)
-    try:
-        with translate_errors(config.store_path):
-            return fn(db)
-    finally:
-        db.close()
+def _read(config: Config, fn: Callable[[Store], Any]) -> Any:
+    with reading(config.store_path) as db:
+        return fn(db)
 
 
 def _check_name(name: str) -> None:

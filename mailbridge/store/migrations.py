@@ -182,8 +182,57 @@ def m004_engagements(db: Any) -> None:
     )
 
 
+def m005_sales(db: Any) -> None:
+    db.executescript(
+        """
+        CREATE TABLE opportunity_types (
+            name TEXT PRIMARY KEY,
+            exclude_from_matching INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE opportunities (
+            id INTEGER PRIMARY KEY,
+            summary TEXT NOT NULL,
+            contact_email TEXT NOT NULL COLLATE NOCASE,
+            client TEXT NOT NULL DEFAULT '',
+            type TEXT NOT NULL DEFAULT '',
+            project INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'open',
+            agent TEXT NOT NULL DEFAULT '',
+            details TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX opportunities_open ON opportunities (status, project);
+        CREATE TABLE opportunity_messages (
+            opportunity INTEGER NOT NULL REFERENCES opportunities(id),
+            message INTEGER NOT NULL REFERENCES messages(id),
+            text TEXT NOT NULL,
+            how TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            added_at TEXT NOT NULL,
+            PRIMARY KEY (opportunity, message)
+        );
+        CREATE TABLE inbox_items (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            message INTEGER NOT NULL UNIQUE REFERENCES messages(id),
+            state TEXT NOT NULL DEFAULT 'new',
+            handled TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE crm_notes (
+            id INTEGER PRIMARY KEY,
+            client TEXT NOT NULL,
+            message INTEGER NOT NULL REFERENCES messages(id),
+            created_at TEXT NOT NULL
+        );
+        """
+    )
+
+
 STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation, m002_operations, m003_outgoing,
-                                            m004_engagements)
+                                            m004_engagements, m005_sales)
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:

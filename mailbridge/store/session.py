@@ -1,5 +1,5 @@
-"""The usual way a command changes the store: under the write lock, in one transaction,
-SQLite errors translated into one line naming the file."""
+"""The usual ways a command uses the store: changing it under the write lock in one
+transaction, or reading it without any lock; SQLite errors become one line naming the file."""
 
 from __future__ import annotations
 
@@ -22,3 +22,13 @@ def write_transaction(path: Path, wait_seconds: float = WAIT_SECONDS) -> Iterato
                 yield db
         finally:
             db.close()
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[Store]:
+    db = open_store(path, readonly=True)
+    try:
+        with translate_errors(path):
+            yield db
+    finally:
+        db.close()

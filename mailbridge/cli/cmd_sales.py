@@ -1,0 +1,190 @@
+"""Sales mode: `opportunities …` and the agents' `inbox …` (My Inbox). Services are imported
+inside the commands (see cmd_outgoing.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.state import state
+from mailbridge.errors import EXIT_PARTIAL
+
+OPPORTUNITY_COLUMNS = ("id", "status", "project", "type", "summary", "contact_email", "client",
+                       "agent", "updated_at")
+INBOX_COLUMNS = ("id", "agent", "from", "subject", "created_at")
+
+opportunities_group = typer.Typer(help="Opportunities and projects mail is matched to.",
+                                  no_args_is_help=True)
+types_group = typer.Typer(help="Opportunity types (exclude some from matching).",
+                          no_args_is_help=True)
+inbox_group = typer.Typer(help="My Inbox: sales mail no opportunity took.", no_args_is_help=True)
+
+
+@opportunities_group.command("add")
+def add(
+    ctx: typer.Context,
+    summary: str = typer.Option(..., "--summary", help="What it is about; address_and_subject "
+                                "matching compares it with the mail's subject."),
+    contact: str = typer.Option(..., "--contact", help="The contact's address."),
+    client: str = typer.Option("", "--client", help="Client name."),
+    kind: str = typer.Option("", "--type", help="Opportunity type."),
+    project: bool = typer.Option(False, "--project", help="A project, not an opportunity."),
+    agent: str = typer.Option("", "--agent", help="Agent who owns it."),
+) -> None:
+    """Add an open opportunity (or project)."""
+    from mailbridge.services import sales
+
+    made = sales.add_opportunity(state(ctx).config(), summary, contact, client, kind, project,
+                                 agent)
+    note(f"{'project' if project else 'opportunity'} #{made} added")
+
+
+@opportunities_group.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    status: str = typer.Option("open", "--status", help="open, closed or all."),
+    projects: bool = typer.Option(None, "--projects/--opportunities",
+                                  help="Only projects, or only opportunities [default: both]."),
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Opportunities and projects, oldest first."""
+    from mailbridge.services import sales
+
+    emit(sales.list_opportunities(state(ctx).config(), None if status == "all" else status,
+                                  projects), fmt, OPPORTUNITY_COLUMNS)
+
+
+@opportunities_group.command("show")
+def show(ctx: typer.Context, opportunity: int = typer.Argument(...),
+         fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts.")) -> None:
+    """One opportunity and the mail matched to it, in order."""
+    from mailbridge.services import sales
+
+    found = sales.show_opportunity(state(ctx).config(), opportunity)
+    if fmt in (Format.json, Format.jsonl):
+        emit_json(found)
+        return
+    kind = "project" if found["project"] else "opportunity"
+    typer.echo(f"{kind} #{found['id']} [{found['status']}] {found['summary']}")
+    typer.echo(f"contact: {found['contact_email']}  client: {found['client'] or '-'}  "
+               f"type: {found['type'] or '-'}  agent: {found['agent'] or '-'}")
+    for m in found["messages"]:
+        typer.echo("")
+        typer.echo(f"--- message {m['message']} ({m['how']}) {m['date']} from {m['from']}: "
+                   f"{m['subject']}")
+        if m["note"]:
+            typer.echo(f"note: {m['note']}")
+        typer.echo(m["text"].rstrip())
+
+
+def _set(ctx: typer.Context, opportunity: int, status: str) -> None:
+    from mailbridge.services import sales
+
+    previous = sales.set_status(state(ctx).config(), opportunity, status)
+    note(f"opportunity #{opportunity}: {previous} → {status}")
+
+
+@opportunities_group.command("close")
+def close(ctx: typer.Context, opportunity: int = typer.Argument(...)) -> None:
+    """Close it: closed ones are never matched."""
+    _set(ctx, opportunity, "closed")
+
+
+@opportunities_group.command("reopen")
+def reopen(ctx: typer.Context, opportunity: int = typer.Argument(...)) -> None:
+    """Reopen it."""
+    _set(ctx, opportunity, "open")
+
+
+@opportunities_group.command("import")
+def import_cmd(ctx: typer.Context,
+               path: Path = typer.Argument(..., help="CSV: summary, contact, client, type, "
+                                           "project (yes/no)."),
+               fmt: Format = FORMAT_OPTION) -> None:
+    """Import opportunities from CSV; a line per row; exit 4 if a row was rejected."""
+    from mailbridge.services import sales
+
+    rows = sales.import_opportunities(state(ctx).config(), path)
+    emit(rows, fmt, ("line", "id", "result", "reason"))
+    if any(r["result"] == "rejected" for r in rows):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@types_group.command("add")
+def types_add(ctx: typer.Context, name: str = typer.Argument(...),
+              exclude: bool = typer.Option(False, "--exclude-from-matching",
+                                           help="Mail is never matched to these.")) -> None:
+    """Add or change an opportunity type."""
+    from mailbridge.services import sales
+
+    sales.add_type(state(ctx).config(), name, exclude)
+    note(f"type {name}{' (excluded from matching)' if exclude else ''}")
+
+
+@types_group.command("list")
+def types_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
+    """Opportunity types."""
+    from mailbridge.services import sales
+
+    emit(sales.list_types(state(ctx).config()), fmt, ("name", "exclude_from_matching"))
+
+
+@inbox_group.command("list")
+def inbox_list(ctx: typer.Context,
+               agent: str = typer.Option(None, "--agent", help="Only this agent's."),
+               fmt: Format = FORMAT_OPTION) -> None:
+    """Mail waiting for manual handling, oldest first."""
+    from mailbridge.services import sales
+
+    emit(sales.inbox(state(ctx).config(), agent), fmt, INBOX_COLUMNS)
+
+
+@inbox_group.command("assign")
+def inbox_assign(ctx: typer.Context, item: int = typer.Argument(...),
+                 opportunity: int = typer.Option(..., "--opportunity",
+                                                 help="Opportunity to add it to.")) -> None:
+    """Add the mail to an existing opportunity."""
+    from mailbridge.services import sales
+
+    sales.inbox_assign(state(ctx).config(), item, opportunity)
+    note(f"inbox #{item} → opportunity #{opportunity}")
+
+
+@inbox_group.command("new-opportunity")
+def inbox_new(ctx: typer.Context, item: int = typer.Argument(...),
+              project: bool = typer.Option(False, "--project", help="Open a project.")) -> None:
+    """Open a new opportunity from the mail (its body as details, its sender as contact)."""
+    from mailbridge.services import sales
+
+    opened = sales.inbox_new_opportunity(state(ctx).config(), item, project)
+    note(f"inbox #{item} → new opportunity #{opened}")
+
+
+@inbox_group.command("note")
+def inbox_note(ctx: typer.Context, item: int = typer.Argument(...),
+               client: str = typer.Option(None, "--client", help="Client [default: suggested "
+                                          "from the sender's domain].")) -> None:
+    """Keep the mail as a CRM note of a client."""
+    from mailbridge.services import sales
+
+    chosen = sales.inbox_note(state(ctx).config(), item, client)
+    note(f"inbox #{item} → CRM note of {chosen}")
+
+
+@inbox_group.command("delete")
+def inbox_delete(ctx: typer.Context, item: int = typer.Argument(...),
+                 admin: bool = typer.Option(False, "--admin", help="Confirm you are an "
+                                            "administrator (only they may delete).")) -> None:
+    """Remove the mail from My Inbox (the stored copy stays)."""
+    from mailbridge.services import sales
+
+    sales.inbox_delete(state(ctx).config(), item, admin)
+    note(f"inbox #{item} deleted")
+
+
+def register(app: typer.Typer) -> None:
+    opportunities_group.add_typer(types_group, name="types")
+    app.add_typer(opportunities_group, name="opportunities")
+    app.add_typer(inbox_group, name="inbox")

@@ -1,0 +1,72 @@
+"""Sales mode (Halo's Sales Mailboxes): which open opportunity (or project) a mail updates, a
+new one it opens, or the agent's "My Inbox" for manual handling. Pure rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mailbridge.domain.threading import bare_subject
+
+UPDATE, NEW, INBOX = "update", "new", "inbox"
+ADDRESS_AND_SUBJECT, DOMAIN = "address_and_subject", "domain"
+
+# Where a reply's quoted history starts: "On … wrote:", Outlook's "-----Original Message-----"
+# or "From: …" header block, or the first run of "> " lines.
+_CHAIN_RE = re.compile(
+    r"(?m)^(?:On .{1,200} wrote:\s*$|-{2,}\s*Original Message\s*-{2,}|"
+    r"_{10,}\s*$|From: .+\n(?:Sent|Date): .+|>)")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: int
+    summary: str
+    contact: str  # lower case
+    updated_at: str
+    excluded: bool = False  # its type is excluded from matching
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: str  # UPDATE | NEW | INBOX
+    opportunity: int | None = None
+    ambiguous: tuple[int, ...] = ()  # the other candidates when several matched
+
+
+def normalized(subject: str) -> str:
+    return " ".join(bare_subject(subject).casefold().split())
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def decide(counterparts: Sequence[str], subject: str, candidates: Iterable[Candidate],
+           matching: bool, matching_type: str, agent_domains: Iterable[str]) -> Decision:
+    """`counterparts`: the sender of received mail, the recipients of sent mail."""
+    if not matching:
+        return Decision(INBOX)
+    open_ones = [c for c in candidates if not c.excluded]
+    others = {a.lower() for a in counterparts}
+    if matching_type == ADDRESS_AND_SUBJECT:
+        wanted = normalized(subject)
+        hits = [c for c in open_ones if c.contact in others and normalized(c.summary) == wanted]
+        return _pick(hits) if hits else Decision(NEW)
+    ours = {d.lower() for d in agent_domains}
+    domains = {domain_of(a) for a in others} - ours
+    hits = [c for c in open_ones if domain_of(c.contact) in domains]
+    return _pick(hits) if hits else Decision(INBOX)
+
+
+def _pick(hits: list[Candidate]) -> Decision:
+    """Several candidates: the most recently updated one, and say which others there were."""
+    ordered = sorted(hits, key=lambda c: (c.updated_at, c.id), reverse=True)
+    return Decision(UPDATE, ordered[0].id, tuple(c.id for c in ordered[1:]))
+
+
+def without_chain(text: str) -> str:
+    """Only the new part of a reply: the quoted history cut (Halo's "Hide email chain")."""
+    found = _CHAIN_RE.search(text or "")
+    return (text[:found.start()] if found else text or "").rstrip() + "\n"

@@ -1,0 +1,54 @@
+"""Sales mode: keep a copy of the agent's mail and file it to an open opportunity (or
+project), a new one, or the agent's My Inbox (domain/sales.py has the rules)."""
+
+from __future__ import annotations
+
+from mailbridge.domain.engagement import in_window
+from mailbridge.domain.message import ParsedMessage
+from mailbridge.domain.sales import INBOX, NEW, UPDATE, decide, domain_of, without_chain
+from mailbridge.domain.threading import bare_subject
+from mailbridge.pipeline.plan import ChannelPlan
+from mailbridge.pipeline.report import IN_INBOX, MATCHED, OPENED
+from mailbridge.store import sales
+from mailbridge.store.db import Store
+
+
+def counterparts_of(plan: ChannelPlan, parsed: ParsedMessage) -> tuple[str, ...] | None:
+    """Who the mail is with: the sender of received mail, the recipients of sent mail (only
+    with import_sent_items). None: not copied at all (sent mail without it, or too old)."""
+    rules = plan.sales
+    if rules is None:
+        return None
+    if plan.window_start is not None and not in_window(parsed.date, plan.window_start):
+        return None
+    sender = parsed.sender.email.lower() if parsed.sender else ""
+    if sender in plan.owner:
+        if not rules.import_sent_items:
+            return None
+        others = tuple(dict.fromkeys(a.email.lower() for a in (*parsed.to, *parsed.cc)
+                                     if a.email and a.email.lower() not in plan.owner))
+        return others or None
+    return (sender,) if sender else None
+
+
+def file_sale(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessage,
+              counterparts: tuple[str, ...]) -> str:
+    rules = plan.sales
+    assert rules is not None
+    decision = decide(counterparts, parsed.subject, sales.candidates(db, rules.projects),
+                      rules.matching, rules.matching_type, {domain_of(a) for a in plan.owner})
+    if decision.kind == UPDATE and decision.opportunity is not None:
+        text = without_chain(parsed.text) if rules.hide_email_chain else parsed.text
+        note = ("also matched " + ", ".join(f"#{i}" for i in decision.ambiguous) +
+                "; the most recently updated one was chosen") if decision.ambiguous else ""
+        sales.attach(db, decision.opportunity, message, text, "matched", note)
+        return MATCHED
+    if decision.kind == NEW:
+        opened = sales.add_opportunity(
+            db, bare_subject(parsed.subject) or "(no subject)", counterparts[0],
+            project=rules.projects, agent=rules.agent, details=parsed.text)
+        sales.attach(db, opened, message, parsed.text, "opened")  # a new one keeps the chain
+        return OPENED
+    assert decision.kind == INBOX
+    sales.to_inbox(db, plan.name, rules.agent, message)
+    return IN_INBOX

@@ -1,0 +1,156 @@
+"""Sales mode by hand: opportunities and projects, their types, and the agents' My Inbox
+(assign to an opportunity, open a new one, keep as a CRM note, delete)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mailbridge.config.model import Config
+from mailbridge.domain.sales import domain_of
+from mailbridge.domain.threading import bare_subject
+from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.services.contacts import EMAIL_RE
+from mailbridge.services.csv_rows import read_rows
+from mailbridge.store import contacts, messages, sales
+from mailbridge.store.db import Store
+from mailbridge.store.session import reading, write_transaction
+
+
+def add_opportunity(config: Config, summary: str, contact: str, client: str, kind: str,
+                    project: bool, agent: str) -> int:
+    if not summary.strip():
+        raise UsageError("an opportunity needs a summary")
+    if not EMAIL_RE.match(contact):
+        raise UsageError(f"{contact!r} is not an e-mail address")
+    with write_transaction(config.store_path) as db:
+        return sales.add_opportunity(db, summary.strip(), contact, client, kind, project, agent)
+
+
+def import_opportunities(config: Config, path: Path) -> list[dict[str, Any]]:
+    """CSV with a header: summary, contact, and optionally client, type, project (yes/no)."""
+    rows = read_rows(path, ("summary", "contact"),
+                     ("summary", "contact", "client", "type", "project"))
+    results = []
+    with write_transaction(config.store_path) as db:
+        for line, row in rows:
+            summary, contact = row.get("summary", ""), row.get("contact", "")
+            if not summary or not EMAIL_RE.match(contact):
+                results.append({"line": line, "id": None, "result": "rejected", "reason":
+                                "no summary" if not summary else "contact is not an address"})
+                continue
+            made = sales.add_opportunity(
+                db, summary, contact, row.get("client", ""), row.get("type", ""),
+                row.get("project", "").lower() in ("yes", "true", "1"))
+            results.append({"line": line, "id": made, "result": "added", "reason": ""})
+    return results
+
+
+def add_type(config: Config, name: str, exclude: bool) -> None:
+    with write_transaction(config.store_path) as db:
+        sales.add_type(db, name, exclude)
+
+
+def list_types(config: Config) -> list[dict[str, Any]]:
+    return _read(config, sales.types, [])
+
+
+def list_opportunities(config: Config, status: str | None, projects: bool | None
+                       ) -> list[dict[str, Any]]:
+    return _read(config, lambda db: sales.list_opportunities(db, status, projects), [])
+
+
+def show_opportunity(config: Config, opportunity: int) -> dict[str, Any]:
+    def read(db: Store) -> dict[str, Any]:
+        found = sales.get(db, opportunity)
+        if found is None:
+            raise _no_opportunity(opportunity)
+        found["messages"] = sales.messages_of(db, opportunity)
+        return found
+    if not config.store_path.exists():
+        raise _no_opportunity(opportunity)
+    return _read(config, read, {})
+
+
+def set_status(config: Config, opportunity: int, status: str) -> str:
+    with write_transaction(config.store_path) as db:
+        previous = sales.set_status(db, opportunity, status)
+    if previous is None:
+        raise _no_opportunity(opportunity)
+    return previous
+
+
+def inbox(config: Config, agent: str | None) -> list[dict[str, Any]]:
+    return _read(config, lambda db: sales.inbox(db, agent), [])
+
+
+def inbox_assign(config: Config, item: int, opportunity: int) -> None:
+    with write_transaction(config.store_path) as db:
+        found = _item(db, item)
+        if sales.get(db, opportunity) is None:
+            raise _no_opportunity(opportunity)
+        details = messages.details(db, found["message"])
+        sales.attach(db, opportunity, found["message"], details["text"], "assigned")
+        sales.handle(db, item, "done", f"added to opportunity #{opportunity}")
+
+
+def inbox_new_opportunity(config: Config, item: int, project: bool) -> int:
+    """A new opportunity from the mail: its body as the details, its sender as the contact."""
+    with write_transaction(config.store_path) as db:
+        found = _item(db, item)
+        details = messages.details(db, found["message"])
+        opened = sales.add_opportunity(
+            db, bare_subject(details["subject"]) or "(no subject)", details["from_email"],
+            project=project, agent=found["agent"], details=details["text"])
+        sales.attach(db, opened, found["message"], details["text"], "opened")
+        sales.handle(db, item, "done", f"opened opportunity #{opened}")
+        return opened
+
+
+def inbox_note(config: Config, item: int, client: str | None) -> str:
+    """Keep the mail as a CRM note of a client: the one given, else the client of a contact
+    with the sender's domain, else the sender's domain itself."""
+    with write_transaction(config.store_path) as db:
+        found = _item(db, item)
+        sender = messages.details(db, found["message"])["from_email"]
+        chosen = client or _suggest_client(db, sender)
+        contacts.add_client(db, chosen)
+        sales.add_note(db, chosen, found["message"])
+        sales.handle(db, item, "done", f"CRM note of {chosen}")
+        return chosen
+
+
+def inbox_delete(config: Config, item: int, admin: bool) -> None:
+    if not admin:
+        raise UsageError("only administrators may delete from My Inbox",
+                         "pass --admin if you are one (as in Halo)")
+    with write_transaction(config.store_path) as db:
+        _item(db, item)
+        sales.handle(db, item, "deleted", "deleted")
+
+
+def _suggest_client(db: Store, sender: str) -> str:
+    domain = domain_of(sender)
+    for email, client in contacts.by_email(db).items():
+        if domain_of(email) == domain:
+            return client
+    return domain
+
+
+def _item(db: Store, item: int) -> dict[str, Any]:
+    found = sales.inbox_item(db, item)
+    if found is None or found["state"] != "new":
+        raise NotFoundError(f"no open My Inbox item #{item}", "see `mailbridge inbox list`")
+    return found
+
+
+def _no_opportunity(opportunity: int) -> NotFoundError:
+    return NotFoundError(f"no opportunity #{opportunity}", "see `mailbridge opportunities list`")
+
+
+def _read(config: Config, fn: Callable[[Store], Any], empty: Any) -> Any:
+    if not config.store_path.exists():
+        return empty
+    with reading(config.store_path) as db:
+        return fn(db)

@@ -1,0 +1,129 @@
+"""Opportunities and projects, the mail matched to them, the agents' "My Inbox" and CRM notes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailbridge.domain.sales import Candidate
+from mailbridge.store.db import Store, insert_row, now
+
+OPPORTUNITY_COLUMNS = ("id", "summary", "contact_email", "client", "type", "project", "status",
+                       "agent", "details", "created_at", "updated_at")
+INBOX_COLUMNS = ("id", "channel", "agent", "message", "state", "handled", "created_at")
+
+
+def add_type(db: Store, name: str, exclude_from_matching: bool) -> None:
+    db.execute("INSERT INTO opportunity_types (name, exclude_from_matching) VALUES (?, ?) "
+               "ON CONFLICT (name) DO UPDATE SET exclude_from_matching=excluded."
+               "exclude_from_matching", [name, int(exclude_from_matching)])
+
+
+def types(db: Store) -> list[dict[str, Any]]:
+    return [{"name": n, "exclude_from_matching": bool(x)} for n, x in
+            db.execute("SELECT name, exclude_from_matching FROM opportunity_types ORDER BY name")]
+
+
+def add_opportunity(db: Store, summary: str, contact: str, client: str = "", kind: str = "",
+                    project: bool = False, agent: str = "", details: str = "") -> int:
+    stamp = now()
+    if kind:
+        db.execute("INSERT OR IGNORE INTO opportunity_types (name) VALUES (?)", [kind])
+    return insert_row(db, "opportunities", {
+        "summary": summary, "contact_email": contact.lower(), "client": client, "type": kind,
+        "project": int(project), "agent": agent, "details": details, "created_at": stamp,
+        "updated_at": stamp})
+
+
+def get(db: Store, opportunity: int) -> dict[str, Any] | None:
+    row = db.execute(f"SELECT {', '.join(OPPORTUNITY_COLUMNS)} FROM opportunities WHERE id=?",
+                     [opportunity]).fetchone()
+    return _opportunity(row) if row else None
+
+
+def list_opportunities(db: Store, status: str | None, project: bool | None
+                       ) -> list[dict[str, Any]]:
+    where, params = [], []
+    if status:
+        where.append("status=?")
+        params.append(status)
+    if project is not None:
+        where.append("project=?")
+        params.append(int(project))
+    sql = f"SELECT {', '.join(OPPORTUNITY_COLUMNS)} FROM opportunities"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return [_opportunity(r) for r in db.execute(sql + " ORDER BY id", params)]
+
+
+def set_status(db: Store, opportunity: int, status: str) -> str | None:
+    row = db.execute("SELECT status FROM opportunities WHERE id=?", [opportunity]).fetchone()
+    if row is None:
+        return None
+    db.execute("UPDATE opportunities SET status=?, updated_at=? WHERE id=?",
+               [status, now(), opportunity])
+    return row[0]
+
+
+def candidates(db: Store, project: bool) -> list[Candidate]:
+    """The open opportunities (or projects) a mail may match."""
+    rows = db.execute(
+        "SELECT o.id, o.summary, o.contact_email, o.updated_at, "
+        "coalesce(t.exclude_from_matching, 0) FROM opportunities o "
+        "LEFT JOIN opportunity_types t ON t.name = o.type "
+        "WHERE o.status = 'open' AND o.project = ?", [int(project)])
+    return [Candidate(i, s, c.lower(), u, bool(x)) for i, s, c, u, x in rows]
+
+
+def attach(db: Store, opportunity: int, message: int, text: str, how: str,
+           note: str = "") -> None:
+    db.execute("INSERT OR IGNORE INTO opportunity_messages (opportunity, message, text, how, "
+               "note, added_at) VALUES (?, ?, ?, ?, ?, ?)",
+               [opportunity, message, text, how, note, now()])
+    db.execute("UPDATE opportunities SET updated_at=? WHERE id=?", [now(), opportunity])
+
+
+def messages_of(db: Store, opportunity: int) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT om.message, m.from_email, m.subject, coalesce(m.sent_at, m.stored_at), om.how, "
+        "om.note, om.text FROM opportunity_messages om JOIN messages m ON m.id = om.message "
+        "WHERE om.opportunity=? ORDER BY coalesce(m.sent_at, m.stored_at), om.message",
+        [opportunity])
+    return [dict(zip(("message", "from", "subject", "date", "how", "note", "text"), r,
+                     strict=True)) for r in rows]
+
+
+def to_inbox(db: Store, channel: str, agent: str, message: int) -> int:
+    return insert_row(db, "inbox_items", {"channel": channel, "agent": agent,
+                                          "message": message, "created_at": now()})
+
+
+def inbox(db: Store, agent: str | None) -> list[dict[str, Any]]:
+    sql = ("SELECT i.id, i.channel, i.agent, i.message, i.state, i.handled, i.created_at, "
+           "m.from_email, m.subject FROM inbox_items i JOIN messages m ON m.id = i.message "
+           "WHERE i.state = 'new'")
+    params = []
+    if agent:
+        sql, params = sql + " AND i.agent = ?", [agent]
+    return [dict(zip((*INBOX_COLUMNS, "from", "subject"), r, strict=True))
+            for r in db.execute(sql + " ORDER BY i.id", params)]
+
+
+def inbox_item(db: Store, item: int) -> dict[str, Any] | None:
+    row = db.execute(f"SELECT {', '.join(INBOX_COLUMNS)} FROM inbox_items WHERE id=?",
+                     [item]).fetchone()
+    return dict(zip(INBOX_COLUMNS, row, strict=True)) if row else None
+
+
+def handle(db: Store, item: int, state: str, how: str) -> None:
+    db.execute("UPDATE inbox_items SET state=?, handled=? WHERE id=?", [state, how, item])
+
+
+def add_note(db: Store, client: str, message: int) -> int:
+    return insert_row(db, "crm_notes", {"client": client, "message": message,
+                                        "created_at": now()})
+
+
+def _opportunity(row: tuple) -> dict[str, Any]:
+    found = dict(zip(OPPORTUNITY_COLUMNS, row, strict=True))
+    found["project"] = bool(found["project"])
+    return found
