@@ -9,6 +9,7 @@ import mimetypes
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
@@ -71,9 +72,7 @@ def choose_signature(agent_signature: str, channel_signature: str,
 
 def subject_for(subject: str, ticket: int, prefix: str) -> str:
     """`[#12] Re: Printer broken`: one prefix however long the chain was, one token."""
-    # One plain space between words: the stdlib folds a space next to other Unicode spaces
-    # out of its encoded words, where RFC 2047 readers drop it (found by a property test).
-    base = " ".join(bare_subject(subject).split()) or "(no subject)"
+    base = " ".join(bare_subject(subject).split()) or "(no subject)"  # one line, plain spaces
     return with_token(f"{prefix}: {base}", ticket)
 
 
@@ -120,9 +119,9 @@ def compose(draft: Draft, unique: str, domain: str) -> Composed:
     copies = []
     for recipient in draft.recipients:
         msg = EmailMessage(policy=SMTP)
-        msg["From"] = formataddr((draft.from_name, draft.from_email))
+        msg["From"] = _FROM_SLOT
         msg["To"] = recipient
-        msg["Subject"] = subject
+        msg["Subject"] = _SUBJECT_SLOT
         msg["Message-ID"] = f"<{mid}>"
         msg["Date"] = format_datetime(datetime.now().astimezone())
         if draft.reply_to:
@@ -142,8 +141,33 @@ def compose(draft: Draft, unique: str, domain: str) -> Composed:
             maintype, subtype = _content_type(attachment).split("/", 1)
             msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype,
                                filename=attachment.filename)
-        copies.append((recipient, msg.as_bytes()))
+        copies.append((recipient, _fill_slots(msg.as_bytes(), subject, draft)))
     return Composed(mid, subject, text, unquoted, tuple(copies))
+
+
+# The stdlib's folding drops a space that falls between two encoded words (RFC 2047 readers
+# ignore whitespace there), e.g. in long non-ASCII subjects; found by a property test. The
+# subject and the From name are encoded with email.header instead, which keeps spaces inside
+# the encoded text, and put in place of these slots after serialising.
+_SUBJECT_SLOT, _FROM_SLOT = "mailbridge-subject-slot", "mailbridge-from@slot.invalid"
+
+
+def _fill_slots(raw: bytes, subject: str, draft: Draft) -> bytes:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    name = Header(draft.from_name, "utf-8").encode(linesep="\r\n") \
+        if draft.from_name and not draft.from_name.isascii() else None
+    sender = (f"{name} <{draft.from_email}>" if name
+              else formataddr((draft.from_name, draft.from_email)))
+    head = head.replace(f"Subject: {_SUBJECT_SLOT}".encode(), b"Subject: " + _encoded(subject))
+    head = head.replace(f"From: {_FROM_SLOT}".encode(), b"From: " + sender.encode("ascii"))
+    return head + sep + body
+
+
+def _encoded(text: str) -> bytes:
+    if text.isascii():
+        return Header(text, "us-ascii", header_name="Subject").encode(
+            linesep="\r\n").encode("ascii")
+    return Header(text, "utf-8", header_name="Subject").encode(linesep="\r\n").encode("ascii")
 
 
 def _content_type(attachment: Attachment) -> str:
