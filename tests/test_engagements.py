@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from conftest import drop, message
 
 from mailbridge.domain.engagement import IN, OUT, in_window, match, window_start
 from mailbridge.domain.message import Address, ParsedMessage
@@ -197,3 +198,22 @@ def test_engagements_without_an_owner_or_with_a_bad_since_are_one_line(mb):
     assert "Traceback" not in result.stderr
     bad = mb("engagements", "list", "--since", "yesterday-ish")
     assert bad.exit_code == 2 and "--since 'yesterday-ish' is not understood" in bad.stderr
+
+
+def test_reprocess_never_files_an_engagements_message_as_a_ticket(mb, monkeypatch):
+    import mailbridge.domain.parse as parse_mod
+
+    spool = mb.drop_channel("cs", mode="engagements", owner="anna@us.test")
+    real = parse_mod.parse
+
+    def failing(raw):
+        raise parse_mod.ParseError("simulated parser bug")
+
+    monkeypatch.setattr(parse_mod, "parse", failing)
+    drop(spool, message("Hi", sender="bob@acme.test"))
+    assert mb("sync").exit_code == 4  # kept raw, flagged
+    monkeypatch.setattr(parse_mod, "parse", real)
+    result = mb("reprocess", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["fixed"] == 1
+    assert json.loads(mb("tickets", "list", "--status", "all", "--format", "json").stdout) == []

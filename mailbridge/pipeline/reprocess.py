@@ -1,4 +1,6 @@
-"""Re-parse stored raw mail after a parser fix; messages that now parse are filed."""
+"""Re-parse stored raw mail after a parser fix; messages of tickets channels that now parse
+are filed. (Engagements and sales decide what to copy before storing, so what they stored
+unparsed stays a raw copy with its new parse.)"""
 
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ def reprocess(db: Store, plans: dict[str, ChannelPlan], only_failed: bool = True
         sql += " WHERE parse_error IS NOT NULL"
     result = {"checked": 0, "fixed": 0, "still_failing": 0, "filed": 0}
     for message, channel, was_failing in db.execute(sql + " ORDER BY id").fetchall():
-        plan = plans.get(channel, ChannelPlan(channel))
-        prep = prepare(messages.raw_of(db, message), plan.own_addresses)
+        plan = plans.get(channel)  # tickets channels only
+        prep = prepare(messages.raw_of(db, message), plan.own_addresses if plan else ())
         with db.atomic():
             messages.update_parse(db, message, prep.parsed, prep.classification, prep.parse_error)
-            if prep.parsed is not None and was_failing:
+            if plan is not None and prep.parsed is not None and was_failing:
                 file_message(db, plan, message, prep.parsed, prep.classification)
                 result["filed"] += 1
         result["checked"] += 1

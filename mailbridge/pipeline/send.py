@@ -43,7 +43,7 @@ def drain(db: Store, channel: str, sender: Sender,
           should_stop: Callable[[], bool] = lambda: False) -> DrainResult:
     result = DrainResult(channel)
     with db.atomic():
-        for row in outbox.interrupted(db):
+        for row in outbox.interrupted(db, channel):
             result.unknown += 1
             result.notes.append(f"outbox #{row}: interrupted while sending; now unknown")
     rows = [r for r in outbox.list_rows(db, (outbox.PENDING,)) if r["channel"] == channel]

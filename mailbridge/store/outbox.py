@@ -66,9 +66,10 @@ def recent(db: Store, recipient: str, kind: str, hours: float = 1.0) -> int:
                       [kind, since, recipient]).fetchone()[0]
 
 
-def interrupted(db: Store) -> list[int]:
+def interrupted(db: Store, channel: str) -> list[int]:
     """Rows a crashed drain left `sending`: they may have gone out; make them `unknown`."""
-    rows = [r[0] for r in db.execute("SELECT id FROM outbox WHERE state=?", [SENDING])]
+    rows = [r[0] for r in db.execute("SELECT id FROM outbox WHERE state=? AND channel=?",
+                                     [SENDING, channel])]
     for row in rows:
         set_state(db, row, UNKNOWN, "interrupted while sending: it may or may not have gone "
                                     "out; check, then `mailbridge outbox retry` or cancel")
