@@ -70,7 +70,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    help="Turn mailboxes into tickets in a local SQLite store. "
+    help="Turn mailboxes into tickets, engagements and opportunity updates in a local "
+         "SQLite store. "
          "Exit codes: 0 ok, 1 internal error, 2 usage or config, 3 auth or credentials, "
          "4 partial failure, 75 temporary (retry later).",
 )
@@ -86,7 +87,7 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: Path = typer.Option(None, "--config", "-c", envvar="MAILBRIDGE_CONFIG",
-                                help="Config file [default: the platform config dir]."),
+                                help="Config file (default: the platform config dir)."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True,
                                 help="-v: a line per message; -vv: debug logs and tracebacks."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,

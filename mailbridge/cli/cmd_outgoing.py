@@ -104,7 +104,7 @@ outbox_group = typer.Typer(help="Outgoing mail waiting, sent, failed or unknown.
 def outbox_list(
     ctx: typer.Context,
     states: list[str] = typer.Option(None, "--state", help="pending, sending, sent, failed, "
-                                     "unknown or cancelled (repeatable) [default: all]"),
+                                     "unknown or cancelled (repeatable) (default: all)"),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """The outbox, oldest first. `unknown`: the connection broke after the message was

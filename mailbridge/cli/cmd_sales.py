@@ -46,7 +46,7 @@ def list_cmd(
     ctx: typer.Context,
     status: str = typer.Option("open", "--status", help="open, closed or all."),
     projects: bool = typer.Option(None, "--projects/--opportunities",
-                                  help="Only projects, or only opportunities [default: both]."),
+                                  help="Only projects, or only opportunities (default: both)."),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Opportunities and projects, oldest first."""
@@ -164,8 +164,8 @@ def inbox_new(ctx: typer.Context, item: int = typer.Argument(...),
 
 @inbox_group.command("note")
 def inbox_note(ctx: typer.Context, item: int = typer.Argument(...),
-               client: str = typer.Option(None, "--client", help="Client [default: suggested "
-                                          "from the sender's domain].")) -> None:
+               client: str = typer.Option(None, "--client", help="Client (default: suggested "
+                                          "from the sender's domain).")) -> None:
     """Keep the mail as a CRM note of a client."""
     from mailbridge.services import sales
 

@@ -54,7 +54,7 @@ def add_channel(
     name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
     mode: str = typer.Option(None, "--mode", help="tickets | engagements | sales."),
     owner: str = typer.Option(None, "--owner", help="Engagements, sales: the mailbox owner's "
-                              "address [default: the mailbox address]."),
+                              "address (default: the mailbox address)."),
     backfill_hours: float = typer.Option(0.0, "--backfill-hours", min=0, help="Engagements, "
                                          "sales: also copy mail this many hours older."),
     email: str = typer.Option(None, "--email", help="The mailbox address: fills in IMAP and "
@@ -63,22 +63,22 @@ def add_channel(
                               "imap./mail.<domain>."),
     incoming: str = typer.Option(None, "--incoming", help="Incoming connection: drop | imap."),
     spool: Path = typer.Option(None, "--spool", help="Maildir spool of a drop channel "
-                               "[default: <data dir>/spool/<name>]."),
+                               "(default: <data dir>/spool/<name>)."),
     host: str = typer.Option(None, "--host", help="IMAP server host name."),
     security: str = typer.Option(None, "--security", help="IMAP security: ssl | starttls | none."),
-    port: int = typer.Option(None, "--port", help="IMAP port [default: 993 ssl, 143 otherwise]."),
+    port: int = typer.Option(None, "--port", help="IMAP port (default: 993 ssl, 143 otherwise)."),
     username: str = typer.Option(None, "--username", help="IMAP login name."),
     password: str = typer.Option(None, "--password", help="IMAP password as a reference: "
                                  "env:VAR, file:PATH, keyring:NAME or command:PROG ARGS "
-                                 "[default on a terminal: prompt, kept in the OS keyring]."),
+                                 "(default on a terminal: prompt, kept in the OS keyring)."),
     folders: str = typer.Option(None, "--folders", help='Folders, comma-separated, or "*" '
-                                "for all but Junk/Trash/Drafts/Sent [default: INBOX]."),
+                                "for all but Junk/Trash/Drafts/Sent (default: INBOX)."),
     ca_file: Path = typer.Option(None, "--ca-file", help="Extra CA to trust (private server)."),
     smtp_host: str = typer.Option(None, "--smtp-host", help="SMTP server for replies "
-                                  "[default with --email: the provider's]."),
+                                  "(default with --email: the provider's)."),
     smtp_security: str = typer.Option(None, "--smtp-security", help="ssl | starttls | none."),
-    smtp_port: int = typer.Option(None, "--smtp-port", help="SMTP port [default: 465 ssl, "
-                                  "587 starttls, 25 none]."),
+    smtp_port: int = typer.Option(None, "--smtp-port", help="SMTP port (default: 465 ssl, "
+                                  "587 starttls, 25 none)."),
     no_outgoing: bool = typer.Option(False, "--no-outgoing", help="No outgoing connection, "
                                      "even with --email."),
     main_email: str = typer.Option(None, "--main-email", help="The address customers write to."),
@@ -212,8 +212,8 @@ def _imap_incoming(name: str, interactive: bool, host: str | None, security: str
 
 def demo_cmd(
     ctx: typer.Context,
-    directory: Path = typer.Option(None, "--dir", help="Folder for the demo [default: a new "
-                                   "temporary folder]."),
+    directory: Path = typer.Option(None, "--dir", help="Folder for the demo (default: a new "
+                                   "temporary folder)."),
 ) -> None:
     """Sync the sample mail shipped with mailbridge into a throwaway store and list the tickets."""
     config = demo.create_demo(directory)
