@@ -271,3 +271,15 @@ def test_close_reopen_and_a_customer_answer_reopens(mb):
     missing = mb("tickets", "close", "1", "99")
     assert missing.exit_code == 2 and "no ticket #99" in missing.stderr
     assert json.loads(mb("tickets", "show", "1", "--format", "json").stdout)["status"] == "open"
+
+
+def test_status_before_the_first_sync(mb):
+    mb.drop_channel("live")
+    mb.drop_channel("parked", enabled=False)
+    result = mb("status", "--format", "json")
+    assert result.exit_code == 4  # an enabled channel was never synced
+    assert {r["channel"]: r["health"] for r in json.loads(result.stdout)} == {
+        "live": "never synced", "parked": "disabled"}
+    mb.write_config([{"name": "parked", "enabled": False,
+                      "incoming": {"type": "drop", "spool": str(mb.root / "spool" / "parked")}}])
+    assert mb("status").exit_code == 0  # only a disabled channel: nothing to worry about

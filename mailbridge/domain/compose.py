@@ -164,10 +164,8 @@ def _fill_slots(raw: bytes, subject: str, draft: Draft) -> bytes:
 
 
 def _encoded(text: str) -> bytes:
-    if text.isascii():
-        return Header(text, "us-ascii", header_name="Subject").encode(
-            linesep="\r\n").encode("ascii")
-    return Header(text, "utf-8", header_name="Subject").encode(linesep="\r\n").encode("ascii")
+    charset = "us-ascii" if text.isascii() else "utf-8"
+    return Header(text, charset, header_name="Subject").encode(linesep="\r\n").encode("ascii")
 
 
 def _content_type(attachment: Attachment) -> str:

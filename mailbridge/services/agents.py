@@ -8,8 +8,7 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.errors import NotFoundError
 from mailbridge.store import agents
-from mailbridge.store.db import open_store, translate_errors
-from mailbridge.store.session import write_transaction
+from mailbridge.store.session import reading, write_transaction
 
 
 def add(config: Config, name: str, email: str, signature: str | None,
@@ -27,9 +26,5 @@ def remove(config: Config, name: str) -> None:
 def list_agents(config: Config) -> list[dict[str, Any]]:
     if not config.store_path.exists():
         return []
-    db = open_store(config.store_path, readonly=True)
-    try:
-        with translate_errors(config.store_path):
-            return agents.list_agents(db)
-    finally:
-        db.close()
+    with reading(config.store_path) as db:
+        return agents.list_agents(db)

@@ -9,7 +9,7 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.store import engagements, messages
-from mailbridge.store.db import open_store, translate_errors
+from mailbridge.store.session import reading
 
 _AGO_RE = re.compile(r"^(\d+)\s*([hdw])$")
 _UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
@@ -36,25 +36,17 @@ def list_engagements(config: Config, client: str | None, contact: str | None,
     if not config.store_path.exists():
         return []
     cutoff = since_cutoff(since)
-    db = open_store(config.store_path, readonly=True)
-    try:
-        with translate_errors(config.store_path):
-            return engagements.list_engagements(db, client, contact, cutoff, limit)
-    finally:
-        db.close()
+    with reading(config.store_path) as db:
+        return engagements.list_engagements(db, client, contact, cutoff, limit)
 
 
 def show_engagement(config: Config, engagement: int) -> dict[str, Any]:
     missing = NotFoundError(f"no engagement #{engagement}", "see `mailbridge engagements list`")
     if not config.store_path.exists():
         raise missing
-    db = open_store(config.store_path, readonly=True)
-    try:
-        with translate_errors(config.store_path):
-            found = engagements.get(db, engagement)
-            if found is None:
-                raise missing
-            found["message_details"] = messages.details(db, found["message"])
-            return found
-    finally:
-        db.close()
+    with reading(config.store_path) as db:
+        found = engagements.get(db, engagement)
+        if found is None:
+            raise missing
+        found["message_details"] = messages.details(db, found["message"])
+        return found

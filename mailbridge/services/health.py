@@ -14,6 +14,7 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.domain.health import ChannelFacts, Condition, conditions
 from mailbridge.store import alerts, messages, outbox, runs
 from mailbridge.store.db import Store
+from mailbridge.store.session import reading
 
 log = logging.getLogger("mailbridge.alerts")
 
@@ -33,8 +34,12 @@ def facts(db: Store, channel: Channel) -> ChannelFacts:
 
 
 def judge(db: Store, config: Config, channel: Channel, now: datetime) -> list[Condition]:
-    return conditions(facts(db, channel), channel.no_messages_hours,
-                      config.alerts.after_failures, now)
+    return _judged(config, channel, facts(db, channel), now)
+
+
+def _judged(config: Config, channel: Channel, found: ChannelFacts,
+            now: datetime) -> list[Condition]:
+    return conditions(found, channel.no_messages_hours, config.alerts.after_failures, now)
 
 
 def status_row(db: Store, config: Config, channel: Channel, now: datetime,
@@ -44,7 +49,7 @@ def status_row(db: Store, config: Config, channel: Channel, now: datetime,
     found = facts(db, channel)
     last_day = messages.received_since(
         db, channel.name, (now - timedelta(hours=24)).isoformat(timespec="seconds"))
-    problems = judge(db, config, channel, now)
+    problems = _judged(config, channel, found, now)
     upcoming = None
     if serving and channel.enabled:
         upcoming = next_run(channel, _time(runs.last_start(db, channel.name)), now)
@@ -126,27 +131,23 @@ def deliver(config: Config, events: list[AlertEvent]) -> None:
 
 def status(config: Config) -> list[dict[str, Any]]:
     """One row per channel (see `status_row`); read-only, never takes the write lock."""
-    from mailbridge.store.db import open_store
     from mailbridge.store.lock import service_running
 
     now = datetime.now(UTC)
     if not config.store_path.exists():
-        return [_never_synced(config, ch, now) for ch in config.channels]
+        return [_never_synced(ch) for ch in config.channels]
     serving = service_running(config.store_path) is not None
-    db = open_store(config.store_path, readonly=True)
-    try:
+    with reading(config.store_path) as db:
         return [status_row(db, config, ch, now, serving) for ch in config.channels]
-    finally:
-        db.close()
 
 
-def _never_synced(config: Config, channel: Channel, now: datetime) -> dict[str, Any]:
-    facts_ = ChannelFacts(channel.name, channel.enabled, None, None, 0, None)
-    problems = conditions(facts_, channel.no_messages_hours, config.alerts.after_failures, now)
+def _never_synced(channel: Channel) -> dict[str, Any]:
+    """No store yet: nothing to judge (the rules need a first sync to count from)."""
     return {"channel": channel.name, "enabled": channel.enabled, "mode": channel.mode,
-            "incoming": channel.incoming.get("type"), "health": "never synced",
+            "incoming": channel.incoming.get("type"),
+            "health": "never synced" if channel.enabled else "disabled",
             "messages_24h": 0, "failures": 0, "schedule": channel.schedule, "outbox": 0,
-            "problems": [c.detail for c in problems]}
+            "problems": []}
 
 
 def healthy(rows: list[dict[str, Any]]) -> bool:

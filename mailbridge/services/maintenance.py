@@ -6,17 +6,12 @@ from mailbridge.config.model import Config
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.reprocess import reprocess
 from mailbridge.services.connectors import plan_for
-from mailbridge.store.db import open_store, translate_errors
-from mailbridge.store.lock import write_lock
+from mailbridge.store.db import translate_errors
+from mailbridge.store.session import writing
 
 
 def reprocess_store(config: Config, only_failed: bool = True) -> dict[str, int]:
     plans: dict[str, ChannelPlan] = {c.name: plan_for(c) for c in config.channels
                                      if c.mode == "tickets"}
-    with write_lock(config.store_path):
-        db = open_store(config.store_path)
-        try:
-            with translate_errors(config.store_path):
-                return reprocess(db, plans, only_failed)
-        finally:
-            db.close()
+    with writing(config.store_path) as db, translate_errors(config.store_path):
+        return reprocess(db, plans, only_failed)

@@ -21,8 +21,8 @@ from mailbridge.errors import NotFoundError, NotSupportedError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
 from mailbridge.store import agents, messages, outbox, tickets
-from mailbridge.store.db import Store, open_store, translate_errors
-from mailbridge.store.session import write_transaction
+from mailbridge.store.db import Store
+from mailbridge.store.session import reading, write_transaction
 
 # Where our own quote begins in an outgoing message we stored: "On <date>, <name> wrote:"
 _OUR_QUOTE_RE = re.compile(r"\n\nOn [^\n]+ wrote:\n>", re.S)
@@ -205,12 +205,8 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
 def list_outbox(config: Config, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     if not config.store_path.exists():
         return []
-    db = open_store(config.store_path, readonly=True)
-    try:
-        with translate_errors(config.store_path):
-            return outbox.list_rows(db, states)
-    finally:
-        db.close()
+    with reading(config.store_path) as db:
+        return outbox.list_rows(db, states)
 
 
 def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str, Any]]:

@@ -7,37 +7,26 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.errors import NotFoundError
 from mailbridge.store import messages, tickets
-from mailbridge.store.db import open_store, translate_errors
+from mailbridge.store.session import reading
 
 
 def list_tickets(config: Config, **filters: Any) -> list[dict[str, Any]]:
     if not config.store_path.exists():
         return []
-    db = open_store(config.store_path, readonly=True)
-    try:
-        with translate_errors(config.store_path):
-            return tickets.list_tickets(db, **filters)
-    finally:
-        db.close()
+    with reading(config.store_path) as db:
+        return tickets.list_tickets(db, **filters)
 
 
 def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:
-    db = open_store(config.store_path, readonly=True)
-    try:
-        with translate_errors(config.store_path):
-            ticket = tickets.get(db, ticket_id)
-            if ticket is None:
-                raise NotFoundError(f"no ticket #{ticket_id}", "see `mailbridge tickets list`")
-            ticket["messages"] = tickets.messages_of(db, ticket_id)
-            return ticket
-    finally:
-        db.close()
+    with reading(config.store_path) as db:
+        ticket = tickets.get(db, ticket_id)
+        if ticket is None:
+            raise NotFoundError(f"no ticket #{ticket_id}", "see `mailbridge tickets list`")
+        ticket["messages"] = tickets.messages_of(db, ticket_id)
+        return ticket
 
 
 def raw_messages(config: Config, ticket_id: int) -> list[bytes]:
     ticket = show_ticket(config, ticket_id)
-    db = open_store(config.store_path, readonly=True)
-    try:
+    with reading(config.store_path) as db:
         return [messages.raw_of(db, m["id"]) for m in ticket["messages"]]
-    finally:
-        db.close()

@@ -25,7 +25,8 @@ from mailbridge.services import health, outgoing
 from mailbridge.services.schedule import trigger_for
 from mailbridge.services.sync import ChannelResult, send_outbox, send_problem, sync_channel
 from mailbridge.store.db import Store, open_store
-from mailbridge.store.lock import service_lock, write_lock
+from mailbridge.store.lock import service_lock
+from mailbridge.store.session import writing
 
 log = logging.getLogger("mailbridge.run")
 
@@ -134,12 +135,8 @@ def _outbox_job(config: Config, stop: threading.Event) -> None:
 
 def _locked(config: Config, what: str, work: Callable[[Store], None]) -> None:
     try:
-        with write_lock(config.store_path, WRITE_LOCK_WAIT):
-            db = open_store(config.store_path)
-            try:
-                work(db)
-            finally:
-                db.close()
+        with writing(config.store_path, WRITE_LOCK_WAIT) as db:
+            work(db)
     except MailbridgeError as exc:
         log.error("%s: not done: %s", what, exc)
     except Exception:  # noqa: BLE001 - one broken run must not end the service

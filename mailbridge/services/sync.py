@@ -14,8 +14,9 @@ from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.pipeline.send import DrainResult
 from mailbridge.services.connectors import build_fetcher, plan_for
 from mailbridge.store import outbox, runs
-from mailbridge.store.db import Store, open_store, translate_errors
-from mailbridge.store.lock import service_lock, write_lock
+from mailbridge.store.db import Store, translate_errors
+from mailbridge.store.lock import service_lock
+from mailbridge.store.session import writing
 
 
 @dataclass
@@ -51,14 +52,10 @@ def sync(config: Config, names: Sequence[str], reporter: Reporter,
          send: bool = True) -> SyncRun:
     """Fetch and file new mail for each channel, then send what the outbox holds."""
     channels = select_channels(config, names)
-    with service_lock(config.store_path), write_lock(config.store_path):
-        db = open_store(config.store_path)
-        try:
-            results = [sync_channel(db, config, ch, reporter) for ch in channels]
-            sends = send_outbox(db, config, [c.name for c in channels]) if send else []
-            return SyncRun(results, sends)
-        finally:
-            db.close()
+    with service_lock(config.store_path), writing(config.store_path) as db:
+        results = [sync_channel(db, config, ch, reporter) for ch in channels]
+        sends = send_outbox(db, config, [c.name for c in channels]) if send else []
+        return SyncRun(results, sends)
 
 
 def send_outbox(db: Store, config: Config, names: list[str],
@@ -132,11 +129,6 @@ def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,
             outcomes.append(outcome)
             reporter.item(channel, outcome, size)
 
-    with write_lock(config.store_path, wait_seconds):
-        db = open_store(config.store_path)
-        try:
-            with translate_errors(config.store_path):
-                ingest(db, plan_for(channel), MemoryFetcher([raw]), Collect())
-        finally:
-            db.close()
+    with writing(config.store_path, wait_seconds) as db, translate_errors(config.store_path):
+        ingest(db, plan_for(channel), MemoryFetcher([raw]), Collect())
     return outcomes[0]

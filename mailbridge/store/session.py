@@ -1,5 +1,5 @@
-"""The usual ways a command uses the store: changing it under the write lock in one
-transaction, or reading it without any lock; SQLite errors become one line naming the file."""
+"""The usual ways a command uses the store: writing under the write lock (`writing`, or
+`write_transaction` for one transaction), or reading without any lock (`reading`)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,27 @@ WAIT_SECONDS = 30.0  # a sync holding the lock finishes its batch well within th
 
 
 @contextlib.contextmanager
-def write_transaction(path: Path, wait_seconds: float = WAIT_SECONDS) -> Iterator[Store]:
+def writing(path: Path, wait_seconds: float = 0.0) -> Iterator[Store]:
+    """The store opened (created, migrated) under the write lock; transactions are the
+    caller's, as a sync commits batch by batch."""
     with write_lock(path, wait_seconds):
         db = open_store(path)
         try:
-            with translate_errors(path), db.atomic():
-                yield db
+            yield db
         finally:
             db.close()
 
 
 @contextlib.contextmanager
+def write_transaction(path: Path, wait_seconds: float = WAIT_SECONDS) -> Iterator[Store]:
+    """One change, all or nothing; SQLite errors become one line naming the file."""
+    with writing(path, wait_seconds) as db, translate_errors(path), db.atomic():
+        yield db
+
+
+@contextlib.contextmanager
 def reading(path: Path) -> Iterator[Store]:
+    """The store read-only, no lock; SQLite errors become one line naming the file."""
     db = open_store(path, readonly=True)
     try:
         with translate_errors(path):
