@@ -38,7 +38,7 @@ def run(label: str, fill) -> None:
             {"name": "bench", "incoming": {"type": "drop", "spool": str(root / "spool")}}]},
             root / "c.toml")
         start = time.perf_counter()
-        [result] = sync(config, [], NullReporter())
+        [result] = sync(config, [], NullReporter()).channels
         took = time.perf_counter() - start
         print(f"{label}: {count} messages, {size / 1e6:.1f} MB in {took:.2f} s = "
               f"{count / took:.0f} msg/s; stored {result.counts.stored}; "

@@ -106,14 +106,16 @@ def test_partial_failure_across_channels_is_exit_4(mb):
     assert "bad: failed" in result.stderr
 
 
-def test_unsupported_connection_type_is_a_clear_line(mb):
+def test_unreachable_microsoft_sign_in_is_a_clear_line(mb, monkeypatch):
+    monkeypatch.setenv("X", "secret-value")
     mb.write_config([{"name": "o365", "incoming": {"type": "m365", "app": "contoso",
                                                    "mailboxes": ["help@contoso.example"]}}],
                     m365=[{"name": "contoso", "tenant_id": "t", "client_id": "c",
-                           "client_secret": {"env": "X"}}])
+                           "client_secret": {"env": "X"}, "timeout": 5,
+                           "authority_url": "https://127.0.0.1:9"}])
     result = mb("sync")
-    assert result.exit_code == 2
-    assert 'incoming type "m365" is not available in this version yet' in result.stderr
+    assert result.exit_code == 75
+    assert "m365 app contoso: https://127.0.0.1:9 did not answer" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from mailbridge import __version__, redact
 from mailbridge.cli import (
     cmd_admin,
+    cmd_auth,
     cmd_channels,
     cmd_engagements,
     cmd_ops,
@@ -108,6 +109,7 @@ cmd_outgoing.register(app, cmd_tickets.group)
 cmd_engagements.register(app)
 cmd_sales.register(app)
 cmd_admin.register(app)
+cmd_auth.register(app)
 
 
 def _reader_went_away() -> None:

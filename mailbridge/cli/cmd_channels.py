@@ -6,7 +6,7 @@ import typer
 
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
-from mailbridge.errors import UsageError
+from mailbridge.errors import EXIT_PARTIAL, UsageError
 from mailbridge.services import channels as service
 from mailbridge.services import connectors
 
@@ -56,8 +56,14 @@ def test(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
         raise UsageError(f"channel {name} has no outgoing connection to send through")
     if fmt in (Format.json, Format.jsonl):
         emit_json(report)
-        return
-    _print_incoming(name, report)
+    else:
+        _print_incoming(name, report)
+        _print_outgoing(name, report)
+    if report.get("failed"):  # some mailboxes of several could not be used
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_outgoing(name: str, report: dict) -> None:
     out = report.get("outgoing")
     if out:
         where = (f"{out['host']}:{out['port']} ({out['security']})" if "host" in out
@@ -69,6 +75,15 @@ def test(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
 
 
 def _print_incoming(name: str, report: dict) -> None:
+    if report["type"] == "m365":
+        for row in report["mailboxes"]:
+            if row["problem"]:
+                hint = f" ({row['hint']})" if row["hint"] else ""
+                typer.echo(f"{name}: {row['mailbox']}: FAILED: {row['problem']}{hint}")
+            else:
+                typer.echo(f"{name}: {row['mailbox']}: read ok ({row['messages']} in the inbox, "
+                           f"{row['unread']} unread), mark read {row['mark_read']}")
+        return
     if report["type"] == "drop":
         typer.echo(f"{name}: spool {report['spool']}: ok, {report['waiting']} file(s) waiting")
         return
@@ -84,29 +99,66 @@ def _print_incoming(name: str, report: dict) -> None:
             typer.echo(f"    latest: {f['latest_header']}")
 
 
+MAILBOX_OPTION = typer.Option(None, "--mailbox", "-m", help="Only this mailbox of a "
+                              "Microsoft 365 channel (repeatable).")
+
+
 @group.command("enable")
-def enable(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.")) -> None:
-    """Enable a channel: `sync` and `run` include it again."""
-    service.set_enabled(state(ctx).path, name, True)
-    note(f"channel {name} enabled")
+def enable(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
+           mailbox: list[str] = MAILBOX_OPTION) -> None:
+    """Enable a channel, or single mailboxes of it: `sync` and `run` include them again."""
+    _switch(ctx, name, mailbox, True)
 
 
 @group.command("disable")
-def disable(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.")) -> None:
-    """Disable a channel: kept in the config and store, but not synced."""
-    service.set_enabled(state(ctx).path, name, False)
-    note(f"channel {name} disabled")
+def disable(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
+            mailbox: list[str] = MAILBOX_OPTION) -> None:
+    """Disable a channel, or single mailboxes of it: kept in the config and store, not
+    synced."""
+    _switch(ctx, name, mailbox, False)
+
+
+def _switch(ctx: typer.Context, name: str, mailboxes: list[str] | None, on: bool) -> None:
+    word = "enabled" if on else "disabled"
+    if mailboxes:
+        service.set_mailboxes(state(ctx).path, name, mailboxes, on)
+        note(f"channel {name}: {', '.join(mailboxes)} {word}")
+    else:
+        service.set_enabled(state(ctx).path, name, on)
+        note(f"channel {name} {word}")
 
 
 @group.command("remove")
 def remove(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
+           mailbox: list[str] = MAILBOX_OPTION,
            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
            ) -> None:
-    """Remove a channel from the config (its stored tickets stay in the store)."""
+    """Remove a channel, or single mailboxes of it, from the config (what was stored stays
+    in the store)."""
+    if mailbox:
+        _remove_mailboxes(ctx, name, mailbox, yes)
+        return
     if not yes and not typer.confirm(f"Remove channel {name} from the config?", err=True):
         raise typer.Exit(1)
     service.remove_channel(state(ctx).path, name)
     note(f"channel {name} removed from {state(ctx).path}; its tickets stay in the store")
+
+
+@group.command("remove-mailbox")
+def remove_mailbox(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
+                   addresses: list[str] = typer.Argument(..., help="Mailboxes to remove."),
+                   yes: bool = typer.Option(False, "--yes", "-y",
+                                            help="Do not ask for confirmation.")) -> None:
+    """Remove several mailboxes of a Microsoft 365 channel at once."""
+    _remove_mailboxes(ctx, name, addresses, yes)
+
+
+def _remove_mailboxes(ctx: typer.Context, name: str, addresses: list[str], yes: bool) -> None:
+    listed = ", ".join(addresses)
+    if not yes and not typer.confirm(f"Remove {listed} from channel {name}?", err=True):
+        raise typer.Exit(1)
+    service.set_mailboxes(state(ctx).path, name, addresses, None)
+    note(f"channel {name}: {listed} removed; what they brought stays in the store")
 
 
 def register(app: typer.Typer) -> None:

@@ -75,6 +75,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         seen.add(ch.get("name"))
         _check_refs(v, where, ch, {a.get("name") for a in apps})
         channels.append(ch)
+    _link_apps(apps, channels)
     if v.problems:
         raise ConfigError([f"{path}: {p}" for p in v.problems])
     return Config(
@@ -109,3 +110,29 @@ def _check_refs(v: Validator, where: str, ch: dict[str, Any], apps: set[str]) ->
         conn = ch.get(side) or {}
         if conn.get("type") == "m365" and conn.get("app") and conn["app"] not in apps:
             v.problem(f"{where}.{side}.app", f'names no [[m365]] entry called "{conn["app"]}"')
+
+
+def _link_apps(apps: list[dict[str, Any]], channels: list[dict[str, Any]]) -> None:
+    """Give each channel the [[m365]] entries it uses, and each app the delegated permissions
+    its channels need: write access only where tickets are marked read, so an engagements
+    user's sign-in asks for Mail.Read alone."""
+    by_name = {a.get("name"): a for a in apps}
+    needs: dict[str, set[str]] = {name: set() for name in by_name}
+    for ch in channels:
+        ch["apps"] = {}
+        for side in ("incoming", "outgoing"):
+            conn = ch.get(side) or {}
+            app = by_name.get(conn.get("app")) if conn.get("type") == "m365" else None
+            if app is None:
+                continue
+            ch["apps"][app["name"]] = app
+            if side == "outgoing":
+                needs[app["name"]].add("Mail.Send")
+            else:
+                needs[app["name"]].add("Mail.ReadWrite" if ch.get("mode") == "tickets"
+                                       else "Mail.Read")
+    for name, app in by_name.items():
+        wanted = needs[name]
+        if "Mail.ReadWrite" in wanted:
+            wanted.discard("Mail.Read")
+        app["permissions"] = tuple(sorted(wanted)) or ("Mail.Read",)

@@ -44,6 +44,12 @@ class Channel:
     routes: tuple[Route, ...]
     incoming: dict[str, Any]
     outgoing: dict[str, Any] | None
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # the [[m365]] entries used
+
+    @property
+    def mailboxes(self) -> list[dict[str, Any]]:
+        """Microsoft 365 channels: every configured mailbox ({address, enabled, queue})."""
+        return list(self.incoming.get("mailboxes") or [])
 
     @property
     def own_addresses(self) -> tuple[str, ...]:
@@ -55,8 +61,11 @@ class Channel:
 
     @property
     def owner_addresses(self) -> tuple[str, ...]:
-        """Engagements mode: the mailbox owner's addresses (default: the mailbox itself)."""
-        found = [self.owner or self.incoming.get("username") or self.main_email,
+        """Engagements mode: the mailbox owner's addresses (default: the mailbox itself, or
+        each Microsoft 365 mailbox of the channel)."""
+        mailboxes = [m["address"] for m in self.mailboxes]  # Microsoft 365: each its own
+        found = [*([self.owner] if self.owner else mailboxes
+                   or [self.incoming.get("username") or self.main_email]),
                  *self.owner_aliases]
         return tuple(a.lower() for a in found if a and "@" in a)
 

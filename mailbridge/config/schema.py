@@ -182,11 +182,46 @@ class Validator:
         return self.table(path, data, {"type": Key(string()), **specs[kind]})
 
 
+def mailbox_list(v: Any) -> list[dict[str, Any]]:
+    """Microsoft 365 mailboxes: addresses, or tables `{ address, enabled, queue }`; returned
+    as tables with every key filled in."""
+    if not isinstance(v, list) or not v:
+        raise Invalid("must be a non-empty list of addresses or { address = … } tables")
+    out, seen = [], set()
+    for i, item in enumerate(v):
+        entry = {"address": item} if isinstance(item, str) else item
+        if not isinstance(entry, dict):
+            raise Invalid(f"entry {i + 1} must be an address or a table")
+        unknown = set(entry) - set(MAILBOX)
+        if unknown:
+            raise Invalid(f"entry {i + 1}: unknown key {sorted(unknown)[0]}")
+        if "address" not in entry:
+            raise Invalid(f"entry {i + 1}: address is required")
+        filled = {}
+        for key, spec in MAILBOX.items():
+            try:
+                filled[key] = spec.check(entry[key]) if key in entry else spec.default
+            except Invalid as exc:
+                raise Invalid(f"entry {i + 1} ({key}): {exc}") from None
+        filled["address"] = filled["address"].lower()
+        if filled["address"] in seen:
+            raise Invalid(f"{filled['address']} is listed twice")
+        seen.add(filled["address"])
+        out.append(filled)
+    return out
+
+
 SECURITY = choice("ssl", "starttls", "none")
 SENDER_KEYS = {
     "from_name": Key(string(), ""),
     "from_email": Key(email, None),
     "bcc": Key(email, None),
+}
+
+MAILBOX: dict[str, Key] = {
+    "address": Key(email),
+    "enabled": Key(boolean, True),
+    "queue": Key(name, None),  # tickets from this mailbox go to this queue
 }
 
 INCOMING: dict[str, dict[str, Key]] = {
@@ -208,7 +243,7 @@ INCOMING: dict[str, dict[str, Key]] = {
     },
     "m365": {
         "app": Key(name),
-        "mailboxes": Key(lambda v: v if isinstance(v, list) and v else string_list()(v)),
+        "mailboxes": Key(lambda v: mailbox_list(v)),
     },
 }
 
@@ -277,6 +312,8 @@ M365_APP: dict[str, Key] = {
     "authority_url": Key(string(allow_empty=False), "https://login.microsoftonline.com"),
     "graph_url": Key(string(allow_empty=False), "https://graph.microsoft.com"),
     "ca_bundle": Key(string(allow_empty=False), None),
+    "token_cache": Key(secret, None),
+    "timeout": Key(integer(1, 3600), 60),
 }
 
 STORE = {"path": Key(string(allow_empty=False), None)}

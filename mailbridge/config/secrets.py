@@ -82,6 +82,46 @@ def store_in_keyring(name: str, value: str) -> None:
         raise SecretError(f"keyring entry {name}: {type(exc).__name__}", NO_BACKEND_HINT) from None
 
 
+def read_optional(ref: dict[str, Any]) -> str | None:
+    """A stored value that may not exist yet (a token cache before the first sign-in)."""
+    kind, value = next(iter(ref.items()))
+    if kind == "file" and not Path(value).expanduser().exists():
+        return None
+    if kind == "keyring":
+        import keyring.errors
+
+        try:
+            return _keyring().get_password(KEYRING_SERVICE, value)
+        except keyring.errors.KeyringError as exc:
+            raise SecretError(f"keyring entry {value}: {type(exc).__name__}",
+                              NO_BACKEND_HINT) from None
+    return resolve(ref)
+
+
+def write(ref: dict[str, Any], data: str) -> None:
+    """Store a value mailbridge itself produces (token caches): keyring entries and files
+    only; a file is replaced atomically and readable by its owner alone."""
+    kind, value = next(iter(ref.items()))
+    if kind == "keyring":
+        store_in_keyring(value, data)
+    elif kind == "file":
+        path = Path(value).expanduser()
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise SecretError(f"secret file {value}: {exc.strerror}") from None
+    else:
+        raise SecretError(f"{describe(ref)} cannot be written by mailbridge",
+                          "use { keyring = \"…\" } or { file = \"…\" } for token_cache")
+
+
 def references(config_data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Every secret reference in the config, with the key path where it sits."""
     found: list[tuple[str, dict[str, Any]]] = []

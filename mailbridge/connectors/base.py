@@ -39,6 +39,10 @@ class Batch:
 
 
 class Fetcher(Protocol):
+    # What went wrong in part of the source without stopping the rest (one mailbox of
+    # several): reported with the run, which then counts as a partial failure.
+    problems: list[str]
+
     def fetch(self, state: SourceState) -> Iterator[Batch]: ...
 
     def ack(self, refs: list[SourceRef]) -> None: ...

@@ -35,6 +35,7 @@ class DropFetcher:
         self.channel = channel
         self.root = root
         self.batch_size = batch_size
+        self.problems: list[str] = []  # a single-source connector fails whole
         self._names: dict[str, str] = {}  # source key -> file name in new/ (flags may follow)
 
     def _check(self) -> None:

@@ -46,6 +46,7 @@ class ImapFetcher:
         self.settings = settings
         self.session = ImapSession(settings, channel)
         self.mailbox = settings.username
+        self.problems: list[str] = []  # a single-source connector fails whole
         self.max_bytes = settings.max_message_mb * 1024 * 1024
 
     def fetch(self, state: SourceState) -> Iterator[Batch]:

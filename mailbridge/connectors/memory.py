@@ -12,6 +12,7 @@ from mailbridge.domain.source import SourceRef
 class MemoryFetcher:
     def __init__(self, messages: list[bytes], mailbox: str = "stdin", folder: str = "-") -> None:
         self.mailbox, self.folder = mailbox, folder
+        self.problems: list[str] = []  # a single-source connector fails whole
         self.items = [
             Fetched(SourceRef(mailbox, folder, hashlib.sha256(raw).hexdigest()), raw)
             for raw in messages

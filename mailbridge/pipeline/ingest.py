@@ -105,7 +105,8 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
     if filing is not None:
         kind, ticket = filing(db, message), None
     else:
-        kind, ticket = file_message(db, plan, message, prep.parsed, prep.classification)
+        kind, ticket = file_message(db, plan, message, prep.parsed, prep.classification,
+                                    item.ref.mailbox)
     ledger.record(db, plan.name, item.ref, prep.fingerprint, message, kind)
     return Outcome(item.ref, kind, message, ticket, subject)
 

@@ -28,3 +28,7 @@ class ChannelPlan:
     owner: tuple[str, ...] = ()  # engagements: the mailbox owner's addresses
     window_start: datetime | None = None  # engagements, sales: nothing older counts
     sales: SalesRules | None = None
+    mailbox_queues: tuple[tuple[str, str], ...] = ()  # Microsoft 365: a mailbox's own queue
+
+    def queue_for(self, mailbox: str) -> str:
+        return dict(self.mailbox_queues).get(mailbox, self.default_queue)

@@ -74,6 +74,37 @@ def set_enabled(path: Path, name: str, enabled: bool) -> None:
     save_config(path, data)
 
 
+def set_mailboxes(path: Path, name: str, addresses: list[str], enabled: bool | None) -> None:
+    """Enable, disable (`enabled` True/False) or remove (None) single mailboxes of a
+    Microsoft 365 channel; all or nothing: an address the channel lacks changes nothing."""
+    data, channel = _edit(path, name)
+    incoming = channel.get("incoming") or {}
+    if incoming.get("type") != "m365":
+        raise UsageError(f"channel {name} is not a Microsoft 365 channel: --mailbox is for "
+                         "channels with several mailboxes")
+    wanted = {a.strip().lower() for a in addresses}
+    kept, found = [], set()
+    for entry in incoming.get("mailboxes") or []:
+        table = {"address": entry} if isinstance(entry, str) else dict(entry)
+        address = str(table.get("address", "")).lower()
+        if address in wanted:
+            found.add(address)
+            if enabled is None:
+                continue
+            table["enabled"] = enabled
+            entry = table
+        kept.append(entry)
+    missing = sorted(wanted - found)
+    if missing:
+        raise NotFoundError(f"channel {name} has no mailbox {', '.join(missing)}",
+                            f"see `mailbridge channels show {name}`")
+    if not kept:
+        raise UsageError(f"channel {name} would have no mailbox left",
+                         f"remove the channel instead: `mailbridge channels remove {name}`")
+    incoming["mailboxes"] = kept
+    save_config(path, data)
+
+
 def remove_channel(path: Path, name: str) -> None:
     data, channel = _edit(path, name)
     data["channel"].remove(channel)
@@ -89,7 +120,8 @@ def summary(channel: Channel) -> dict[str, Any]:
 
 def details(config: Config, name: str) -> dict[str, Any]:
     channel = config.require(name)
-    out = {k: v for k, v in vars(channel).items() if k not in ("incoming", "outgoing", "routes")}
+    hidden = ("incoming", "outgoing", "routes", "apps")  # apps: see [[m365]] in the config
+    out = {k: v for k, v in vars(channel).items() if k not in hidden}
     out["routes"] = [{"queue": r.queue, "keywords": list(r.keywords)} for r in channel.routes]
     for side in ("incoming", "outgoing"):
         conn = getattr(channel, side)

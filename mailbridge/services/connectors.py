@@ -24,6 +24,10 @@ def build_fetcher(channel: Channel, plan: ChannelPlan | None = None) -> Fetcher:
     if kind == "imap":
         since = plan.window_start.date() if plan and plan.window_start else None
         return ImapFetcher(channel.name, imap_settings(channel, since))
+    if kind == "m365":
+        from mailbridge.services import m365  # MSAL and requests load only when used
+
+        return m365.build_fetcher(channel, plan.window_start if plan else None)
     raise NotSupportedError(
         f"channel {channel.name}: incoming type \"{kind}\" is not available in this version yet",
         "use a forwarding drop (type = \"drop\") until it lands",
@@ -39,6 +43,10 @@ def test_connection(channel: Channel) -> dict[str, Any]:
                 "waiting": fetcher.waiting()}
     if kind == "imap":
         return {"type": kind, **probe(imap_settings(channel), channel.name)}
+    if kind == "m365":
+        from mailbridge.services import m365
+
+        return {"type": kind, **m365.test_mailboxes(channel)}
     build_fetcher(channel)  # raises NotSupportedError for what this version lacks
     raise AssertionError(kind)
 
@@ -67,6 +75,8 @@ def plan_for(channel: Channel, connected: datetime | None = None,
         routes=tuple((r.queue, r.keywords) for r in channel.routes),
         own_addresses=channel.own_addresses,
         owner=channel.owner_addresses,
+        mailbox_queues=tuple((m["address"], m["queue"]) for m in channel.mailboxes
+                             if m["queue"]),
         window_start=window,
         sales=sales,
     )

@@ -116,5 +116,10 @@ def _connection_check(channel: Channel) -> dict[str, str]:
         return _check(name, FAIL, exc.message + (f" ({exc.hint})" if exc.hint else ""))
     if found["type"] == "drop":
         return _check(name, OK, f"spool {found['spool']}: {found['waiting']} waiting")
+    if found["type"] == "m365":
+        bad = [r for r in found["mailboxes"] if r["problem"]]
+        detail = "; ".join(f"{r['mailbox']}: {r['problem']}" for r in bad) \
+            or f"{len(found['mailboxes'])} mailbox(es) readable"
+        return _check(name, FAIL if bad else OK, f"m365 app {found['app']}: {detail}")
     folders = ", ".join(f"{f['folder']} {f['unread']} unread" for f in found["synced"])
     return _check(name, OK, f"{found['type']} {found['host']}: login ok; {folders}")

@@ -83,10 +83,11 @@ def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter
                 counts = ingest(db, plan, fetcher, reporter, should_stop=should_stop)
         finally:
             fetcher.close()
+        counts.errors.extend(fetcher.problems)
     except MailbridgeError as exc:
         result = ChannelResult(channel.name, "failed", counts, exc)
     else:
-        bad = counts.failed + counts.unparsed
+        bad = counts.failed + counts.unparsed + len(fetcher.problems)
         result = ChannelResult(channel.name, "partial" if bad else "ok", counts)
     with translate_errors(config.store_path):
         runs.finish(db, run, result.status, counts.as_row(), result.problem)

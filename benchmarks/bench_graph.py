@@ -1,0 +1,72 @@
+"""Microsoft 365 (Graph) ingest against the local HTTPS fake in tests/servers/graph.py:
+N unread messages in three folders of one mailbox (plus read mail that must be skipped),
+synced as tickets and marked read. Prints HTTP round trips per ingested message (the issue's
+target is at most 1.1), the Graph requests inside `$batch`, and the throughput. Asserts
+nothing.
+
+    python benchmarks/bench_graph.py [N]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from servers.graph import GraphFake  # noqa: E402
+
+from mailbridge.config.load import validate  # noqa: E402
+from mailbridge.pipeline.report import NullReporter  # noqa: E402
+from mailbridge.services.sync import sync  # noqa: E402
+
+
+def generated(i: int) -> bytes:
+    return (f"From: Customer {i} <c{i % 50}@bench.example>\nTo: support@contoso.com\n"
+            f"Subject: Question number {i}\nMessage-ID: <g{i}@bench.example>\n"
+            "Content-Type: text/plain; charset=utf-8\n\n" + "Some text of a message.\n" * 40
+            ).encode()
+
+
+def main(n: int) -> None:
+    fake = GraphFake()
+    fake.add_app("bench-app", "bench-secret")
+    fake.add_mailbox("support@contoso.com")
+    folders = ["inbox", fake.add_folder("support@contoso.com", "Orders"),
+               fake.add_folder("support@contoso.com", "Returns")]
+    for i in range(n):
+        fake.deliver("support@contoso.com", generated(i), folder=folders[i % 3])
+    for i in range(n // 4):
+        fake.deliver("support@contoso.com", generated(n + i), is_read=True)
+    os.environ["MB_BENCH_SECRET"] = "bench-secret"
+    with tempfile.TemporaryDirectory() as tmp:
+        config = validate({
+            "store": {"path": str(Path(tmp) / "s.db")},
+            "m365": [{"name": "bench", "tenant_id": fake.tenant, "client_id": "bench-app",
+                      "client_secret": {"env": "MB_BENCH_SECRET"}, "authority_url": fake.url,
+                      "graph_url": fake.url, "ca_bundle": str(fake.ca_file)}],
+            "channel": [{"name": "bench", "incoming": {
+                "type": "m365", "app": "bench", "mailboxes": ["support@contoso.com"]}}],
+        }, Path(tmp) / "c.toml")
+        start = time.perf_counter()
+        run = sync(config, [], NullReporter())
+        took = time.perf_counter() - start
+    [result] = run.channels
+    stored = result.counts.stored
+    http = len(fake.log)
+    graph_calls = len([1 for _, p in fake.log if p.startswith("/v1.0")])
+    print(f"graph: {n} unread (+{n // 4} read) messages, stored {stored}, "
+          f"{len(fake.unread('support@contoso.com'))} left unread, in {took:.2f} s = "
+          f"{stored / took:.0f} msg/s")
+    print(f"  HTTP round trips: {http} ({graph_calls} to Graph, {http - graph_calls} to the "
+          f"identity platform) = {http / max(stored, 1):.3f} per message")
+    print(f"  Graph requests inside $batch: {len(fake.batched)} = "
+          f"{len(fake.batched) / max(stored, 1):.2f} per message (a $value and a PATCH each)")
+    fake.close()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000)

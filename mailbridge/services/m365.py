@@ -1,0 +1,150 @@
+"""Microsoft 365 apps from the config: one sign-in object per app for the process lifetime,
+token caches kept through the secrets layer, the Graph fetcher and the mailbox access test
+for a channel, and `auth login` / `auth status`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mailbridge.config import secrets
+from mailbridge.config.model import Channel, Config
+from mailbridge.connectors.graph.auth import AppAuth, AppSettings
+from mailbridge.connectors.graph.fetch import GraphFetcher, GraphSettings
+from mailbridge.connectors.graph.http import GraphClient, session_for
+from mailbridge.connectors.graph.probe import probe_mailboxes
+from mailbridge.errors import MailbridgeError, NotFoundError, SecretError, UsageError
+
+_AUTHS: dict[tuple[str, ...], AppAuth] = {}
+
+
+class SecretCache:
+    """An MSAL token cache stored where the app's `token_cache` reference points."""
+
+    def __init__(self, ref: dict[str, Any]) -> None:
+        self.ref = ref
+
+    def load(self) -> str | None:
+        return secrets.read_optional(self.ref)
+
+    def save(self, data: str) -> None:
+        secrets.write(self.ref, data)
+
+
+def token_cache_ref(app: dict[str, Any]) -> dict[str, Any]:
+    return app["token_cache"] or {"keyring": f"mailbridge/m365/{app['name']}/token-cache"}
+
+
+def app_auth(app: dict[str, Any]) -> AppAuth:
+    """The app's sign-in, made once per process (MSAL keeps its tokens in it)."""
+    key = (app["name"], app["tenant_id"], app["client_id"], app["auth"], app["authority_url"],
+           ",".join(app["permissions"]))
+    found = _AUTHS.get(key)
+    if found is None:
+        settings = AppSettings(
+            name=app["name"], tenant_id=app["tenant_id"], client_id=app["client_id"],
+            auth=app["auth"], authority_url=app["authority_url"], graph_url=app["graph_url"],
+            credential=_credential(app) if app["auth"] == "app" else None,
+            scopes=tuple(app["permissions"]))
+        cache = SecretCache(token_cache_ref(app)) if app["auth"] == "delegated" else None
+        found = AppAuth(settings, session_for(app["ca_bundle"], app["timeout"]), cache)
+        _AUTHS[key] = found
+    return found
+
+
+def _credential(app: dict[str, Any]) -> str | dict[str, str]:
+    if app["client_secret"]:
+        return secrets.resolve(app["client_secret"])
+    if app["certificate_path"] and app["certificate_thumbprint"]:
+        path = Path(app["certificate_path"]).expanduser()
+        try:
+            key = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SecretError(f"m365 app {app['name']}: certificate {path}: {exc.strerror}"
+                              ) from None
+        return {"private_key": key, "thumbprint": app["certificate_thumbprint"]}
+    raise UsageError(f"m365 app {app['name']} signs in as an application but has no "
+                     "credential", "set client_secret, or certificate_path and "
+                     "certificate_thumbprint")
+
+
+def client_for(channel: Channel, app_name: str) -> GraphClient:
+    app = channel.apps[app_name]
+    auth = app_auth(app)
+    return GraphClient(app["graph_url"], auth, auth.session, f"channel {channel.name}")
+
+
+def enabled_mailboxes(channel: Channel) -> tuple[str, ...]:
+    return tuple(m["address"] for m in channel.mailboxes if m["enabled"])
+
+
+def build_fetcher(channel: Channel, since: datetime | None) -> GraphFetcher:
+    client = client_for(channel, channel.incoming["app"])
+    return GraphFetcher(channel.name, client, GraphSettings(
+        enabled_mailboxes(channel), mark_read=channel.mode == "tickets", since=since))
+
+
+def test_mailboxes(channel: Channel) -> dict[str, Any]:
+    """`channels test` for Microsoft 365: one row per enabled mailbox."""
+    client = client_for(channel, channel.incoming["app"])
+    rows = probe_mailboxes(client, enabled_mailboxes(channel),
+                           check_write=channel.mode == "tickets")
+    return {"channel": channel.name, "app": channel.incoming["app"], "mailboxes": rows,
+            "failed": sum(1 for r in rows if r["problem"])}
+
+
+def _app(config: Config, name: str) -> dict[str, Any]:
+    for app in config.m365:
+        if app["name"] == name:
+            return app
+    raise NotFoundError(f"no [[m365]] app called {name}",
+                        "add one to the config (see config.example.toml)")
+
+
+def login(config: Config, name: str, show: Callable[[str], None],
+          mailbox: str | None = None) -> str:
+    return app_auth(_app(config, name)).login(show, mailbox)
+
+
+def status(config: Config) -> list[dict[str, Any]]:
+    """Per app and signed-in account: whether a token can be had now (a real refresh, not
+    the cached access token, so a revoked grant shows) and its error if not, with the
+    access token's expiry."""
+    rows = []
+    for app in config.m365:
+        auth = app_auth(app)
+        if app["auth"] == "app":
+            rows.append(_status_row(app, "(application)",
+                                    lambda a=auth: a.token(None, force=True)))
+            continue
+        try:
+            accounts = auth.accounts()
+        except MailbridgeError as exc:
+            rows.append({"app": app["name"], "auth": app["auth"], "account": None,
+                         "token_expires": None, "ok": False, "error": exc.message})
+            continue
+        if not accounts:
+            rows.append({"app": app["name"], "auth": app["auth"], "account": None,
+                         "token_expires": None, "ok": False,
+                         "error": f"nobody is signed in (run `mailbridge auth login "
+                                  f"{app['name']}`)"})
+        for account in accounts:
+            who = account["account"]
+            rows.append(_status_row(app, who, lambda a=auth, w=who: a.token(w, force=True)))
+    return rows
+
+
+def _status_row(app: dict[str, Any], account: str, check: Callable[[], str]) -> dict[str, Any]:
+    error = None
+    try:
+        check()
+    except MailbridgeError as exc:
+        error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+    expires = None
+    if app["auth"] == "delegated":
+        expires = next((a["token_expires"] for a in app_auth(app).accounts()
+                        if a["account"] == account), None)
+    return {"app": app["name"], "auth": app["auth"], "account": account,
+            "token_expires": expires, "ok": error is None, "error": error}

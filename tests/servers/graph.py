@@ -1,0 +1,600 @@
+"""A local HTTPS fake of the Microsoft identity platform (v2.0) and the Graph v1.0 mail API,
+written from Microsoft's documentation, for the parts mailbridge uses:
+
+- `{tenant}/v2.0/.well-known/openid-configuration`, the token endpoint (client credentials,
+  device code with `authorization_pending`, refresh token with rotation), the device-code
+  endpoint; errors as `{"error", "error_description": "AADSTSnnn: …", "error_codes"}`;
+- `/users/{id}` and `/me`: `mailFolders/{id or well-known name}`, `messages` with `$filter`
+  (receivedDateTime, isRead), `$orderby` (the documented rule: an ordered property must come
+  first in the filter, else `InefficientFilter`), `$select`, `$top`, `@odata.nextLink` with
+  `$skip` applied to the *current* result set (so marking mail read while paging an
+  `isRead eq false` listing skips mail, as it does at Microsoft), `messages/{id}/$value`,
+  `PATCH messages/{id}`, and `$batch` (at most 20 requests; non-JSON bodies base64-encoded);
+- errors in Graph's `{"error": {"code", "message"}}` shape: `InvalidAuthenticationToken`,
+  `ErrorAccessDenied` (application access policy, missing permission), `ErrorInvalidUser`,
+  `MailboxNotEnabledForRESTAPI`, `ErrorItemNotFound`;
+- fault injection: 429/503 with Retry-After, dropped connections, expired access tokens,
+  revoked refresh tokens, throttled requests inside a `$batch`.
+
+Ids depend on `Prefer: IdType="ImmutableId"`: without it a message's id changes when it moves
+folder, as Outlook's default REST ids do. Everything binds 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+import trustme
+
+WELL_KNOWN = ("inbox", "sentitems", "drafts", "deleteditems", "junkemail", "outbox",
+              "archive", "conversationhistory")
+DISPLAY = {"inbox": "Inbox", "sentitems": "Sent Items", "drafts": "Drafts",
+           "deleteditems": "Deleted Items", "junkemail": "Junk Email", "outbox": "Outbox",
+           "archive": "Archive", "conversationhistory": "Conversation History"}
+READ = {"Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite"}
+WRITE = {"Mail.ReadWrite"}
+DEFAULT_PAGE = 10  # documented default page size of a message list
+
+
+class Reply(Exception):
+    """Ends a request with this status, body and headers."""
+
+    def __init__(self, status: int, body: object = None, headers: dict | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def graph_error(status: int, code: str, message: str, headers: dict | None = None) -> Reply:
+    inner = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+             "request-id": str(uuid.uuid4()), "client-request-id": str(uuid.uuid4())}
+    return Reply(status, {"error": {"code": code, "message": message, "innerError": inner}},
+                 headers)
+
+
+def identity_error(status: int, error: str, code: int, text: str) -> Reply:
+    return Reply(status, {"error": error, "error_description": f"AADSTS{code}: {text}",
+                          "error_codes": [code], "timestamp": datetime.now(UTC).isoformat(),
+                          "trace_id": str(uuid.uuid4()), "correlation_id": str(uuid.uuid4())})
+
+
+@dataclass
+class Message:
+    immutable_id: str
+    folder: str
+    raw: bytes
+    received: datetime
+    is_read: bool = False
+    moves: int = 0  # a REST id changes with every move, an immutable one never
+
+    def rest_id(self) -> str:
+        return f"{self.immutable_id}-r{self.moves}"
+
+
+@dataclass
+class Mailbox:
+    address: str
+    has_mailbox: bool = True
+    folders: dict[str, dict] = field(default_factory=dict)  # id -> folder
+    messages: dict[str, Message] = field(default_factory=dict)  # immutable id -> message
+
+    def folder_id(self, name: str) -> str:
+        for fid, folder in self.folders.items():
+            if fid == name or folder.get("wellKnownName") == name.lower():
+                return fid
+        raise graph_error(404, "ErrorItemNotFound", "The specified object was not found in "
+                          "the store.")
+
+
+@dataclass
+class Token:
+    client_id: str
+    user: str | None  # None for an app-only token
+    scopes: set[str]
+    expires: float
+
+
+@dataclass
+class Fault:
+    kind: str  # "status" | "drop" | "batch"
+    count: int
+    path: str = ""  # only requests whose path contains this
+    status: int = 429
+    retry_after: str | None = "1"
+    after: int = 0  # matching requests to let through first
+
+
+class GraphFake:
+    def __init__(self, tenant: str = "contoso-tenant") -> None:
+        self.tenant = tenant
+        self.root = Path(tempfile.mkdtemp(prefix="mb-graph-"))
+        ca = trustme.CA()
+        self.ca_file = self.root / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        self.apps: dict[str, dict] = {}
+        self.mailboxes: dict[str, Mailbox] = {}
+        self.tokens: dict[str, Token] = {}
+        self.refresh_tokens: dict[str, Token] = {}
+        self.device_codes: dict[str, dict] = {}
+        self.denied_by_policy: set[tuple[str, str]] = set()  # (client_id, mailbox)
+        self.delegations: dict[str, set[str]] = {}  # user -> mailboxes it may read
+        self.faults: list[Fault] = []
+        self.log: list[tuple[str, str]] = []  # (method, path) of every HTTP request
+        self.batched: list[tuple[str, str]] = []  # requests inside $batch
+        self.prefer_seen: list[str] = []
+        self.token_lifetime = 3599
+        self.device_interval = 1
+        self.lock = threading.RLock()
+        self.counter = 0
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # --- test set-up -----------------------------------------------------------------------
+    def add_app(self, client_id: str, secret: str | None = None,
+                roles: tuple[str, ...] = ("Mail.ReadWrite", "Mail.Send")) -> None:
+        self.apps[client_id] = {"secret": secret, "roles": set(roles)}
+
+    def add_mailbox(self, address: str, has_mailbox: bool = True) -> Mailbox:
+        box = Mailbox(address.lower(), has_mailbox)
+        for name in WELL_KNOWN:
+            box.folders[self._id("AQMkF")] = {"displayName": DISPLAY[name], "wellKnownName": name,
+                                              "parentFolderId": None}
+        self.mailboxes[box.address] = box
+        return box
+
+    def add_folder(self, address: str, name: str, parent: str = "inbox") -> str:
+        box = self.mailboxes[address.lower()]
+        fid = self._id("AQMkF")
+        box.folders[fid] = {"displayName": name, "parentFolderId": box.folder_id(parent)}
+        return fid
+
+    def deliver(self, address: str, raw: bytes, folder: str = "inbox", is_read: bool = False,
+                received: datetime | None = None) -> str:
+        with self.lock:
+            box = self.mailboxes[address.lower()]
+            self.counter += 1
+            when = received or datetime.now(UTC) - timedelta(seconds=10_000 - self.counter)
+            msg = Message(self._id("AAkALgAA"), box.folder_id(folder), raw, when, is_read)
+            box.messages[msg.immutable_id] = msg
+            return msg.immutable_id
+
+    def move(self, address: str, message_id: str, folder: str) -> None:
+        box = self.mailboxes[address.lower()]
+        msg = box.messages[message_id]
+        msg.folder, msg.moves = box.folder_id(folder), msg.moves + 1
+
+    def unread(self, address: str) -> list[Message]:
+        return [m for m in self.mailboxes[address.lower()].messages.values() if not m.is_read]
+
+    # --- faults ----------------------------------------------------------------------------
+    def throttle(self, count: int, path: str = "", status: int = 429,
+                 retry_after: str | None = "1", after: int = 0) -> None:
+        self.faults.append(Fault("status", count, path, status, retry_after, after))
+
+    def drop(self, count: int = 1, path: str = "", after: int = 0) -> None:
+        self.faults.append(Fault("drop", count, path, after=after))
+
+    def throttle_in_batch(self, count: int, retry_after: str = "1", after: int = 0) -> None:
+        self.faults.append(Fault("batch", count, retry_after=retry_after, after=after))
+
+    def expire_tokens(self) -> None:
+        with self.lock:
+            for token in self.tokens.values():
+                token.expires = 0
+
+    def revoke(self, user: str) -> None:
+        with self.lock:
+            for key in [k for k, t in self.refresh_tokens.items() if t.user == user]:
+                del self.refresh_tokens[key]
+
+    def _fault(self, kind: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.kind == kind and fault.count > 0 and fault.path in path:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
+                    fault.count -= 1
+                    return fault
+        return None
+
+    def _id(self, prefix: str) -> str:
+        return prefix + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+    # --- identity platform -----------------------------------------------------------------
+    def openid_configuration(self, tenant: str) -> dict:
+        base = f"{self.url}/{tenant}"
+        return {"token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "issuer": f"{self.url}/{self.tenant}/v2.0",
+                "token_endpoint_auth_methods_supported": ["client_secret_post",
+                                                          "private_key_jwt",
+                                                          "client_secret_basic"],
+                "response_types_supported": ["code", "id_token", "code id_token",
+                                             "id_token token"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"]}
+
+    def token(self, form: dict[str, str]) -> dict:
+        grant = form.get("grant_type", "")
+        client_id = form.get("client_id", "")
+        app = self.apps.get(client_id)
+        if app is None:
+            raise identity_error(400, "unauthorized_client", 700016,
+                                 f"Application with identifier '{client_id}' was not found "
+                                 f"in the directory '{self.tenant}'.")
+        if grant == "client_credentials":
+            if app["secret"] is None or form.get("client_secret") != app["secret"]:
+                raise identity_error(401, "invalid_client", 7000215,
+                                     "Invalid client secret provided. Ensure the secret being "
+                                     "sent in the request is the client secret value, not "
+                                     "the client secret ID.")
+            if not form.get("scope", "").endswith("/.default"):
+                raise identity_error(400, "invalid_scope", 1002012,
+                                     "The provided value for scope is not valid. Client "
+                                     "credential flows must have a scope value with /.default "
+                                     "suffixed to the resource identifier.")
+            return self._issue(client_id, None, app["roles"])
+        if grant == "urn:ietf:params:oauth:grant-type:device_code":
+            grant_info = self.device_codes.get(form.get("device_code", ""))
+            if grant_info is None:
+                raise identity_error(400, "expired_token", 70020,
+                                     "The provided value for the input parameter "
+                                     "'device_code' is not valid. This device code has expired.")
+            if grant_info["user"] is None:
+                grant_info["polls"] += 1
+                if grant_info["auto_user"] and grant_info["polls"] >= 2:
+                    grant_info["user"] = grant_info["auto_user"]
+                raise identity_error(400, "authorization_pending", 70016,
+                                     "OAuth 2.0 device flow error. Authorization is pending. "
+                                     "Continue polling.")
+            del self.device_codes[form["device_code"]]
+            return self._issue(client_id, grant_info["user"], grant_info["scopes"], True)
+        if grant == "refresh_token":
+            old = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+            if old is None:
+                raise identity_error(400, "invalid_grant", 50173,
+                                     "The provided grant has expired due to it being revoked, "
+                                     "a fresh auth token is needed. The user might have "
+                                     "changed or reset their password.")
+            return self._issue(client_id, old.user, old.scopes, True)
+        raise identity_error(400, "unsupported_grant_type", 70003,
+                             "The app requested an unsupported grant type.")
+
+    def device_code(self, form: dict[str, str], approve_as: str | None) -> dict:
+        if form.get("client_id") not in self.apps:
+            raise identity_error(400, "unauthorized_client", 700016, "Application not found.")
+        code, user_code = self._id("DAQABAAEA"), uuid.uuid4().hex[:8].upper()
+        scopes = set(form.get("scope", "").split())
+        self.device_codes[code] = {"user": None, "polls": 0, "auto_user": approve_as,
+                                   "scopes": scopes}
+        uri = "https://microsoft.com/devicelogin"
+        return {"user_code": user_code, "device_code": code, "verification_uri": uri,
+                "expires_in": 900, "interval": self.device_interval,
+                "message": f"To sign in, use a web browser to open the page {uri} and enter "
+                           f"the code {user_code} to authenticate."}
+
+    approve_device_as: str | None = None
+
+    def _issue(self, client_id: str, user: str | None, scopes: set[str],
+               refresh: bool = False) -> dict:
+        with self.lock:
+            access = "eyJ0eXAiOiJKV1Qi." + self._id("")
+            token = Token(client_id, user, set(scopes), time.time() + self.token_lifetime)
+            self.tokens[access] = token
+            body = {"token_type": "Bearer", "expires_in": self.token_lifetime,
+                    "ext_expires_in": self.token_lifetime, "access_token": access}
+            if refresh and user:
+                rt = "0.ARoA" + self._id("")
+                self.refresh_tokens[rt] = token
+                oid = str(uuid.uuid5(uuid.NAMESPACE_URL, user))
+                claims = {"aud": client_id, "iss": f"{self.url}/{self.tenant}/v2.0",
+                          "iat": int(time.time()), "exp": int(time.time()) + 3600,
+                          "name": user.split("@")[0], "oid": oid, "sub": oid,
+                          "preferred_username": user, "tid": self.tenant, "ver": "2.0"}
+                info = {"uid": oid, "utid": self.tenant}
+                body.update(refresh_token=rt, scope=" ".join(sorted(scopes)),
+                            id_token=".".join(_b64(x) for x in (
+                                {"typ": "JWT", "alg": "none"}, claims, "")),
+                            client_info=_b64(info))
+            return body
+
+    # --- Graph -----------------------------------------------------------------------------
+    def authorize(self, header: str) -> Token:
+        token = self.tokens.get(header.removeprefix("Bearer ").strip())
+        if token is None:
+            raise graph_error(401, "InvalidAuthenticationToken", "IDX14100: JWT is not well "
+                              "formed, there are no dots (.).")
+        if token.expires <= time.time():
+            raise graph_error(401, "InvalidAuthenticationToken", "Lifetime validation failed, "
+                              "the token is expired.")
+        return token
+
+    def graph(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+              body: bytes, token: Token) -> tuple[int, dict, object]:
+        immutable = 'idtype="immutableid"' in headers.get("prefer", "").lower().replace(" ", "")
+        self.prefer_seen.append(headers.get("prefer", ""))
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if parts[:1] == ["me"]:
+            if token.user is None:
+                raise graph_error(400, "BadRequest", "/me request is only valid with delegated "
+                                  "authentication flow.")
+            parts = ["users", token.user, *parts[1:]]
+        if len(parts) < 3 or parts[0] != "users":
+            raise graph_error(400, "BadRequest", f"Resource not found for the segment "
+                              f"'{parts[0] if parts else ''}'.")
+        box = self._mailbox(parts[1], token)
+        rest = parts[2:]
+        if rest[0] == "mailFolders" and len(rest) == 2 and method == "GET":
+            fid = box.folder_id(rest[1])
+            return 200, {}, self._folder_json(box, fid)
+        if rest[0] == "mailFolders" and len(rest) == 1 and method == "GET":
+            top = [self._folder_json(box, f) for f, d in box.folders.items()
+                   if d["parentFolderId"] is None]
+            return 200, {}, {"value": top}
+        if rest[0] == "messages" and len(rest) == 1 and method == "GET":
+            self._need(token, READ)
+            return 200, {}, self._list(box, path, query, immutable)
+        if rest[0] == "messages" and len(rest) >= 2:
+            msg = self._message(box, rest[1])
+            if len(rest) == 3 and rest[2] == "$value" and method == "GET":
+                self._need(token, READ - {"Mail.ReadBasic"})
+                return 200, {"Content-Type": "text/plain"}, msg.raw
+            if len(rest) == 2 and method == "PATCH":
+                self._need(token, WRITE)
+                changes = json.loads(body or b"{}")
+                with self.lock:
+                    if "isRead" in changes:
+                        msg.is_read = bool(changes["isRead"])
+                return 200, {}, self._message_json(box, msg, None, immutable)
+        raise graph_error(400, "BadRequest", "Unsupported request in this fake: "
+                          f"{method} {path}")
+
+    def _mailbox(self, user: str, token: Token) -> Mailbox:
+        box = self.mailboxes.get(user.lower())
+        if box is None:
+            raise graph_error(404, "ErrorInvalidUser", f"The requested user '{user}' is invalid.")
+        if not box.has_mailbox:
+            raise graph_error(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either "
+                              "inactive, soft-deleted, or is hosted on-premise.")
+        if token.user is None and (token.client_id, box.address) in self.denied_by_policy:
+            raise graph_error(403, "ErrorAccessDenied", "Access to OData is disabled: Blocked "
+                              "by tenant configured AppOnly AccessPolicy settings.")
+        if token.user is not None and box.address != token.user.lower() \
+                and box.address not in self.delegations.get(token.user.lower(), set()):
+            raise graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials "
+                              "and try again.")
+        return box
+
+    def _need(self, token: Token, any_of: set[str]) -> None:
+        granted = {s.rsplit("/", 1)[-1] for s in token.scopes}  # .../Mail.Read is Mail.Read
+        if not granted & any_of:
+            raise graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials "
+                              "and try again.")
+
+    def _message(self, box: Mailbox, mid: str) -> Message:
+        for msg in box.messages.values():
+            if mid in (msg.immutable_id, msg.rest_id()):
+                return msg
+        raise graph_error(404, "ErrorItemNotFound", "The specified object was not found in "
+                          "the store.")
+
+    def _folder_json(self, box: Mailbox, fid: str) -> dict:
+        folder = box.folders[fid]
+        inside = [m for m in box.messages.values() if m.folder == fid]
+        return {"id": fid, "displayName": folder["displayName"],
+                "parentFolderId": folder["parentFolderId"],
+                "childFolderCount": sum(1 for f in box.folders.values()
+                                        if f["parentFolderId"] == fid),
+                "unreadItemCount": sum(1 for m in inside if not m.is_read),
+                "totalItemCount": len(inside), "isHidden": False}
+
+    def _message_json(self, box: Mailbox, msg: Message, select: list[str] | None,
+                      immutable: bool) -> dict:
+        full = {"id": msg.immutable_id if immutable else msg.rest_id(),
+                "receivedDateTime": msg.received.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "isRead": msg.is_read, "parentFolderId": msg.folder,
+                "internetMessageId": _header(msg.raw, "message-id"),
+                "subject": _header(msg.raw, "subject")}
+        keep = full if select is None else {k: v for k, v in full.items()
+                                            if k == "id" or k in select}
+        return {"@odata.etag": f'W/"{msg.immutable_id[-8:]}"', **keep}
+
+    def _list(self, box: Mailbox, path: str, query: dict[str, str], immutable: bool) -> dict:
+        clauses = _parse_filter(query.get("$filter", ""))
+        order = query.get("$orderby", "").split()
+        if order:
+            if order[0] != "receivedDateTime" or order[1:] not in ([], ["asc"], ["desc"]):
+                raise graph_error(400, "BadRequest", "Could not find a property named "
+                                  f"'{order[0]}' on type 'Microsoft.OutlookServices.Message'.")
+            if clauses and clauses[0][0] != order[0]:
+                raise graph_error(400, "InefficientFilter", "The restriction or sort order is "
+                                  "too complex for this operation.")
+        top = int(query.get("$top", DEFAULT_PAGE))
+        skip = int(query.get("$skip", 0))
+        with self.lock:
+            found = [m for m in box.messages.values() if all(_match(m, c) for c in clauses)]
+        found.sort(key=lambda m: m.received, reverse=order[1:] == ["desc"] or not order)
+        select = query["$select"].split(",") if "$select" in query else None
+        page = found[skip:skip + top]
+        out: dict = {"value": [self._message_json(box, m, select, immutable) for m in page]}
+        if skip + top < len(found):
+            out["@odata.nextLink"] = f"{self.url}/v1.0{path}?" + urlencode(
+                {**query, "$skip": str(skip + top)}, quote_via=quote, safe="$,")
+        return out
+
+    def batch(self, payload: dict, headers: dict[str, str], token_header: str) -> dict:
+        requests = payload.get("requests") or []
+        if len(requests) > 20:
+            raise graph_error(400, "BadRequest", "The number of requests in the batch exceeds "
+                              "the maximum of 20.")
+        responses = []
+        for req in requests:
+            url = req["url"] if req["url"].startswith("/") else "/" + req["url"]
+            split = urlsplit(url)
+            inner_headers = {k.lower(): v for k, v in (req.get("headers") or {}).items()}
+            self.batched.append((req["method"], split.path))
+            fault = self._fault("batch", split.path)
+            if fault is not None:
+                responses.append({"id": req["id"], "status": 429,
+                                  "headers": {"Retry-After": fault.retry_after},
+                                  "body": graph_error(429, "ApplicationThrottled",
+                                                      "Application is over its "
+                                                      "MailboxConcurrency limit.").body})
+                continue
+            try:
+                token = self.authorize(token_header)
+                body = req.get("body")
+                raw_body = json.dumps(body).encode() if body is not None else b""
+                status, out_headers, result = self.graph(
+                    req["method"], split.path,
+                    {k: v[0] for k, v in parse_qs(split.query).items()},
+                    {**headers, **inner_headers}, raw_body, token)
+            except Reply as reply:
+                status, out_headers, result = reply.status, reply.headers, reply.body
+            if isinstance(result, bytes):  # a non-JSON body travels base64-encoded
+                result = base64.b64encode(result).decode()
+                out_headers = {"Content-Type": out_headers.get("Content-Type", "text/plain")}
+            else:
+                out_headers = {"Content-Type": "application/json", **out_headers}
+            responses.append({"id": req["id"], "status": status, "headers": out_headers,
+                              "body": result})
+        return {"responses": responses}
+
+
+def _b64(value: object) -> str:
+    data = value.encode() if isinstance(value, str) else json.dumps(value).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _header(raw: bytes, name: str) -> str | None:
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("latin-1")
+    found = re.search(rf"^{name}:\s*(.*)$", head, re.I | re.M)
+    return found.group(1).strip() if found else None
+
+
+CLAUSE = re.compile(r"^\s*(\w+)\s+(eq|ne|ge|gt|le|lt)\s+(\S+)\s*$", re.I)
+
+
+def _parse_filter(text: str) -> list[tuple[str, str, object]]:
+    clauses: list[tuple[str, str, object]] = []
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.I) if text.strip() else []:
+        found = CLAUSE.match(part)
+        if not found or found.group(1) not in ("receivedDateTime", "isRead"):
+            raise graph_error(400, "ErrorInvalidUrlQueryFilter", "The query filter contains "
+                              "one or more invalid nodes.")
+        prop, op, value = found.group(1), found.group(2).lower(), found.group(3)
+        if prop == "isRead":
+            if value not in ("true", "false") or op not in ("eq", "ne"):
+                raise graph_error(400, "ErrorInvalidUrlQueryFilter", "The query filter "
+                                  "contains one or more invalid nodes.")
+            clauses.append((prop, op, value == "true"))
+        else:
+            clauses.append((prop, op, datetime.fromisoformat(value.replace("Z", "+00:00"))))
+    return clauses
+
+
+def _match(msg: Message, clause: tuple[str, str, object]) -> bool:
+    prop, op, value = clause
+    have = msg.is_read if prop == "isRead" else msg.received
+    return {"eq": have == value, "ne": have != value, "ge": have >= value, "gt": have > value,
+            "le": have <= value, "lt": have < value}[op]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: GraphFake
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._handle("PATCH")
+
+    def _handle(self, method: str) -> None:
+        fake = self.fake
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        with fake.lock:
+            fake.log.append((method, split.path))
+        if fake._fault("drop", split.path) is not None:
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        fault = fake._fault("status", split.path)
+        try:
+            if fault is not None:
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                code = "ApplicationThrottled" if fault.status == 429 else "ServiceUnavailable"
+                raise graph_error(fault.status, code, "Application is over its "
+                                  "MailboxConcurrency limit." if fault.status == 429
+                                  else "Service unavailable.", headers)
+            status, headers, result = self._route(method, split, body)
+        except Reply as reply:
+            status, headers, result = reply.status, reply.headers, reply.body
+        data = result if isinstance(result, bytes) else json.dumps(result).encode()
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **headers}
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _route(self, method: str, split, body: bytes) -> tuple[int, dict, object]:
+        fake = self.fake
+        path = split.path
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()} if method == "POST" else {}
+        tenant = path.strip("/").split("/")[0]
+        if path.endswith("/v2.0/.well-known/openid-configuration") and method == "GET":
+            if tenant not in (fake.tenant, "organizations", "common"):
+                raise identity_error(400, "invalid_tenant", 90002,
+                                     f"Tenant '{tenant}' not found.")
+            return 200, {}, fake.openid_configuration(tenant)
+        if path == f"/{tenant}/oauth2/v2.0/token" and method == "POST":
+            with fake.lock:
+                return 200, {}, fake.token(form)
+        if path == f"/{tenant}/oauth2/v2.0/devicecode" and method == "POST":
+            with fake.lock:
+                return 200, {}, fake.device_code(form, fake.approve_device_as)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if path == "/v1.0/$batch" and method == "POST":
+            fake.authorize(headers.get("authorization", ""))
+            return 200, {}, fake.batch(json.loads(body), headers,
+                                       headers.get("authorization", ""))
+        if path.startswith("/v1.0/"):
+            token = fake.authorize(headers.get("authorization", ""))
+            query = {k: v[0] for k, v in parse_qs(split.query).items()}
+            return fake.graph(method, path.removeprefix("/v1.0"), query, headers, body, token)
+        raise Reply(404, {"error": {"code": "NotFound", "message": "No such endpoint."}})

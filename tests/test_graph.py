@@ -1,0 +1,274 @@
+"""Microsoft 365 over Graph against the local HTTPS fake of the identity platform and Graph
+(tests/servers/graph.py): real MSAL, real requests, real TLS with a throw-away CA."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+from conftest import message
+
+SECRET = "s3cr3t-value-for-tests"
+
+
+@pytest.fixture
+def graph():
+    from servers.graph import GraphFake
+
+    fake = GraphFake()
+    fake.add_app("app-1", SECRET)
+    for box in ("a@contoso.com", "b@contoso.com", "c@contoso.com"):
+        fake.add_mailbox(box)
+    yield fake
+    fake.close()
+
+
+def m365_config(mb, graph, mailboxes, mode="tickets", auth="app", channel_keys=None,
+                **incoming):
+    app = {"name": "contoso", "tenant_id": graph.tenant, "client_id": "app-1", "auth": auth,
+           "authority_url": graph.url, "graph_url": graph.url, "ca_bundle": str(graph.ca_file)}
+    if auth == "app":
+        app["client_secret"] = {"env": "MB_TEST_SECRET"}
+    else:
+        app["token_cache"] = {"file": str(mb.root / "cache.json")}
+    channel = {"name": "support", "mode": mode, "main_email": "support@contoso.com",
+               "incoming": {"type": "m365", "app": "contoso", "mailboxes": mailboxes,
+                            **incoming}, **(channel_keys or {})}
+    mb.write_config([channel], m365=[app])
+
+
+@pytest.fixture(autouse=True)
+def secret_env(monkeypatch):
+    monkeypatch.setenv("MB_TEST_SECRET", SECRET)
+
+
+def mail(i: int, box: str = "a") -> bytes:
+    return message(subject=f"Question {i} for {box}", message_id=f"q{i}-{box}@customer.example",
+                   sender=f"cust{i}@customer.example")
+
+
+def tickets(mb) -> list[dict]:
+    out = mb("tickets", "list", "--format", "json")
+    assert out.exit_code == 0, out.output
+    return json.loads(out.stdout)
+
+
+def test_app_only_tickets_mark_read_and_skip_junk_drafts_sent(mb, graph):
+    customers = graph.add_folder("a@contoso.com", "Customers")
+    graph.deliver("a@contoso.com", mail(1))
+    graph.deliver("a@contoso.com", mail(2), folder=customers)
+    graph.deliver("a@contoso.com", mail(3), is_read=True)
+    for folder in ("junkemail", "drafts", "sentitems", "deleteditems"):
+        graph.deliver("a@contoso.com", mail(10, folder), folder=folder)
+    m365_config(mb, graph, ["a@contoso.com"])
+    out = mb("sync")
+    assert out.exit_code == 0, out.output
+    subjects = sorted(t["subject"] for t in tickets(mb))
+    assert subjects == ["Question 1 for a", "Question 2 for a"]
+    box = graph.mailboxes["a@contoso.com"]
+    read = {m.raw: m.is_read for m in box.messages.values()}
+    assert read[mail(1)] and read[mail(2)]
+    assert not any(read[mail(10, f)] for f in ("junkemail", "drafts", "sentitems",
+                                              "deleteditems"))
+    assert all('IdType="ImmutableId"' in p for p in graph.prefer_seen)
+    again = mb("sync")
+    assert again.exit_code == 0 and len(tickets(mb)) == 2
+
+
+def test_acceptance_three_mailboxes_one_forbidden_storm_and_drop(mb, graph):
+    """500 messages across folders of two allowed mailboxes, a third mailbox blocked by an
+    application access policy, a 429 storm, throttled members inside $batch, an expired
+    token and a dropped connection mid-run: every allowed message once, all marked read,
+    the forbidden mailbox reported, exit 4."""
+    graph.denied_by_policy.add(("app-1", "c@contoso.com"))
+    folders = {"a": graph.add_folder("a@contoso.com", "Orders"), "b": "inbox"}
+    for i in range(250):
+        for box in ("a", "b"):
+            graph.deliver(f"{box}@contoso.com", mail(i, box),
+                          folder=folders[box] if i % 3 == 0 else "inbox")
+    graph.deliver("c@contoso.com", mail(0, "c"))
+    m365_config(mb, graph, ["a@contoso.com", "b@contoso.com", "c@contoso.com"])
+    graph.throttle(4, path="/messages", after=1)  # a storm on the listing
+    graph.throttle_in_batch(7, after=30)  # members throttled inside a $batch
+    graph.drop(1, path="/$batch", after=8)  # the connection dies mid-run
+    graph.throttle(2, path="/$batch", status=503, retry_after=None, after=12)
+    out = mb("sync")
+    assert out.exit_code == 4, out.output
+    assert "c@contoso.com" in out.output and "ErrorAccessDenied" in out.output
+    found = tickets(mb)
+    assert len(found) == 500
+    assert len({t["subject"] for t in found}) == 500
+    assert graph.unread("a@contoso.com") == [] and graph.unread("b@contoso.com") == []
+    assert len(graph.unread("c@contoso.com")) == 1
+    assert all(f.count == 0 for f in graph.faults)  # every fault really happened
+
+    graph.expire_tokens()
+    graph.deliver("b@contoso.com", mail(999, "b"))
+    again = mb("sync")
+    assert again.exit_code == 4
+    assert len(tickets(mb)) == 501
+    status = mb("status", "--format", "json")
+    assert "c@contoso.com" in status.stdout
+
+
+def test_delegated_device_code_login_silent_refresh_and_revocation(mb, graph):
+    """A delegated service account (Halo) signs in once with the device code, reads its
+    own and a delegated mailbox; an expired access token is refreshed silently with the
+    rotated refresh token saved; a revoked grant is exit 3 naming `auth login`."""
+    graph.delegations["svc@contoso.com"] = {"a@contoso.com"}
+    graph.add_mailbox("svc@contoso.com")
+    graph.approve_device_as = "svc@contoso.com"
+    graph.deliver("a@contoso.com", mail(1))
+    graph.deliver("svc@contoso.com", mail(2, "svc"))
+    m365_config(mb, graph, ["a@contoso.com", "svc@contoso.com"], auth="delegated")
+
+    before = mb("sync")
+    assert before.exit_code == 3 and "auth login contoso" in before.output
+
+    login = mb("auth", "login", "contoso")
+    assert login.exit_code == 0, login.output
+    assert "enter the code" in login.stderr and "signed in as svc@contoso.com" in login.stderr
+    cache = (mb.root / "cache.json").read_text()
+    assert oct((mb.root / "cache.json").stat().st_mode & 0o777) == "0o600"
+    assert "refresh_token" in cache.lower() or "RefreshToken" in cache
+
+    out = mb("sync")
+    assert out.exit_code == 0, out.output
+    assert len(tickets(mb)) == 2 and graph.unread("a@contoso.com") == []
+
+    graph.expire_tokens()
+    old_refresh = set(graph.refresh_tokens)
+    graph.deliver("a@contoso.com", mail(3))
+    refreshed = mb("sync")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert len(tickets(mb)) == 3
+    saved = (mb.root / "cache.json").read_text()
+    assert not any(rt in saved for rt in old_refresh)  # the rotated one replaced it
+    assert any(rt in saved for rt in graph.refresh_tokens)
+
+    status = mb("auth", "status", "--format", "json")
+    assert status.exit_code == 0, status.output
+    rows = json.loads(status.stdout)
+    assert rows[0]["account"] == "svc@contoso.com" and rows[0]["ok"]
+
+    graph.revoke("svc@contoso.com")
+    graph.expire_tokens()
+    revoked = mb("sync")
+    assert revoked.exit_code == 3
+    assert "AADSTS50173" in revoked.stderr and "mailbridge auth login contoso" in revoked.stderr
+    assert "Traceback" not in revoked.output
+    bad = mb("auth", "status", "--format", "json")
+    assert bad.exit_code == 3 and not json.loads(bad.stdout)[0]["ok"]
+
+
+def test_channels_test_reports_each_mailbox(mb, graph):
+    graph.denied_by_policy.add(("app-1", "c@contoso.com"))
+    graph.add_mailbox("gone@contoso.com", has_mailbox=False)
+    graph.deliver("a@contoso.com", mail(1))
+    m365_config(mb, graph, ["a@contoso.com", "c@contoso.com", "gone@contoso.com",
+                            "nobody@contoso.com"])
+    out = mb("channels", "test", "support")
+    assert out.exit_code == 4
+    lines = out.stdout.splitlines()
+    assert "a@contoso.com: read ok (1 in the inbox, 1 unread), mark read ok" in lines[0]
+    assert "c@contoso.com: FAILED: " in lines[1] and "ErrorAccessDenied" in lines[1]
+    assert "application access policy" in lines[1]
+    assert "MailboxNotEnabledForRESTAPI" in lines[2]
+    assert "ErrorInvalidUser" in lines[3]
+    assert graph.unread("a@contoso.com")  # the write test changed nothing
+    data = json.loads(mb("channels", "test", "support", "--format", "json").stdout)
+    assert data["failed"] == 3 and data["mailboxes"][0]["read"] == "ok"
+    doctor = mb("doctor", "--format", "json")
+    assert doctor.exit_code == 4 and "c@contoso.com: " in doctor.stdout
+
+
+def test_wrong_client_secret_is_exit_3_without_the_secret(mb, graph, monkeypatch):
+    monkeypatch.setenv("MB_TEST_SECRET", "not-the-right-secret-value")
+    m365_config(mb, graph, ["a@contoso.com", "b@contoso.com"])
+    out = mb("sync")
+    assert out.exit_code == 3
+    assert "AADSTS7000215" in out.stderr and "client_secret" in out.stderr
+    assert "not-the-right-secret-value" not in out.output and "Traceback" not in out.output
+
+
+def test_mailbox_queue_disable_enable_and_remove(mb, graph):
+    graph.deliver("a@contoso.com", mail(1, "a"))
+    graph.deliver("b@contoso.com", mail(1, "b"))
+    m365_config(mb, graph, ["a@contoso.com", {"address": "b@contoso.com", "queue": "billing"}])
+    assert mb("channels", "disable", "support", "--mailbox", "b@contoso.com").exit_code == 0
+    assert mb("sync").exit_code == 0
+    assert [t["subject"] for t in tickets(mb)] == ["Question 1 for a"]
+    assert graph.unread("b@contoso.com")
+    assert mb("channels", "enable", "support", "-m", "B@contoso.com").exit_code == 0
+    assert mb("sync").exit_code == 0
+    queues = {t["subject"]: t["queue"] for t in tickets(mb)}
+    assert queues == {"Question 1 for a": "general", "Question 1 for b": "billing"}
+    missing = mb("channels", "disable", "support", "--mailbox", "x@contoso.com")
+    assert missing.exit_code == 2 and "no mailbox x@contoso.com" in missing.stderr
+    gone = mb("channels", "remove-mailbox", "support", "a@contoso.com", "--yes")
+    assert gone.exit_code == 0
+    shown = json.loads(mb("channels", "show", "support", "--format", "json").stdout)
+    assert [m["address"] for m in shown["incoming"]["mailboxes"]] == ["b@contoso.com"]
+    last = mb("channels", "remove", "support", "--mailbox", "b@contoso.com", "--yes")
+    assert last.exit_code == 2 and "no mailbox left" in last.stderr
+
+
+def test_engagements_over_graph_copy_without_touching_the_mailbox(mb, graph):
+    """ClientSuccess: delegated Mail.Read only; mail to or from a contact in the window is
+    copied from the inbox and sent items, never marked read; junk and strangers are not."""
+    graph.add_mailbox("me@contoso.com")
+    graph.approve_device_as = "me@contoso.com"
+    now = datetime.now(UTC)
+    date = format_datetime(now - timedelta(hours=1))
+    contact = "ann@client.example"
+
+    def mail_from(sender: str, to: str, subject: str, mid: str) -> bytes:
+        return (f"From: {sender}\nTo: {to}\nSubject: {subject}\nMessage-ID: <{mid}>\n"
+                f"Date: {date}\n\nHello\n").encode()
+
+    graph.deliver("me@contoso.com", mail_from(contact, "me@contoso.com", "From a contact", "e1@x"))
+    graph.deliver("me@contoso.com", mail_from("me@contoso.com", contact, "Reply", "e2@x"),
+                  folder="sentitems")
+    graph.deliver("me@contoso.com", mail_from("x@else.example", "me@contoso.com", "Stranger",
+                                              "e3@x"))
+    graph.deliver("me@contoso.com", mail_from(contact, "me@contoso.com", "Junk", "e4@x"),
+                  folder="junkemail")
+    graph.deliver("me@contoso.com", mail_from(contact, "me@contoso.com", "Too old", "e5@x"),
+                  received=now - timedelta(days=3))
+    connected = (now - timedelta(days=2)).isoformat()
+    m365_config(mb, graph, ["me@contoso.com"], mode="engagements", auth="delegated",
+                channel_keys={"connected_at": connected})
+    assert mb("clients", "add", "ACME").exit_code == 0
+    assert mb("contacts", "add", contact, "--client", "ACME").exit_code == 0
+    login = mb("auth", "login", "contoso")
+    assert login.exit_code == 0, login.output
+    token = next(iter(graph.tokens.values()))
+    asked = {s.rsplit("/", 1)[-1] for s in token.scopes}
+    assert asked == {"Mail.Read", "openid", "profile", "offline_access"}  # no write access
+    for _ in range(2):
+        out = mb("sync")
+        assert out.exit_code == 0, out.output
+    found = json.loads(mb("engagements", "list", "--format", "json").stdout)
+    assert sorted(e["subject"] for e in found) == ["From a contact", "Reply"]
+    assert len(graph.unread("me@contoso.com")) == 5  # nothing marked read
+    assert not any(m == "PATCH" for m, _ in graph.log + graph.batched)
+
+
+def test_failed_mark_read_is_repaired_without_a_duplicate(mb, graph):
+    """Stored but not marked read (the app lacked Mail.ReadWrite): the run says so, exit 4;
+    once write access is granted the next run only marks it read, it files nothing twice."""
+    graph.apps["app-1"]["roles"] = {"Mail.Read"}
+    graph.deliver("a@contoso.com", mail(1))
+    m365_config(mb, graph, ["a@contoso.com"])
+    first = mb("sync")
+    assert first.exit_code == 4 and "could not mark mail read" in first.stderr
+    assert len(tickets(mb)) == 1 and len(graph.unread("a@contoso.com")) == 1
+    graph.apps["app-1"]["roles"] = {"Mail.ReadWrite"}
+    graph.tokens.clear()  # the next token carries the new permission
+    second = mb("sync")
+    assert second.exit_code == 0, second.output
+    assert len(tickets(mb)) == 1 and graph.unread("a@contoso.com") == []
+    fetched = [p for m, p in graph.batched if p.endswith("/$value")]
+    assert len(fetched) == 1  # the repair did not download it again
