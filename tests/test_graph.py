@@ -152,6 +152,7 @@ def test_delegated_device_code_login_silent_refresh_and_revocation(mb, graph):
     assert status.exit_code == 0, status.output
     rows = json.loads(status.stdout)
     assert rows[0]["account"] == "svc@contoso.com" and rows[0]["ok"]
+    assert datetime.fromisoformat(rows[0]["token_expires"]) > datetime.now(UTC)
 
     graph.revoke("svc@contoso.com")
     graph.expire_tokens()
@@ -272,3 +273,72 @@ def test_failed_mark_read_is_repaired_without_a_duplicate(mb, graph):
     assert len(tickets(mb)) == 1 and graph.unread("a@contoso.com") == []
     fetched = [p for m, p in graph.batched if p.endswith("/$value")]
     assert len(fetched) == 1  # the repair did not download it again
+
+
+def test_one_sign_in_per_mailbox_and_a_revoked_one_fails_alone(mb, graph):
+    """Agent Desktop: the app is entered once, each mailbox's own user signs in; their
+    tokens live side by side in one cache; a revoked grant stops only that mailbox."""
+    m365_config(mb, graph, ["a@contoso.com", "b@contoso.com"], auth="delegated")
+    for user in ("a@contoso.com", "b@contoso.com"):
+        graph.approve_device_as = user
+        out = mb("auth", "login", "contoso", "--mailbox", user)
+        assert out.exit_code == 0, out.output
+    graph.approve_device_as = "b@contoso.com"
+    wrong = mb("auth", "login", "contoso", "--mailbox", "a@contoso.com")
+    assert wrong.exit_code == 3 and "signed in as b@contoso.com, not a@contoso.com" in wrong.stderr
+    status = json.loads(mb("auth", "status", "--format", "json").stdout)
+    assert sorted(r["account"] for r in status) == ["a@contoso.com", "b@contoso.com"]
+    graph.deliver("a@contoso.com", mail(1, "a"))
+    graph.deliver("b@contoso.com", mail(1, "b"))
+    graph.revoke("a@contoso.com")
+    graph.expire_tokens()
+    out = mb("sync")
+    assert out.exit_code == 4
+    assert "a@contoso.com: m365 app contoso: AADSTS50173: The provided grant" in out.stderr
+    assert "run `mailbridge auth login contoso --mailbox a@contoso.com`" in out.stderr
+    assert [t["subject"] for t in tickets(mb)] == ["Question 1 for b"]
+
+
+OUTGOING = {"type": "m365", "app": "contoso", "mailbox": "a@contoso.com",
+            "from_email": "a@contoso.com", "bcc": "archive@contoso.com"}
+
+
+def outbox_states(mb) -> list[str]:
+    return [r["state"] for r in json.loads(mb("outbox", "list", "--format", "json").stdout)]
+
+
+def test_replies_go_out_through_graph_send_mail(mb, graph):
+    """A reply is sent as MIME through sendMail as the channel's mailbox, the blind copy as a
+    Bcc header; a connection lost after the request went out is 'unknown' and never resent."""
+    graph.deliver("a@contoso.com", mail(1))
+    graph.deliver("a@contoso.com", mail(2))
+    m365_config(mb, graph, ["a@contoso.com"], channel_keys={"outgoing": OUTGOING})
+    test = mb("channels", "test", "support")
+    assert test.exit_code == 0, test.output
+    assert "outgoing m365 as a@contoso.com (Mail.Send granted)" in test.stdout
+    assert mb("sync").exit_code == 0
+    first, second = sorted(tickets(mb), key=lambda t: t["id"])
+    assert mb("tickets", "reply", str(first["id"]), "--message", "Thanks!").exit_code == 0
+    out = mb("sync")
+    assert out.exit_code == 0, out.output
+    # one mail per recipient (Usedesk): the requester and the address the client copied
+    assert outbox_states(mb) == ["sent", "sent"]
+    [(mailbox, mime)] = [s for s in graph.sent if b"To: cust1@customer.example" in s[1]]
+    assert mailbox == "a@contoso.com" and b"Bcc: archive@contoso.com" in mime
+    assert f"[#{first['id']}]".encode() in mime and b"Thanks!" in mime
+
+    graph.drop(1, path="/sendMail")
+    assert mb("tickets", "reply", str(second["id"]), "--message", "Hello").exit_code == 0
+    lost = mb("sync")
+    assert lost.exit_code == 4 and "broke after the request was sent" in lost.stderr
+    assert sorted(outbox_states(mb)) == ["sent", "sent", "sent", "unknown"]
+    sent = len(graph.sent)
+    assert mb("sync").exit_code == 0 and len(graph.sent) == sent  # never sent twice
+
+
+def test_send_permission_is_checked_without_sending(mb, graph):
+    graph.apps["app-1"]["roles"] = {"Mail.ReadWrite"}
+    m365_config(mb, graph, ["a@contoso.com"], channel_keys={"outgoing": OUTGOING})
+    out = mb("channels", "test", "support")
+    assert out.exit_code == 3 and "does not carry the Mail.Send permission" in out.stderr
+    assert graph.sent == []

@@ -67,6 +67,7 @@ def _print_outgoing(name: str, report: dict) -> None:
     out = report.get("outgoing")
     if out:
         where = (f"{out['host']}:{out['port']} ({out['security']})" if "host" in out
+                 else f"as {out['mailbox']} (Mail.Send {out['mail_send']})" if "mailbox" in out
                  else out["program"])
         typer.echo(f"{name}: outgoing {out['type']} {where}: login {out['login']}")
         if "test_mail" in out:

@@ -15,6 +15,7 @@ from mailbridge.connectors.graph.auth import AppAuth, AppSettings
 from mailbridge.connectors.graph.fetch import GraphFetcher, GraphSettings
 from mailbridge.connectors.graph.http import GraphClient, session_for
 from mailbridge.connectors.graph.probe import probe_mailboxes
+from mailbridge.connectors.graph.send import GraphSender
 from mailbridge.errors import MailbridgeError, NotFoundError, SecretError, UsageError
 
 _AUTHS: dict[tuple[str, ...], AppAuth] = {}
@@ -84,6 +85,15 @@ def build_fetcher(channel: Channel, since: datetime | None) -> GraphFetcher:
     client = client_for(channel, channel.incoming["app"])
     return GraphFetcher(channel.name, client, GraphSettings(
         enabled_mailboxes(channel), mark_read=channel.mode == "tickets", since=since))
+
+
+def build_sender(channel: Channel) -> GraphSender:
+    out = channel.outgoing or {}
+    if not out.get("save_to_sent", True):
+        raise UsageError(f"channel {channel.name}: Microsoft 365 keeps every MIME mail it "
+                         "sends in Sent Items; save_to_sent = false cannot be honoured",
+                         "remove save_to_sent (or set it to true)")
+    return GraphSender(client_for(channel, out["app"]), out["mailbox"])
 
 
 def test_mailboxes(channel: Channel) -> dict[str, Any]:

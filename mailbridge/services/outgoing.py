@@ -17,7 +17,7 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.sendmail import SendmailSender
 from mailbridge.connectors.smtp import DEFAULT_PORTS, SmtpSender, SmtpSettings
 from mailbridge.domain import compose
-from mailbridge.errors import NotFoundError, NotSupportedError, UsageError
+from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
 from mailbridge.store import agents, messages, outbox, tickets
@@ -45,9 +45,9 @@ def sender_for(channel: Channel) -> Sender:
         return SmtpSender(smtp_settings(channel), channel.name)
     if out["type"] == "sendmail":
         return SendmailSender(tuple(out["command"]), channel.name, out["timeout"])
-    raise NotSupportedError(
-        f"channel {channel.name}: outgoing type \"{out['type']}\" is not available in this "
-        "version yet", 'use type = "smtp" or "sendmail" until it lands')
+    from mailbridge.services import m365
+
+    return m365.build_sender(channel)
 
 
 def smtp_settings(channel: Channel) -> SmtpSettings:

@@ -45,6 +45,7 @@ DISPLAY = {"inbox": "Inbox", "sentitems": "Sent Items", "drafts": "Drafts",
            "deleteditems": "Deleted Items", "junkemail": "Junk Email", "outbox": "Outbox",
            "archive": "Archive", "conversationhistory": "Conversation History"}
 READ = {"Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite"}
+SEND = {"Mail.Send"}
 WRITE = {"Mail.ReadWrite"}
 DEFAULT_PAGE = 10  # documented default page size of a message list
 
@@ -136,6 +137,7 @@ class GraphFake:
         self.log: list[tuple[str, str]] = []  # (method, path) of every HTTP request
         self.batched: list[tuple[str, str]] = []  # requests inside $batch
         self.prefer_seen: list[str] = []
+        self.sent: list[tuple[str, bytes]] = []  # (mailbox, MIME) accepted by sendMail
         self.token_lifetime = 3599
         self.device_interval = 1
         self.lock = threading.RLock()
@@ -303,7 +305,12 @@ class GraphFake:
     def _issue(self, client_id: str, user: str | None, scopes: set[str],
                refresh: bool = False) -> dict:
         with self.lock:
-            access = "eyJ0eXAiOiJKV1Qi." + self._id("")
+            short = sorted({s.rsplit("/", 1)[-1] for s in scopes} - {"openid", "profile",
+                                                                      "offline_access"})
+            claims = {"aud": self.url, "tid": self.tenant, "appid": client_id,
+                      "jti": self._id(""), "exp": int(time.time()) + self.token_lifetime,
+                      **({"scp": " ".join(short), "upn": user} if user else {"roles": short})}
+            access = ".".join(_b64(x) for x in ({"typ": "JWT", "alg": "RS256"}, claims, "sig"))
             token = Token(client_id, user, set(scopes), time.time() + self.token_lifetime)
             self.tokens[access] = token
             body = {"token_type": "Bearer", "expires_in": self.token_lifetime,
@@ -359,6 +366,8 @@ class GraphFake:
         if rest[0] == "messages" and len(rest) == 1 and method == "GET":
             self._need(token, READ)
             return 200, {}, self._list(box, path, query, immutable)
+        if rest == ["sendMail"] and method == "POST":
+            return self._send_mail(box, token, headers, body)
         if rest[0] == "messages" and len(rest) >= 2:
             msg = self._message(box, rest[1])
             if len(rest) == 3 and rest[2] == "$value" and method == "GET":
@@ -373,6 +382,24 @@ class GraphFake:
                 return 200, {}, self._message_json(box, msg, None, immutable)
         raise graph_error(400, "BadRequest", "Unsupported request in this fake: "
                           f"{method} {path}")
+
+    def _send_mail(self, box: Mailbox, token: Token, headers: dict[str, str],
+                   body: bytes) -> tuple[int, dict, object]:
+        self._need(token, SEND)
+        if not headers.get("content-type", "").startswith("text/plain"):
+            raise graph_error(400, "BadRequest", "This fake takes MIME sends only.")
+        try:
+            mime = base64.b64decode(body, validate=True)
+        except ValueError:
+            raise graph_error(400, "ErrorMimeContentInvalidBase64String",
+                              "Invalid base64 string for MIME content.") from None
+        with self.lock:
+            self.sent.append((box.address, mime))
+            self.counter += 1
+            sent = Message(self._id("AAkALgAA"), box.folder_id("sentitems"), mime,
+                           datetime.now(UTC), True)
+            box.messages[sent.immutable_id] = sent
+        return 202, {}, b""
 
     def _mailbox(self, user: str, token: Token) -> Mailbox:
         box = self.mailboxes.get(user.lower())

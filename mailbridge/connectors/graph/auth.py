@@ -110,6 +110,7 @@ class AppAuth:
                              "(auth = \"app\"): there is no user sign-in",
                              "only apps with auth = \"delegated\" need `auth login`")
         app = self.app()
+        before = {a.get("home_account_id") for a in app.get_accounts()}
         flow = self._call(lambda: app.initiate_device_flow(scopes=self.settings.scope_urls()))
         if "user_code" not in flow:
             raise self._failure(flow, mailbox)
@@ -120,7 +121,8 @@ class AppAuth:
         who = (result.get("id_token_claims") or {}).get("preferred_username", "")
         if mailbox and who.lower() != mailbox.lower():
             for found in app.get_accounts(username=who):
-                app.remove_account(found)
+                if found.get("home_account_id") not in before:  # keep an earlier sign-in
+                    app.remove_account(found)
             self._persist()
             raise AuthError(f"m365 app {self.settings.name}: signed in as {who}, not {mailbox}",
                             f"sign in with the {mailbox} account")

@@ -58,7 +58,7 @@ class GraphFetcher:
             except MailbridgeError as exc:
                 log.info("%s: %s", mailbox, exc)
                 failures.append(exc)
-                self.problems.append(f"{mailbox}: {exc.message}")
+                self.problems.append(f"{mailbox}: {exc}")  # with its remedy, if any
         if failures and len(failures) == len(self.settings.mailboxes) \
                 and len({type(f) for f in failures}) == 1:
             self.problems.clear()

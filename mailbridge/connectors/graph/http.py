@@ -39,6 +39,11 @@ class TokenSource(Protocol):
     def token(self, account: str | None, force: bool = False) -> str: ...
 
 
+class MaybeSent(NetworkError):
+    """A request that must not be repeated lost its connection after it went out: the
+    server may have acted on it."""
+
+
 class GraphError(RemoteError):
     """Graph answered with an error body: `{"error": {"code", "message"}}`."""
 
@@ -148,6 +153,13 @@ class GraphClient:
     def patch(self, path: str, account: str | None, body: dict[str, Any]) -> dict[str, Any]:
         return self._send("PATCH", path, account, json=body).json()
 
+    def post_once(self, path: str, account: str | None, data: bytes, content_type: str
+                  ) -> requests.Response:
+        """A POST with effects (sending mail): retried after a throttling answer, which
+        means it was not accepted, but never after a dropped connection (MaybeSent)."""
+        return self._send("POST", path, account, idempotent=False, data=data,
+                          extra_headers={"Content-Type": content_type})
+
     def batch(self, calls: list[tuple[str, str, dict | None]], account: str | None
               ) -> list[Part]:
         """Runs (method, relative url, json body) calls in `$batch` round trips; the answers
@@ -190,12 +202,12 @@ class GraphClient:
         return member
 
     def _send(self, method: str, path: str, account: str | None, idempotent: bool = True,
-              **kwargs: Any) -> requests.Response:
+              extra_headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
         url = path if path.startswith("https://") else self.base + path
         refreshed, drops, waited = False, 0, 0.0
         for attempt in range(MAX_ATTEMPTS):
             headers = {"Authorization": "Bearer " + self.auth.token(account, force=False),
-                       "Prefer": PREFER}
+                       "Prefer": PREFER, **(extra_headers or {})}
             self.requests += 1
             try:
                 response = self.session.request(method, url, headers=headers, **kwargs)
@@ -206,6 +218,9 @@ class GraphClient:
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
                 drops += 1
+                if not idempotent and not _before_sending(exc):
+                    raise MaybeSent(f"{self.label}: the connection to {_host(url)} broke "
+                                    "after the request was sent") from None
                 if not idempotent or drops >= MAX_DROPS:
                     raise NetworkError(f"{self.label}: {_host(url)} did not answer "
                                        f"({type(exc).__name__})",
@@ -267,6 +282,15 @@ HINTS = {
                                    "give the user an Exchange Online licence or remove it",
     "InefficientFilter": "this is a mailbridge bug; please report it",
 }
+
+
+def _before_sending(exc: Exception) -> bool:
+    """The connection failed before the request left (refused, no route, connect timeout)."""
+    from urllib3.exceptions import NewConnectionError
+
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.exceptions.ConnectTimeout) \
+        or isinstance(reason, NewConnectionError)
 
 
 def segment(value: str) -> str:
