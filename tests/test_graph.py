@@ -319,10 +319,12 @@ def test_replies_go_out_through_graph_send_mail(mb, graph):
     assert mb("sync").exit_code == 0
     first, second = sorted(tickets(mb), key=lambda t: t["id"])
     assert mb("tickets", "reply", str(first["id"]), "--message", "Thanks!").exit_code == 0
+    graph.throttle(1, path="/sendMail")  # refused with Retry-After: not accepted, so retried
     out = mb("sync")
     assert out.exit_code == 0, out.output
     # one mail per recipient (Usedesk): the requester and the address the client copied
     assert outbox_states(mb) == ["sent", "sent"]
+    assert len(graph.sent) == 2 and graph.faults[-1].count == 0
     [(mailbox, mime)] = [s for s in graph.sent if b"To: cust1@customer.example" in s[1]]
     assert mailbox == "a@contoso.com" and b"Bcc: archive@contoso.com" in mime
     assert f"[#{first['id']}]".encode() in mime and b"Thanks!" in mime
