@@ -344,3 +344,11 @@ def test_send_permission_is_checked_without_sending(mb, graph):
     out = mb("channels", "test", "support")
     assert out.exit_code == 3 and "does not carry the Mail.Send permission" in out.stderr
     assert graph.sent == []
+
+
+def test_save_to_sent_false_is_refused_in_one_line(mb, graph):
+    m365_config(mb, graph, ["a@contoso.com"],
+                channel_keys={"outgoing": {**OUTGOING, "save_to_sent": False}})
+    out = mb("channels", "test", "support")
+    assert out.exit_code == 2 and "save_to_sent = false cannot be honoured" in out.stderr
+    assert "Traceback" not in out.output and graph.sent == []
