@@ -352,3 +352,17 @@ def test_save_to_sent_false_is_refused_in_one_line(mb, graph):
     out = mb("channels", "test", "support")
     assert out.exit_code == 2 and "save_to_sent = false cannot be honoured" in out.stderr
     assert "Traceback" not in out.output and graph.sent == []
+
+
+def test_untrusted_certificate_and_unreadable_ca_bundle_are_one_line(mb, graph):
+    m365_config(mb, graph, ["a@contoso.com"])
+    config = mb.config.read_text()
+    mb.config.write_text(config.replace(f'ca_bundle = "{graph.ca_file}"\n', ""))
+    untrusted = mb("sync")
+    assert untrusted.exit_code == 2, untrusted.output
+    assert f"the TLS certificate of {graph.url} could not be verified" in untrusted.stderr
+    assert "ca_bundle" in untrusted.stderr and "Traceback" not in untrusted.output
+    mb.config.write_text(config.replace(str(graph.ca_file), str(mb.root / "missing.pem")))
+    missing = mb("sync")
+    assert missing.exit_code == 2 and "missing.pem" in missing.stderr
+    assert "Traceback" not in missing.output

@@ -105,16 +105,10 @@ def write(ref: dict[str, Any], data: str) -> None:
     if kind == "keyring":
         store_in_keyring(value, data)
     elif kind == "file":
-        path = Path(value).expanduser()
-        tmp = path.with_name(f".{path.name}.tmp")
+        from mailbridge.config.write import replace_file
+
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            replace_file(Path(value).expanduser(), data)
         except OSError as exc:
             raise SecretError(f"secret file {value}: {exc.strerror}") from None
     else:

@@ -13,7 +13,9 @@ from mailbridge.config.load import parse_toml, validate
 from mailbridge.errors import UsageError
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def replace_file(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path` (mode 600), fsync it, rename it over
+    `path` and fsync the folder; raises OSError."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -23,14 +25,21 @@ def write_text_atomic(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except OSError:
         Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"{path}: cannot write config: {exc.strerror}") from None
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    try:
+        replace_file(path, text)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write config: {exc.strerror}") from None
 
 
 def save_config(path: Path, data: dict[str, Any]) -> None:

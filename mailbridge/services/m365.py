@@ -4,6 +4,7 @@ for a channel, and `auth login` / `auth status`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from mailbridge.connectors.graph.probe import probe_mailboxes
 from mailbridge.connectors.graph.send import GraphSender
 from mailbridge.errors import MailbridgeError, NotFoundError, SecretError, UsageError
 
-_AUTHS: dict[tuple[str, ...], AppAuth] = {}
+_AUTHS: dict[str, AppAuth] = {}
 
 
 class SecretCache:
@@ -40,8 +41,9 @@ def token_cache_ref(app: dict[str, Any]) -> dict[str, Any]:
 
 def app_auth(app: dict[str, Any]) -> AppAuth:
     """The app's sign-in, made once per process (MSAL keeps its tokens in it)."""
-    key = (app["name"], app["tenant_id"], app["client_id"], app["auth"], app["authority_url"],
-           ",".join(app["permissions"]))
+    # Keyed by the whole entry, so a config reloaded by `run` (SIGHUP) with another
+    # ca_bundle, authority or credential reference gets a new sign-in object.
+    key = json.dumps(app, sort_keys=True, default=str)
     found = _AUTHS.get(key)
     if found is None:
         settings = AppSettings(
@@ -122,39 +124,32 @@ def status(config: Config) -> list[dict[str, Any]]:
     """Per app and signed-in account: whether a token can be had now (a real refresh, not
     the cached access token, so a revoked grant shows) and its error if not, with the
     access token's expiry."""
-    rows = []
-    for app in config.m365:
-        auth = app_auth(app)
-        if app["auth"] == "app":
-            rows.append(_status_row(app, "(application)",
-                                    lambda a=auth: a.token(None, force=True)))
-            continue
-        try:
-            accounts = auth.accounts()
-        except MailbridgeError as exc:
-            rows.append({"app": app["name"], "auth": app["auth"], "account": None,
-                         "token_expires": None, "ok": False, "error": exc.message})
-            continue
-        if not accounts:
-            rows.append({"app": app["name"], "auth": app["auth"], "account": None,
-                         "token_expires": None, "ok": False,
-                         "error": f"nobody is signed in (run `mailbridge auth login "
-                                  f"{app['name']}`)"})
-        for account in accounts:
-            who = account["account"]
-            rows.append(_status_row(app, who, lambda a=auth, w=who: a.token(w, force=True)))
-    return rows
+    return [row for app in config.m365 for row in _app_status(app)]
 
 
-def _status_row(app: dict[str, Any], account: str, check: Callable[[], str]) -> dict[str, Any]:
-    error = None
+def _app_status(app: dict[str, Any]) -> list[dict[str, Any]]:
+    auth = app_auth(app)
+
+    def row(account: str | None, error: str | None, expires: str | None = None) -> dict:
+        return {"app": app["name"], "auth": app["auth"], "account": account,
+                "token_expires": expires, "ok": error is None, "error": error}
+
+    if app["auth"] == "app":
+        return [row("(application)", _failure(lambda: auth.token(None, force=True)))]
+    try:
+        accounts = [a["account"] for a in auth.accounts()]
+    except MailbridgeError as exc:
+        return [row(None, exc.message)]
+    if not accounts:
+        return [row(None, f"nobody is signed in (run `mailbridge auth login {app['name']}`)")]
+    errors = {who: _failure(lambda w=who: auth.token(w, force=True)) for who in accounts}
+    expiry = {a["account"]: a["token_expires"] for a in auth.accounts()}  # after refreshing
+    return [row(who, errors[who], expiry.get(who)) for who in accounts]
+
+
+def _failure(check: Callable[[], object]) -> str | None:
     try:
         check()
     except MailbridgeError as exc:
-        error = exc.message + (f" ({exc.hint})" if exc.hint else "")
-    expires = None
-    if app["auth"] == "delegated":
-        expires = next((a["token_expires"] for a in app_auth(app).accounts()
-                        if a["account"] == account), None)
-    return {"app": app["name"], "auth": app["auth"], "account": account,
-            "token_expires": expires, "ok": error is None, "error": error}
+        return exc.message + (f" ({exc.hint})" if exc.hint else "")
+    return None

@@ -77,7 +77,8 @@ class GraphFetcher:
                 self.problems.append(f"{mailbox}: could not mark mail read: {exc.message}")
 
     def close(self) -> None:
-        self.client.session.close()
+        """Nothing to close: the HTTP session belongs to the app's sign-in, which lives as
+        long as the process, so `run` keeps its connections to Microsoft between syncs."""
 
     def _fetch_mailbox(self, mailbox: str, state: SourceState) -> Iterator[Batch]:
         skipped = self._skipped_folders(mailbox)

@@ -12,7 +12,7 @@ import email.utils
 import logging
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -130,10 +130,9 @@ def retry_after(headers: Any, attempt: int) -> float:
 
 class GraphClient:
     def __init__(self, graph_url: str, auth: TokenSource, session: requests.Session,
-                 label: str, sleep: Callable[[float], None] = time.sleep) -> None:
+                 label: str) -> None:
         self.base = graph_url.rstrip("/") + "/v1.0"
-        self.auth, self.session, self.label, self.sleep = auth, session, label, sleep
-        self.requests = 0  # HTTP round trips, for the benchmark's requests-per-message figure
+        self.auth, self.session, self.label = auth, session, label
 
     def get(self, path: str, account: str | None, params: dict[str, str] | None = None
             ) -> dict[str, Any]:
@@ -187,9 +186,7 @@ class GraphClient:
                         todo.pop(index, None)
                 if not todo:
                     break
-                waited += wait
-                self._throttled(waited, "$batch")
-                self.sleep(wait)
+                waited = self._wait(waited, wait, "$batch")
             else:
                 raise self._gave_up("$batch")
         return [answers[i] for i in range(len(calls))]
@@ -208,7 +205,6 @@ class GraphClient:
         for attempt in range(MAX_ATTEMPTS):
             headers = {"Authorization": "Bearer " + self.auth.token(account, force=False),
                        "Prefer": PREFER, **(extra_headers or {})}
-            self.requests += 1
             try:
                 response = self.session.request(method, url, headers=headers, **kwargs)
             except requests.exceptions.SSLError as exc:
@@ -227,29 +223,30 @@ class GraphClient:
                                        "check the network; the next sync resumes") from None
                 log.info("%s: connection dropped (%s), retrying", self.label,
                          type(exc).__name__)
-                self.sleep(min(2 ** drops, 10))
+                time.sleep(min(2 ** drops, 10))
                 continue
             if response.status_code == 401 and not refreshed:
                 self.auth.token(account, force=True)  # expired or revoked mid-run: once
                 refreshed = True
                 continue
             if response.status_code in RETRY_STATUS:
-                wait = retry_after(response.headers, attempt)
-                waited += wait
-                self._throttled(waited, path)
-                log.info("%s: HTTP %s, waiting %.0f s as Graph asks", self.label,
-                         response.status_code, wait)
-                self.sleep(wait)
+                log.info("%s: HTTP %s, waiting as Graph asks", self.label,
+                         response.status_code)
+                waited = self._wait(waited, retry_after(response.headers, attempt), path)
                 continue
             if response.status_code >= 400:
                 raise self._error(response)
             return response
         raise self._gave_up(path)
 
-    def _throttled(self, waited: float, what: str) -> None:
-        if waited > MAX_WAIT:
+    def _wait(self, waited: float, wait: float, what: str) -> float:
+        """Sleep as Graph asked, unless that takes this request past MAX_WAIT in total;
+        returns the total waited."""
+        if waited + wait > MAX_WAIT:
             raise TemporaryError(f"{self.label}: Graph kept throttling {what} for over "
                                  f"{MAX_WAIT:.0f} s", "the next sync resumes where this stopped")
+        time.sleep(wait)
+        return waited + wait
 
     def _gave_up(self, what: str) -> TemporaryError:
         return TemporaryError(f"{self.label}: Graph kept refusing {what} "
