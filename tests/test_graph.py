@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -366,3 +369,128 @@ def test_untrusted_certificate_and_unreadable_ca_bundle_are_one_line(mb, graph):
     missing = mb("sync")
     assert missing.exit_code == 2 and "missing.pem" in missing.stderr
     assert "Traceback" not in missing.output
+
+
+def arrived_now(graph, box: str, raw: bytes, folder: str = "inbox", is_read: bool = True) -> str:
+    """Mail delivered now (Graph's clock) that a person may already have read."""
+    return graph.deliver(box, raw, folder=folder, is_read=is_read, received=datetime.now(UTC))
+
+
+def subjects(mb) -> list[str]:
+    return sorted(t["subject"] for t in tickets(mb))
+
+
+def test_import_read_keeps_a_delta_link_per_folder(mb, graph):
+    """import_read: mail that arrived since the last sync but was opened by a person first is
+    imported (from each folder's messages/delta round), old read mail is not, even when a
+    person moves it into another folder; an expired delta link (syncStateNotFound, or 410
+    resyncRequired) starts a new round that doubles nothing; a folder created since the last
+    sync is covered too."""
+    a = "a@contoso.com"
+    orders = graph.add_folder(a, "Orders")
+    old_read = graph.deliver(a, mail(1), is_read=True)
+    graph.deliver(a, mail(2))
+    m365_config(mb, graph, [a], import_read=True)
+    assert mb("sync").exit_code == 0
+    assert subjects(mb) == ["Question 2 for a"]  # old read mail stays out (the Usedesk rule)
+
+    arrived_now(graph, a, mail(3))  # read in Outlook before the sync
+    arrived_now(graph, a, mail(4), folder=orders)
+    arrived_now(graph, a, mail(5), is_read=False)
+    graph.move(a, old_read, orders)  # old mail filed away is not new mail
+    for fid in ("junkemail", "sentitems"):
+        arrived_now(graph, a, mail(6, fid), folder=fid)
+    graph.batched.clear()
+    out = mb("sync")
+    assert out.exit_code == 0, out.output
+    assert subjects(mb) == [f"Question {i} for a" for i in (2, 3, 4, 5)]
+    assert graph.unread(a) == []
+    patched = [p for m, p in graph.batched if m == "PATCH"]
+    assert len(patched) == 1  # only the unread one needed marking
+
+    graph.log.clear()
+    assert mb("sync").exit_code == 0 and len(tickets(mb)) == 4
+    # a poll: sign-in, skipped folders, folder delta, one $batch of delta rounds, the listing
+    assert len([r for r in graph.log if r[1].startswith("/v1.0/")]) <= 4, graph.log
+
+    for code, n in (("syncStateNotFound", 7), ("resyncRequired", 8)):
+        graph.expire_delta(code)
+        arrived_now(graph, a, mail(n))
+        arrived_now(graph, a, mail(n, "orders"), folder=orders)
+        out = mb("sync")
+        assert out.exit_code == 0, out.output
+    later = graph.add_folder(a, "Later")
+    arrived_now(graph, a, mail(9), folder=later)
+    assert mb("sync").exit_code == 0
+    found = subjects(mb)
+    assert found == sorted([f"Question {i} for a" for i in (2, 3, 4, 5, 7, 8, 9)]
+                           + ["Question 7 for orders", "Question 8 for orders"])
+    assert len(set(found)) == len(found)
+
+
+def test_import_read_drop_and_throttle_in_delta_rounds_lose_nothing(mb, graph):
+    """A dropped connection and throttling during the delta rounds: the cursor moves only
+    with what it covers, so the next sync finds the rest and nothing doubles."""
+    a = "a@contoso.com"
+    folders = [graph.add_folder(a, f"F{i}") for i in range(25)]  # two $batch groups
+    m365_config(mb, graph, [a], import_read=True)
+    assert mb("sync").exit_code == 0
+    for i, fid in enumerate(folders):
+        arrived_now(graph, a, mail(i), folder=fid)
+    graph.throttle_in_batch(5, after=3)
+    graph.drop(4, path="/$batch", after=10)  # more than the retries: this sync fails
+    first = mb("sync")
+    assert first.exit_code != 0
+    assert 0 < len(tickets(mb)) < 25  # it broke off halfway
+    again = mb("sync")
+    assert again.exit_code == 0, again.output
+    assert subjects(mb) == sorted(f"Question {i} for a" for i in range(25))
+    assert all(f.count == 0 for f in graph.faults)
+
+
+# The real CLI in a child process, killed with os._exit right before or after the Nth commit
+# (tests/test_imap_crash.py does the same against Dovecot).
+CRASH_CHILD = """
+import os, sys
+import mailbridge.connectors.graph.fetch as fetch
+import mailbridge.pipeline.ingest as ingest
+from mailbridge.cli.app import app
+fetch.BATCH_MESSAGES = 3
+where, n = sys.argv[1], int(sys.argv[2])
+calls = {"n": 0}
+real = ingest.commit_batch
+def commit(*a, **k):
+    for point in ("before-commit", "commit"):
+        if point == where:
+            calls["n"] += 1
+            if calls["n"] == n:
+                os._exit(137)
+        if point == "before-commit":
+            out = real(*a, **k)
+    return out
+ingest.commit_batch = commit
+app(["--config", sys.argv[3], "sync", "--quiet"], prog_name="mailbridge")
+"""
+
+
+@pytest.mark.parametrize("where,n", [("before-commit", 2), ("commit", 1), ("commit", 4)])
+def test_import_read_killed_mid_sync_loses_and_doubles_nothing(mb, graph, where, n):
+    a = "a@contoso.com"
+    folders = ["inbox", graph.add_folder(a, "Orders"), graph.add_folder(a, "Later")]
+    m365_config(mb, graph, [a], import_read=True)
+    assert mb("sync").exit_code == 0
+    for i in range(30):
+        arrived_now(graph, a, mail(i), folder=folders[i % 3], is_read=i % 4 != 0)
+
+    def run(*args: str) -> int:
+        proc = subprocess.run([sys.executable, "-c", CRASH_CHILD, *args, str(mb.config)],
+                              capture_output=True, timeout=300)
+        return proc.returncode
+
+    assert run(where, str(n)) == 137  # it really died there
+    assert run("none", "0") == 0
+    with sqlite3.connect(mb.store) as conn:
+        stored = conn.execute("SELECT count(*), count(DISTINCT message_id) FROM messages"
+                              ).fetchone()
+    assert stored == (30, 30)
+    assert graph.unread(a) == []

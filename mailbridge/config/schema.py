@@ -244,6 +244,7 @@ INCOMING: dict[str, dict[str, Key]] = {
     "m365": {
         "app": Key(name),
         "mailboxes": Key(lambda v: mailbox_list(v)),
+        "import_read": Key(boolean, False),
     },
 }
 

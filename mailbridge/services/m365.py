@@ -86,7 +86,8 @@ def enabled_mailboxes(channel: Channel) -> tuple[str, ...]:
 def build_fetcher(channel: Channel, since: datetime | None) -> GraphFetcher:
     client = client_for(channel, channel.incoming["app"])
     return GraphFetcher(channel.name, client, GraphSettings(
-        enabled_mailboxes(channel), mark_read=channel.mode == "tickets", since=since))
+        enabled_mailboxes(channel), mark_read=channel.mode == "tickets", since=since,
+        import_read=channel.incoming["import_read"]))
 
 
 def build_sender(channel: Channel) -> GraphSender:

@@ -10,6 +10,11 @@ written from Microsoft's documentation, for the parts mailbridge uses:
   `$skip` applied to the *current* result set (so marking mail read while paging an
   `isRead eq false` listing skips mail, as it does at Microsoft), `messages/{id}/$value`,
   `PATCH messages/{id}`, and `$batch` (at most 20 requests; non-JSON bodies base64-encoded);
+- delta queries: `mailFolders/delta` (every folder of the hierarchy, flat) and
+  `mailFolders/{id}/messages/delta` with `changeType`, `$select`, `$filter=receivedDateTime
+  ge|gt …`, `Prefer: odata.maxpagesize`, `$skiptoken` pages and a `$deltatoken` link whose
+  state is the folder as it was when the round began; `@removed` for messages gone; an
+  expired state is `410` with `syncStateNotFound`, a reset `410` + `Location`, `resyncRequired`;
 - errors in Graph's `{"error": {"code", "message"}}` shape: `InvalidAuthenticationToken`,
   `ErrorAccessDenied` (application access policy, missing permission), `ErrorInvalidUser`,
   `MailboxNotEnabledForRESTAPI`, `ErrorItemNotFound`;
@@ -48,6 +53,7 @@ READ = {"Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite"}
 SEND = {"Mail.Send"}
 WRITE = {"Mail.ReadWrite"}
 DEFAULT_PAGE = 10  # documented default page size of a message list
+MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.I)
 
 
 class Reply(Exception):
@@ -100,6 +106,19 @@ class Mailbox:
 
 
 @dataclass
+class DeltaState:
+    """A messages/delta state token: the round's query and the folder as it was (id -> isRead)
+    when the round that issued it began."""
+
+    mailbox: str
+    folder: str
+    query: dict[str, str]
+    seen: dict[str, bool]
+    pending: list[dict] = field(default_factory=list)  # the rest of a round, for $skiptoken
+    next_seen: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
 class Token:
     client_id: str
     user: str | None  # None for an app-only token
@@ -138,6 +157,8 @@ class GraphFake:
         self.batched: list[tuple[str, str]] = []  # requests inside $batch
         self.prefer_seen: list[str] = []
         self.sent: list[tuple[str, bytes]] = []  # (mailbox, MIME) accepted by sendMail
+        self.delta_states: dict[str, DeltaState] = {}
+        self.delta_reset: str | None = None  # "syncStateNotFound" | "resyncRequired"
         self.token_lifetime = 3599
         self.device_interval = 1
         self.lock = threading.RLock()
@@ -207,6 +228,13 @@ class GraphFake:
         with self.lock:
             for token in self.tokens.values():
                 token.expires = 0
+
+    def expire_delta(self, code: str = "syncStateNotFound") -> None:
+        """Every delta token issued so far stops working: `syncStateNotFound` (the token
+        cache dropped it) or `resyncRequired` (maintenance: 410 with a Location header)."""
+        with self.lock:
+            self.delta_states.clear()
+            self.delta_reset = code
 
     def revoke(self, user: str) -> None:
         with self.lock:
@@ -356,6 +384,13 @@ class GraphFake:
                               f"'{parts[0] if parts else ''}'.")
         box = self._mailbox(parts[1], token)
         rest = parts[2:]
+        if rest == ["mailFolders", "delta"] and method == "GET":
+            every = [self._folder_json(box, f) for f in box.folders]
+            return 200, {}, {"value": every, "@odata.deltaLink": f"{self.url}/v1.0{path}?"
+                             f"$deltatoken={self._id('F')}"}
+        if rest[0] == "mailFolders" and rest[2:] == ["messages", "delta"] and method == "GET":
+            self._need(token, READ)
+            return self._delta(box, box.folder_id(rest[1]), path, query, headers, immutable)
         if rest[0] == "mailFolders" and len(rest) == 2 and method == "GET":
             fid = box.folder_id(rest[1])
             return 200, {}, self._folder_json(box, fid)
@@ -474,7 +509,68 @@ class GraphFake:
                 {**query, "$skip": str(skip + top)}, quote_via=quote, safe="$,")
         return out
 
-    def batch(self, payload: dict, headers: dict[str, str], token_header: str) -> dict:
+    def _delta(self, box: Mailbox, fid: str, path: str, query: dict[str, str],
+               headers: dict[str, str], immutable: bool) -> tuple[int, dict, object]:
+        link = f"{self.url}/v1.0{path}?"
+        with self.lock:
+            if "$skiptoken" in query or "$deltatoken" in query:
+                key = query.get("$skiptoken") or query.get("$deltatoken") or ""
+                state = self.delta_states.get(key)
+                if state is None or (state.mailbox, state.folder) != (box.address, fid):
+                    return self._delta_gone(link)
+                if "$deltatoken" in query:  # a new round from that state
+                    state = self._round(box, fid, state.query, state.seen)
+            else:
+                if query.get("changeType", "created") not in ("created", "updated", "deleted"):
+                    raise graph_error(400, "ErrorInvalidUrlQuery", "changeType must be "
+                                      "created, updated or deleted.")
+                clauses = _parse_filter(query.get("$filter", ""))
+                if any(c[0] != "receivedDateTime" or c[1] not in ("ge", "gt") for c in clauses):
+                    raise graph_error(400, "ErrorInvalidUrlQueryFilter", "Only receivedDateTime "
+                                      "ge or gt is supported in a delta query.")
+                state = self._round(box, fid, query, {})
+            found = MAXPAGESIZE.search(headers.get("prefer", ""))
+            size = int(found.group(1)) if found else DEFAULT_PAGE
+            page, state.pending = state.pending[:size], state.pending[size:]
+            select = state.query["$select"].split(",") if "$select" in state.query else None
+            value = [item if "@removed" in item else
+                     self._message_json(box, box.messages[item["id"]], select, immutable)
+                     for item in page]
+            token = self._id("D")
+            self.delta_states[token] = state
+            if state.pending:
+                return 200, {}, {"value": value, "@odata.nextLink": f"{link}$skiptoken={token}"}
+            state.seen = state.next_seen
+            return 200, {}, {"value": value, "@odata.deltaLink": f"{link}$deltatoken={token}"}
+
+    def _round(self, box: Mailbox, fid: str, query: dict[str, str],
+               seen: dict[str, bool]) -> DeltaState:
+        """The changes since `seen`, as of now (the next round starts from this moment)."""
+        clauses = _parse_filter(query.get("$filter", ""))
+        now = {m.immutable_id: m.is_read for m in box.messages.values()
+               if m.folder == fid and all(_match(m, c) for c in clauses)}
+        kind = query.get("changeType")
+        changes: list[dict] = []
+        if kind in (None, "created"):
+            changes += [{"id": i} for i in now if i not in seen]
+        if kind in (None, "updated"):
+            changes += [{"id": i} for i in now if i in seen and seen[i] != now[i]]
+        if kind in (None, "deleted"):
+            changes += [{"id": i, "@removed": {"reason": "deleted"}} for i in seen
+                        if i not in now]
+        order = {m.immutable_id: m.received for m in box.messages.values()}
+        changes.sort(key=lambda c: order.get(c["id"], datetime.min.replace(tzinfo=UTC)))
+        return DeltaState(box.address, fid, query, seen, changes, now)
+
+    def _delta_gone(self, link: str) -> tuple[int, dict, object]:
+        if self.delta_reset == "resyncRequired":
+            raise graph_error(410, "resyncRequired", "Resync required. Replace any local "
+                              "cached data with a full synchronization.",
+                              {"Location": f"{link}$deltatoken="})
+        raise graph_error(410, "syncStateNotFound", "The sync state generation is not found "
+                          "or the delta token is expired.")
+
+    def batch(self, payload: dict, token_header: str) -> dict:
         requests = payload.get("requests") or []
         if len(requests) > 20:
             raise graph_error(400, "BadRequest", "The number of requests in the batch exceeds "
@@ -500,7 +596,7 @@ class GraphFake:
                 status, out_headers, result = self.graph(
                     req["method"], split.path,
                     {k: v[0] for k, v in parse_qs(split.query).items()},
-                    {**headers, **inner_headers}, raw_body, token)
+                    inner_headers, raw_body, token)  # the envelope's headers stay outside
             except Reply as reply:
                 status, out_headers, result = reply.status, reply.headers, reply.body
             if isinstance(result, bytes):  # a non-JSON body travels base64-encoded
@@ -618,8 +714,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         if path == "/v1.0/$batch" and method == "POST":
             fake.authorize(headers.get("authorization", ""))
-            return 200, {}, fake.batch(json.loads(body), headers,
-                                       headers.get("authorization", ""))
+            return 200, {}, fake.batch(json.loads(body), headers.get("authorization", ""))
         if path.startswith("/v1.0/"):
             token = fake.authorize(headers.get("authorization", ""))
             query = {k: v[0] for k, v in parse_qs(split.query).items()}

@@ -31,8 +31,9 @@ MAX_DROPS = 3
 MAX_WAIT = 300.0  # seconds of Retry-After one request may wait in total
 BATCH_LIMIT = 20  # Graph's maximum number of requests in one $batch
 # Immutable ids stay the same when a person moves a message to another folder, so the
-# ledger recognises it (Outlook's default ids change with every move).
-PREFER = 'IdType="ImmutableId"'
+# ledger recognises it (Outlook's default ids change with every move). Large pages where a
+# query takes its page size from this header (delta queries).
+PREFER = 'IdType="ImmutableId", odata.maxpagesize=500'
 
 
 class TokenSource(Protocol):
@@ -133,6 +134,11 @@ class GraphClient:
                  label: str) -> None:
         self.base = graph_url.rstrip("/") + "/v1.0"
         self.auth, self.session, self.label = auth, session, label
+        self.server_date: datetime | None = None  # Graph's clock, from the last answer
+
+    def relative(self, link: str) -> str:
+        """A link Graph gave (nextLink, deltaLink) as the relative url a `$batch` takes."""
+        return link.removeprefix(self.base)
 
     def get(self, path: str, account: str | None, params: dict[str, str] | None = None
             ) -> dict[str, Any]:
@@ -192,10 +198,12 @@ class GraphClient:
         return [answers[i] for i in range(len(calls))]
 
     def _member(self, index: int, method: str, url: str, body: dict | None) -> dict[str, Any]:
-        member: dict[str, Any] = {"id": str(index), "method": method, "url": url}
+        # The envelope's headers do not reach the requests inside a batch: each carries its own.
+        member: dict[str, Any] = {"id": str(index), "method": method, "url": url,
+                                  "headers": {"Prefer": PREFER}}
         if body is not None:
             member["body"] = body
-            member["headers"] = {"Content-Type": "application/json"}
+            member["headers"]["Content-Type"] = "application/json"
         return member
 
     def _send(self, method: str, path: str, account: str | None, idempotent: bool = True,
@@ -236,8 +244,15 @@ class GraphClient:
                 continue
             if response.status_code >= 400:
                 raise self._error(response)
+            self._note_date(response.headers.get("Date"))
             return response
         raise self._gave_up(path)
+
+    def _note_date(self, value: str | None) -> None:
+        try:
+            self.server_date = email.utils.parsedate_to_datetime(value) if value else None
+        except (TypeError, ValueError):
+            self.server_date = None
 
     def _wait(self, waited: float, wait: float, what: str) -> float:
         """Sleep as Graph asked, unless that takes this request past MAX_WAIT in total;
