@@ -494,3 +494,47 @@ def test_import_read_killed_mid_sync_loses_and_doubles_nothing(mb, graph, where,
                               ).fetchone()
     assert stored == (30, 30)
     assert graph.unread(a) == []
+
+
+def test_certificate_credential_signs_in_and_a_wrong_one_is_one_line(mb, graph, tmp_path):
+    """App-only sign-in with a certificate (a client assertion signed with its key, named by
+    its thumbprint): accepted; another certificate's key, a wrong thumbprint or a file that
+    is no key are each one line with exit 3 and no traceback."""
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    ca = trustme.CA(key_type=trustme.KeyType.RSA)  # Entra takes RSA certificates
+    mine, other = (ca.issue_cert(name, key_type=trustme.KeyType.RSA)
+                   for name in ("contoso-app", "someone-else"))
+    graph.add_app("app-cert", certificate=mine.cert_chain_pems[0].bytes())
+    thumbprint = x509.load_pem_x509_certificate(mine.cert_chain_pems[0].bytes()
+                                                ).fingerprint(hashes.SHA1()).hex()
+    graph.deliver("a@contoso.com", mail(1))
+
+    def configure(key_pem: bytes, thumb: str) -> None:
+        # a new file each time: a running process keeps the credential it read (run, tests)
+        key = tmp_path / f"app{len(list(tmp_path.glob('*.key')))}.key"
+        key.write_bytes(key_pem)
+        app = {"name": "contoso", "tenant_id": graph.tenant, "client_id": "app-cert",
+               "certificate_path": str(key), "certificate_thumbprint": thumb,
+               "authority_url": graph.url, "graph_url": graph.url,
+               "ca_bundle": str(graph.ca_file)}
+        mb.write_config([{"name": "support", "incoming": {
+            "type": "m365", "app": "contoso", "mailboxes": ["a@contoso.com"]}}], m365=[app])
+
+    for key_pem, thumb, expected in (
+            (other.private_key_pem.bytes(), thumbprint, "invalid signature"),
+            (mine.private_key_pem.bytes(), "ab" * 20, "not registered"),
+            (b"not a key\n", thumbprint, "RSA private key"),
+            (ca.issue_cert("ec", key_type=trustme.KeyType.ECDSA).private_key_pem.bytes(),
+             thumbprint, "RSA private key")):
+        configure(key_pem, thumb)
+        out = mb("sync")
+        assert out.exit_code == 3, out.output
+        assert expected in out.output and "Traceback" not in out.output
+        assert len(out.output.strip().splitlines()) <= 2  # the problem, and its hint
+    configure(mine.private_key_pem.bytes(), thumbprint)
+    out = mb("sync")
+    assert out.exit_code == 0, out.output
+    assert [t["subject"] for t in tickets(mb)] == ["Question 1 for a"]

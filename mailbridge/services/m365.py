@@ -63,14 +63,31 @@ def _credential(app: dict[str, Any]) -> str | dict[str, str]:
     if app["certificate_path"] and app["certificate_thumbprint"]:
         path = Path(app["certificate_path"]).expanduser()
         try:
-            key = path.read_text(encoding="utf-8")
+            key = path.read_bytes()
         except OSError as exc:
             raise SecretError(f"m365 app {app['name']}: certificate {path}: {exc.strerror}"
                               ) from None
-        return {"private_key": key, "thumbprint": app["certificate_thumbprint"]}
+        _check_rsa_key(key, f"m365 app {app['name']}: certificate_path {path}")
+        return {"private_key": key.decode("ascii"), "thumbprint": app["certificate_thumbprint"]}
     raise UsageError(f"m365 app {app['name']} signs in as an application but has no "
                      "credential", "set client_secret, or certificate_path and "
                      "certificate_thumbprint")
+
+
+def _check_rsa_key(pem: bytes, where: str) -> None:
+    """MSAL signs the client assertion with RS256, so only an unencrypted RSA key in PEM
+    will do; anything else would fail deep inside the JWT library."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SecretError(f"{where} is not an unencrypted RSA private key in PEM form",
+                          "point it at the private key of the certificate uploaded to the "
+                          "app registration")
 
 
 def client_for(channel: Channel, app_name: str) -> GraphClient:

@@ -1,9 +1,9 @@
 """A local HTTPS fake of the Microsoft identity platform (v2.0) and the Graph v1.0 mail API,
 written from Microsoft's documentation, for the parts mailbridge uses:
 
-- `{tenant}/v2.0/.well-known/openid-configuration`, the token endpoint (client credentials,
-  device code with `authorization_pending`, refresh token with rotation), the device-code
-  endpoint; errors as `{"error", "error_description": "AADSTSnnn: …", "error_codes"}`;
+- `{tenant}/v2.0/.well-known/openid-configuration`, the token endpoint (client credentials
+  with a secret or a certificate's signed client assertion, device code with
+  `authorization_pending`, refresh token with rotation), the device-code endpoint; errors as `{"error", "error_description": "AADSTSnnn: …", "error_codes"}`;
 - `/users/{id}` and `/me`: `mailFolders/{id or well-known name}`, `messages` with `$filter`
   (receivedDateTime, isRead), `$orderby` (the documented rule: an ordered property must come
   first in the filter, else `InefficientFilter`), `$select`, `$top`, `@odata.nextLink` with
@@ -53,6 +53,7 @@ READ = {"Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite"}
 SEND = {"Mail.Send"}
 WRITE = {"Mail.ReadWrite"}
 DEFAULT_PAGE = 10  # documented default page size of a message list
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.I)
 
 
@@ -178,8 +179,11 @@ class GraphFake:
 
     # --- test set-up -----------------------------------------------------------------------
     def add_app(self, client_id: str, secret: str | None = None,
-                roles: tuple[str, ...] = ("Mail.ReadWrite", "Mail.Send")) -> None:
-        self.apps[client_id] = {"secret": secret, "roles": set(roles)}
+                roles: tuple[str, ...] = ("Mail.ReadWrite", "Mail.Send"),
+                certificate: bytes | None = None) -> None:
+        """`certificate`: the PEM of a certificate credential uploaded to the app."""
+        self.apps[client_id] = {"secret": secret, "roles": set(roles),
+                                "certificate": certificate}
 
     def add_mailbox(self, address: str, has_mailbox: bool = True) -> Mailbox:
         box = Mailbox(address.lower(), has_mailbox)
@@ -256,6 +260,38 @@ class GraphFake:
         return prefix + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
     # --- identity platform -----------------------------------------------------------------
+    def _check_assertion(self, app: dict, client_id: str, assertion: str,
+                         endpoint: str) -> None:
+        """A certificate credential: a JWT signed with the certificate's key, naming it by
+        its thumbprint (`x5t`, or `x5t#S256`), for this token endpoint, issued by the app."""
+        import jwt
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        def refused(text: str) -> Reply:
+            return identity_error(401, "invalid_client", 700027, text)
+
+        if app["certificate"] is None:
+            raise refused("Client assertion failed signature validation.")
+        cert = x509.load_pem_x509_certificate(app["certificate"])
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError:
+            raise refused("Client assertion is not a valid JWT.") from None
+        # MSAL pads its x5t with "=", which Entra accepts
+        if str(header.get("x5t")).rstrip("=") != _b64url(cert.fingerprint(hashes.SHA1())) \
+                and str(header.get("x5t#S256")).rstrip("=") != \
+                _b64url(cert.fingerprint(hashes.SHA256())):
+            raise refused("The certificate with identifier used to sign the client assertion "
+                          "is not registered on application.")
+        try:
+            claims = jwt.decode(assertion, cert.public_key(), algorithms=["RS256", "PS256"],
+                                audience=endpoint)
+        except jwt.PyJWTError:
+            raise refused("Client assertion contains an invalid signature.") from None
+        if claims.get("iss") != client_id or claims.get("sub") != client_id:
+            raise refused("Client assertion is not issued by the application.")
+
     def openid_configuration(self, tenant: str) -> dict:
         base = f"{self.url}/{tenant}"
         return {"token_endpoint": f"{base}/oauth2/v2.0/token",
@@ -269,7 +305,7 @@ class GraphFake:
                                              "id_token token"],
                 "scopes_supported": ["openid", "profile", "email", "offline_access"]}
 
-    def token(self, form: dict[str, str]) -> dict:
+    def token(self, form: dict[str, str], endpoint: str) -> dict:
         grant = form.get("grant_type", "")
         client_id = form.get("client_id", "")
         app = self.apps.get(client_id)
@@ -278,7 +314,9 @@ class GraphFake:
                                  f"Application with identifier '{client_id}' was not found "
                                  f"in the directory '{self.tenant}'.")
         if grant == "client_credentials":
-            if app["secret"] is None or form.get("client_secret") != app["secret"]:
+            if form.get("client_assertion_type") == JWT_BEARER:
+                self._check_assertion(app, client_id, form.get("client_assertion", ""), endpoint)
+            elif app["secret"] is None or form.get("client_secret") != app["secret"]:
                 raise identity_error(401, "invalid_client", 7000215,
                                      "Invalid client secret provided. Ensure the secret being "
                                      "sent in the request is the client secret value, not "
@@ -609,6 +647,10 @@ class GraphFake:
         return {"responses": responses}
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
 def _b64(value: object) -> str:
     data = value.encode() if isinstance(value, str) else json.dumps(value).encode()
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
@@ -707,7 +749,7 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {}, fake.openid_configuration(tenant)
         if path == f"/{tenant}/oauth2/v2.0/token" and method == "POST":
             with fake.lock:
-                return 200, {}, fake.token(form)
+                return 200, {}, fake.token(form, f"{fake.url}{path}")
         if path == f"/{tenant}/oauth2/v2.0/devicecode" and method == "POST":
             with fake.lock:
                 return 200, {}, fake.device_code(form, fake.approve_device_as)
