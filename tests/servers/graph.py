@@ -3,7 +3,8 @@ written from Microsoft's documentation, for the parts mailbridge uses:
 
 - `{tenant}/v2.0/.well-known/openid-configuration`, the token endpoint (client credentials
   with a secret or a certificate's signed client assertion, device code with
-  `authorization_pending`, refresh token with rotation), the device-code endpoint; errors as `{"error", "error_description": "AADSTSnnn: …", "error_codes"}`;
+  `authorization_pending`, refresh token with rotation), the device-code endpoint; errors
+  as `{"error", "error_description": "AADSTSnnn: …", "error_codes"}`;
 - `/users/{id}` and `/me`: `mailFolders/{id or well-known name}`, `messages` with `$filter`
   (receivedDateTime, isRead), `$orderby` (the documented rule: an ordered property must come
   first in the filter, else `InefficientFilter`), `$select`, `$top`, `@odata.nextLink` with
