@@ -538,3 +538,25 @@ def test_certificate_credential_signs_in_and_a_wrong_one_is_one_line(mb, graph, 
     out = mb("sync")
     assert out.exit_code == 0, out.output
     assert [t["subject"] for t in tickets(mb)] == ["Question 1 for a"]
+
+
+def test_add_channel_for_microsoft_365_tests_every_mailbox_first(mb, graph):
+    """`add-channel --incoming m365`: the channel is written only when every mailbox passes
+    the access test; a mailbox blocked by policy is named and nothing is written."""
+    m365_config(mb, graph, ["a@contoso.com"])  # the [[m365]] app entry (and a first channel)
+    graph.denied_by_policy.add(("app-1", "c@contoso.com"))
+    args = ["add-channel", "--no-input", "--name", "desk", "--incoming", "m365",
+            "--app", "contoso", "--mailbox", "b@contoso.com"]
+    refused = mb(*args, "--mailbox", "c@contoso.com")
+    assert refused.exit_code != 0
+    assert "c@contoso.com" in refused.output and "ErrorAccessDenied" in refused.output
+    assert "desk" not in mb.config.read_text()
+    added = mb(*args)
+    assert added.exit_code == 0, added.output
+    graph.deliver("b@contoso.com", mail(1, "b"))
+    assert mb("sync", "desk").exit_code == 0
+    assert [t["subject"] for t in tickets(mb)] == ["Question 1 for b"]
+    missing = mb("add-channel", "--no-input", "--name", "x", "--incoming", "m365",
+                 "--app", "nope", "--mailbox", "b@contoso.com")
+    assert missing.exit_code != 0 and "nope" in missing.output
+    assert "Traceback" not in missing.output

@@ -61,7 +61,12 @@ def add_channel(
                               "SMTP for known providers (Gmail, Outlook.com, Yahoo, iCloud, "
                               "Yandex, Mail.ru, GMX, Zoho, Fastmail), else tries "
                               "imap./mail.<domain>."),
-    incoming: str = typer.Option(None, "--incoming", help="Incoming connection: drop | imap."),
+    incoming: str = typer.Option(None, "--incoming", help="Incoming connection: drop | imap | "
+                                 "m365."),
+    app: str = typer.Option(None, "--app", help="Microsoft 365: the [[m365]] app entry to "
+                            "sign in with."),
+    mailbox: list[str] = typer.Option(None, "--mailbox", help="Microsoft 365: a mailbox to "
+                                      "read (repeat for several; default: --email)."),
     spool: Path = typer.Option(None, "--spool", help="Maildir spool of a drop channel "
                                "(default: <data dir>/spool/<name>)."),
     host: str = typer.Option(None, "--host", help="IMAP server host name."),
@@ -111,7 +116,7 @@ def add_channel(
                              "drop --skip-test, or pass --host")
         note(f"{email}: unknown provider; trying imap.{providers.domain_of(email)} and "
              f"mail.{providers.domain_of(email)}")
-    kind = _choose(incoming, "Incoming connection", ["drop", "imap"],
+    kind = _choose(incoming, "Incoming connection", ["drop", "imap", "m365"],
                    "imap" if email else "drop", interactive)
     candidates = providers.guesses(email) if guessing else [provider]
     if entry["mode"] in ("engagements", "sales"):  # never reach back before this moment
@@ -128,6 +133,10 @@ def add_channel(
             password, folders or ("*" if entry["mode"] == "engagements" else None), ca_file)
         login = entry["incoming"]["username"]
         main_default = email or (login if "@" in login else "")
+    elif kind == "m365":
+        entry["incoming"] = _m365_incoming(interactive, app, mailbox or ([email] if email
+                                                                          else []))
+        main_default = email or entry["incoming"]["mailboxes"][0]
     else:
         entry["incoming"] = {"type": kind}
         if spool is not None:
@@ -176,6 +185,22 @@ def _with_servers(entry: dict[str, Any], candidate: providers.Provider,
         out["outgoing"] = {**entry["outgoing"], "host": candidate.smtp.host,
                            "port": candidate.smtp.port, "security": candidate.smtp.security}
     return out
+
+
+def _m365_incoming(interactive: bool, app: str | None, mailboxes: list[str]
+                   ) -> dict[str, Any]:
+    app = _ask(app, "Microsoft 365 app (an [[m365]] name in the config)", None, interactive)
+    if not app:
+        raise UsageError("a Microsoft 365 channel needs an app",
+                         "add an [[m365]] entry to the config (see config.example.toml), "
+                         "then pass --app NAME")
+    if not mailboxes:
+        answer = _ask(None, "Mailboxes (comma-separated)", None, interactive) or ""
+        mailboxes = [m.strip() for m in answer.split(",") if m.strip()]
+    if not mailboxes:
+        raise UsageError("a Microsoft 365 channel needs at least one mailbox",
+                         "pass --mailbox ADDRESS (repeat for several)")
+    return {"type": "m365", "app": app, "mailboxes": mailboxes}
 
 
 def _imap_incoming(name: str, interactive: bool, host: str | None, security: str | None,

@@ -27,7 +27,12 @@ def add_channel(path: Path, channel: dict[str, Any], test: bool = False) -> Chan
     if added.incoming["type"] == "drop":
         make_spool(added.spool)  # a drop channel's "connection" is its spool: make it first
     if test:
-        test_connection(added)
+        tested = test_connection(added)
+        failed = [f"{r['mailbox']}: {r['problem']}" for r in tested.get("mailboxes", [])
+                  if r.get("problem")]
+        if failed:  # Microsoft 365 reports each mailbox instead of raising
+            raise UsageError("mailbox test failed: " + "; ".join(failed),
+                             "fix the access (or the address), or pass --skip-test")
         if added.outgoing is not None:
             from mailbridge.services.outgoing import test_outgoing
 
