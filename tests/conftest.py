@@ -89,6 +89,44 @@ def _servers_required() -> bool:
     return os.environ.get("MAILBRIDGE_REQUIRE_SERVERS") == "1"
 
 
+SECRET = "s3cr3t-value-for-tests"  # the fake's client secret for app "app-1"
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MB_TEST_SECRET", SECRET)
+
+
+@pytest.fixture
+def graph(secret_env):
+    """The local HTTPS fake of the identity platform and Graph (tests/servers/graph.py): app
+    "app-1" with SECRET, mailboxes a@, b@ and c@contoso.com."""
+    from servers.graph import GraphFake
+
+    fake = GraphFake()
+    fake.add_app("app-1", SECRET)
+    for box in ("a@contoso.com", "b@contoso.com", "c@contoso.com"):
+        fake.add_mailbox(box)
+    yield fake
+    fake.close()
+
+
+def m365_config(mb: Mailbridge, graph, mailboxes: list, mode: str = "tickets",
+                auth: str = "app", channel_keys: dict | None = None, **incoming) -> None:
+    """A channel "support" reading `mailboxes` (addresses or tables) of the fake through the
+    [[m365]] app "contoso"; `channel_keys` adds or overrides channel keys."""
+    app = {"name": "contoso", "tenant_id": graph.tenant, "client_id": "app-1", "auth": auth,
+           "authority_url": graph.url, "graph_url": graph.url, "ca_bundle": str(graph.ca_file)}
+    if auth == "app":
+        app["client_secret"] = {"env": "MB_TEST_SECRET"}
+    else:
+        app["token_cache"] = {"file": str(mb.root / "cache.json")}
+    channel = {"name": "support", "mode": mode, "main_email": "support@contoso.com",
+               "incoming": {"type": "m365", "app": "contoso", "mailboxes": mailboxes,
+                            **incoming}, **(channel_keys or {})}
+    mb.write_config([channel], m365=[app])
+
+
 @pytest.fixture(scope="session")
 def dovecot():
     """One real Dovecot for the session; a missing one skips locally and fails in CI."""

@@ -11,40 +11,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from conftest import message
-
-SECRET = "s3cr3t-value-for-tests"
-
-
-@pytest.fixture
-def graph():
-    from servers.graph import GraphFake
-
-    fake = GraphFake()
-    fake.add_app("app-1", SECRET)
-    for box in ("a@contoso.com", "b@contoso.com", "c@contoso.com"):
-        fake.add_mailbox(box)
-    yield fake
-    fake.close()
-
-
-def m365_config(mb, graph, mailboxes, mode="tickets", auth="app", channel_keys=None,
-                **incoming):
-    app = {"name": "contoso", "tenant_id": graph.tenant, "client_id": "app-1", "auth": auth,
-           "authority_url": graph.url, "graph_url": graph.url, "ca_bundle": str(graph.ca_file)}
-    if auth == "app":
-        app["client_secret"] = {"env": "MB_TEST_SECRET"}
-    else:
-        app["token_cache"] = {"file": str(mb.root / "cache.json")}
-    channel = {"name": "support", "mode": mode, "main_email": "support@contoso.com",
-               "incoming": {"type": "m365", "app": "contoso", "mailboxes": mailboxes,
-                            **incoming}, **(channel_keys or {})}
-    mb.write_config([channel], m365=[app])
-
-
-@pytest.fixture(autouse=True)
-def secret_env(monkeypatch):
-    monkeypatch.setenv("MB_TEST_SECRET", SECRET)
+from conftest import m365_config, message
 
 
 def mail(i: int, box: str = "a") -> bytes:

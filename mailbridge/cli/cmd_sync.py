@@ -43,7 +43,7 @@ def sync(
                 note(f"mailbridge: hint: {r.error.hint}")
         elif not quiet and fmt is None:
             c = r.counts
-            ignored = f", {c.ignored} not engagements" if c.ignored else ""
+            ignored = f", {c.ignored} not copied" if c.ignored else ""  # copy modes
             note(f"{r.channel}: {c.stored} new, {c.duplicates} already stored{ignored}")
     for sent in run.sends:
         problem = sync_service.send_problem(sent)

@@ -48,7 +48,8 @@ class Channel:
 
     @property
     def mailboxes(self) -> list[dict[str, Any]]:
-        """Microsoft 365 channels: every configured mailbox ({address, enabled, queue})."""
+        """Microsoft 365 channels: every configured mailbox ({address, enabled, queue, and
+        the sales keys agent, matching, match_to: None where the channel's apply})."""
         return list(self.incoming.get("mailboxes") or [])
 
     @property

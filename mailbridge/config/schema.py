@@ -183,8 +183,8 @@ class Validator:
 
 
 def mailbox_list(v: Any) -> list[dict[str, Any]]:
-    """Microsoft 365 mailboxes: addresses, or tables `{ address, enabled, queue }`; returned
-    as tables with every key filled in."""
+    """Microsoft 365 mailboxes: addresses, or tables `{ address, enabled, queue, agent,
+    matching, match_to }`; returned as tables with every key filled in."""
     if not isinstance(v, list) or not v:
         raise Invalid("must be a non-empty list of addresses or { address = … } tables")
     out, seen = [], set()
@@ -222,6 +222,10 @@ MAILBOX: dict[str, Key] = {
     "address": Key(email),
     "enabled": Key(boolean, True),
     "queue": Key(name, None),  # tickets from this mailbox go to this queue
+    # sales mode: this agent's settings; None means the channel's key of the same name
+    "agent": Key(string(), None),
+    "matching": Key(boolean, None),
+    "match_to": Key(choice("opportunities", "projects"), None),
 }
 
 INCOMING: dict[str, dict[str, Key]] = {

@@ -89,7 +89,7 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
     subject = prep.parsed.subject if prep.parsed else ""
     filing = None
     if plan.mode != "tickets" and prep.parsed is not None:
-        filing = _copy_filing(plan, prep.parsed, known_contacts)
+        filing = _copy_filing(plan, prep.parsed, item.ref.mailbox, known_contacts)
         if filing is None:  # mail the mode does not copy is never stored: only the ledger
             ledger.record(db, plan.name, item.ref, prep.fingerprint, None, IGNORED)
             return Outcome(item.ref, IGNORED, subject=subject)
@@ -111,14 +111,17 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
     return Outcome(item.ref, kind, message, ticket, subject)
 
 
-def _copy_filing(plan: ChannelPlan, parsed: ParsedMessage,
+def _copy_filing(plan: ChannelPlan, parsed: ParsedMessage, mailbox: str,
                  known_contacts: dict[str, str]) -> Callable[[Store, int], str] | None:
     """Engagements and sales copy only some mail: decided before anything is stored. Returns
-    how to file the stored message, or None for mail the mode does not copy."""
+    how to file the stored message, or None for mail the mode does not copy. Sales mail is
+    filed by the rules of the mailbox it came from (each agent's own on Microsoft 365)."""
     if plan.mode == "engagements":
         found = engagement_for(plan, parsed, known_contacts)
         return None if found is None else (
             lambda db, message: file_engagement(db, plan, message, parsed, found))
-    others = counterparts_of(plan, parsed)
-    return None if others is None else (
-        lambda db, message: file_sale(db, plan, message, parsed, others))
+    rules = plan.sales_for(mailbox)
+    others = None if rules is None else counterparts_of(plan, rules, parsed)
+    if rules is None or others is None:
+        return None
+    return lambda db, message: file_sale(db, plan, rules, message, parsed, others)

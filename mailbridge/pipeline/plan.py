@@ -29,6 +29,11 @@ class ChannelPlan:
     window_start: datetime | None = None  # engagements, sales: nothing older counts
     sales: SalesRules | None = None
     mailbox_queues: tuple[tuple[str, str], ...] = ()  # Microsoft 365: a mailbox's own queue
+    mailbox_sales: tuple[tuple[str, SalesRules], ...] = ()  # Microsoft 365: an agent's rules
 
     def queue_for(self, mailbox: str) -> str:
         return dict(self.mailbox_queues).get(mailbox, self.default_queue)
+
+    def sales_for(self, mailbox: str) -> SalesRules | None:
+        """The rules of the agent whose mailbox the mail came from, else the channel's."""
+        return dict(self.mailbox_sales).get(mailbox, self.sales)

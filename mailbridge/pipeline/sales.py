@@ -7,18 +7,18 @@ from mailbridge.domain.engagement import in_window
 from mailbridge.domain.message import ParsedMessage
 from mailbridge.domain.sales import INBOX, NEW, UPDATE, decide, domain_of, without_chain
 from mailbridge.domain.threading import bare_subject
-from mailbridge.pipeline.plan import ChannelPlan
+from mailbridge.pipeline.plan import ChannelPlan, SalesRules
 from mailbridge.pipeline.report import IN_INBOX, MATCHED, OPENED
 from mailbridge.store import sales
 from mailbridge.store.db import Store
 
 
-def counterparts_of(plan: ChannelPlan, parsed: ParsedMessage) -> tuple[str, ...] | None:
+def counterparts_of(plan: ChannelPlan, rules: SalesRules, parsed: ParsedMessage
+                    ) -> tuple[str, ...] | None:
     """Who the mail is with: the sender of received mail, the recipients of sent mail (only
-    with import_sent_items). None: not copied at all (sent mail without it, or too old)."""
-    rules = plan.sales
-    if rules is None:
-        return None
+    with import_sent_items). None: not copied at all (sent mail without it, mail between the
+    channel's own agents, or too old). Every mailbox of the channel counts as "own", so one
+    agent's mail to another is never sales mail."""
     if plan.window_start is not None and not in_window(parsed.date, plan.window_start):
         return None
     sender = parsed.sender.email.lower() if parsed.sender else ""
@@ -31,10 +31,9 @@ def counterparts_of(plan: ChannelPlan, parsed: ParsedMessage) -> tuple[str, ...]
     return (sender,) if sender else None
 
 
-def file_sale(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessage,
-              counterparts: tuple[str, ...]) -> str:
-    rules = plan.sales
-    assert rules is not None
+def file_sale(db: Store, plan: ChannelPlan, rules: SalesRules, message: int,
+              parsed: ParsedMessage, counterparts: tuple[str, ...]) -> str:
+    """`rules`: those of the agent whose mailbox the mail came from (plan.sales_for)."""
     decision = decide(counterparts, parsed.subject, sales.candidates(db, rules.projects),
                       rules.matching, rules.matching_type, {domain_of(a) for a in plan.owner})
     if decision.kind == UPDATE and decision.opportunity is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -62,12 +63,13 @@ def plan_for(channel: Channel, connected: datetime | None = None,
             raise UsageError(f"channel {channel.name}: engagements need the mailbox owner's "
                              "address", "set owner = \"me@company.com\" for the channel")
         window = window_start(now or datetime.now(UTC), channel.window_hours, start)
-    sales = None
+    sales, mailbox_sales = None, ()
     if channel.mode == "sales":  # a copy of everything since the channel was connected
         window = start
         sales = SalesRules(channel.agent, channel.matching, channel.match_to == "projects",
                            channel.matching_type, channel.import_sent_items,
                            channel.hide_email_chain)
+        mailbox_sales = tuple((m["address"], mailbox_rules(sales, m)) for m in channel.mailboxes)
     return ChannelPlan(
         name=channel.name,
         mode=channel.mode,
@@ -79,6 +81,20 @@ def plan_for(channel: Channel, connected: datetime | None = None,
                              if m["queue"]),
         window_start=window,
         sales=sales,
+        mailbox_sales=mailbox_sales,
+    )
+
+
+def mailbox_rules(channel_rules: SalesRules, mailbox: dict[str, Any]) -> SalesRules:
+    """A Microsoft 365 mailbox's agent, matching and match_to, each the channel's where the
+    mailbox leaves it out; with no agent named anywhere the mailbox's address stands in, so
+    each agent of a shared channel keeps a My Inbox of their own."""
+    agent, matching, match_to = (mailbox.get(k) for k in ("agent", "matching", "match_to"))
+    return replace(
+        channel_rules,
+        agent=(channel_rules.agent or mailbox["address"]) if agent is None else agent,
+        matching=channel_rules.matching if matching is None else matching,
+        projects=channel_rules.projects if match_to is None else match_to == "projects",
     )
 
 

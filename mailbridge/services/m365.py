@@ -93,7 +93,8 @@ def _check_rsa_key(pem: bytes, where: str) -> None:
 def client_for(channel: Channel, app_name: str) -> GraphClient:
     app = channel.apps[app_name]
     auth = app_auth(app)
-    return GraphClient(app["graph_url"], auth, auth.session, f"channel {channel.name}")
+    return GraphClient(app["graph_url"], auth, auth.session, f"channel {channel.name}",
+                       delegated=app["auth"] == "delegated")
 
 
 def enabled_mailboxes(channel: Channel) -> tuple[str, ...]:

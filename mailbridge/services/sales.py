@@ -96,13 +96,15 @@ def inbox_assign(config: Config, item: int, opportunity: int) -> None:
 
 
 def inbox_new_opportunity(config: Config, item: int, project: bool) -> int:
-    """A new opportunity from the mail: its body as the details, its sender as the contact."""
+    """A new opportunity from the mail: its body as the details, whom it is with (the
+    sender, or the recipient of the agent's sent mail) as the contact."""
     with write_transaction(config.store_path) as db:
         found = _item(db, item)
         details = messages.details(db, found["message"])
         opened = sales.add_opportunity(
-            db, bare_subject(details["subject"]) or "(no subject)", details["from_email"],
-            project=project, agent=found["agent"], details=details["text"])
+            db, bare_subject(details["subject"]) or "(no subject)",
+            _counterpart(config, found, details), project=project, agent=found["agent"],
+            details=details["text"])
         sales.attach(db, opened, found["message"], details["text"], "opened")
         sales.handle(db, item, "done", f"opened opportunity #{opened}")
         return opened
@@ -110,11 +112,11 @@ def inbox_new_opportunity(config: Config, item: int, project: bool) -> int:
 
 def inbox_note(config: Config, item: int, client: str | None) -> str:
     """Keep the mail as a CRM note of a client: the one given, else the client of a contact
-    with the sender's domain, else the sender's domain itself."""
+    with the domain of whom the mail is with, else that domain itself."""
     with write_transaction(config.store_path) as db:
         found = _item(db, item)
-        sender = messages.details(db, found["message"])["from_email"]
-        chosen = client or _suggest_client(db, sender)
+        other = _counterpart(config, found, messages.details(db, found["message"]))
+        chosen = client or _suggest_client(db, other)
         contacts.add_client(db, chosen)
         sales.add_note(db, chosen, found["message"])
         sales.handle(db, item, "done", f"CRM note of {chosen}")
@@ -128,6 +130,19 @@ def inbox_delete(config: Config, item: int, admin: bool) -> None:
     with write_transaction(config.store_path) as db:
         _item(db, item)
         sales.handle(db, item, "deleted", "deleted")
+
+
+def _counterpart(config: Config, found: dict[str, Any], details: dict[str, Any]) -> str:
+    """Whom the mail is with: its sender, or for mail from the channel's own mailboxes (an
+    agent's sent items) its first recipient outside them."""
+    channel = config.channel(found["channel"])
+    own = set(channel.owner_addresses) if channel else set()
+    sender = details["from_email"]
+    if sender.lower() not in own:
+        return sender
+    others = [a["email"] for a in (*details["to"], *details["cc"])
+              if a.get("email") and a["email"].lower() not in own]
+    return others[0] if others else sender
 
 
 def _suggest_client(db: Store, sender: str) -> str:

@@ -53,6 +53,10 @@ DISPLAY = {"inbox": "Inbox", "sentitems": "Sent Items", "drafts": "Drafts",
 READ = {"Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite"}
 SEND = {"Mail.Send"}
 WRITE = {"Mail.ReadWrite"}
+# "Use the delegated permissions, Mail.Read.Shared or Mail.ReadWrite.Shared, to respectively
+# read or write messages in a shared or delegated folder": a delegated token reaches another
+# user's mailbox only with a .Shared permission, which also covers the user's own mail.
+SHARED = ".Shared"
 DEFAULT_PAGE = 10  # documented default page size of a message list
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.I)
@@ -448,7 +452,7 @@ class GraphFake:
                 self._need(token, READ - {"Mail.ReadBasic"})
                 return 200, {"Content-Type": "text/plain"}, msg.raw
             if len(rest) == 2 and method == "PATCH":
-                self._need(token, WRITE)
+                self._need(token, WRITE, box)
                 changes = json.loads(body or b"{}")
                 with self.lock:
                     if "isRead" in changes:
@@ -485,15 +489,20 @@ class GraphFake:
         if token.user is None and (token.client_id, box.address) in self.denied_by_policy:
             raise graph_error(403, "ErrorAccessDenied", "Access to OData is disabled: Blocked "
                               "by tenant configured AppOnly AccessPolicy settings.")
-        if token.user is not None and box.address != token.user.lower() \
-                and box.address not in self.delegations.get(token.user.lower(), set()):
-            raise graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials "
-                              "and try again.")
+        if token.user is not None and box.address != token.user.lower():
+            if box.address not in self.delegations.get(token.user.lower(), set()):
+                raise graph_error(403, "ErrorAccessDenied", "Access is denied. Check "
+                                  "credentials and try again.")
+            self._need(token, READ, box)  # any use of another user's mailbox reads it
         return box
 
-    def _need(self, token: Token, any_of: set[str]) -> None:
+    def _need(self, token: Token, any_of: set[str], box: Mailbox | None = None) -> None:
+        """`box`: the mailbox used; a delegated token needs the .Shared variant for another
+        user's (without `box`, _mailbox has checked that already)."""
         granted = {s.rsplit("/", 1)[-1] for s in token.scopes}  # .../Mail.Read is Mail.Read
-        if not granted & any_of:
+        shared = {p + SHARED for p in any_of}
+        others = box is not None and token.user is not None and box.address != token.user.lower()
+        if not granted & (shared if others else any_of | shared):
             raise graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials "
                               "and try again.")
 

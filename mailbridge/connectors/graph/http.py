@@ -60,6 +60,7 @@ class Part:
     status: int
     headers: dict[str, str]
     body: Any
+    delegated: bool = False  # the token is a user's: a refusal's remedy differs
 
     @property
     def ok(self) -> bool:
@@ -76,7 +77,7 @@ class Part:
         return err.get("code", f"HTTP {self.status}"), err.get("message", "")
 
     def failure(self, label: str) -> GraphError:
-        return graph_error(label, self.status, *self.error())
+        return graph_error(label, self.status, *self.error(), delegated=self.delegated)
 
 
 def session_for(ca_bundle: str | None, timeout: float) -> requests.Session:
@@ -131,7 +132,8 @@ def retry_after(headers: Any, attempt: int) -> float:
 
 class GraphClient:
     def __init__(self, graph_url: str, auth: TokenSource, session: requests.Session,
-                 label: str) -> None:
+                 label: str, delegated: bool = False) -> None:
+        self.delegated = delegated  # a signed-in user's token, not the application's
         self.base = graph_url.rstrip("/") + "/v1.0"
         self.auth, self.session, self.label = auth, session, label
         self.server_date: datetime | None = None  # Graph's clock, from the last answer
@@ -180,7 +182,7 @@ class GraphClient:
                 wait = 0.0
                 for item in found.get("responses", []):
                     part = Part(int(item["status"]), item.get("headers") or {},
-                                item.get("body"))
+                                item.get("body"), self.delegated)
                     index = int(item["id"])
                     if part.status in RETRY_STATUS:
                         wait = max(wait, retry_after(part.headers, attempt))
@@ -276,12 +278,13 @@ class GraphClient:
         err = err if isinstance(err, dict) else {}
         return graph_error(self.label, response.status_code,
                            err.get("code") or f"HTTP {response.status_code}",
-                           err.get("message", ""))
+                           err.get("message", ""), self.delegated)
 
 
-def graph_error(label: str, status: int, code: str, message: str) -> GraphError:
+def graph_error(label: str, status: int, code: str, message: str,
+                delegated: bool = False) -> GraphError:
     """A Graph error in one line, with the remedy for the ones a configuration causes."""
-    hint = HINTS.get(code)
+    hint = (DELEGATED_HINTS.get(code) if delegated else None) or HINTS.get(code)
     text = f"{label}: {code}" + (f": {message}" if message else "")
     return GraphError(status, code, text, hint)
 
@@ -293,6 +296,14 @@ HINTS = {
     "MailboxNotEnabledForRESTAPI": "the mailbox is inactive, soft-deleted or on-premises; "
                                    "give the user an Exchange Online licence or remove it",
     "InefficientFilter": "this is a mailbridge bug; please report it",
+}
+# A signed-in user (a service account) reads another user's mailbox only with the .Shared
+# permission and that user's grant of access to the mailbox.
+DELEGATED_HINTS = {
+    "ErrorAccessDenied": "the signed-in account may not read this mailbox: another user's "
+                         "needs the app's Mail.Read.Shared (or Mail.ReadWrite.Shared) "
+                         "permission and Read and manage (Full Access) on it for that account; "
+                         "ask the Exchange administrator",
 }
 
 
