@@ -132,9 +132,10 @@ class GraphFetcher:
             calls = [("GET", self.client.relative(cursors[fid]["delta"]) if cursors[fid]
                       else self._first_round(base, fid, last), None) for fid in group]
             parts = self.client.batch(calls, mailbox)
-            began = self.client.server_date or datetime.now(UTC)
+            batched = self.client.server_date or datetime.now(UTC)
             for fid, part in zip(group, parts, strict=True):
                 since = cursors[fid]["since"] if cursors[fid] else last
+                began = batched  # when this folder's round started, by Graph's clock
                 if part.status == 410 or part.error()[0] in RESYNC:
                     log.info("%s: a folder's delta link expired; starting a new round", mailbox)
                     first = self.client.get(self._first_round(base, fid, since), mailbox)
