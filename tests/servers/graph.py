@@ -662,8 +662,7 @@ def _b64url(data: bytes) -> str:
 
 
 def _b64(value: object) -> str:
-    data = value.encode() if isinstance(value, str) else json.dumps(value).encode()
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+    return _b64url(value.encode() if isinstance(value, str) else json.dumps(value).encode())
 
 
 def _header(raw: bytes, name: str) -> str | None:
