@@ -151,10 +151,9 @@ class GraphFetcher:
                 yield from self._arrivals(mailbox, fid, found, since, cursor, state, taken)
 
     def _first_round(self, base: str, fid: str, since: str | None) -> str:
-        start = datetime.fromisoformat(since) - SKEW if since else \
-            datetime.now(UTC) - FIRST_ROUND
+        start = _floor(since) or datetime.now(UTC) - FIRST_ROUND
         query = {"changeType": "created", "$select": "id,isRead,receivedDateTime",
-                 "$filter": f"receivedDateTime ge {start.strftime('%Y-%m-%dT%H:%M:%SZ')}"}
+                 "$filter": f"receivedDateTime ge {_stamp(start)}"}
         return f"{base}/{segment(fid)}/messages/delta?" + urlencode(query, quote_via=quote,
                                                                     safe="$,:")
 
@@ -170,7 +169,7 @@ class GraphFetcher:
                   cursor: dict[str, str] | None, state: SourceState, taken: set[str]
                   ) -> Iterator[Batch]:
         """`since` None: the folder's first round, which only sets the watermark."""
-        floor = datetime.fromisoformat(since) - SKEW if since else None
+        floor = _floor(since)
         read = [m["id"] for m in found if floor is not None and "@removed" not in m
                 and m.get("isRead") and _received(m) >= floor and m["id"] not in taken]
         known = state.known(mailbox, FOLDER, read)
@@ -201,7 +200,7 @@ class GraphFetcher:
 
     def _listing(self, mailbox: str) -> list[dict]:
         if self.settings.since is not None:
-            since = self.settings.since.strftime("%Y-%m-%dT%H:%M:%SZ")
+            since = _stamp(self.settings.since)
             query = f"receivedDateTime ge {since}"
         else:
             # Graph sorts only by a property the filter names first ("InefficientFilter")
@@ -239,3 +238,12 @@ class GraphFetcher:
 
 def _received(message: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(message.get("receivedDateTime", EPOCH).replace("Z", "+00:00"))
+
+
+def _floor(since: str | None) -> datetime | None:
+    """The earliest receivedDateTime a round since `since` (Graph's clock) counts as new."""
+    return datetime.fromisoformat(since) - SKEW if since else None
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
