@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 from conftest import drop, message
 from typer.main import get_command
 
-from mailbridge.cli.app import app
+from mailbridge.cli.app import COMMANDS, app, module_commands
 
 ROOT = get_command(app)
 
@@ -40,6 +42,32 @@ def test_expected_commands_exist():
             "channels list", "channels show", "channels enable", "channels disable",
             "channels remove", "tickets list", "tickets show", "secrets set",
             "secrets check"} <= names
+
+
+def test_the_command_table_names_exactly_what_each_module_registers():
+    for module in set(COMMANDS.values()):
+        assert set(module_commands(module)) == {n for n, m in COMMANDS.items() if m == module}
+
+
+def test_a_command_loads_only_its_own_module():
+    """The root builds only the command being run (a cron poll's start-up time); help and
+    "did you mean" still see every command."""
+    probe = ("import sys\n"
+             "from mailbridge.cli.app import main\n"
+             "sys.argv = ['mailbridge', *sys.argv[1:]]\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith('mailbridge.cli.cmd_')))\n")
+
+    def loaded(*argv):
+        out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
+                             text=True, timeout=60)
+        return out.stdout.splitlines()[-1], out.stderr
+
+    assert loaded("sync", "--help")[0] == "['mailbridge.cli.cmd_sync']"
+    assert loaded("tickets", "--help")[0] == ("['mailbridge.cli.cmd_outgoing', "
+                                              "'mailbridge.cli.cmd_tickets']")
+    modules, err = loaded("tickts")
+    assert modules == "[]" and "Did you mean 'tickets'" in err
 
 
 def test_unknown_option_is_usage_exit_2(mb):
@@ -192,9 +220,6 @@ def test_a_closed_pipe_is_not_an_error(mb):
     for i in range(50):
         drop(spool, message(f"S{i}", message_id=f"{i}@pipe.test"))
     assert mb("sync").exit_code == 0
-    import subprocess
-    import sys
-
     proc = subprocess.Popen([sys.executable, "-m", "mailbridge", "--config", str(mb.config),
                              "tickets", "list", "--format", "jsonl"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -1,7 +1,8 @@
-"""Outgoing mail: `tickets reply/forward`, `outbox list/retry/cancel`, `agents …`.
+"""Outgoing mail: `tickets reply/forward` (listed under `tickets` by cmd_tickets.py),
+`outbox list/retry/cancel`, `agents …`.
 
-The services are imported inside the commands: the CLI imports every command module at
-start, and a cron poll should not pay for composing mail."""
+The services are imported inside the commands, so each command loads only what it uses:
+listing the outbox does not pay for composing mail."""
 
 from __future__ import annotations
 
@@ -171,8 +172,6 @@ def agents_remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     note(f"agent {name} removed")
 
 
-def register(app: typer.Typer, tickets_group: typer.Typer) -> None:
-    tickets_group.command("reply")(reply)
-    tickets_group.command("forward")(forward)
+def register(app: typer.Typer) -> None:
     app.add_typer(outbox_group, name="outbox")
     app.add_typer(agents_group, name="agents")

@@ -8,6 +8,7 @@ from email.utils import format_datetime
 
 import typer
 
+from mailbridge.cli.cmd_outgoing import forward, reply
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
 from mailbridge.services import queries, triage
@@ -101,6 +102,11 @@ def reopen(ctx: typer.Context,
     """Reopen tickets."""
     for ticket, previous in triage.set_status(state(ctx).config(), tickets, "open"):
         note(f"ticket #{ticket}: {previous} → open")
+
+
+# Here, not in register(), which runs once per command table built (each test invocation).
+group.command("reply")(reply)
+group.command("forward")(forward)
 
 
 def register(app: typer.Typer) -> None:
