@@ -56,6 +56,26 @@ def test_no_keyring_backend_names_the_alternatives(mb, monkeypatch):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("backend", ["no_such_module.Keyring",
+                                     "keyring.backends.SecretService.Keyring"])
+def test_an_unusable_chosen_backend_is_one_line(mb, monkeypatch, backend):
+    """A backend named in PYTHON_KEYRING_BACKEND that cannot load (not installed; no D-Bus
+    session for the Secret Service on a server) made keyring raise from inside its setup."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", backend)
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    import keyring.core
+
+    keyring.core._keyring_backend = None
+    mb.write_config([imap_channel({"keyring": "mailbridge/mail"})])
+    checked = mb("secrets", "check", "--format", "json")
+    assert checked.exit_code == 3
+    assert "chosen by PYTHON_KEYRING_BACKEND" in json.loads(checked.stdout)[0]["problem"]
+    stored = mb("secrets", "set", "mailbridge/mail", input="value\n")
+    assert stored.exit_code == 3
+    assert "the keyring backend chosen by PYTHON_KEYRING_BACKEND" in stored.stderr
+    assert "internal error" not in stored.stderr and "Traceback" not in stored.stderr
+
+
 def test_plaintext_password_in_toml_is_refused_without_echoing_it(mb):
     mb.write_config([imap_channel(SECRET)])  # type: ignore[arg-type]
     result = mb("channels", "list")

@@ -29,7 +29,15 @@ def _keyring():
     import keyring
     from keyring.backends import fail
 
-    backend = keyring.get_keyring()
+    try:
+        backend = keyring.get_keyring()
+    except Exception as exc:  # noqa: BLE001 - keyring raises whatever the named backend raises
+        # Only a backend named by PYTHON_KEYRING_BACKEND or keyringrc.cfg can fail here:
+        # keyring's own detection skips backends that cannot load.
+        raise SecretError(f"the keyring backend chosen by PYTHON_KEYRING_BACKEND or "
+                          f"keyringrc.cfg cannot be used ({type(exc).__name__}: {exc})",
+                          "name an installed, working backend there, or remove the setting "
+                          "to let keyring pick one") from None
     if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 1) <= 0:
         raise SecretError("no keyring backend", NO_BACKEND_HINT)
     return keyring
