@@ -527,3 +527,40 @@ def test_add_channel_for_microsoft_365_tests_every_mailbox_first(mb, graph):
                  "--app", "nope", "--mailbox", "b@contoso.com")
     assert missing.exit_code != 0 and "nope" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_max_message_mb_skips_large_mail_without_downloading_it(mb, graph):
+    """The listing and the delta rounds carry each message's PidTagMessageSize: a message
+    over incoming.max_message_mb is reported (exit 4) and never downloaded. Unread, it stays
+    unread for a person and is reported on every run, as over IMAP; read (import_read), it is
+    reported once and does not hold its folder's delta link back."""
+    a = "a@contoso.com"
+    huge = message("Huge", message_id="huge@customer.example", body="x" * 1_500_000)
+    graph.deliver(a, mail(1))
+    big_unread = graph.deliver(a, huge)
+    graph.deliver(a, mail(2))
+    m365_config(mb, graph, [a], import_read=True, max_message_mb=1)
+    def too_large(result) -> int:
+        return result.stderr.count("FAILED: message is 1.4 MB, over incoming.max_message_mb (1)")
+
+    out = mb("sync")
+    assert out.exit_code == 4 and too_large(out) == 1
+    assert subjects(mb) == ["Question 1 for a", "Question 2 for a"]
+    assert [m.immutable_id for m in graph.unread(a)] == [big_unread]
+    assert not [p for m, p in graph.batched if big_unread in p], "the large one was downloaded"
+
+    arrived_now(graph, a, message("Huge read", message_id="huge-read@customer.example",
+                                  body="y" * 1_500_000))
+    arrived_now(graph, a, mail(3))
+    graph.batched.clear()
+    out = mb("sync")
+    assert out.exit_code == 4 and too_large(out) == 2
+    assert subjects(mb) == [f"Question {i} for a" for i in (1, 2, 3)]
+    assert [p for m, p in graph.batched if p.endswith("/$value")] == [
+        p for m, p in graph.batched if p.endswith("/$value") and "huge" not in p]
+    again = mb("sync")
+    assert again.exit_code == 4 and too_large(again) == 1  # the unread one, not the read one
+
+    m365_config(mb, graph, [a], import_read=True, max_message_mb=2)
+    assert mb("sync").exit_code == 0
+    assert "Huge" in subjects(mb) and graph.unread(a) == []

@@ -249,6 +249,7 @@ INCOMING: dict[str, dict[str, Key]] = {
         "app": Key(name),
         "mailboxes": Key(lambda v: mailbox_list(v)),
         "import_read": Key(boolean, False),
+        "max_message_mb": Key(integer(1, 2048), 50),
     },
 }
 

@@ -30,6 +30,12 @@ class Fetched:
     error: str | None = None  # the item could not be read; it is reported and not acked
 
 
+def too_large(size: int, limit_mb: int) -> str:
+    """How a message over `incoming.max_message_mb` is reported: not fetched, not acked (so it
+    stays unread for a person and is reported on every run)."""
+    return f"message is {size / 1048576:.1f} MB, over incoming.max_message_mb ({limit_mb})"
+
+
 @dataclass(frozen=True)
 class Batch:
     mailbox: str

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mailbridge.connectors.base import Batch, Fetched, SourceState
+from mailbridge.connectors.base import Batch, Fetched, SourceState, too_large
 from mailbridge.connectors.imap_session import ImapSession, ImapSettings
 from mailbridge.domain.source import SourceRef
 from mailbridge.errors import RemoteError
@@ -123,8 +123,7 @@ class ImapFetcher:
         pending_read = sorted(plan.read_only)
         for uids, oversize in self._batches(plan):
             items = [Fetched(self._ref(plan, uid), None,
-                             f"message is {size / 1048576:.0f} MB, over incoming."
-                             f"max_message_mb ({self.settings.max_message_mb})")
+                             too_large(size, self.settings.max_message_mb))
                      for uid, size in oversize]
             items += self._bodies(plan, uids)
             done = max([*uids, *(u for u, _ in oversize)])

@@ -105,7 +105,8 @@ def build_fetcher(channel: Channel, since: datetime | None) -> GraphFetcher:
     client = client_for(channel, channel.incoming["app"])
     return GraphFetcher(channel.name, client, GraphSettings(
         enabled_mailboxes(channel), mark_read=channel.mode == "tickets", since=since,
-        import_read=channel.incoming["import_read"]))
+        import_read=channel.incoming["import_read"],
+        max_message_mb=channel.incoming["max_message_mb"]))
 
 
 def build_sender(channel: Channel) -> GraphSender:

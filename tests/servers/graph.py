@@ -9,7 +9,10 @@ written from Microsoft's documentation, for the parts mailbridge uses:
   (receivedDateTime, isRead), `$orderby` (the documented rule: an ordered property must come
   first in the filter, else `InefficientFilter`), `$select`, `$top`, `@odata.nextLink` with
   `$skip` applied to the *current* result set (so marking mail read while paging an
-  `isRead eq false` listing skips mail, as it does at Microsoft), `messages/{id}/$value`,
+  `isRead eq false` listing skips mail, as it does at Microsoft),
+  `$expand=singleValueExtendedProperties($filter=id eq '…')` (the message size, PidTagMessageSize
+  `Integer 0x0E08`, is the one property it knows; Graph writes the id back as `Integer 0xe08`
+  and leaves the collection out when the property is not set), `messages/{id}/$value`,
   `PATCH messages/{id}`, and `$batch` (at most 20 requests; non-JSON bodies base64-encoded);
 - delta queries: `mailFolders/delta` (every folder of the hierarchy, flat) and
   `mailFolders/{id}/messages/delta` with `changeType`, `$select`, `$filter=receivedDateTime
@@ -59,6 +62,7 @@ WRITE = {"Mail.ReadWrite"}
 SHARED = ".Shared"
 DEFAULT_PAGE = 10  # documented default page size of a message list
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+EXPAND = re.compile(r"singleValueExtendedProperties\(\$filter=id eq '([^']+)'\)", re.I)
 MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.I)
 
 
@@ -524,7 +528,7 @@ class GraphFake:
                 "totalItemCount": len(inside), "isHidden": False}
 
     def _message_json(self, box: Mailbox, msg: Message, select: list[str] | None,
-                      immutable: bool) -> dict:
+                      immutable: bool, expand: str | None = None) -> dict:
         full = {"id": msg.immutable_id if immutable else msg.rest_id(),
                 "receivedDateTime": msg.received.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "isRead": msg.is_read, "parentFolderId": msg.folder,
@@ -532,6 +536,9 @@ class GraphFake:
                 "subject": _header(msg.raw, "subject")}
         keep = full if select is None else {k: v for k, v in full.items()
                                             if k == "id" or k in select}
+        if expand is not None and expand.lower().split() == ["integer", "0x0e08"]:
+            keep["singleValueExtendedProperties"] = [{"id": "Integer 0xe08",
+                                                      "value": str(len(msg.raw))}]
         return {"@odata.etag": f'W/"{msg.immutable_id[-8:]}"', **keep}
 
     def _list(self, box: Mailbox, path: str, query: dict[str, str], immutable: bool) -> dict:
@@ -550,8 +557,10 @@ class GraphFake:
             found = [m for m in box.messages.values() if all(_match(m, c) for c in clauses)]
         found.sort(key=lambda m: m.received, reverse=order[1:] == ["desc"] or not order)
         select = query["$select"].split(",") if "$select" in query else None
+        expand = _expansion(query)
         page = found[skip:skip + top]
-        out: dict = {"value": [self._message_json(box, m, select, immutable) for m in page]}
+        out: dict = {"value": [self._message_json(box, m, select, immutable, expand)
+                               for m in page]}
         if skip + top < len(found):
             out["@odata.nextLink"] = f"{self.url}/v1.0{path}?" + urlencode(
                 {**query, "$skip": str(skip + top)}, quote_via=quote, safe="$,")
@@ -581,8 +590,10 @@ class GraphFake:
             size = int(found.group(1)) if found else DEFAULT_PAGE
             page, state.pending = state.pending[:size], state.pending[size:]
             select = state.query["$select"].split(",") if "$select" in state.query else None
+            expand = _expansion(state.query)
             value = [item if "@removed" in item else
-                     self._message_json(box, box.messages[item["id"]], select, immutable)
+                     self._message_json(box, box.messages[item["id"]], select, immutable,
+                                        expand)
                      for item in page]
             token = self._id("D")
             self.delta_states[token] = state
@@ -672,6 +683,17 @@ def _header(raw: bytes, name: str) -> str | None:
 
 
 CLAUSE = re.compile(r"^\s*(\w+)\s+(eq|ne|ge|gt|le|lt)\s+(\S+)\s*$", re.I)
+
+
+def _expansion(query: dict[str, str]) -> str | None:
+    """The extended property id a `$expand` asks for; anything else it could ask is a 400."""
+    if "$expand" not in query:
+        return None
+    found = EXPAND.fullmatch(query["$expand"])
+    if found is None:
+        raise graph_error(400, "BadRequest", "Parsing OData Select and Expand failed: "
+                          f"unsupported $expand in this fake: {query['$expand']}")
+    return found.group(1)
 
 
 def _parse_filter(text: str) -> list[tuple[str, str, object]]:

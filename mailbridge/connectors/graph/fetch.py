@@ -22,6 +22,9 @@ delta link (410 `syncStateNotFound`, `resyncRequired`) starts a new round from t
 link's time; the ledger keeps that from doubling anything. Delta rounds go 20 folders to a
 `$batch`, so a poll of a mailbox costs a few requests whatever its folder count.
 
+Size: the listing and the delta rounds expand each message's PidTagMessageSize, so a message
+over max_message_mb is reported and never downloaded (and, being unacked, stays unread).
+
 One mailbox failing (no access, no such mailbox, a revoked sign-in) does not stop the others:
 its problem is kept in `problems` and the sync reports a partial failure."""
 
@@ -34,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from mailbridge.connectors.base import Batch, Fetched, SourceState
+from mailbridge.connectors.base import Batch, Fetched, SourceState, too_large
 from mailbridge.connectors.graph.http import BATCH_LIMIT, GraphClient, segment
 from mailbridge.domain.source import SourceRef
 from mailbridge.errors import MailbridgeError
@@ -52,6 +55,10 @@ DELTA = "delta/"  # cursor folder prefix: one delta link per mail folder
 RESYNC = ("syncStateNotFound", "resyncRequired")
 SKEW = timedelta(minutes=5)  # between Graph's answer time and a message's receivedDateTime
 FIRST_ROUND = timedelta(days=2)  # a folder's first round lists only this much (skew-proof)
+# v1.0's message has no size; the MAPI property PidTagMessageSize (0x0E08) does, asked for
+# alongside the listing (and the delta rounds) so an oversize message is never downloaded.
+SIZE_PROPERTY = "Integer 0x0E08"
+EXPAND_SIZE = f"singleValueExtendedProperties($filter=id eq '{SIZE_PROPERTY}')"
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class GraphSettings:
     mark_read: bool = True  # tickets mode; engagements and sales only copy
     since: datetime | None = None  # copy modes: everything received since then
     import_read: bool = False  # tickets mode: also mail a person read before the sync
+    max_message_mb: int = 50
 
 
 class GraphFetcher:
@@ -103,16 +111,15 @@ class GraphFetcher:
         skipped = self._skipped_folders(mailbox)
         if self.settings.import_read and self.settings.mark_read:
             yield from self._read_arrivals(mailbox, skipped, state)
-        listed = [m["id"] for m in self._listing(mailbox) if m.get("parentFolderId")
-                  not in skipped]
+        listed = {m["id"]: _size(m) for m in self._listing(mailbox)
+                  if m.get("parentFolderId") not in skipped}
         known = state.known(mailbox, FOLDER, listed)
-        todo = [mid for mid in listed if mid not in known]
+        todo = [(mid, size) for mid, size in listed.items() if mid not in known]
         if self.settings.mark_read and known:
             log.info("%s: marking %d already stored message(s) read again", mailbox, len(known))
             self._mark_read(mailbox, [mid for mid in listed if mid in known])
         for start in range(0, len(todo), BATCH_MESSAGES):
-            ids = todo[start:start + BATCH_MESSAGES]
-            yield Batch(mailbox, FOLDER, self._bodies(mailbox, ids))
+            yield Batch(mailbox, FOLDER, self._bodies(mailbox, todo[start:start + BATCH_MESSAGES]))
 
     def _read_arrivals(self, mailbox: str, skipped: set[str], state: SourceState
                        ) -> Iterator[Batch]:
@@ -153,7 +160,7 @@ class GraphFetcher:
     def _first_round(self, base: str, fid: str, since: str | None) -> str:
         start = _floor(since) or datetime.now(UTC) - FIRST_ROUND
         query = {"changeType": "created", "$select": "id,isRead,receivedDateTime",
-                 "$filter": f"receivedDateTime ge {_stamp(start)}"}
+                 "$filter": f"receivedDateTime ge {_stamp(start)}", "$expand": EXPAND_SIZE}
         return f"{base}/{segment(fid)}/messages/delta?" + urlencode(query, quote_via=quote,
                                                                     safe="$,:")
 
@@ -170,16 +177,21 @@ class GraphFetcher:
                   ) -> Iterator[Batch]:
         """`since` None: the folder's first round, which only sets the watermark."""
         floor = _floor(since)
-        read = [m["id"] for m in found if floor is not None and "@removed" not in m
-                and m.get("isRead") and _received(m) >= floor and m["id"] not in taken]
+        read = {m["id"]: _size(m) for m in found if floor is not None and "@removed" not in m
+                and m.get("isRead") and _received(m) >= floor and m["id"] not in taken}
         known = state.known(mailbox, FOLDER, read)
-        todo = [mid for mid in read if mid not in known]
-        taken.update(todo)
-        self._read_already.update(todo)
+        todo = [(mid, size) for mid, size in read.items() if mid not in known]
+        taken.update(mid for mid, _ in todo)
+        self._read_already.update(mid for mid, _ in todo)
         for start in range(0, len(todo), BATCH_MESSAGES):
-            items = self._bodies(mailbox, todo[start:start + BATCH_MESSAGES])
-            if any(item.error for item in items):
-                cursor = None  # the old link stays, so the next round finds them again
+            chunk = todo[start:start + BATCH_MESSAGES]
+            items = self._bodies(mailbox, chunk)
+            # A download that failed keeps the old link, so the next round finds it again;
+            # read mail too large to fetch is reported once, as over IMAP, and does not hold
+            # the link back.
+            if any(item.error for item, (_, size) in zip(items, chunk, strict=True)
+                   if self._fits(size)):
+                cursor = None
             yield Batch(mailbox, DELTA + fid, items)
         yield Batch(mailbox, DELTA + fid, [], cursor)  # after everything it covers
 
@@ -206,20 +218,30 @@ class GraphFetcher:
             # Graph sorts only by a property the filter names first ("InefficientFilter")
             query = f"receivedDateTime ge {EPOCH} and isRead eq false"
         params = {"$filter": query, "$orderby": "receivedDateTime asc",
-                  "$select": "id,parentFolderId", "$top": str(PAGE)}
+                  "$select": "id,parentFolderId", "$expand": EXPAND_SIZE, "$top": str(PAGE)}
         found: list[dict] = []
         for page in self.client.pages(f"/users/{segment(mailbox)}/messages", mailbox, params):
             found.extend(page)
         return found
 
-    def _bodies(self, mailbox: str, ids: list[str]) -> list[Fetched]:
+    def _fits(self, size: int | None) -> bool:
+        return size is None or size <= self.settings.max_message_mb * 1048576
+
+    def _bodies(self, mailbox: str, sized: list[tuple[str, int | None]]) -> list[Fetched]:
+        """The MIME of each message, in order; one over max_message_mb is not downloaded."""
+        ids = [mid for mid, size in sized if self._fits(size)]
         base = f"/users/{segment(mailbox)}/messages/"
-        parts = self.client.batch([("GET", f"{base}{segment(mid)}/$value", None) for mid in ids],
-                                  mailbox)
+        parts = dict(zip(ids, self.client.batch(
+            [("GET", f"{base}{segment(mid)}/$value", None) for mid in ids], mailbox),
+            strict=True))
         items = []
-        for mid, part in zip(ids, parts, strict=True):
+        for mid, size in sized:
             ref = SourceRef(mailbox, FOLDER, mid)
-            if part.ok:
+            part = parts.get(mid)
+            if part is None:
+                items.append(Fetched(ref, None, too_large(size or 0,
+                                                          self.settings.max_message_mb)))
+            elif part.ok:
                 items.append(Fetched(ref, part.content()))
             else:
                 code, message = part.error()
@@ -234,6 +256,17 @@ class GraphFetcher:
             if not part.ok and part.status != 404:  # deleted meanwhile: nothing to mark
                 raise part.failure(self.client.label)
 
+
+
+def _size(message: dict[str, Any]) -> int | None:
+    """PidTagMessageSize from the expanded extended properties; None when Graph gave none
+    (Graph writes the id back in its own spelling, e.g. "Integer 0xe08")."""
+    for prop in message.get("singleValueExtendedProperties") or []:
+        kind, _, tag = str(prop.get("id", "")).partition(" ")
+        if kind.lower() == "integer" and tag.lower().startswith("0x") \
+                and int(tag, 16) == 0x0E08:
+            return int(prop["value"])
+    return None
 
 
 def _received(message: dict[str, Any]) -> datetime:
