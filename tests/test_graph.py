@@ -164,6 +164,26 @@ def test_wrong_client_secret_is_exit_3_without_the_secret(mb, graph, monkeypatch
     assert "not-the-right-secret-value" not in out.output and "Traceback" not in out.output
 
 
+def test_a_secret_replaced_under_the_same_reference_is_read_again(mb, graph, monkeypatch):
+    """The sign-in object lives as long as the process (`run`): when Entra refuses the secret
+    it had read, it reads the reference again once, so `secrets set` fixes a running `run`."""
+    m365_config(mb, graph, ["a@contoso.com"])
+    graph.deliver("a@contoso.com", mail(1))
+    assert mb("sync").exit_code == 0
+    graph.add_app("app-1", "the-rotated-secret-value")  # the old secret stops working
+    graph.expire_tokens()
+    monkeypatch.setenv("MB_TEST_SECRET", "the-rotated-secret-value")  # same reference
+    graph.deliver("a@contoso.com", mail(2))
+    out = mb("sync")
+    assert out.exit_code == 0, out.output
+    assert len(tickets(mb)) == 2
+    graph.add_app("app-1", "rotated-again-but-not-stored")
+    graph.expire_tokens()
+    refused = mb("sync")
+    assert refused.exit_code == 3 and "AADSTS7000215" in refused.stderr
+    assert "rotated" not in refused.output
+
+
 def test_mailbox_queue_disable_enable_and_remove(mb, graph):
     graph.deliver("a@contoso.com", mail(1, "a"))
     graph.deliver("b@contoso.com", mail(1, "b"))

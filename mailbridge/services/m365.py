@@ -49,7 +49,7 @@ def app_auth(app: dict[str, Any]) -> AppAuth:
         settings = AppSettings(
             name=app["name"], tenant_id=app["tenant_id"], client_id=app["client_id"],
             auth=app["auth"], authority_url=app["authority_url"], graph_url=app["graph_url"],
-            credential=_credential(app) if app["auth"] == "app" else None,
+            credential=(lambda: _credential(app)) if app["auth"] == "app" else None,
             scopes=tuple(app["permissions"]))
         cache = SecretCache(token_cache_ref(app)) if app["auth"] == "delegated" else None
         found = AppAuth(settings, session_for(app["ca_bundle"], app["timeout"]), cache)

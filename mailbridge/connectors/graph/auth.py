@@ -41,7 +41,9 @@ class AppSettings:
     auth: str  # "app" | "delegated"
     authority_url: str
     graph_url: str
-    credential: str | dict[str, str] | None = None  # secret, or {private_key, thumbprint}
+    # Reads the secret, or {private_key, thumbprint}: called again after a refusal, so a
+    # credential replaced under the same reference (`secrets set`) works without a restart.
+    credential: Callable[[], str | dict[str, str]] | None = None
     scopes: tuple[str, ...] = ("Mail.ReadWrite",)  # delegated permissions asked for
 
     @property
@@ -77,6 +79,11 @@ class AppAuth:
             if force:
                 app.remove_tokens_for_client()
             result = self._call(lambda: app.acquire_token_for_client(self.settings.scope_urls()))
+            if result.get("error") == "invalid_client":  # read the credential again, once
+                self._app = None
+                app = self.app()
+                result = self._call(lambda: app.acquire_token_for_client(
+                    self.settings.scope_urls()))
         else:
             who = self.account_for(account)
             result = self._call(lambda: app.acquire_token_silent_with_error(
@@ -158,8 +165,9 @@ class AppAuth:
                       "instance_discovery": False}
             if s.auth == "app":
                 self._cache = msal.TokenCache()
+                credential = s.credential() if s.credential else None
                 self._app = self._call(lambda: msal.ConfidentialClientApplication(
-                    s.client_id, client_credential=s.credential, token_cache=self._cache,
+                    s.client_id, client_credential=credential, token_cache=self._cache,
                     **common))
             else:
                 self._cache = msal.SerializableTokenCache()
