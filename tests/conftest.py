@@ -112,11 +112,13 @@ def graph(secret_env):
 
 
 def m365_config(mb: Mailbridge, graph, mailboxes: list, mode: str = "tickets",
-                auth: str = "app", channel_keys: dict | None = None, **incoming) -> None:
+                auth: str = "app", channel_keys: dict | None = None,
+                app_keys: dict | None = None, **incoming) -> None:
     """A channel "support" reading `mailboxes` (addresses or tables) of the fake through the
-    [[m365]] app "contoso"; `channel_keys` adds or overrides channel keys."""
+    [[m365]] app "contoso"; `channel_keys` and `app_keys` add or override keys."""
     app = {"name": "contoso", "tenant_id": graph.tenant, "client_id": "app-1", "auth": auth,
-           "authority_url": graph.url, "graph_url": graph.url, "ca_bundle": str(graph.ca_file)}
+           "authority_url": graph.url, "graph_url": graph.url, "ca_bundle": str(graph.ca_file),
+           **(app_keys or {})}
     if auth == "app":
         app["client_secret"] = {"env": "MB_TEST_SECRET"}
     else:

@@ -328,6 +328,53 @@ def test_replies_go_out_through_graph_send_mail(mb, graph):
     assert mb("sync").exit_code == 0 and len(graph.sent) == sent  # never sent twice
 
 
+def test_a_service_account_sends_as_the_mailbox_with_mail_send_shared(mb, graph):
+    """Delegated: a service account answering for a@ (one mailbox, so the app says
+    `shared = true`) asks for Mail.ReadWrite.Shared and Mail.Send.Shared, as Microsoft
+    requires to send from another user; without Send As on the mailbox Exchange refuses
+    (ErrorSendAsDenied), and the outbox keeps the remedy."""
+    svc, a = "svc@contoso.com", "a@contoso.com"
+    graph.add_mailbox(svc)
+    graph.delegations[svc] = {a}
+    graph.approve_device_as = svc
+    graph.deliver(a, mail(1))
+    m365_config(mb, graph, [a], auth="delegated", channel_keys={"outgoing": OUTGOING},
+                app_keys={"shared": True})
+    assert mb("auth", "login", "contoso").exit_code == 0
+    [scopes] = {frozenset(t.scopes) for t in graph.tokens.values()}
+    assert {s.rsplit("/", 1)[-1] for s in scopes} >= {"Mail.ReadWrite.Shared",
+                                                      "Mail.Send.Shared"}
+    checked = mb("channels", "test", "support")
+    assert checked.exit_code == 0, checked.output
+    assert mb("sync").exit_code == 0
+    [ticket] = tickets(mb)
+    assert mb("tickets", "reply", str(ticket["id"]), "--message", "Thanks!").exit_code == 0
+    refused = mb("sync")
+    assert refused.exit_code == 4
+    assert "ErrorSendAsDenied" in refused.stderr and "needs Send As" in refused.stderr
+    assert outbox_states(mb) == ["failed", "failed"] and graph.sent == []  # one per recipient
+
+    graph.send_as[svc] = {a}
+    rows = json.loads(mb("outbox", "list", "--format", "json").stdout)
+    assert all("needs Send As" in r["last_error"] for r in rows)
+    assert mb("outbox", "retry", *[str(r["id"]) for r in rows]).exit_code == 0
+    assert mb("sync").exit_code == 0
+    assert outbox_states(mb) == ["sent", "sent"] and {box for box, _ in graph.sent} == {a}
+
+
+def test_without_mail_send_shared_a_service_account_is_told_before_sending(mb, graph):
+    svc, a = "svc@contoso.com", "a@contoso.com"
+    graph.add_mailbox(svc)
+    graph.delegations[svc] = {a}
+    graph.approve_device_as = svc
+    m365_config(mb, graph, [a], auth="delegated", channel_keys={"outgoing": OUTGOING},
+                app_keys={"shared": False})
+    assert mb("auth", "login", "contoso").exit_code == 0
+    out = mb("channels", "test", "support")
+    assert out.exit_code == 3 and "does not carry the Mail.Send.Shared permission" in out.stderr
+    assert "shared = true" in out.stderr and "Traceback" not in out.output
+
+
 def test_send_permission_is_checked_without_sending(mb, graph):
     graph.apps["app-1"]["roles"] = {"Mail.ReadWrite"}
     m365_config(mb, graph, ["a@contoso.com"], channel_keys={"outgoing": OUTGOING})

@@ -296,6 +296,25 @@ def test_delegated_permissions_follow_the_mailboxes_read():
     assert asked([ALICE, BOB], "tickets") == ("Mail.ReadWrite.Shared",)
 
 
+
+def test_sending_counts_and_shared_overrides_the_guess():
+    def asked(mailboxes: list, outgoing: str | None = None, shared: bool | None = None
+              ) -> tuple[str, ...]:
+        data = config(mailboxes)
+        data["channel"][0]["mode"] = "tickets"
+        if outgoing:
+            data["channel"][0]["outgoing"] = {"type": "m365", "app": "contoso",
+                                              "mailbox": outgoing}
+        if shared is not None:
+            data["m365"][0]["shared"] = shared
+        return validate(data, Path("c.toml")).m365[0]["permissions"]
+
+    assert asked([ALICE], ALICE) == ("Mail.ReadWrite", "Mail.Send")  # a user's own mailbox
+    assert asked([ALICE], BOB) == ("Mail.ReadWrite.Shared", "Mail.Send.Shared")
+    assert asked([ALICE], ALICE, shared=True) == ("Mail.ReadWrite.Shared", "Mail.Send.Shared")
+    assert asked([ALICE, BOB], shared=False) == ("Mail.ReadWrite",)
+
+
 @pytest.mark.parametrize(("entry", "problem"), [
     ({"address": ALICE, "match_to": "tasks"},
      'entry 1 (match_to): must be one of "opportunities", "projects"'),

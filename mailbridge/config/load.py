@@ -116,13 +116,14 @@ def _link_apps(apps: list[dict[str, Any]], channels: list[dict[str, Any]]) -> No
     """Give each channel the [[m365]] entries it uses, and each app the delegated permissions
     its channels need: write access only where tickets are marked read, so an engagements
     user's sign-in asks for Mail.Read alone. A delegated token reaches another user's mailbox
-    only with the `.Shared` variant (Mail.Read.Shared, Mail.ReadWrite.Shared), which covers
-    the user's own mail too: it is asked for when a service account is likely, i.e. the app's
-    channels read more than one mailbox in all, or a sales channel (Halo's service account
-    reads each agent's mailbox) uses it."""
+    only with the `.Shared` variant (Mail.Read.Shared, Mail.ReadWrite.Shared,
+    Mail.Send.Shared), which covers the user's own mail too. Unless the app's `shared` says,
+    it is asked for when a service account is likely, i.e. the app's channels use more than
+    one mailbox in all (read or sent from), or a sales channel (Halo's service account reads
+    each agent's mailbox) uses it."""
     by_name = {a.get("name"): a for a in apps}
     needs: dict[str, set[str]] = {name: set() for name in by_name}
-    read: dict[str, set[str]] = {name: set() for name in by_name}  # mailboxes read per app
+    used: dict[str, set[str]] = {name: set() for name in by_name}  # mailboxes per app
     sales: set[str] = set()  # apps a sales channel reads with
     for ch in channels:
         ch["apps"] = {}
@@ -134,16 +135,20 @@ def _link_apps(apps: list[dict[str, Any]], channels: list[dict[str, Any]]) -> No
             ch["apps"][app["name"]] = app
             if side == "outgoing":
                 needs[app["name"]].add("Mail.Send")
+                used[app["name"]].add(str(conn.get("mailbox", "")).lower())
                 continue
             needs[app["name"]].add("Mail.ReadWrite" if ch.get("mode") == "tickets"
                                    else "Mail.Read")
-            read[app["name"]].update(m["address"] for m in conn.get("mailboxes") or ())
+            used[app["name"]].update(m["address"] for m in conn.get("mailboxes") or ())
             if ch.get("mode") == "sales":
                 sales.add(app["name"])
     for name, app in by_name.items():
         wanted = needs[name] or {"Mail.Read"}
         if "Mail.ReadWrite" in wanted:
             wanted.discard("Mail.Read")
-        if app.get("auth") == "delegated" and (len(read[name]) > 1 or name in sales):
-            wanted = {f"{p}.Shared" if p != "Mail.Send" else p for p in wanted}
+        shared = app.get("shared")
+        if shared is None:
+            shared = len(used[name]) > 1 or name in sales
+        if app.get("auth") == "delegated" and shared:
+            wanted = {f"{p}.Shared" for p in wanted}
         app["permissions"] = tuple(sorted(wanted))

@@ -21,7 +21,8 @@ written from Microsoft's documentation, for the parts mailbridge uses:
   expired state is `410` with `syncStateNotFound`, a reset `410` + `Location`, `resyncRequired`;
 - errors in Graph's `{"error": {"code", "message"}}` shape: `InvalidAuthenticationToken`,
   `ErrorAccessDenied` (application access policy, missing permission), `ErrorInvalidUser`,
-  `MailboxNotEnabledForRESTAPI`, `ErrorItemNotFound`;
+  `MailboxNotEnabledForRESTAPI`, `ErrorItemNotFound`, `ErrorSendAsDenied` (a signed-in user
+  sending from another user's mailbox without Send As on it);
 - fault injection: 429/503 with Retry-After, dropped connections, expired access tokens,
   revoked refresh tokens, throttled requests inside a `$batch`.
 
@@ -58,7 +59,8 @@ SEND = {"Mail.Send"}
 WRITE = {"Mail.ReadWrite"}
 # "Use the delegated permissions, Mail.Read.Shared or Mail.ReadWrite.Shared, to respectively
 # read or write messages in a shared or delegated folder": a delegated token reaches another
-# user's mailbox only with a .Shared permission, which also covers the user's own mail.
+# user's mailbox only with a .Shared permission (Mail.Send.Shared to send from it), which also
+# covers the user's own mail.
 SHARED = ".Shared"
 DEFAULT_PAGE = 10  # documented default page size of a message list
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -162,6 +164,7 @@ class GraphFake:
         self.device_codes: dict[str, dict] = {}
         self.denied_by_policy: set[tuple[str, str]] = set()  # (client_id, mailbox)
         self.delegations: dict[str, set[str]] = {}  # user -> mailboxes it may read
+        self.send_as: dict[str, set[str]] = {}  # user -> mailboxes it may send as
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str]] = []  # (method, path) of every HTTP request
         self.batched: list[tuple[str, str]] = []  # requests inside $batch
@@ -467,7 +470,15 @@ class GraphFake:
 
     def _send_mail(self, box: Mailbox, token: Token, headers: dict[str, str],
                    body: bytes) -> tuple[int, dict, object]:
-        self._need(token, SEND)
+        # "applications that use user tokens use the Mail.Send.Shared permission" to send
+        # from another user, and the signed-in user "MUST have at least one of" Send As or
+        # Send on Behalf on that mailbox (Full Access too, through /users/{from}: _mailbox).
+        self._need(token, SEND, box)
+        if token.user is not None and box.address != token.user.lower() \
+                and box.address not in self.send_as.get(token.user.lower(), set()):
+            raise graph_error(403, "ErrorSendAsDenied", "The user account which was used to "
+                              "submit this request does not have the right to send mail on "
+                              "behalf of the specified sending account. Cannot submit message.")
         if not headers.get("content-type", "").startswith("text/plain"):
             raise graph_error(400, "BadRequest", "This fake takes MIME sends only.")
         try:

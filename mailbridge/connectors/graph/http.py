@@ -296,6 +296,8 @@ HINTS = {
     "MailboxNotEnabledForRESTAPI": "the mailbox is inactive, soft-deleted or on-premises; "
                                    "give the user an Exchange Online licence or remove it",
     "InefficientFilter": "this is a mailbridge bug; please report it",
+    "ErrorSendAsDenied": "the signed-in account needs Send As (or Send on Behalf) and Full "
+                         "Access on this mailbox; ask the Exchange administrator",
 }
 # A signed-in user (a service account) reads another user's mailbox only with the .Shared
 # permission and that user's grant of access to the mailbox.

@@ -23,15 +23,21 @@ class GraphSender:
         self.client, self.mailbox = client, mailbox
 
     def check(self) -> dict[str, Any]:
-        """Get a token and read from its claims whether it carries Mail.Send; nothing is
-        sent and the mailbox is not touched."""
+        """Get a token and read from its claims whether it may send as the mailbox: Mail.Send,
+        or for a signed-in user sending as someone else, Mail.Send.Shared. Nothing is sent
+        and the mailbox is not touched."""
         token = self.client.auth.token(self.mailbox)
         granted = _claims(token)
         permissions = set((granted.get("roles") or []) + (granted.get("scp") or "").split())
-        if granted and "Mail.Send" not in permissions:
+        user = str(granted.get("upn") or granted.get("preferred_username") or "")
+        other = bool(user) and user.lower() != self.mailbox.lower()
+        needed = ("Mail.Send.Shared",) if other else ("Mail.Send", "Mail.Send.Shared")
+        if granted and not permissions & set(needed):
+            hint = ("set shared = true for the app, grant it Mail.Send.Shared in Entra ID, "
+                    f"run `mailbridge auth login`, and give {user} Send As on the mailbox"
+                    if other else "grant Mail.Send to the app in Entra ID (admin consent)")
             raise AuthError(f"{self.client.label}: the token for {self.mailbox} does not "
-                            "carry the Mail.Send permission",
-                            "grant Mail.Send to the app in Entra ID (admin consent)")
+                            f"carry the {needed[0]} permission", hint)
         return {"mailbox": self.mailbox, "login": "ok",
                 "mail_send": "granted" if granted else "not checked (opaque token)"}
 
@@ -45,7 +51,9 @@ class GraphSender:
         except GraphError as exc:
             if exc.status >= 500:
                 raise SendUnknown(exc.message) from None
-            raise SendFailed(exc.message, permanent=True) from None
+            # the remedy goes with it: it is what `outbox list` shows later
+            text = f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+            raise SendFailed(text, permanent=True) from None
         return {}
 
     def close(self) -> None:
