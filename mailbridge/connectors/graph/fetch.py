@@ -263,9 +263,11 @@ def _size(message: dict[str, Any]) -> int | None:
     (Graph writes the id back in its own spelling, e.g. "Integer 0xe08")."""
     for prop in message.get("singleValueExtendedProperties") or []:
         kind, _, tag = str(prop.get("id", "")).partition(" ")
-        if kind.lower() == "integer" and tag.lower().startswith("0x") \
-                and int(tag, 16) == 0x0E08:
-            return int(prop["value"])
+        if kind.lower() == "integer" and tag.lower() in ("0xe08", "0x0e08"):
+            try:
+                return int(prop["value"])
+            except (KeyError, TypeError, ValueError):  # no usable size: fetch it anyway
+                return None
     return None
 
 
