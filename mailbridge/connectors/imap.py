@@ -56,11 +56,19 @@ class ImapFetcher:
     def ack(self, refs: list[SourceRef]) -> None:
         if not self.settings.mark_seen or not refs:
             return
-        by_folder: dict[str, list[int]] = {}
+        by_folder: dict[str, list[tuple[int, int]]] = {}
         for ref in refs:
-            by_folder.setdefault(ref.folder, []).append(int(ref.key.split(":", 1)[1]))
-        for folder, uids in by_folder.items():
-            self.session.call(folder, False, lambda c, u=uids: c.add_flags(u, [SEEN], silent=True))
+            validity, uid = ref.key.split(":", 1)
+            by_folder.setdefault(ref.folder, []).append((int(validity), int(uid)))
+        for folder, keys in by_folder.items():
+            self.session.call(folder, False, lambda c, k=keys: self._store_seen(c, k))
+
+    def _store_seen(self, client: Any, keys: list[tuple[int, int]]) -> None:
+        """Only the UIDs of the folder's current numbering: a ref from before a UIDVALIDITY
+        change names a message that UID no longer is (the rescan marks that one)."""
+        uids = [uid for validity, uid in keys if validity == self.session.uidvalidity]
+        if uids:
+            client.add_flags(uids, [SEEN], silent=True)
 
     def close(self) -> None:
         self.session.close()
