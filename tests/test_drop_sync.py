@@ -80,6 +80,24 @@ def test_threading_by_references_cc_and_subject_token(mb):
     assert [(t["id"], t["message_count"]) for t in rows] == [(1, 3), (2, 1)]
 
 
+def test_an_original_stored_after_its_reply_joins_the_replys_ticket(mb):
+    """Mail from several folders (or read and unread mail over Graph) is not always stored in
+    the order it was written: the original that comes after its reply joins the reply's
+    ticket, in the same run or a later one."""
+    spool = mb.drop_channel()
+    drop(spool, message("Re: Invoice", message_id="r1@c", extra="In-Reply-To: <o1@c>\n"), "1")
+    drop(spool, message("Invoice", message_id="o1@c"), "2")
+    drop(spool, message("Unrelated", message_id="u1@c"), "3")
+    assert mb("sync").exit_code == 0
+    drop(spool, message("Re: Order", message_id="r2@c", extra="In-Reply-To: <o2@c>\n"), "4")
+    assert mb("sync").exit_code == 0
+    drop(spool, message("Order", message_id="o2@c"), "5")
+    assert mb("sync").exit_code == 0
+    rows = tickets(mb)
+    assert [(t["subject"], t["message_count"]) for t in rows] == [
+        ("Re: Invoice", 2), ("Unrelated", 1), ("Re: Order", 2)]
+
+
 def test_routes_pick_the_first_queue_with_a_whole_word_keyword(mb):
     spool = mb.drop_channel(routes=[{"queue": "billing", "keywords": ["invoice", "refund"]},
                                     {"queue": "tech", "keywords": ["error"]}])

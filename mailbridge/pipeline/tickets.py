@@ -19,7 +19,7 @@ def file_message(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessa
     if classification == OWN_LOOP:
         return NO_TICKET, None  # our own mail coming back must not open tickets in a loop
     ticket = tickets.find_for_thread(db, plan.name, related_ids(parsed),
-                                     ticket_token(parsed.subject))
+                                     ticket_token(parsed.subject), parsed.message_id)
     if ticket is not None:
         tickets.add_message(db, ticket, message, reopen=classification == HUMAN)
         return THREADED, ticket

@@ -231,8 +231,14 @@ def m005_sales(db: Any) -> None:
     )
 
 
+def m006_reply_lookup(db: Any) -> None:
+    # threading a message that arrives after its own reply (tickets.find_for_thread)
+    db.execute("CREATE INDEX messages_in_reply_to ON messages (channel, in_reply_to) "
+               "WHERE in_reply_to IS NOT NULL")
+
+
 STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation, m002_operations, m003_outgoing,
-                                            m004_engagements, m005_sales)
+                                            m004_engagements, m005_sales, m006_reply_lookup)
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:

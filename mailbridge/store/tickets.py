@@ -14,8 +14,10 @@ def ensure_queue(db: Store, name: str) -> None:
 
 
 def find_for_thread(db: Store, channel: str, related_ids: Sequence[str],
-                    token: int | None) -> int | None:
-    """The ticket a message answers: by the ids it refers to, else by the subject token."""
+                    token: int | None, message_id: str | None = None) -> int | None:
+    """The ticket a message answers: by the ids it refers to, else by the subject token, else
+    the ticket of a reply to it that was stored first (mail from several folders, or read and
+    unread mail, does not always arrive in the order it was written)."""
     for mid in related_ids:
         row = db.execute(
             "SELECT tm.ticket FROM messages m JOIN ticket_messages tm ON tm.message = m.id "
@@ -27,6 +29,14 @@ def find_for_thread(db: Store, channel: str, related_ids: Sequence[str],
     if token is not None:
         row = db.execute("SELECT id FROM tickets WHERE id=? AND channel=?",
                          [token, channel]).fetchone()
+        if row:
+            return row[0]
+    if message_id:
+        row = db.execute(
+            "SELECT tm.ticket FROM messages m JOIN ticket_messages tm ON tm.message = m.id "
+            "WHERE m.channel=? AND m.in_reply_to=? ORDER BY tm.ticket LIMIT 1",
+            [channel, message_id],
+        ).fetchone()
         if row:
             return row[0]
     return None
