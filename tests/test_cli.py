@@ -32,10 +32,7 @@ def test_every_command_has_help(mb, path):
     result = mb(*path, "--help")
     assert result.exit_code == 0
     assert "Usage:" in result.stdout
-    cmd = ROOT
-    for part in path:
-        cmd = cmd.commands[part]
-    assert (cmd.help or "").strip(), f"{' '.join(path)} has no help text"
+    assert (_command(path).help or "").strip(), f"{' '.join(path)} has no help text"
 
 
 def test_expected_commands_exist():
