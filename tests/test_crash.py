@@ -35,10 +35,19 @@ def test_killed_sync_processes_lose_and_double_nothing(mb):
     cmd = [sys.executable, "-m", "mailbridge", "--config", str(mb.config), "sync", "--quiet"]
     kills = 0
     for _ in range(40):
-        if not os.listdir(spool / "new"):
+        done = len(os.listdir(spool / "cur"))
+        if done == total:
             break
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.4, 1.0))
+        # Kill by progress, not by the clock (a fast machine synced all 2000 before the first
+        # timed kill): once some more files are committed, then a random moment later, which
+        # lands inside a transaction, between a commit and its renames, or in a fetch.
+        target = done + rng.randint(1, 300)
+        deadline = time.monotonic() + 60
+        while (proc.poll() is None and len(os.listdir(spool / "cur")) < target
+               and time.monotonic() < deadline):
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.05))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
