@@ -1,4 +1,4 @@
-"""`channels list/show/test/enable/disable/remove`."""
+"""`channels list/show/test/set/unset/enable/disable/remove`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import typer
 
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
+from mailbridge.config.channel_keys import describe_paths
 from mailbridge.errors import EXIT_PARTIAL, UsageError
 from mailbridge.services import channels as service
 from mailbridge.services import connectors
 
-group = typer.Typer(help="List, inspect, enable, disable and remove channels.",
+group = typer.Typer(help="List, inspect, change, enable, disable and remove channels.",
                     no_args_is_help=True)
 COLUMNS = ("name", "enabled", "mode", "incoming", "outgoing", "schedule", "default_queue")
 
@@ -160,6 +161,42 @@ def _remove_mailboxes(ctx: typer.Context, name: str, addresses: list[str], yes: 
         raise typer.Exit(1)
     service.set_mailboxes(state(ctx).path, name, addresses, None)
     note(f"channel {name}: {listed} removed; what they brought stays in the store")
+
+
+@group.command("set", epilog=describe_paths())
+def set_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
+            pairs: list[str] = typer.Argument(..., metavar="KEY VALUE [KEY VALUE]...",
+                                              help="Keys and their values."),
+            mailbox: str = typer.Option(None, "--mailbox", "-m", help="Set keys of this "
+                                        "mailbox of a Microsoft 365 channel.")) -> None:
+    """Set channel keys without an editor, e.g. `channels set support outgoing.from_name
+    "Acme Support" incoming.port 993`. A value is read as its key's type (993, true, a text,
+    a TOML value such as '[{ queue = "billing", keywords = ["invoice"] }]', a secret as
+    env:VAR); the file is written only when the whole config is then valid, and keeps its
+    comments."""
+    if len(pairs) % 2:
+        raise UsageError(f"{pairs[-1]} has no value", "give every KEY a VALUE; "
+                         f"`mailbridge channels unset {name} KEY` removes a key")
+    service.set_keys(state(ctx).path, name, list(zip(pairs[::2], pairs[1::2], strict=True)),
+                     mailbox)
+    where = f"channel {name}" + (f" mailbox {mailbox}" if mailbox else "")
+    note(f"{where}: set {', '.join(pairs[::2])}")
+
+
+@group.command("unset", epilog=describe_paths())
+def unset_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
+              keys: list[str] = typer.Argument(..., help="Keys to remove."),
+              mailbox: str = typer.Option(None, "--mailbox", "-m", help="Remove keys of this "
+                                          "mailbox of a Microsoft 365 channel.")) -> None:
+    """Remove channel keys, so that their defaults apply again, e.g. `channels unset
+    support schedule`; a required key stays (the config would be invalid)."""
+    removed = service.unset_keys(state(ctx).path, name, keys, mailbox)
+    where = f"channel {name}" + (f" mailbox {mailbox}" if mailbox else "")
+    unset = [k for k in keys if k not in removed]
+    if removed:
+        note(f"{where}: removed {', '.join(removed)}")
+    if unset:
+        note(f"{where}: {', '.join(unset)} not set; nothing to remove")
 
 
 def register(app: typer.Typer) -> None:

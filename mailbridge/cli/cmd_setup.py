@@ -12,7 +12,7 @@ import typer
 from mailbridge.cli.output import emit, note
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
-from mailbridge.config import providers
+from mailbridge.config import channel_keys, providers
 from mailbridge.config.schema import MODES
 from mailbridge.connectors.imap_session import DEFAULT_PORTS
 from mailbridge.connectors.smtp import DEFAULT_PORTS as SMTP_PORTS
@@ -215,7 +215,7 @@ def _imap_incoming(name: str, interactive: bool, host: str | None, security: str
     if not username:
         raise UsageError("an IMAP channel needs a username", "pass --username NAME")
     if password is not None:
-        ref = channels.parse_secret_ref(password)
+        ref = channel_keys.secret_ref(password)
     elif interactive:
         secret = typer.prompt("Password (kept in the OS keyring)", hide_input=True, err=True)
         ref = {"keyring": f"mailbridge/{name}"}

@@ -25,15 +25,18 @@ INIT_HINT = "run `mailbridge init` to create one, or pass --config PATH"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    return parse_toml(read_text(path), path)
+
+
+def read_text(path: Path) -> str:
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such config file"], INIT_HINT) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: is not UTF-8 text"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from None
-    return parse_toml(text, path)
 
 
 def parse_toml(text: str, path: Path) -> dict[str, Any]:

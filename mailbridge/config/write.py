@@ -1,15 +1,12 @@
-"""Atomic config writes: a crash or a full disk never leaves a half-written config behind."""
+"""Atomic file writes: a crash or a full disk never leaves a half-written config (or token
+cache) behind. What goes into a config file is decided by config.edit."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import tomli_w
-
-from mailbridge.config.load import parse_toml, validate
 from mailbridge.errors import UsageError
 
 
@@ -40,18 +37,3 @@ def write_text_atomic(path: Path, text: str) -> None:
         replace_file(path, text)
     except OSError as exc:
         raise UsageError(f"{path}: cannot write config: {exc.strerror}") from None
-
-
-def save_config(path: Path, data: dict[str, Any]) -> None:
-    """Validate then write `data` as the whole config (comments are not kept)."""
-    validate(data, path)
-    write_text_atomic(path, tomli_w.dumps(data))
-
-
-def append_channel(path: Path, channel: dict[str, Any]) -> None:
-    """Add a [[channel]] block after the existing text, so the user's comments survive."""
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = tomli_w.dumps({"channel": [channel]})
-    text = current.rstrip("\n") + ("\n\n" if current.strip() else "") + block
-    validate(parse_toml(text, path), path)
-    write_text_atomic(path, text)

@@ -1,15 +1,15 @@
-"""Channel administration: add (appending, so comments survive), enable, disable, remove."""
+"""Channel administration: add, set and unset keys, enable, disable, remove. Every edit goes
+through config.edit, so the rest of the user's file (comments, order, spacing) stays."""
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any
 
-from mailbridge.config.load import read_toml, validate
+from mailbridge.config import channel_keys
+from mailbridge.config.edit import ConfigEdit, has_value, set_entry
 from mailbridge.config.model import Channel, Config
 from mailbridge.config.secrets import describe
-from mailbridge.config.write import append_channel, save_config
 from mailbridge.connectors.drop import make_spool
 from mailbridge.errors import NetworkError, NotFoundError, TlsError, UsageError
 from mailbridge.services.connectors import test_connection
@@ -18,12 +18,12 @@ from mailbridge.services.connectors import test_connection
 def add_channel(path: Path, channel: dict[str, Any], test: bool = False) -> Channel:
     """Validate the new channel together with the existing config, test its connection when
     asked, and only then append it to the file (so a failed test writes nothing)."""
-    data = read_toml(path) if path.exists() else {}
-    if any(c.get("name") == channel["name"] for c in data.get("channel", [])):
+    edit = ConfigEdit(path, missing_ok=True)
+    if any(c.get("name") == channel["name"] for c in edit.channels()):
         raise UsageError(f"a channel called {channel['name']} exists already",
                          "pick another --name, or `mailbridge channels remove` it first")
-    candidate = {**data, "channel": [*data.get("channel", []), channel]}
-    added = validate(candidate, path).require(channel["name"])
+    edit.append_channel(channel)
+    added = edit.check().require(channel["name"])
     if added.incoming["type"] == "drop":
         make_spool(added.spool)  # a drop channel's "connection" is its spool: make it first
     if test:
@@ -37,7 +37,7 @@ def add_channel(path: Path, channel: dict[str, Any], test: bool = False) -> Chan
             from mailbridge.services.outgoing import test_outgoing
 
             test_outgoing(added)
-    append_channel(path, channel)
+    edit.save()
     return added
 
 
@@ -55,65 +55,107 @@ def add_first_working(path: Path, candidates: list[dict[str, Any]]) -> Channel:
                      "pass --host (and --smtp-host) from your provider's help pages")
 
 
-def parse_secret_ref(text: str) -> dict[str, Any]:
-    """`env:VAR`, `file:PATH`, `keyring:NAME` or `command:prog arg…` as a secret reference."""
-    kind, sep, value = text.partition(":")
-    if not sep or kind not in ("env", "file", "keyring", "command") or not value.strip():
-        raise UsageError(f"secret reference {kind if sep else 'value'} is not understood",
-                         "write env:VAR, file:PATH, keyring:NAME or command:PROGRAM ARGS; "
-                         "never the secret itself")
-    return {kind: shlex.split(value) if kind == "command" else value}
-
-
-def _edit(path: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    data = read_toml(path)
-    for channel in data.get("channel", []):
-        if channel.get("name") == name:
-            return data, channel
-    raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
-
-
 def set_enabled(path: Path, name: str, enabled: bool) -> None:
-    data, channel = _edit(path, name)
-    channel["enabled"] = enabled
-    save_config(path, data)
+    edit = ConfigEdit(path)
+    if edit.channel(name).get("enabled", True) != enabled:  # else the file stays as it is
+        edit.set(name, ["enabled"], "true" if enabled else "false")
+    edit.save()
+
+
+def set_keys(path: Path, name: str, pairs: list[tuple[str, str]], mailbox: str | None = None
+             ) -> None:
+    """Set channel keys (`outgoing.from_name`, `incoming.port`…) or, with `mailbox`, keys of
+    one Microsoft 365 mailbox; each value is read as its key's type. All or nothing: the
+    file is written only when the whole config then validates."""
+    edit = ConfigEdit(path)
+    for key, word in pairs:
+        channel = edit.channel(name)  # again each time: a set `incoming.type` changes the keys
+        spec = _spec(channel, name, key, mailbox)
+        if mailbox:
+            set_entry(*_mailbox(edit, name, mailbox), key, channel_keys.reading(spec, word))
+        else:
+            edit.set(name, key.split("."), channel_keys.reading(spec, word))
+    edit.save()
+
+
+def unset_keys(path: Path, name: str, keys: list[str], mailbox: str | None = None
+               ) -> list[str]:
+    """Remove keys, so that their defaults apply again; returns those that were set."""
+    edit = ConfigEdit(path)
+    removed = []
+    for key in keys:
+        channel = edit.channel(name)
+        _spec(channel, name, key, mailbox)
+        if mailbox:
+            array, index = _mailbox(edit, name, mailbox)
+            if has_value(array[index], [key]):
+                set_entry(array, index, key, None)
+                removed.append(key)
+        elif has_value(channel, key.split(".")):
+            edit.set(name, key.split("."), None)
+            removed.append(key)
+    edit.save()
+    return removed
+
+
+def _spec(channel: Any, name: str, key: str, mailbox: str | None) -> Any:
+    if mailbox:
+        return channel_keys.resolve(key, channel_keys.mailbox_paths(),
+                                    f"a mailbox of channel {name}")
+    return channel_keys.resolve(key, channel_keys.channel_paths(channel), f"channel {name}",
+                                channel)
+
+
+def _mailbox(edit: ConfigEdit, name: str, address: str) -> tuple[Any, int]:
+    """The `mailboxes` array of a Microsoft 365 channel and the index of `address` in it."""
+    array, listed = _mailboxes(edit, name)
+    wanted = address.strip().lower()
+    if wanted not in listed:
+        raise NotFoundError(f"channel {name} has no mailbox {wanted}",
+                            f"see `mailbridge channels show {name}`")
+    return array, listed.index(wanted)
+
+
+def _mailboxes(edit: ConfigEdit, name: str) -> tuple[Any, list[str]]:
+    """A Microsoft 365 channel's `mailboxes` array and its addresses, lowercased."""
+    incoming = edit.channel(name).get("incoming")
+    if not isinstance(incoming, dict) or incoming.get("type") != "m365" \
+            or not isinstance(incoming.get("mailboxes"), list):
+        raise UsageError(f"channel {name} is not a Microsoft 365 channel: --mailbox is for "
+                         "channels with several mailboxes")
+    array = incoming["mailboxes"]
+    return array, [str(e.get("address", "") if isinstance(e, dict) else e).lower()
+                   for e in array]
 
 
 def set_mailboxes(path: Path, name: str, addresses: list[str], enabled: bool | None) -> None:
     """Enable, disable (`enabled` True/False) or remove (None) single mailboxes of a
     Microsoft 365 channel; all or nothing: an address the channel lacks changes nothing."""
-    data, channel = _edit(path, name)
-    incoming = channel.get("incoming") or {}
-    if incoming.get("type") != "m365":
-        raise UsageError(f"channel {name} is not a Microsoft 365 channel: --mailbox is for "
-                         "channels with several mailboxes")
+    edit = ConfigEdit(path)
+    array, listed = _mailboxes(edit, name)
     wanted = {a.strip().lower() for a in addresses}
-    kept, found = [], set()
-    for entry in incoming.get("mailboxes") or []:
-        table = {"address": entry} if isinstance(entry, str) else dict(entry)
-        address = str(table.get("address", "")).lower()
-        if address in wanted:
-            found.add(address)
-            if enabled is None:
-                continue
-            table["enabled"] = enabled
-            entry = table
-        kept.append(entry)
-    missing = sorted(wanted - found)
+    missing = sorted(wanted - set(listed))
     if missing:
         raise NotFoundError(f"channel {name} has no mailbox {', '.join(missing)}",
                             f"see `mailbridge channels show {name}`")
-    if not kept:
+    if enabled is None and wanted >= set(listed):
         raise UsageError(f"channel {name} would have no mailbox left",
                          f"remove the channel instead: `mailbridge channels remove {name}`")
-    incoming["mailboxes"] = kept
-    save_config(path, data)
+    for index in reversed(range(len(listed))):  # from the end: a deletion keeps the indices
+        entry = array[index]
+        if listed[index] not in wanted:
+            continue
+        if enabled is None:
+            del array[index]
+        elif (entry.get("enabled", True) if isinstance(entry, dict) else True) != enabled:
+            set_entry(array, index, "enabled", "true" if enabled else "false")
+    edit.save()
 
 
 def remove_channel(path: Path, name: str) -> None:
-    data, channel = _edit(path, name)
-    data["channel"].remove(channel)
-    save_config(path, data)
+    edit = ConfigEdit(path)
+    edit.remove_channel(name)
+    edit.save()
 
 
 def summary(channel: Channel) -> dict[str, Any]:

@@ -7,13 +7,12 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-import tomli_w
-
+from mailbridge.config.edit import create_config, toml_text
 from mailbridge.config.load import load_config
 from mailbridge.config.model import Config
-from mailbridge.config.write import write_text_atomic
-from mailbridge.connectors.drop import deliver, make_spool
+from mailbridge.connectors.drop import deliver
 from mailbridge.errors import UsageError
+from mailbridge.services.channels import add_channel
 
 DEMO_CHANNEL = "demo"
 
@@ -29,18 +28,13 @@ def create_demo(directory: Path | None) -> Config:
     config_path = root / "config.toml"
     if config_path.exists():
         raise UsageError(f"{root} holds a demo already", "pass another --dir or remove it")
-    spool = root / "spool"
-    data = {
-        "store": {"path": str(root / "mailbridge.db")},
-        "channel": [{
-            "name": DEMO_CHANNEL, "mode": "tickets", "main_email": "support@example.com",
-            "default_queue": "general",
-            "routes": [{"queue": "billing", "keywords": ["invoice", "refund"]}],
-            "incoming": {"type": "drop", "spool": str(spool)},
-        }],
-    }
-    write_text_atomic(config_path, tomli_w.dumps(data))
-    make_spool(spool)
+    create_config(config_path, f"[store]\npath = {toml_text(str(root / 'mailbridge.db'))}\n")
+    added = add_channel(config_path, {
+        "name": DEMO_CHANNEL, "mode": "tickets", "main_email": "support@example.com",
+        "default_queue": "general",
+        "routes": [{"queue": "billing", "keywords": ["invoice", "refund"]}],
+        "incoming": {"type": "drop", "spool": str(root / "spool")},
+    })  # which makes the spool
     for name, raw in sample_messages():
-        deliver(spool, name, raw)
+        deliver(added.spool, name, raw)
     return load_config(config_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from mailbridge.config.write import write_text_atomic
+from mailbridge.config.edit import create_config
 from mailbridge.errors import UsageError
 
 
@@ -13,4 +13,4 @@ def init_config(path: Path, force: bool = False) -> None:
     if path.exists() and not force:
         raise UsageError(f"{path} exists already", "pass --force to overwrite it")
     template = resources.files("mailbridge.config").joinpath("template.toml").read_text("utf-8")
-    write_text_atomic(path, template)
+    create_config(path, template)
