@@ -339,3 +339,77 @@ def test_the_comment_counter_sees_every_comment_of_the_example():
     assert len(comments(text)) == sum(1 for line in text.splitlines() if "#" in line)
     assert comments('a = "x # y"  # z\nb = \'#\'\n') == ["# z"]
 
+
+# -- add-channel: the channel card without an editor ------------------------------------------
+
+def test_add_channel_sets_every_field_of_the_channel_card(mb):
+    assert mb("init").exit_code == 0
+    result = mb("add-channel", "--no-input", "--skip-test", "--name", "support",
+                "--main-email", "support@example.com", "--spool", str(mb.root / "spool"),
+                "--additional-email", "help@example.com", "--outgoing", "sendmail",
+                "--from-name", "Acme Support", "--from-email", "help@example.com",
+                "--bcc", "archive@example.com", "--signature", "-- \nAcme",
+                "--use-common-signature", "--quoting", "send_to_client",
+                "--no-forward-creates-ticket", "--no-messages-hours", "0.5",
+                "--default-queue", "general", "--route", "billing:invoice, refund",
+                "--route", "tech:error", "--set", "schedule=15m")
+    assert result.exit_code == 0, result.stderr
+    ch = load_config(mb.config).channel("support")
+    assert (ch.additional_email, ch.signature, ch.use_common_signature, ch.quoting,
+            ch.forward_creates_ticket, ch.no_messages_hours, ch.default_queue, ch.schedule) == (
+        "help@example.com", "-- \nAcme", True, "send_to_client", False, 0.5, "general", "15m")
+    assert [(r.queue, r.keywords) for r in ch.routes] == [("billing", ("invoice", "refund")),
+                                                          ("tech", ("error",))]
+    assert {k: ch.outgoing[k] for k in ("type", "from_name", "from_email", "bcc")} == {
+        "type": "sendmail", "from_name": "Acme Support", "from_email": "help@example.com",
+        "bcc": "archive@example.com"}
+    assert mb.config.read_text().startswith("# mailbridge configuration")
+
+
+def test_add_channel_sets_the_sales_and_engagements_keys(mb):
+    result = mb("add-channel", "--no-input", "--skip-test", "--name", "sales-anna", "--mode",
+                "sales", "--incoming", "imap", "--host", "imap.example.com", "--username",
+                "anna@example.com", "--password", "env:ANNA", "--agent", "Anna",
+                "--no-matching", "--match-to", "projects", "--matching-type", "domain",
+                "--import-sent-items", "--hide-email-chain", "--owner-alias",
+                "a.smith@example.com", "--window-hours", "48",
+                "--set", "incoming.max_message_mb=20")
+    assert result.exit_code == 0, result.stderr
+    ch = load_config(mb.config).channel("sales-anna")
+    assert (ch.agent, ch.matching, ch.match_to, ch.matching_type, ch.import_sent_items,
+            ch.hide_email_chain, ch.owner_aliases, ch.window_hours) == (
+        "Anna", False, "projects", "domain", True, True, ["a.smith@example.com"], 48)
+    assert ch.incoming["max_message_mb"] == 20
+    assert "window_hours = 48\n" in mb.config.read_text()
+
+
+def test_add_channel_can_send_through_microsoft_365(mb):
+    mb.write_config([], m365=[{"name": "contoso", "tenant_id": "t", "client_id": "c",
+                               "client_secret": {"env": "X"}}])
+    result = mb("add-channel", "--no-input", "--skip-test", "--name", "help", "--outgoing",
+                "m365", "--app", "contoso", "--email", "help@contoso.com", "--incoming", "drop",
+                "--from-name", "Contoso Help")
+    assert result.exit_code == 0, result.stderr
+    out = load_config(mb.config).channel("help").outgoing
+    assert (out["type"], out["app"], out["mailbox"], out["from_name"]) == (
+        "m365", "contoso", "help@contoso.com", "Contoso Help")
+
+
+@pytest.mark.parametrize(("argv", "error", "hint"), [
+    (["--bcc", "x@example.com"], "--bcc is for the outgoing connection", "--outgoing sendmail"),
+    (["--route", "billing"], "--route billing: not QUEUE:KEYWORD,KEYWORD…", "billing:invoice"),
+    (["--set", "colour=red"], "channel new has no key colour", "channels set --help"),
+    (["--set", "schedule"], "--set schedule: not KEY=VALUE", None),
+    (["--quoting", "sometimes"], "channel.new.quoting: must be one of", None),
+    (["--outgoing", "smtp"], "an SMTP outgoing connection needs a host", "--smtp-host"),
+    (["--outgoing", "m365"], "needs an app and a mailbox", "--app NAME"),
+    (["--outgoing", "pigeon"], "outgoing connection must be one of", None),
+])
+def test_add_channel_rejects_card_flags_it_cannot_use(mb, argv, error, hint):
+    assert mb("init").exit_code == 0
+    before = mb.config.read_text()
+    result = mb("add-channel", "--no-input", "--skip-test", "--name", "new", *argv)
+    assert result.exit_code == 2
+    assert error in result.stderr
+    assert hint is None or hint in result.stderr
+    assert mb.config.read_text() == before

@@ -13,7 +13,7 @@ from mailbridge.cli.output import emit, note
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
 from mailbridge.config import channel_keys, providers
-from mailbridge.config.schema import MODES
+from mailbridge.config.schema import CHANNEL, MODES, SENDER_KEYS
 from mailbridge.connectors.imap_session import DEFAULT_PORTS
 from mailbridge.connectors.smtp import DEFAULT_PORTS as SMTP_PORTS
 from mailbridge.errors import UsageError
@@ -47,6 +47,11 @@ def _choose(value: str | None, prompt: str, choices: list[str], default: str,
     if answer not in choices:
         raise UsageError(f"{prompt.lower()} must be one of {', '.join(choices)}, not {answer!r}")
     return answer
+
+
+CARD = "The mail block (Usedesk's channel card)"
+ROUTING = "Routing (Agent Desktop queues)"
+MODES_PANEL = "Engagements and sales modes"
 
 
 def add_channel(
@@ -86,9 +91,75 @@ def add_channel(
                                   "587 starttls, 25 none)."),
     no_outgoing: bool = typer.Option(False, "--no-outgoing", help="No outgoing connection, "
                                      "even with --email."),
-    main_email: str = typer.Option(None, "--main-email", help="The address customers write to."),
-    default_queue: str = typer.Option(None, "--default-queue", help="Queue for new tickets."),
+    outgoing: str = typer.Option(None, "--outgoing", help="Outgoing connection: smtp (the "
+                                 "default for IMAP with --email or --smtp-host), sendmail (the "
+                                 "local MTA: Usedesk's internal connection), m365 (with --app; "
+                                 "sends as --email, else the main e-mail) or none."),
+    main_email: str = typer.Option(None, "--main-email", help="Main e-mail: the address "
+                                   "customers write to."),
+    default_queue: str = typer.Option(None, "--default-queue", help="Default queue: where new "
+                                      "tickets go that no --route matches (general).",
+                                      rich_help_panel=ROUTING),
+    routes: list[str] = typer.Option(None, "--route", metavar="QUEUE:KEYWORD,…", help="Additional "
+                                     "routing: a new ticket whose subject has one of the "
+                                     "keywords goes to QUEUE (repeatable; the first match "
+                                     "wins).", rich_help_panel=ROUTING),
     schedule: str = typer.Option(None, "--schedule", help='How often `run` syncs: "5m", cron.'),
+    additional_email: str = typer.Option(None, "--additional-email", help="Additional e-mail: "
+                                         "sends when the main mailbox is closed to external "
+                                         "connections.", rich_help_panel=CARD),
+    from_name: str = typer.Option(None, "--from-name", help="From (name): the company, person "
+                                  "or channel name clients see.", rich_help_panel=CARD),
+    from_email: str = typer.Option(None, "--from-email", help="From email: the address "
+                                   "replies are sent from (default: the additional, else the "
+                                   "main e-mail).", rich_help_panel=CARD),
+    bcc: str = typer.Option(None, "--bcc", help="Blind carbon copy: gets a hidden copy of every "
+                            "outgoing mail (for servers that keep no Sent copy).",
+                            rich_help_panel=CARD),
+    signature: str = typer.Option(None, "--signature", help="Signature: the channel's common "
+                                  "signature under replies; an agent's personal one comes "
+                                  "first.", rich_help_panel=CARD),
+    use_common_signature: bool = typer.Option(None, "--use-common-signature/"
+                                              "--no-use-common-signature", help="Use a common "
+                                              "signature: agents without a personal one sign "
+                                              "with --signature.", rich_help_panel=CARD),
+    quoting: str = typer.Option(None, "--quoting", help="Quoting: none (don't use), "
+                                "send_to_client (history in the mail only) or display_and_send "
+                                "(in the ticket and the mail; the default).",
+                                rich_help_panel=CARD),
+    forward_creates_ticket: bool = typer.Option(None, "--forward-creates-ticket/"
+                                                "--no-forward-creates-ticket", help="Forwarding "
+                                                "— a new ticket: a forward opens a new ticket "
+                                                "(the default), or stays in its own.",
+                                                rich_help_panel=CARD),
+    no_messages_hours: float = typer.Option(None, "--no-messages-hours", min=0, help="No "
+                                            "messages (h): alert when nothing arrived for this "
+                                            "many hours (0: off, the default).",
+                                            rich_help_panel=CARD),
+    owner_aliases: list[str] = typer.Option(None, "--owner-alias", help="Another address of "
+                                            "the owner (repeatable).", rich_help_panel=MODES_PANEL),
+    window_hours: float = typer.Option(None, "--window-hours", help="Engagements: how far "
+                                       "back each run looks (24).", rich_help_panel=MODES_PANEL),
+    agent: str = typer.Option(None, "--agent", help="Sales: the agent whose My Inbox gets "
+                              "what is not matched.", rich_help_panel=MODES_PANEL),
+    matching: bool = typer.Option(None, "--matching/--no-matching", help="Sales: Enable Email "
+                                  "matching (the default), or all to My Inbox.",
+                                  rich_help_panel=MODES_PANEL),
+    match_to: str = typer.Option(None, "--match-to", help="Sales: emails are matched to "
+                                 "opportunities (the default) or projects.",
+                                 rich_help_panel=MODES_PANEL),
+    matching_type: str = typer.Option(None, "--matching-type", help="Sales: "
+                                      "address_and_subject (the default) or domain.",
+                                      rich_help_panel=MODES_PANEL),
+    import_sent_items: bool = typer.Option(None, "--import-sent-items/--no-import-sent-items",
+                                           help="Sales: also file the owner's sent mail.",
+                                           rich_help_panel=MODES_PANEL),
+    hide_email_chain: bool = typer.Option(None, "--hide-email-chain/--no-hide-email-chain",
+                                          help="Sales: mail that updates an opportunity keeps "
+                                          "only its new part.", rich_help_panel=MODES_PANEL),
+    settings: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Any other "
+                                       "channel key, read as by `channels set` (repeatable), "
+                                       "e.g. --set incoming.max_message_mb=20."),
     skip_test: bool = typer.Option(False, "--skip-test", help="Write the channel without "
                                    "testing the connection first."),
     no_input: bool = typer.Option(False, "--no-input", help="Never prompt; use flags/defaults."),
@@ -104,7 +175,7 @@ def add_channel(
         "mode": _choose(mode, "Mode", list(MODES), "tickets", interactive),
     }
     provider = providers.lookup(email) if email else None
-    guessing = bool(email) and provider is None and host is None
+    guessing = bool(email) and provider is None and host is None and incoming in (None, "imap")
     if provider is not None:
         note(f"{email}: {provider.name}; its IMAP and SMTP settings are filled in")
         if provider.password_note:
@@ -150,16 +221,12 @@ def add_channel(
         answer = _ask(value, prompt, default, interactive)
         if answer:
             entry[key] = answer
-    wants_smtp = not no_outgoing and (email or smtp_host)
-    if wants_smtp and kind == "imap":
-        smtp = provider.smtp if provider else None
-        security_out = smtp_security or (smtp.security if smtp else "starttls")
-        entry["outgoing"] = {
-            "type": "smtp", "host": smtp_host or (smtp.host if smtp else entry["incoming"]["host"]),
-            "port": smtp_port or (smtp.port if smtp else SMTP_PORTS[security_out]),
-            "security": security_out, "username": entry["incoming"]["username"],
-            "password": entry["incoming"]["password"],
-            **({"from_email": email} if email else {})}
+    out_kind = outgoing or ("smtp" if kind == "imap" and (email or smtp_host) and not no_outgoing
+                            else "none")
+    if out_kind != "none":
+        entry["outgoing"] = _outgoing(out_kind, entry, provider, email, app, smtp_host,
+                                      smtp_security, smtp_port)
+    _card(ctx.params, entry)
     if not skip_test and kind != "drop":
         note(f"testing the {kind} connection…")
     if guessing and kind == "imap" and host is None:
@@ -175,13 +242,78 @@ def add_channel(
         note(f"next: `mailbridge sync {added.name}`")
 
 
+def _outgoing(kind: str, entry: dict[str, Any], provider: providers.Provider | None,
+              email: str | None, app: str | None, smtp_host: str | None,
+              smtp_security: str | None, smtp_port: int | None) -> dict[str, Any]:
+    incoming = entry["incoming"]
+    if kind == "sendmail":
+        return {"type": "sendmail"}
+    if kind == "m365":
+        app = app or incoming.get("app")
+        sender = email or entry.get("main_email") or next(iter(incoming.get("mailboxes", [])),
+                                                          None)
+        if not app or not sender:
+            raise UsageError("a Microsoft 365 outgoing connection needs an app and a mailbox",
+                             "pass --app NAME and --email ADDRESS (the mailbox it sends as)")
+        return {"type": "m365", "app": app, "mailbox": sender}
+    if kind != "smtp":
+        raise UsageError(f"outgoing connection must be one of smtp, sendmail, m365, none, "
+                         f"not {kind!r}")
+    smtp = provider.smtp if provider else None
+    host = smtp_host or (smtp.host if smtp else incoming.get("host"))
+    if not host:
+        raise UsageError("an SMTP outgoing connection needs a host", "pass --smtp-host HOST")
+    security = smtp_security or (smtp.security if smtp else "starttls")
+    login = {k: incoming[k] for k in ("username", "password") if k in incoming}
+    return {"type": "smtp", "host": host,
+            "port": smtp_port or (smtp.port if smtp else SMTP_PORTS[security]),
+            "security": security, **login, **({"from_email": email} if email else {})}
+
+
+def _card(params: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Put the flags named after a channel key (--bcc: bcc, --owner-alias: owner_aliases…)
+    where the schema has that key: on the channel, or on its outgoing connection; then the
+    routes and every --set."""
+    for key, value in params.items():
+        if value is None or isinstance(value, str | list | tuple) and not value or key in entry:
+            continue
+        if isinstance(value, list | tuple):
+            value = list(value)
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)  # 24, not 24.0
+        if key in CHANNEL:
+            entry[key] = value
+        elif key in SENDER_KEYS:
+            if "outgoing" not in entry:
+                raise UsageError(f"--{key.replace('_', '-')} is for the outgoing connection",
+                                 "pass --outgoing sendmail, or --smtp-host HOST (or --email) "
+                                 "for SMTP")
+            entry["outgoing"][key] = value
+    if params.get("routes"):
+        entry["routes"] = [_route(text) for text in params["routes"]]
+    for setting in params.get("settings") or ():
+        key, sep, word = setting.partition("=")
+        if not sep:
+            raise UsageError(f"--set {setting}: not KEY=VALUE", "e.g. --set schedule=15m")
+        channel_keys.assign(entry, key.strip(), word)
+
+
+def _route(text: str) -> dict[str, Any]:
+    queue, _, words = text.partition(":")
+    keywords = [w.strip() for w in words.split(",") if w.strip()]
+    if not queue.strip() or not keywords:
+        raise UsageError(f"--route {text}: not QUEUE:KEYWORD,KEYWORD…",
+                         'e.g. --route "billing:invoice,refund"')
+    return {"queue": queue.strip(), "keywords": keywords}
+
+
 def _with_servers(entry: dict[str, Any], candidate: providers.Provider,
                   smtp_host: str | None) -> dict[str, Any]:
     """The entry with a guessed provider's IMAP (and SMTP) servers put in."""
     out = {**entry, "incoming": {**entry["incoming"], "host": candidate.imap.host,
                                  "port": candidate.imap.port,
                                  "security": candidate.imap.security}}
-    if "outgoing" in entry and smtp_host is None:
+    if entry.get("outgoing", {}).get("type") == "smtp" and smtp_host is None:
         out["outgoing"] = {**entry["outgoing"], "host": candidate.smtp.host,
                            "port": candidate.smtp.port, "security": candidate.smtp.security}
     return out

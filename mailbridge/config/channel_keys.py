@@ -1,4 +1,4 @@
-"""A channel's keys as the command line names them (`channels set`):
+"""A channel's keys as the command line names them (`channels set`, `add-channel --set`):
 dotted paths such as `outgoing.from_name`, derived from the schema for the channel's own
 connection types, and command-line words read as the value the key's own check accepts."""
 
@@ -57,6 +57,16 @@ def resolve(path: str, known: Mapping[str, Key], owner: str,
         raise UsageError(f"{owner}: the name cannot be changed: the store files its mail "
                          "under it", "add a new channel and remove this one instead")
     raise UsageError(f"{owner} has no key {path}", _suggestion(path, known, channel))
+
+
+def assign(channel: dict[str, Any], path: str, word: str) -> None:
+    """Set `path` of a channel not yet written (a dict) to `word` read as its key's type."""
+    spec = resolve(path, channel_paths(channel), f"channel {channel.get('name')}", channel)
+    *parents, key = path.split(".")
+    node = channel
+    for parent in parents:
+        node = node.setdefault(parent, {})
+    node[key] = tomllib.loads(f"v = {reading(spec, word)}")["v"]
 
 
 def describe_paths(channel: Mapping[str, Any] | None = None) -> str:
