@@ -213,6 +213,13 @@ def test_remove_keeps_the_comments_above_the_next_channel(mb):
                                     "# end of the channels\n"
 
 
+def test_removing_the_last_channel_keeps_the_comments_above_the_next_table(mb):
+    mb.config.write_text('[[channel]]\nname = "a"\nincoming = { type = "drop" }\n\n'
+                         "# where the store lives\n[store]\n# path = \"x\"\n")
+    assert mb("channels", "remove", "a", "--yes").exit_code == 0
+    assert mb.config.read_text() == '# where the store lives\n[store]\n# path = "x"\n'
+
+
 def test_a_new_outgoing_section_goes_above_the_comments_of_the_next_channel(mb):
     mb.config.write_text('[[channel]]\nname = "a"\n[channel.incoming]\ntype = "drop"\n\n'
                          '# the b channel\n[[channel]]\nname = "b"\nincoming = { type = "drop" }\n')
@@ -254,6 +261,8 @@ def test_set_reads_each_value_as_its_keys_type(example):
     (["support", "quoting", "sometimes"], "channel.support.quoting: must be one of", None),
     (["imap-desk", "incoming.port", "http"], "channel.imap-desk.incoming.port: must be an "
      "integer 1–65535", None),
+    (["support", "default_queue", '"vip"\nenabled = false'], "channel.support.default_queue: "
+     "must be lowercase", None),  # one value, not a TOML document
     (["support", "enabled"], "enabled has no value", "give every KEY a VALUE"),
     (["nope", "enabled", "true"], "no channel called nope", None),
     (["o365", "queue", "x", "--mailbox", "zed@contoso.com"], "channel o365 has no mailbox "

@@ -87,8 +87,9 @@ def reading(spec: Key, word: str) -> str:
     none is accepted, the TOML value or the text, for the loader to report."""
     readings = []
     try:
-        value = tomllib.loads(f"v = {word}")["v"]
-        readings.append((value, word.strip()))
+        parsed = tomllib.loads(f"v = {word}")
+        if list(parsed) == ["v"]:  # one value, not `1\nother = 2`
+            readings.append((parsed["v"], word.strip()))
     except tomllib.TOMLDecodeError:
         pass
     readings.append((word, toml_text(word)))

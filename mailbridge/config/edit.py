@@ -49,16 +49,17 @@ class ConfigEdit:
             write_text_atomic(self.path, self.text)
         return config
 
-    def channel(self, name: str) -> Table:
+    def channel(self, name: str) -> Table | InlineTable:
         for table in self.channels():
             if table.get("name") == name:
                 return table
         raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
 
-    def channels(self) -> list[Table]:
+    def channels(self) -> list[Table | InlineTable]:
         found = self.doc.get("channel")
-        return [t for t in found if isinstance(t, Table | InlineTable)] \
-            if isinstance(found, list) else []
+        if not isinstance(found, list):
+            return []
+        return [t for t in found if isinstance(t, Table | InlineTable)]
 
     def append_channel(self, channel: dict[str, Any]) -> None:
         """Add a [[channel]] block after everything else in the file (or an inline table to
@@ -89,7 +90,8 @@ class ConfigEdit:
             following = aot.body[index] if index < len(aot.body) else None
         else:
             self.doc.remove("channel")  # an empty array of tables would print `channel = []`
-        following = following or _next_table(self.doc.body[position + 1:])
+        if following is None:  # an empty table is falsy: compare with None
+            following = _next_table(self.doc.body[position + 1:])
         if following is not None:
             following.trivia.indent = "".join(c.as_string() for c in keep) \
                 + following.trivia.indent
@@ -171,6 +173,8 @@ def _render(item: Any) -> str:
 
 
 def _apply(node: Any, path: list[str], new: Item | None) -> Any:
+    """Set (`new` None: remove) `path` below `node`. A table is changed in place (None is
+    returned); an inline table is rebuilt, and the rebuilt one returned for its parent."""
     key, rest = path[0], path[1:]
     if isinstance(node, InlineTable):
         return _apply_inline(node, key, rest, new)
