@@ -33,13 +33,25 @@ def reply(
     file: Path = typer.Option(None, "--file", help="Read the text from this file."),
     agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
     attach: list[Path] = typer.Option(None, "--attach", help=ATTACH_HELP),
+    to: list[str] = typer.Option(None, "--to", help="Send to this address instead of the "
+                                 "conversation's recipients (repeatable)."),
+    cc: list[str] = typer.Option(None, "--cc", help="Also send to this address (repeatable)."),
+    drop: list[str] = typer.Option(None, "--drop", help="Leave this address out (repeatable)."),
 ) -> None:
-    """Queue a reply to the requester and everyone they copied (one mail each); `sync` or
-    `run` sends it. The reply is added to the ticket now."""
+    """Queue a reply to everyone the client put on the conversation — the senders, To and Cc
+    of every incoming mail of the ticket, less the channel's own addresses and automatic
+    senders — one mail each; `sync` or `run` sends it. The recipients are printed first.
+
+    Example: mailbridge tickets reply 12 -m "Fixed." --drop dave@customer.example"""
     from mailbridge.services import outgoing
 
+    config = state(ctx).config()
+    addressing = outgoing.Addressing(*(tuple(a.strip() for a in given or ())
+                                       for given in (to, cc, drop)))
+    recipients = outgoing.reply_recipients(config, ticket, addressing)
+    note(f"ticket #{ticket}: reply to {', '.join(recipients)}")
     text = _text(message, file)
-    queued = outgoing.reply(state(ctx).config(), ticket, text, agent, tuple(attach or ()))
+    queued = outgoing.reply(config, ticket, text, agent, tuple(attach or ()), recipients)
     note(f"ticket #{queued.ticket}: reply queued for {', '.join(queued.recipients)} "
          f"(outbox {', '.join(f'#{i}' for i in queued.outbox)})")
 

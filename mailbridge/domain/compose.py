@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import mimetypes
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -81,17 +81,6 @@ def message_id(ticket: int | None, unique: str, domain: str) -> str:
     copy of what it answers."""
     return f"mb.{ticket if ticket is not None else 'notice'}.{unique}@" \
            f"{domain or 'mailbridge.invalid'}"
-
-
-def recipients(requester: str, copied: Iterable[str], own: Iterable[str]) -> tuple[str, ...]:
-    """The requester and everyone the client put in copy, once each, never our own addresses."""
-    seen = {a.lower() for a in own}
-    found: list[str] = []
-    for address in (requester, *copied):
-        if address and address.lower() not in seen:
-            seen.add(address.lower())
-            found.append(address)
-    return tuple(found)
 
 
 def quote_text(history: Sequence[Quoted]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,9 +14,10 @@ from typing import Any
 
 from mailbridge.config import secrets
 from mailbridge.config.model import Channel, Config
+from mailbridge.config.schema import EMAIL_RE
 from mailbridge.connectors.sendmail import SendmailSender
 from mailbridge.connectors.smtp import DEFAULT_PORTS, SmtpSender, SmtpSettings
-from mailbridge.domain import compose
+from mailbridge.domain import compose, recipients
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
@@ -69,11 +70,31 @@ def from_address(channel: Channel) -> str:
     return found
 
 
+@dataclass(frozen=True)
+class Addressing:
+    """`tickets reply --to/--cc/--drop`: `to` replaces the conversation's recipients, `cc`
+    adds to them, `drop` leaves some out."""
+
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+
+
+def reply_recipients(config: Config, ticket: int,
+                     addressing: Addressing = Addressing()) -> tuple[str, ...]:
+    """Who a reply would go to now, each getting a mail of their own: shown before anything
+    is queued (read-only)."""
+    with reading(config.store_path) as db:
+        row, channel = _ticket(db, config, ticket)
+        return _recipients(db, channel, row, addressing)
+
+
 def reply(config: Config, ticket: int, text: str, agent: str | None = None,
-          attachments: tuple[Path, ...] = ()) -> Queued:
+          attachments: tuple[Path, ...] = (), to: Sequence[str] | None = None) -> Queued:
+    """Queue a reply to `to` (default: the conversation's recipients, `reply_recipients`)."""
     files = _read_attachments(attachments)
     with write_transaction(config.store_path) as db:
-        return _queue_reply(db, config, ticket, text, agent, files)
+        return _queue_reply(db, config, ticket, text, agent, files, to)
 
 
 def forward(config: Config, ticket: int, to: str, text: str, agent: str | None = None,
@@ -95,23 +116,47 @@ def _ticket(db: Store, config: Config, ticket: int) -> tuple[dict[str, Any], Cha
     return row, channel
 
 
+def _recipients(db: Store, channel: Channel, row: dict[str, Any],
+                addressing: Addressing) -> tuple[str, ...]:
+    own = (*channel.own_addresses, from_address(channel).lower())
+    for flag, given in (("--to", addressing.to), ("--cc", addressing.cc)):
+        for address in given:
+            if not EMAIL_RE.match(address):
+                raise UsageError(f"{flag} {address}: not an e-mail address")
+            if address.lower() in own:
+                raise UsageError(f"{flag} {address}: that is channel {channel.name}'s own "
+                                 "address; mail to it would only come back")
+    incoming = [
+        recipients.Incoming(m["classification"], m["from_email"],
+                            tuple(a["email"] for a in m["to"]),
+                            tuple(a["email"] for a in m["cc"]))
+        for m in tickets.messages_of(db, row["id"]) if m["direction"] == "in"]
+    found = recipients.conversation(row["requester_email"], incoming, own)
+    try:
+        chosen = recipients.adjust(found, addressing.to, addressing.cc, addressing.drop)
+    except ValueError as exc:
+        raise UsageError(f"--drop {exc}: not among the recipients "
+                         f"({', '.join(found) or 'none'})") from None
+    if not chosen:
+        raise UsageError(f"ticket #{row['id']} has nobody to reply to",
+                         "name someone with --to ADDR (the requester is one of the channel's "
+                         "own addresses or only ever answered automatically)")
+    return chosen
+
+
 def _queue_reply(db: Store, config: Config, ticket: int, text: str, agent: str | None,
-                 files: tuple[compose.Attachment, ...]) -> Queued:
+                 files: tuple[compose.Attachment, ...],
+                 to: Sequence[str] | None) -> Queued:
     row, channel = _ticket(db, config, ticket)
     history = tickets.messages_of(db, ticket)
     last_in = next((m for m in reversed(history) if m["direction"] == "in"), None)
-    own = (*channel.own_addresses, from_address(channel).lower())
-    copied = [a["email"] for a in (last_in["to"] + last_in["cc"])] if last_in else []
-    to = compose.recipients(row["requester_email"], copied, own)
-    if not to:
-        raise UsageError(f"ticket #{ticket} has nobody to reply to",
-                         "the requester is one of the channel's own addresses; use "
-                         "`mailbridge tickets forward` instead")
+    if to is None:
+        to = _recipients(db, channel, row, Addressing())
     in_reply_to, references = (messages.thread_ids(db, last_in["id"]) if last_in
                                else (None, ()))
     draft = compose.Draft(
         ticket=ticket, subject=row["subject"], body=text, **_sender(channel),
-        recipients=to, signature=_signature(db, channel, agent),
+        recipients=tuple(to), signature=_signature(db, channel, agent),
         history=_history(history), quote=channel.quoting != "none",
         in_reply_to=in_reply_to, references=references, attachments=files)
     return _store_and_queue(db, channel, ticket, draft, "reply")
