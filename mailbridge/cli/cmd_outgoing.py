@@ -50,7 +50,7 @@ def reply(
                                        for given in (to, cc, drop)))
     recipients = outgoing.reply_recipients(config, ticket, addressing)
     note(f"ticket #{ticket}: reply to {', '.join(recipients)}")
-    text = _text(message, file)
+    text = message_text(message, file)
     queued = outgoing.reply(config, ticket, text, agent, tuple(attach or ()), recipients)
     note(f"ticket #{queued.ticket}: reply queued for {', '.join(queued.recipients)} "
          f"(outbox {', '.join(f'#{i}' for i in queued.outbox)})")
@@ -69,14 +69,16 @@ def forward(
     forward_creates_ticket (default), the forward opens a new ticket of its own."""
     from mailbridge.services import outgoing
 
-    text = _text(message, file, required=False)
+    text = message_text(message, file, required=False)
     queued = outgoing.forward(state(ctx).config(), ticket, to, text, agent,
                               tuple(attach or ()))
     where = "new ticket" if queued.ticket != ticket else "ticket"
     note(f"{where} #{queued.ticket}: forward to {to} queued (outbox #{queued.outbox[0]})")
 
 
-def _text(message: str | None, file: Path | None, required: bool = True) -> str:
+def message_text(message: str | None, file: Path | None, required: bool = True) -> str:
+    """The text of a reply, forward or comment: --message, else --file, else stdin when it is
+    not a terminal, else $EDITOR."""
     if message is not None:
         text = message
     elif file is not None:
@@ -93,7 +95,7 @@ def _text(message: str | None, file: Path | None, required: bool = True) -> str:
     else:
         text = ""
     if required and not text.strip():
-        raise UsageError("the text is empty; nothing was queued")
+        raise UsageError("the text is empty; nothing was done")
     return text
 
 
@@ -103,7 +105,7 @@ def _edit() -> str:
         path = Path(handle.name)
     try:
         if subprocess.call([*editor.split(), str(path)]) != 0:
-            raise UsageError(f"{editor} exited with an error; nothing was queued")
+            raise UsageError(f"{editor} exited with an error; nothing was done")
         return path.read_text(encoding="utf-8")
     finally:
         path.unlink(missing_ok=True)

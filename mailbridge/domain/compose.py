@@ -94,6 +94,17 @@ def quote_text(history: Sequence[Quoted]) -> str:
     return "\n\n".join(blocks)
 
 
+def transcript(items: Sequence[Quoted]) -> str:
+    """The correspondence in the order given, as plain text: a forward's ticket comment."""
+    blocks = []
+    for item in items:
+        who = f"{item.name} <{item.email}>" if item.name and item.email else (
+            item.name or item.email or "someone")
+        when = format_datetime(item.sent_at) if item.sent_at else "an earlier date"
+        blocks.append(f"--- {who}, {when}\n{(item.text or '').rstrip()}")
+    return "\n\n".join(blocks)
+
+
 def compose(draft: Draft, unique: str, domain: str) -> Composed:
     mid = message_id(draft.ticket, unique, domain)
     subject = (draft.subject if draft.ticket is None

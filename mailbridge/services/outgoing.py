@@ -21,7 +21,7 @@ from mailbridge.domain import compose, recipients
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
-from mailbridge.store import agents, messages, outbox, tickets
+from mailbridge.store import agents, comments, messages, outbox, tickets
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading, write_transaction
 
@@ -165,16 +165,24 @@ def _queue_reply(db: Store, config: Config, ticket: int, text: str, agent: str |
 def _queue_forward(db: Store, config: Config, ticket: int, to: str, text: str,
                    agent: str | None, files: tuple[compose.Attachment, ...]) -> Queued:
     row, channel = _ticket(db, config, ticket)
-    history = _history(tickets.messages_of(db, ticket))
+    rows = tickets.messages_of(db, ticket)
     target = ticket
     if channel.forward_creates_ticket:  # Usedesk "Forwarding — a new ticket"
         target = tickets.create(db, channel.name, queue=row["queue"], subject=row["subject"],
                                 requester_name="", requester_email=to, kind="human")
     draft = compose.Draft(
         ticket=target, subject=row["subject"], body=text, **_sender(channel),
-        recipients=(to,), signature=_signature(db, channel, agent), history=history,
+        recipients=(to,), signature=_signature(db, channel, agent), history=_history(rows),
         quote=True, attachments=files, prefix="Fwd")
-    return _store_and_queue(db, channel, target, draft, "forward")
+    queued = _store_and_queue(db, channel, target, draft, "forward")
+    if target != ticket:
+        # "with all correspondence added to the comment field", whatever the quoting mode
+        # keeps in the forwarded message itself; the original names where it went
+        everything = _history(rows, limit=None)[::-1]
+        comments.add(db, target, agent or "", f"Forwarded from ticket #{ticket} to {to}. "
+                     f"The correspondence:\n\n{compose.transcript(everything)}")
+        comments.add(db, ticket, agent or "", f"Forwarded to {to} as new ticket #{target}.")
+    return queued
 
 
 def _sender(channel: Channel) -> dict[str, str]:
@@ -192,8 +200,10 @@ def _signature(db: Store, channel: Channel, agent: str | None) -> str:
     return compose.choose_signature(personal, channel.signature, channel.use_common_signature)
 
 
-def _history(rows: list[dict[str, Any]]) -> tuple[compose.Quoted, ...]:
-    """The conversation newest first; our own earlier quotes are cut so history never nests."""
+def _history(rows: list[dict[str, Any]], limit: int | None = compose.MAX_QUOTED
+             ) -> tuple[compose.Quoted, ...]:
+    """The conversation newest first, at most `limit` messages (None: all); our own earlier
+    quotes are cut so history never nests."""
     quoted = []
     for m in reversed(rows):
         text = m["text"] or ""
@@ -202,7 +212,7 @@ def _history(rows: list[dict[str, Any]]) -> tuple[compose.Quoted, ...]:
         stamp = m["sent_at"] or m["stored_at"]
         quoted.append(compose.Quoted(m["from_name"], m["from_email"],
                                      datetime.fromisoformat(stamp) if stamp else None, text))
-    return tuple(quoted[:compose.MAX_QUOTED])
+    return tuple(quoted[:limit])
 
 
 def _store_and_queue(db: Store, channel: Channel, ticket: int, draft: compose.Draft,
