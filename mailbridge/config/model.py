@@ -20,6 +20,7 @@ class Route:
 @dataclass(frozen=True)
 class Channel:
     name: str
+    title: str  # Usedesk's "Channel name" as people read it ("Support Desk"); default: name
     enabled: bool
     mode: str
     schedule: str
@@ -104,4 +105,5 @@ def build_channel(data: dict[str, Any]) -> Channel:
     routes = tuple(Route(r["queue"], tuple(r["keywords"])) for r in data.get("routes") or ())
     values = {k: v for k, v in data.items() if k != "routes"}
     values["schedule"] = values.get("schedule") or DEFAULT_SCHEDULE[values["mode"]]
+    values["title"] = (values.get("title") or "").strip() or values["name"]
     return Channel(routes=routes, **values)

@@ -282,6 +282,7 @@ ROUTE = {"queue": Key(name), "keywords": Key(string_list())}
 
 CHANNEL: dict[str, Key] = {
     "name": Key(name),
+    "title": Key(string(), None),  # free text shown beside the name; default: the name
     "enabled": Key(boolean, True),
     "mode": Key(choice(*MODES), "tickets"),
     "schedule": Key(schedule, None),

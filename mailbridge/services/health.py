@@ -55,6 +55,7 @@ def status_row(db: Store, config: Config, channel: Channel, now: datetime,
         upcoming = next_run(channel, _time(runs.last_start(db, channel.name)), now)
     return {
         "channel": channel.name,
+        "title": channel.title,
         "enabled": channel.enabled,
         "mode": channel.mode,
         "incoming": channel.incoming.get("type"),
@@ -143,8 +144,8 @@ def status(config: Config) -> list[dict[str, Any]]:
 
 def _never_synced(channel: Channel) -> dict[str, Any]:
     """No store yet: nothing to judge (the rules need a first sync to count from)."""
-    return {"channel": channel.name, "enabled": channel.enabled, "mode": channel.mode,
-            "incoming": channel.incoming.get("type"),
+    return {"channel": channel.name, "title": channel.title, "enabled": channel.enabled,
+            "mode": channel.mode, "incoming": channel.incoming.get("type"),
             "health": "never synced" if channel.enabled else "disabled",
             "messages_24h": 0, "failures": 0, "schedule": channel.schedule, "outbox": 0,
             "problems": []}
