@@ -158,7 +158,8 @@ def agents_add(
     name: str = typer.Argument(..., help="Agent name, as used with --as."),
     email: str = typer.Option(..., "--email", help="The agent's address (alert mail)."),
     signature: str = typer.Option(None, "--signature", help="Personal signature; it wins "
-                                  "over the channel's common one."),
+                                  "over the channel's common one. Plain text, Markdown-like "
+                                  "(**bold**, [text](url)) or simple HTML."),
     notify: bool = typer.Option(None, "--notify-no-messages/--no-notify-no-messages",
                                 help="Mail this agent when a channel goes quiet."),
 ) -> None:

@@ -1,6 +1,7 @@
-"""Outgoing mail, composed in pure code: the signature and quoting rules of the product
-documents, the threading headers that bring the client's answer back to its ticket, and one
-copy per recipient (Usedesk sends each recipient their own mail)."""
+"""Outgoing mail, composed in pure code: the signature (formatted by signature.py) and
+quoting rules of the product documents, the threading headers that bring the client's answer
+back to its ticket, and one copy per recipient (Usedesk sends each recipient their own
+mail)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
+from mailbridge.domain.signature import Signature, render_signature
 from mailbridge.domain.threading import bare_subject, with_token
 
 MAX_QUOTED = 30  # the product documents: at most the 30 latest messages of the correspondence
@@ -109,13 +111,14 @@ def compose(draft: Draft, unique: str, domain: str) -> Composed:
     mid = message_id(draft.ticket, unique, domain)
     subject = (draft.subject if draft.ticket is None
                else subject_for(draft.subject, draft.ticket, draft.prefix))
+    sig = render_signature(draft.signature) if draft.signature.strip() else None
     parts = [draft.body.rstrip()]
-    if draft.signature:
-        parts.append(draft.signature.rstrip())
+    if sig:
+        parts.append(sig.text.rstrip())
     unquoted = "\n\n".join(parts) + "\n"
     quoted = quote_text(draft.history) if draft.quote and draft.history else ""
     text = f"{unquoted}\n{quoted}\n" if quoted else unquoted
-    markup = _html(draft, quoted)
+    markup = _html(draft, sig, quoted)
     copies = []
     for recipient in draft.recipients:
         msg = EmailMessage(policy=SMTP)
@@ -179,10 +182,10 @@ def _paragraphs(text: str) -> str:
     return "<br>\n".join(html.escape(line) for line in text.rstrip().split("\n"))
 
 
-def _html(draft: Draft, quoted: str) -> str:
+def _html(draft: Draft, sig: Signature | None, quoted: str) -> str:
     body = [f"<div>{_paragraphs(draft.body)}</div>"]
-    if draft.signature:
-        body.append(f'<div class="signature">{_paragraphs(draft.signature)}</div>')
+    if sig:
+        body.append(f'<div class="signature">{sig.html or _paragraphs(sig.text)}</div>')
     if quoted:
         for item in draft.history[:MAX_QUOTED]:
             who = html.escape(item.name or item.email or "someone")
