@@ -27,8 +27,9 @@ def sync(
                                 help="A line per message (same as the global -v)."),
     no_send: bool = typer.Option(False, "--no-send", help="Hold the outbox: fetch only."),
 ) -> None:
-    """Fetch new mail for each channel once and file it, then send the outbox (for cron).
-    Exit 4 if any channel or any outgoing mail failed."""
+    """Fetch new mail for each channel once and file it, raise and clear alerts as `run`
+    does (a raised one is a warning on stderr, mailed to the agents who opted in), then send
+    the outbox (for cron). Exit 4 if any channel or any outgoing mail failed."""
     st = state(ctx)
     with CliReporter(st.verbosity + verbose, quiet) as reporter:
         run = sync_service.sync(st.config(), channels or [], reporter, send=not no_send)

@@ -80,6 +80,14 @@ class Channel:
 class AlertSettings:
     command: tuple[str, ...] = ()  # gets each alert as JSON on stdin
     after_failures: int = 3  # consecutive failed syncs before a channel is "failing"
+    # sends alert mail for channels without an outgoing connection (smtp, sendmail or m365)
+    outgoing: dict[str, Any] | None = None
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # its [[m365]] entry
+
+    @property
+    def from_email(self) -> str | None:
+        out = self.outgoing or {}
+        return out.get("from_email") or out.get("mailbox")
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbridge.config.model import Channel, Config
-from mailbridge.domain.health import ChannelFacts, Condition, conditions
+from mailbridge.domain.health import QUIET, ChannelFacts, Condition, conditions
 from mailbridge.store import alerts, messages, outbox, runs
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading
@@ -88,13 +89,16 @@ class AlertEvent:
                 "detail": self.detail, "at": self.at}
 
 
-def update_alerts(db: Store, config: Config, now: datetime) -> list[AlertEvent]:
-    """Raise what newly went wrong, clear what recovered; each only once."""
+def update_alerts(db: Store, config: Config, now: datetime,
+                  names: Sequence[str] | None = None) -> list[AlertEvent]:
+    """Raise what newly went wrong, clear what recovered; each only once. `names`: only these
+    channels (a `sync` of some channels), else every one."""
     current = {(c.channel, c.kind): c for ch in config.channels
-               for c in judge(db, config, ch, now)}
+               if not names or ch.name in names for c in judge(db, config, ch, now)}
     events = []
     with db.atomic():
-        open_now = {(a["channel"], a["kind"]): a for a in alerts.open_alerts(db)}
+        open_now = {(a["channel"], a["kind"]): a for a in alerts.open_alerts(db)
+                    if not names or a["channel"] in names}
         for key, alert in open_now.items():
             if key not in current:
                 stamp = alerts.clear(db, alert["id"])
@@ -128,6 +132,27 @@ def deliver(config: Config, events: list[AlertEvent]) -> None:
         if done.returncode:
             log.error("alerts.command %s exited %d: %s", config.alerts.command[0],
                       done.returncode, done.stderr.strip()[:200])
+
+
+def raise_and_notify(db: Store, config: Config, now: datetime,
+                     names: Sequence[str] | None = None) -> list[AlertEvent]:
+    """The alert round `run` makes after each job and `sync` (cron) after its channels:
+    raise and clear alerts, deliver them (log, `[alerts] command`), and queue each quiet
+    alert and its recovery as mail to the agents with --notify-no-messages (Usedesk's "No
+    messages (h)"), once per quiet period since an alert is raised only once."""
+    events = update_alerts(db, config, now, names)
+    deliver(config, events)
+    quiet = [e for e in events if e.kind == QUIET]
+    if quiet:
+        from mailbridge.services import outgoing  # composing mail: loaded only when needed
+
+        with db.atomic():
+            for event in quiet:
+                outgoing.queue_alert_mail(
+                    db, config, event.channel,
+                    f"mailbridge: channel {event.channel}: {event.kind} alert {event.event}",
+                    f"{event.detail}\n\n(at {event.at})")
+    return events
 
 
 def status(config: Config) -> list[dict[str, Any]]:

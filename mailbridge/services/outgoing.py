@@ -42,17 +42,22 @@ def sender_for(channel: Channel) -> Sender:
     if out is None:
         raise UsageError(f"channel {channel.name} has no outgoing connection",
                          "add an [channel.outgoing] table (see config.example.toml)")
+    return _build_sender(out, channel.name, channel.apps)
+
+
+def _build_sender(out: dict[str, Any], label: str, apps: dict[str, dict[str, Any]]) -> Sender:
+    """A sender for an outgoing table: a channel's, or `[alerts] outgoing` (`label` names the
+    channel in messages)."""
     if out["type"] == "smtp":
-        return SmtpSender(smtp_settings(channel), channel.name)
+        return SmtpSender(smtp_settings(out), label)
     if out["type"] == "sendmail":
-        return SendmailSender(tuple(out["command"]), channel.name, out["timeout"])
+        return SendmailSender(tuple(out["command"]), label, out["timeout"])
     from mailbridge.services import m365
 
-    return m365.build_sender(channel)
+    return m365.build_sender(out, label, apps)
 
 
-def smtp_settings(channel: Channel) -> SmtpSettings:
-    out = channel.outgoing or {}
+def smtp_settings(out: dict[str, Any]) -> SmtpSettings:
     return SmtpSettings(
         host=out["host"], port=out["port"] or DEFAULT_PORTS[out["security"]],
         security=out["security"], username=out["username"],
@@ -246,14 +251,22 @@ def _read_attachments(paths: tuple[Path, ...]) -> tuple[compose.Attachment, ...]
 
 def drain_all(db: Store, config: Config, names: list[str] | None = None,
               should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
-    """Send what the outbox holds for each channel that has an outgoing connection."""
+    """Send what the outbox holds for each channel: through its outgoing connection, or for
+    a channel without one (only alert mail is queued there) through `[alerts] outgoing`."""
     results = []
     for channel in config.channels:
-        if channel.outgoing is None or (names and channel.name not in names):
+        if names and channel.name not in names:
             continue
         if not outbox.depth(db, channel.name):
             continue
-        results.append(drain(db, channel.name, sender_for(channel), should_stop))
+        if channel.outgoing is not None:
+            sender = sender_for(channel)
+        elif config.alerts.outgoing is not None:
+            sender = _build_sender(config.alerts.outgoing, f"{channel.name} via [alerts] outgoing",
+                                   config.alerts.apps)
+        else:
+            continue
+        results.append(drain(db, channel.name, sender, should_stop))
     return results
 
 
@@ -309,17 +322,25 @@ ALERT_MAILS_PER_HOUR = 5  # per recipient: automatic mail must never flood anyon
 def queue_alert_mail(db: Store, config: Config, channel_name: str, subject: str,
                      body: str) -> list[int]:
     """Mail an alert about a channel to the agents who opted in (notify_no_messages), through
-    that channel's outgoing connection; nothing when it has none. Sent at the next drain."""
+    that channel's outgoing connection, else through `[alerts] outgoing`; nothing when there
+    is neither. Queued under the channel's name, sent at the next drain."""
     channel = config.channel(channel_name)
-    if channel is None or channel.outgoing is None:
+    if channel is None:
+        return []
+    if channel.outgoing is not None:
+        sender = _sender(channel)
+    elif config.alerts.outgoing is not None and config.alerts.from_email:
+        sender = {"from_name": config.alerts.outgoing.get("from_name") or "mailbridge",
+                  "from_email": config.alerts.from_email}
+    else:
         return []
     recipients = [a["email"] for a in agents.list_agents(db) if a["notify_no_messages"]]
     recipients = [r for r in recipients if outbox.recent(db, r, "alert") < ALERT_MAILS_PER_HOUR]
     if not recipients:
         return []
-    sent_from = from_address(channel)
+    sent_from = sender["from_email"]
     made = compose.compose(compose.Draft(
-        ticket=None, subject=subject, body=body, **_sender(channel),
+        ticket=None, subject=subject, body=body, **sender,
         recipients=tuple(recipients), automatic=True),
         uuid.uuid4().hex[:16], sent_from.rpartition("@")[2])
     return [outbox.queue(db, channel.name, None, None, "alert", sent_from, [rcpt], raw)
