@@ -8,14 +8,6 @@ import json
 
 import pytest
 from conftest import drop, message
-from servers.smtp import SmtpServer
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    yield server
-    server.close()
 
 
 def desk(mb, smtp, **channel):

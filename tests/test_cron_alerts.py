@@ -14,16 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import drop, m365_config, message
-from servers.smtp import SmtpServer
 
 QUIET_HOURS = 24
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    yield server
-    server.close()
 
 
 def written(mb) -> dict:

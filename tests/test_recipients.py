@@ -11,7 +11,6 @@ from email import policy
 
 import pytest
 from conftest import SECRET, drop, m365_config
-from servers.smtp import SmtpServer
 
 from mailbridge.domain.recipients import Incoming, adjust, conversation, unique
 
@@ -86,13 +85,6 @@ THREAD = [
 ]
 EVERYONE = ["bob@customer.example", "carol@customer.example", "dave@customer.example",
             "frank@customer.example", "erin@customer.example"]
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    yield server
-    server.close()
 
 
 def smtp_out(server) -> dict:

@@ -8,7 +8,6 @@ import json
 
 import pytest
 from conftest import drop, message
-from servers.smtp import SmtpServer
 
 from mailbridge.domain.compose import Draft, compose
 from mailbridge.domain.parse import parse
@@ -77,13 +76,6 @@ def test_composed_mail_is_multipart_alternative_with_both_renderings():
     assert parsed.text == "Fixed.\n\n-- \nAlice, support\n"
     assert '<div class="signature">-- <br>\r\n<b>Alice</b>, <i>support</i></div>' in parsed.html
     assert made.unquoted == "Fixed.\n\n-- \nAlice, support\n"
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    yield server
-    server.close()
 
 
 def test_a_reply_carries_the_formatted_signature(mb, smtp):
