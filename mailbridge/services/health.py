@@ -113,13 +113,15 @@ def update_alerts(db: Store, config: Config, now: datetime,
     return events
 
 
-def deliver(config: Config, events: list[AlertEvent]) -> None:
-    """To the log always; to the alert command when one is configured. A failing command is
-    logged, never fatal: alerting must not stop the syncing it reports on."""
+def deliver(config: Config, events: list[AlertEvent], logged: bool = True) -> None:
+    """To the log (unless the caller reports them itself); to the alert command when one is
+    configured. A failing command is logged, never fatal: alerting must not stop the
+    syncing it reports on."""
     for event in events:
         level = logging.WARNING if event.event == RAISED else logging.INFO
-        log.log(level, "%s: alert %s: %s: %s", event.channel, event.event, event.kind,
-                event.detail)
+        if logged:
+            log.log(level, "%s: alert %s: %s: %s", event.channel, event.event, event.kind,
+                    event.detail)
         if not config.alerts.command:
             continue
         try:
@@ -135,13 +137,14 @@ def deliver(config: Config, events: list[AlertEvent]) -> None:
 
 
 def raise_and_notify(db: Store, config: Config, now: datetime,
-                     names: Sequence[str] | None = None) -> list[AlertEvent]:
+                     names: Sequence[str] | None = None, logged: bool = True
+                     ) -> list[AlertEvent]:
     """The alert round `run` makes after each job and `sync` (cron) after its channels:
     raise and clear alerts, deliver them (log, `[alerts] command`), and queue each quiet
     alert and its recovery as mail to the agents with --notify-no-messages (Usedesk's "No
     messages (h)"), once per quiet period since an alert is raised only once."""
     events = update_alerts(db, config, now, names)
-    deliver(config, events)
+    deliver(config, events, logged)
     quiet = [e for e in events if e.kind == QUIET]
     if quiet:
         from mailbridge.services import outgoing  # composing mail: loaded only when needed

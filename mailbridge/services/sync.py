@@ -47,6 +47,7 @@ def select_channels(config: Config, names: Sequence[str]) -> list[Channel]:
 class SyncRun:
     channels: list[ChannelResult]
     sends: list[DrainResult]
+    alerts: list[health.AlertEvent]  # raised or cleared by this sync, for the CLI to report
 
 
 def sync(config: Config, names: Sequence[str], reporter: Reporter,
@@ -57,9 +58,10 @@ def sync(config: Config, names: Sequence[str], reporter: Reporter,
     with service_lock(config.store_path), writing(config.store_path) as db:
         results = [sync_channel(db, config, ch, reporter) for ch in channels]
         with translate_errors(config.store_path):
-            health.raise_and_notify(db, config, datetime.now(UTC), list(names) or None)
+            alerts = health.raise_and_notify(db, config, datetime.now(UTC),
+                                             list(names) or None, logged=False)
         sends = send_outbox(db, config, [c.name for c in channels]) if send else []
-        return SyncRun(results, sends)
+        return SyncRun(results, sends, alerts)
 
 
 def send_outbox(db: Store, config: Config, names: list[str],
