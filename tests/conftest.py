@@ -129,6 +129,16 @@ def m365_config(mb: Mailbridge, graph, mailboxes: list, mode: str = "tickets",
     mb.write_config([channel], m365=[app])
 
 
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that records what it receives."""
+    from servers.smtp import SmtpServer
+
+    server = SmtpServer()
+    yield server
+    server.close()
+
+
 @pytest.fixture(scope="session")
 def dovecot():
     """One real Dovecot for the session; a missing one skips locally and fails in CI."""

@@ -1,4 +1,4 @@
-"""Composing outgoing mail in pure code: subjects, signatures, recipients, quoting."""
+"""Composing outgoing mail in pure code: subjects, signatures, quoting."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from mailbridge.domain.compose import (
     choose_signature,
     compose,
     quote_text,
-    recipients,
     subject_for,
 )
 from mailbridge.domain.parse import parse
@@ -52,13 +51,6 @@ def test_forward_prefix():
 ])
 def test_signature_rules(agent, channel, common, expected):
     assert choose_signature(agent, channel, common) == expected
-
-
-def test_recipients_once_each_never_our_own():
-    found = recipients("ann@x.test", ["Bob@y.test", "ANN@x.test", "support@acme.test",
-                                      "bob@y.test", "carol@z.test"], ["support@acme.test"])
-    assert found == ("ann@x.test", "Bob@y.test", "carol@z.test")
-    assert recipients("support@acme.test", [], ["support@acme.test"]) == ()
 
 
 def test_quote_is_newest_first_and_at_most_30():

@@ -3,6 +3,7 @@ writes atomic and private, the example and the init template valid."""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -130,3 +131,25 @@ def test_example_config_mentions_every_key_the_schema_knows():
     missing = sorted({key for spec in specs for key in spec
                       if not re.search(rf"(?:^|[\s{{,#]){key}\s*=", text)})
     assert missing == []
+
+
+def test_title_is_shown_beside_the_name_by_channels_list_and_status(mb):
+    """Usedesk: the channel name "will be displayed in the general list of channels"; the
+    slug stays the key, the title is what people read (default: the slug)."""
+    mb.drop_channel("support", title="Support Desk")
+    mb.drop_channel("billing")
+    listed = json.loads(mb("channels", "list", "--format", "json").stdout)
+    assert [(c["name"], c["title"]) for c in listed] == [("support", "Support Desk"),
+                                                         ("billing", "billing")]
+    table = mb("channels", "list").stdout.splitlines()  # tsv in a pipe
+    assert table[0].split("\t")[:2] == ["name", "title"]
+    assert table[1].split("\t")[:2] == ["support", "Support Desk"]
+    status = json.loads(mb("status", "--format", "json").stdout)  # before the first sync
+    assert [(r["channel"], r["title"]) for r in status] == [("support", "Support Desk"),
+                                                            ("billing", "billing")]
+    assert mb("sync").exit_code == 0
+    status = mb("status").stdout.splitlines()
+    assert status[0].split("\t")[:2] == ["channel", "title"]
+    assert status[1].split("\t")[:2] == ["support", "Support Desk"]
+    assert problems({"channel": [{"name": "s", "title": 3, "incoming": {"type": "drop"}}]}) \
+        == ["config.toml: channel.s.title: must be a string"]

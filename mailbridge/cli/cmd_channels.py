@@ -13,7 +13,8 @@ from mailbridge.services import connectors
 
 group = typer.Typer(help="List, inspect, change, enable, disable and remove channels.",
                     no_args_is_help=True)
-COLUMNS = ("name", "enabled", "mode", "incoming", "outgoing", "schedule", "default_queue")
+COLUMNS = ("name", "title", "enabled", "mode", "incoming", "outgoing", "schedule",
+           "default_queue")
 
 
 @group.command("list")

@@ -12,8 +12,9 @@ from mailbridge.cli.state import setup_logging, state
 from mailbridge.config.load import load_config
 from mailbridge.errors import EXIT_PARTIAL
 
-STATUS_COLUMNS = ("channel", "enabled", "mode", "health", "last_success", "last_message",
-                  "messages_24h", "failures", "last_error", "next_run", "outbox", "problems")
+STATUS_COLUMNS = ("channel", "title", "enabled", "mode", "health", "last_success",
+                  "last_message", "messages_24h", "failures", "last_error", "next_run", "outbox",
+                  "problems")
 
 
 def run(ctx: typer.Context) -> None:

@@ -33,13 +33,25 @@ def reply(
     file: Path = typer.Option(None, "--file", help="Read the text from this file."),
     agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
     attach: list[Path] = typer.Option(None, "--attach", help=ATTACH_HELP),
+    to: list[str] = typer.Option(None, "--to", help="Send to this address instead of the "
+                                 "conversation's recipients (repeatable)."),
+    cc: list[str] = typer.Option(None, "--cc", help="Also send to this address (repeatable)."),
+    drop: list[str] = typer.Option(None, "--drop", help="Leave this address out (repeatable)."),
 ) -> None:
-    """Queue a reply to the requester and everyone they copied (one mail each); `sync` or
-    `run` sends it. The reply is added to the ticket now."""
+    """Queue a reply to everyone the client put on the conversation — the senders, To and Cc
+    of every incoming mail of the ticket, less the channel's own addresses and automatic
+    senders — one mail each; `sync` or `run` sends it. The recipients are printed first.
+
+    Example: mailbridge tickets reply 12 -m "Fixed." --drop dave@customer.example"""
     from mailbridge.services import outgoing
 
-    text = _text(message, file)
-    queued = outgoing.reply(state(ctx).config(), ticket, text, agent, tuple(attach or ()))
+    config = state(ctx).config()
+    addressing = outgoing.Addressing(*(tuple(a.strip() for a in given or ())
+                                       for given in (to, cc, drop)))
+    recipients = outgoing.reply_recipients(config, ticket, addressing)
+    note(f"ticket #{ticket}: reply to {', '.join(recipients)}")
+    text = message_text(message, file)
+    queued = outgoing.reply(config, ticket, text, agent, tuple(attach or ()), recipients)
     note(f"ticket #{queued.ticket}: reply queued for {', '.join(queued.recipients)} "
          f"(outbox {', '.join(f'#{i}' for i in queued.outbox)})")
 
@@ -57,14 +69,16 @@ def forward(
     forward_creates_ticket (default), the forward opens a new ticket of its own."""
     from mailbridge.services import outgoing
 
-    text = _text(message, file, required=False)
+    text = message_text(message, file, required=False)
     queued = outgoing.forward(state(ctx).config(), ticket, to, text, agent,
                               tuple(attach or ()))
     where = "new ticket" if queued.ticket != ticket else "ticket"
     note(f"{where} #{queued.ticket}: forward to {to} queued (outbox #{queued.outbox[0]})")
 
 
-def _text(message: str | None, file: Path | None, required: bool = True) -> str:
+def message_text(message: str | None, file: Path | None, required: bool = True) -> str:
+    """The text of a reply, forward or comment: --message, else --file, else stdin when it is
+    not a terminal, else $EDITOR."""
     if message is not None:
         text = message
     elif file is not None:
@@ -81,7 +95,7 @@ def _text(message: str | None, file: Path | None, required: bool = True) -> str:
     else:
         text = ""
     if required and not text.strip():
-        raise UsageError("the text is empty; nothing was queued")
+        raise UsageError("the text is empty; nothing was done")
     return text
 
 
@@ -91,7 +105,7 @@ def _edit() -> str:
         path = Path(handle.name)
     try:
         if subprocess.call([*editor.split(), str(path)]) != 0:
-            raise UsageError(f"{editor} exited with an error; nothing was queued")
+            raise UsageError(f"{editor} exited with an error; nothing was done")
         return path.read_text(encoding="utf-8")
     finally:
         path.unlink(missing_ok=True)
@@ -144,7 +158,8 @@ def agents_add(
     name: str = typer.Argument(..., help="Agent name, as used with --as."),
     email: str = typer.Option(..., "--email", help="The agent's address (alert mail)."),
     signature: str = typer.Option(None, "--signature", help="Personal signature; it wins "
-                                  "over the channel's common one."),
+                                  "over the channel's common one. Plain text, Markdown-like "
+                                  "(**bold**, [text](url)) or simple HTML."),
     notify: bool = typer.Option(None, "--notify-no-messages/--no-notify-no-messages",
                                 help="Mail this agent when a channel goes quiet."),
 ) -> None:

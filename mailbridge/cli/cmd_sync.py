@@ -9,8 +9,10 @@ import typer
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
+from mailbridge.domain.health import QUIET
 from mailbridge.errors import MailbridgeError, TemporaryError
 from mailbridge.services import sync as sync_service
+from mailbridge.services.health import RAISED
 from mailbridge.services.maintenance import reprocess_store
 
 RESULT_COLUMNS = ("channel", "status", "fetched", "stored", "duplicates", "failed", "unparsed",
@@ -27,8 +29,10 @@ def sync(
                                 help="A line per message (same as the global -v)."),
     no_send: bool = typer.Option(False, "--no-send", help="Hold the outbox: fetch only."),
 ) -> None:
-    """Fetch new mail for each channel once and file it, then send the outbox (for cron).
-    Exit 4 if any channel or any outgoing mail failed."""
+    """Fetch new mail for each channel once and file it, raise and clear alerts as `run`
+    does (a channel gone quiet is said once on stderr and mailed to the agents who opted
+    in), then send the outbox (for cron). Exit 4 if any channel or any outgoing mail
+    failed."""
     st = state(ctx)
     with CliReporter(st.verbosity + verbose, quiet) as reporter:
         run = sync_service.sync(st.config(), channels or [], reporter, send=not no_send)
@@ -54,6 +58,11 @@ def sync(
         if (sent.sent or problem) and not quiet:
             note(f"{sent.channel}: {sent.sent} sent, {sent.retry} to retry, {sent.failed} "
                  f"failed, {sent.unknown} unknown")
+    for alert in run.alerts:
+        # a failing channel's error is printed above; a quiet one says so once per period
+        if alert.kind == QUIET and (alert.event == RAISED or not quiet):
+            note(f"mailbridge: {alert.channel}: {alert.kind} alert {alert.event}: "
+                 f"{alert.detail}")
     code = sync_service.exit_code(results, run.sends)
     if code:
         raise typer.Exit(code)

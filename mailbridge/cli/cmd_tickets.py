@@ -1,20 +1,21 @@
-"""`tickets list/show/move/close/reopen` (reply and forward: cmd_outgoing.py)."""
+"""`tickets list/show/comment/move/close/reopen` (reply and forward: cmd_outgoing.py)."""
 
 from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 
 import typer
 
-from mailbridge.cli.cmd_outgoing import forward, reply
+from mailbridge.cli.cmd_outgoing import MESSAGE_HELP, forward, message_text, reply
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
 from mailbridge.services import queries, triage
 from mailbridge.store.tickets import LIST_COLUMNS
 
-group = typer.Typer(help="Read, answer, move, close and reopen tickets.",
+group = typer.Typer(help="Read, answer, comment on, move, close and reopen tickets.",
                     no_args_is_help=True)
 
 
@@ -63,17 +64,50 @@ def show(
     typer.echo(f"#{data['id']} [{data['status']}] {data['subject']}")
     typer.echo(f"channel: {data['channel']}  queue: {data['queue']}  kind: {data['kind']}  "
                f"requester: {data['requester_email']}")
+    waiting = list(data["comments"])  # each shown where it was written, among the messages
     for m in data["messages"]:
-        typer.echo("")
-        typer.echo(f"--- message {m['id']} ({m['classification'] or 'unparsed'}) "
-                   f"{m['sent_at'] or m['stored_at']}")
-        typer.echo(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
-        typer.echo("To: " + ", ".join(a["email"] for a in m["to"]))
-        typer.echo(f"Subject: {m['subject']}")
-        for a in m["attachments"]:
-            typer.echo(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-        typer.echo("")
-        typer.echo(m["text"].rstrip() if m["text"] else f"(no text: {m['parse_error'] or ''})")
+        while waiting and waiting[0]["created_at"] < m["stored_at"]:
+            _echo_comment(waiting.pop(0))
+        _echo_message(m)
+    for c in waiting:
+        _echo_comment(c)
+
+
+def _echo_message(m: dict) -> None:
+    typer.echo("")
+    typer.echo(f"--- message {m['id']} ({m['classification'] or 'unparsed'}) "
+               f"{m['sent_at'] or m['stored_at']}")
+    typer.echo(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
+    typer.echo("To: " + ", ".join(a["email"] for a in m["to"]))
+    typer.echo(f"Subject: {m['subject']}")
+    for a in m["attachments"]:
+        typer.echo(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+    typer.echo("")
+    typer.echo(m["text"].rstrip() if m["text"] else f"(no text: {m['parse_error'] or ''})")
+
+
+def _echo_comment(c: dict) -> None:
+    typer.echo("")
+    by = f" by {c['author']}" if c["author"] else ""
+    typer.echo(f"--- comment {c['id']}{by} {c['created_at']} (internal, never sent)")
+    typer.echo("")
+    typer.echo(c["text"].rstrip())
+
+
+@group.command("comment")
+def comment(
+    ctx: typer.Context,
+    ticket: int = typer.Argument(..., help="Ticket id."),
+    message: str = typer.Option(None, "--message", "-m", help=MESSAGE_HELP),
+    file: Path = typer.Option(None, "--file", help="Read the text from this file."),
+    agent: str = typer.Option(None, "--as", help="The agent writing it."),
+) -> None:
+    """Add an internal comment to a ticket: shown by `tickets show`, never sent to the client.
+
+    Example: mailbridge tickets comment 12 -m "Waiting for the vendor." --as alice"""
+    comment_id = triage.add_comment(state(ctx).config(), ticket, message_text(message, file),
+                                    agent)
+    note(f"ticket #{ticket}: comment #{comment_id} added")
 
 
 @group.command("move")

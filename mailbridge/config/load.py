@@ -55,7 +55,12 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         if key not in TOP_LEVEL:
             v.problem(key, "unknown key (expected one of: " + ", ".join(TOP_LEVEL) + ")")
     store = v.table("store", data.get("store", {}), STORE)
-    alerts = v.table("alerts", data.get("alerts", {}), ALERTS)
+    raw_alerts = data.get("alerts", {})
+    alerts = v.table("alerts", {k: x for k, x in raw_alerts.items() if k != "outgoing"}
+                     if isinstance(raw_alerts, dict) else raw_alerts, ALERTS)
+    # the alert mail sender of channels without an outgoing connection of their own
+    alerts["outgoing"] = (_alert_sender(v, raw_alerts["outgoing"])
+                          if isinstance(raw_alerts, dict) and "outgoing" in raw_alerts else None)
     apps = []
     for i, app in enumerate(_table_list(v, "m365", data.get("m365", []))):
         apps.append(v.table(f"m365[{_label(app, i)}]", app, M365_APP))
@@ -78,7 +83,8 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         seen.add(ch.get("name"))
         _check_refs(v, where, ch, {a.get("name") for a in apps})
         channels.append(ch)
-    _link_apps(apps, channels)
+    _check_refs(v, "alerts", alerts, {a.get("name") for a in apps})
+    _link_apps(apps, [*channels, alerts])
     if v.problems:
         raise ConfigError([f"{path}: {p}" for p in v.problems])
     return Config(
@@ -87,7 +93,8 @@ def validate(data: dict[str, Any], path: Path) -> Config:
                     else paths.default_store_path()),
         channels=tuple(build_channel(c) for c in channels),
         m365=tuple(apps),
-        alerts=AlertSettings(tuple(alerts["command"] or ()), alerts["after_failures"]),
+        alerts=AlertSettings(tuple(alerts["command"] or ()), alerts["after_failures"],
+                             alerts["outgoing"], alerts.get("apps") or {}),
         data=data,
     )
 
@@ -95,6 +102,14 @@ def validate(data: dict[str, Any], path: Path) -> Config:
 def load_config(path: Path | None = None) -> Config:
     path = path or paths.default_config_path()
     return validate(read_toml(path), path)
+
+
+def _alert_sender(v: Validator, raw: Any) -> dict[str, Any]:
+    out = v.tagged("alerts.outgoing", raw, OUTGOING)
+    if out.get("type") in ("smtp", "sendmail") and not out.get("from_email"):
+        v.problem("alerts.outgoing.from_email", "is required: the address alert mail comes "
+                  "from (Microsoft 365 sends as its mailbox)")
+    return out
 
 
 def _table_list(v: Validator, path: str, value: Any) -> list[dict[str, Any]]:

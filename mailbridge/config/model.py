@@ -20,6 +20,7 @@ class Route:
 @dataclass(frozen=True)
 class Channel:
     name: str
+    title: str  # Usedesk's "Channel name" as people read it ("Support Desk"); default: name
     enabled: bool
     mode: str
     schedule: str
@@ -79,6 +80,14 @@ class Channel:
 class AlertSettings:
     command: tuple[str, ...] = ()  # gets each alert as JSON on stdin
     after_failures: int = 3  # consecutive failed syncs before a channel is "failing"
+    # sends alert mail for channels without an outgoing connection (smtp, sendmail or m365)
+    outgoing: dict[str, Any] | None = None
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # its [[m365]] entry
+
+    @property
+    def from_email(self) -> str | None:
+        out = self.outgoing or {}
+        return out.get("from_email") or out.get("mailbox")
 
 
 @dataclass(frozen=True)
@@ -104,4 +113,5 @@ def build_channel(data: dict[str, Any]) -> Channel:
     routes = tuple(Route(r["queue"], tuple(r["keywords"])) for r in data.get("routes") or ())
     values = {k: v for k, v in data.items() if k != "routes"}
     values["schedule"] = values.get("schedule") or DEFAULT_SCHEDULE[values["mode"]]
+    values["title"] = (values.get("title") or "").strip() or values["name"]
     return Channel(routes=routes, **values)

@@ -211,6 +211,29 @@ def mailbox_list(v: Any) -> list[dict[str, Any]]:
     return out
 
 
+def route_list(v: Any) -> list[dict[str, Any]]:
+    """A Microsoft 365 mailbox's own `routes`, checked like a channel's."""
+    if not isinstance(v, list):
+        raise Invalid("must be a list of { queue = …, keywords = […] } tables")
+    out = []
+    for j, route in enumerate(v):
+        if not isinstance(route, dict):
+            raise Invalid(f"route {j + 1} must be a table")
+        unknown = set(route) - set(ROUTE)
+        if unknown:
+            raise Invalid(f"route {j + 1}: unknown key {sorted(unknown)[0]}")
+        filled = {}
+        for key, spec in ROUTE.items():
+            if key not in route:
+                raise Invalid(f"route {j + 1}: {key} is required")
+            try:
+                filled[key] = spec.check(route[key])
+            except Invalid as exc:
+                raise Invalid(f"route {j + 1} ({key}): {exc}") from None
+        out.append(filled)
+    return out
+
+
 SECURITY = choice("ssl", "starttls", "none")
 SENDER_KEYS = {
     "from_name": Key(string(), ""),
@@ -221,7 +244,9 @@ SENDER_KEYS = {
 MAILBOX: dict[str, Key] = {
     "address": Key(email),
     "enabled": Key(boolean, True),
-    "queue": Key(name, None),  # tickets from this mailbox go to this queue
+    "queue": Key(name, None),  # Agent Desktop's "Default queue" of this email account
+    # its "Additional routing": keyword routes of its own; None means the channel's
+    "routes": Key(route_list, None),
     # sales mode: this agent's settings; None means the channel's key of the same name
     "agent": Key(string(), None),
     "matching": Key(boolean, None),
@@ -282,6 +307,7 @@ ROUTE = {"queue": Key(name), "keywords": Key(string_list())}
 
 CHANNEL: dict[str, Key] = {
     "name": Key(name),
+    "title": Key(string(), None),  # free text shown beside the name; default: the name
     "enabled": Key(boolean, True),
     "mode": Key(choice(*MODES), "tickets"),
     "schedule": Key(schedule, None),

@@ -1,12 +1,13 @@
-"""Outgoing mail, composed in pure code: the signature and quoting rules of the product
-documents, the threading headers that bring the client's answer back to its ticket, and one
-copy per recipient (Usedesk sends each recipient their own mail)."""
+"""Outgoing mail, composed in pure code: the signature (formatted by signature.py) and
+quoting rules of the product documents, the threading headers that bring the client's answer
+back to its ticket, and one copy per recipient (Usedesk sends each recipient their own
+mail)."""
 
 from __future__ import annotations
 
 import html
 import mimetypes
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -14,6 +15,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
+from mailbridge.domain.signature import Signature, render_signature
 from mailbridge.domain.threading import bare_subject, with_token
 
 MAX_QUOTED = 30  # the product documents: at most the 30 latest messages of the correspondence
@@ -83,17 +85,6 @@ def message_id(ticket: int | None, unique: str, domain: str) -> str:
            f"{domain or 'mailbridge.invalid'}"
 
 
-def recipients(requester: str, copied: Iterable[str], own: Iterable[str]) -> tuple[str, ...]:
-    """The requester and everyone the client put in copy, once each, never our own addresses."""
-    seen = {a.lower() for a in own}
-    found: list[str] = []
-    for address in (requester, *copied):
-        if address and address.lower() not in seen:
-            seen.add(address.lower())
-            found.append(address)
-    return tuple(found)
-
-
 def quote_text(history: Sequence[Quoted]) -> str:
     blocks = []
     for item in history[:MAX_QUOTED]:
@@ -105,17 +96,29 @@ def quote_text(history: Sequence[Quoted]) -> str:
     return "\n\n".join(blocks)
 
 
+def transcript(items: Sequence[Quoted]) -> str:
+    """The correspondence in the order given, as plain text: a forward's ticket comment."""
+    blocks = []
+    for item in items:
+        who = f"{item.name} <{item.email}>" if item.name and item.email else (
+            item.name or item.email or "someone")
+        when = format_datetime(item.sent_at) if item.sent_at else "an earlier date"
+        blocks.append(f"--- {who}, {when}\n{(item.text or '').rstrip()}")
+    return "\n\n".join(blocks)
+
+
 def compose(draft: Draft, unique: str, domain: str) -> Composed:
     mid = message_id(draft.ticket, unique, domain)
     subject = (draft.subject if draft.ticket is None
                else subject_for(draft.subject, draft.ticket, draft.prefix))
+    sig = render_signature(draft.signature) if draft.signature.strip() else None
     parts = [draft.body.rstrip()]
-    if draft.signature:
-        parts.append(draft.signature.rstrip())
+    if sig:
+        parts.append(sig.text.rstrip())
     unquoted = "\n\n".join(parts) + "\n"
     quoted = quote_text(draft.history) if draft.quote and draft.history else ""
     text = f"{unquoted}\n{quoted}\n" if quoted else unquoted
-    markup = _html(draft, quoted)
+    markup = _html(draft, sig, quoted)
     copies = []
     for recipient in draft.recipients:
         msg = EmailMessage(policy=SMTP)
@@ -179,10 +182,10 @@ def _paragraphs(text: str) -> str:
     return "<br>\n".join(html.escape(line) for line in text.rstrip().split("\n"))
 
 
-def _html(draft: Draft, quoted: str) -> str:
+def _html(draft: Draft, sig: Signature | None, quoted: str) -> str:
     body = [f"<div>{_paragraphs(draft.body)}</div>"]
-    if draft.signature:
-        body.append(f'<div class="signature">{_paragraphs(draft.signature)}</div>')
+    if sig:
+        body.append(f'<div class="signature">{sig.html or _paragraphs(sig.text)}</div>')
     if quoted:
         for item in draft.history[:MAX_QUOTED]:
             who = html.escape(item.name or item.email or "someone")

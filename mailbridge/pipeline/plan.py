@@ -29,10 +29,17 @@ class ChannelPlan:
     window_start: datetime | None = None  # engagements, sales: nothing older counts
     sales: SalesRules | None = None
     mailbox_queues: tuple[tuple[str, str], ...] = ()  # Microsoft 365: a mailbox's own queue
+    # Microsoft 365: a mailbox's own keyword routes, in place of the channel's
+    mailbox_routes: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = ()
     mailbox_sales: tuple[tuple[str, SalesRules], ...] = ()  # Microsoft 365: an agent's rules
 
     def queue_for(self, mailbox: str) -> str:
         return dict(self.mailbox_queues).get(mailbox, self.default_queue)
+
+    def routes_for(self, mailbox: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Routing is set per email account (Agent Desktop): the mailbox's routes where it
+        has any table of them (an empty one too), else the channel's."""
+        return dict(self.mailbox_routes).get(mailbox, self.routes)
 
     def sales_for(self, mailbox: str) -> SalesRules | None:
         """The rules of the agent whose mailbox the mail came from, else the channel's."""

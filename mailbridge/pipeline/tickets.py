@@ -15,7 +15,8 @@ from mailbridge.store.db import Store
 def file_message(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessage,
                  classification: str, mailbox: str = "") -> tuple[str, int | None]:
     """Returns (outcome kind, ticket id). A new ticket goes to the first matching route's
-    queue, else the mailbox's own queue, else the channel's default queue."""
+    queue (the mailbox's own routes, else the channel's), else the mailbox's own queue, else
+    the channel's default queue."""
     if classification == OWN_LOOP:
         return NO_TICKET, None  # our own mail coming back must not open tickets in a loop
     ticket = tickets.find_for_thread(db, plan.name, related_ids(parsed),
@@ -26,7 +27,7 @@ def file_message(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessa
     sender = parsed.sender
     ticket = tickets.create(
         db, plan.name,
-        queue=route_queue(parsed.subject, plan.routes, plan.queue_for(mailbox)),
+        queue=route_queue(parsed.subject, plan.routes_for(mailbox), plan.queue_for(mailbox)),
         subject=parsed.subject or "(no subject)",
         requester_name=sender.name if sender else "",
         requester_email=sender.email if sender else "",

@@ -159,7 +159,8 @@ def remove_channel(path: Path, name: str) -> None:
 
 
 def summary(channel: Channel) -> dict[str, Any]:
-    return {"name": channel.name, "enabled": channel.enabled, "mode": channel.mode,
+    return {"name": channel.name, "title": channel.title, "enabled": channel.enabled,
+            "mode": channel.mode,
             "incoming": channel.incoming["type"],
             "outgoing": channel.outgoing["type"] if channel.outgoing else None,
             "schedule": channel.schedule, "default_queue": channel.default_queue}

@@ -79,6 +79,9 @@ def plan_for(channel: Channel, connected: datetime | None = None,
         owner=channel.owner_addresses,
         mailbox_queues=tuple((m["address"], m["queue"]) for m in channel.mailboxes
                              if m["queue"]),
+        mailbox_routes=tuple((m["address"], tuple((r["queue"], tuple(r["keywords"]))
+                                                  for r in m["routes"]))
+                             for m in channel.mailboxes if m.get("routes") is not None),
         window_start=window,
         sales=sales,
         mailbox_sales=mailbox_sales,

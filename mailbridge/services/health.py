@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbridge.config.model import Channel, Config
-from mailbridge.domain.health import ChannelFacts, Condition, conditions
+from mailbridge.domain.health import QUIET, ChannelFacts, Condition, conditions
 from mailbridge.store import alerts, messages, outbox, runs
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading
@@ -55,6 +56,7 @@ def status_row(db: Store, config: Config, channel: Channel, now: datetime,
         upcoming = next_run(channel, _time(runs.last_start(db, channel.name)), now)
     return {
         "channel": channel.name,
+        "title": channel.title,
         "enabled": channel.enabled,
         "mode": channel.mode,
         "incoming": channel.incoming.get("type"),
@@ -87,13 +89,16 @@ class AlertEvent:
                 "detail": self.detail, "at": self.at}
 
 
-def update_alerts(db: Store, config: Config, now: datetime) -> list[AlertEvent]:
-    """Raise what newly went wrong, clear what recovered; each only once."""
+def update_alerts(db: Store, config: Config, now: datetime,
+                  names: Sequence[str] | None = None) -> list[AlertEvent]:
+    """Raise what newly went wrong, clear what recovered; each only once. `names`: only these
+    channels (a `sync` of some channels), else every one."""
     current = {(c.channel, c.kind): c for ch in config.channels
-               for c in judge(db, config, ch, now)}
+               if not names or ch.name in names for c in judge(db, config, ch, now)}
     events = []
     with db.atomic():
-        open_now = {(a["channel"], a["kind"]): a for a in alerts.open_alerts(db)}
+        open_now = {(a["channel"], a["kind"]): a for a in alerts.open_alerts(db)
+                    if not names or a["channel"] in names}
         for key, alert in open_now.items():
             if key not in current:
                 stamp = alerts.clear(db, alert["id"])
@@ -108,13 +113,15 @@ def update_alerts(db: Store, config: Config, now: datetime) -> list[AlertEvent]:
     return events
 
 
-def deliver(config: Config, events: list[AlertEvent]) -> None:
-    """To the log always; to the alert command when one is configured. A failing command is
-    logged, never fatal: alerting must not stop the syncing it reports on."""
+def deliver(config: Config, events: list[AlertEvent], logged: bool = True) -> None:
+    """To the log (unless the caller reports them itself); to the alert command when one is
+    configured. A failing command is logged, never fatal: alerting must not stop the
+    syncing it reports on."""
     for event in events:
         level = logging.WARNING if event.event == RAISED else logging.INFO
-        log.log(level, "%s: alert %s: %s: %s", event.channel, event.event, event.kind,
-                event.detail)
+        if logged:
+            log.log(level, "%s: alert %s: %s: %s", event.channel, event.event, event.kind,
+                    event.detail)
         if not config.alerts.command:
             continue
         try:
@@ -127,6 +134,28 @@ def deliver(config: Config, events: list[AlertEvent]) -> None:
         if done.returncode:
             log.error("alerts.command %s exited %d: %s", config.alerts.command[0],
                       done.returncode, done.stderr.strip()[:200])
+
+
+def raise_and_notify(db: Store, config: Config, now: datetime,
+                     names: Sequence[str] | None = None, logged: bool = True
+                     ) -> list[AlertEvent]:
+    """The alert round `run` makes after each job and `sync` (cron) after its channels:
+    raise and clear alerts, deliver them (log, `[alerts] command`), and queue each quiet
+    alert and its recovery as mail to the agents with --notify-no-messages (Usedesk's "No
+    messages (h)"), once per quiet period since an alert is raised only once."""
+    events = update_alerts(db, config, now, names)
+    deliver(config, events, logged)
+    quiet = [e for e in events if e.kind == QUIET]
+    if quiet:
+        from mailbridge.services import outgoing  # composing mail: loaded only when needed
+
+        with db.atomic():
+            for event in quiet:
+                outgoing.queue_alert_mail(
+                    db, config, event.channel,
+                    f"mailbridge: channel {event.channel}: {event.kind} alert {event.event}",
+                    f"{event.detail}\n\n(at {event.at})")
+    return events
 
 
 def status(config: Config) -> list[dict[str, Any]]:
@@ -143,8 +172,8 @@ def status(config: Config) -> list[dict[str, Any]]:
 
 def _never_synced(channel: Channel) -> dict[str, Any]:
     """No store yet: nothing to judge (the rules need a first sync to count from)."""
-    return {"channel": channel.name, "enabled": channel.enabled, "mode": channel.mode,
-            "incoming": channel.incoming.get("type"),
+    return {"channel": channel.name, "title": channel.title, "enabled": channel.enabled,
+            "mode": channel.mode, "incoming": channel.incoming.get("type"),
             "health": "never synced" if channel.enabled else "disabled",
             "messages_24h": 0, "failures": 0, "schedule": channel.schedule, "outbox": 0,
             "problems": []}

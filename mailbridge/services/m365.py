@@ -91,9 +91,12 @@ def _check_rsa_key(pem: bytes, where: str) -> None:
 
 
 def client_for(channel: Channel, app_name: str) -> GraphClient:
-    app = channel.apps[app_name]
+    return _client(channel.apps[app_name], f"channel {channel.name}")
+
+
+def _client(app: dict[str, Any], label: str) -> GraphClient:
     auth = app_auth(app)
-    return GraphClient(app["graph_url"], auth, auth.session, f"channel {channel.name}",
+    return GraphClient(app["graph_url"], auth, auth.session, label,
                        delegated=app["auth"] == "delegated")
 
 
@@ -109,13 +112,15 @@ def build_fetcher(channel: Channel, since: datetime | None) -> GraphFetcher:
         max_message_mb=channel.incoming["max_message_mb"]))
 
 
-def build_sender(channel: Channel) -> GraphSender:
-    out = channel.outgoing or {}
+def build_sender(out: dict[str, Any], label: str,
+                 apps: dict[str, dict[str, Any]]) -> GraphSender:
+    """A sender for a channel's outgoing table, or the alerts' one (`label`: the channel)."""
+    where = f"channel {label}"
     if not out.get("save_to_sent", True):
-        raise UsageError(f"channel {channel.name}: Microsoft 365 keeps every MIME mail it "
+        raise UsageError(f"{where}: Microsoft 365 keeps every MIME mail it "
                          "sends in Sent Items; save_to_sent = false cannot be honoured",
                          "remove save_to_sent (or set it to true)")
-    return GraphSender(client_for(channel, out["app"]), out["mailbox"])
+    return GraphSender(_client(apps[out["app"]], where), out["mailbox"])
 
 
 def test_mailboxes(channel: Channel) -> dict[str, Any]:

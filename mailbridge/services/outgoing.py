@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,13 +14,14 @@ from typing import Any
 
 from mailbridge.config import secrets
 from mailbridge.config.model import Channel, Config
+from mailbridge.config.schema import EMAIL_RE
 from mailbridge.connectors.sendmail import SendmailSender
 from mailbridge.connectors.smtp import DEFAULT_PORTS, SmtpSender, SmtpSettings
-from mailbridge.domain import compose
+from mailbridge.domain import compose, recipients
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
-from mailbridge.store import agents, messages, outbox, tickets
+from mailbridge.store import agents, comments, messages, outbox, tickets
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading, write_transaction
 
@@ -41,17 +42,22 @@ def sender_for(channel: Channel) -> Sender:
     if out is None:
         raise UsageError(f"channel {channel.name} has no outgoing connection",
                          "add an [channel.outgoing] table (see config.example.toml)")
+    return _build_sender(out, channel.name, channel.apps)
+
+
+def _build_sender(out: dict[str, Any], label: str, apps: dict[str, dict[str, Any]]) -> Sender:
+    """A sender for an outgoing table: a channel's, or `[alerts] outgoing` (`label` names the
+    channel in messages)."""
     if out["type"] == "smtp":
-        return SmtpSender(smtp_settings(channel), channel.name)
+        return SmtpSender(smtp_settings(out), label)
     if out["type"] == "sendmail":
-        return SendmailSender(tuple(out["command"]), channel.name, out["timeout"])
+        return SendmailSender(tuple(out["command"]), label, out["timeout"])
     from mailbridge.services import m365
 
-    return m365.build_sender(channel)
+    return m365.build_sender(out, label, apps)
 
 
-def smtp_settings(channel: Channel) -> SmtpSettings:
-    out = channel.outgoing or {}
+def smtp_settings(out: dict[str, Any]) -> SmtpSettings:
     return SmtpSettings(
         host=out["host"], port=out["port"] or DEFAULT_PORTS[out["security"]],
         security=out["security"], username=out["username"],
@@ -69,11 +75,31 @@ def from_address(channel: Channel) -> str:
     return found
 
 
+@dataclass(frozen=True)
+class Addressing:
+    """`tickets reply --to/--cc/--drop`: `to` replaces the conversation's recipients, `cc`
+    adds to them, `drop` leaves some out."""
+
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+
+
+def reply_recipients(config: Config, ticket: int,
+                     addressing: Addressing = Addressing()) -> tuple[str, ...]:
+    """Who a reply would go to now, each getting a mail of their own: shown before anything
+    is queued (read-only)."""
+    with reading(config.store_path) as db:
+        row, channel = _ticket(db, config, ticket)
+        return _recipients(db, channel, row, addressing)
+
+
 def reply(config: Config, ticket: int, text: str, agent: str | None = None,
-          attachments: tuple[Path, ...] = ()) -> Queued:
+          attachments: tuple[Path, ...] = (), to: Sequence[str] | None = None) -> Queued:
+    """Queue a reply to `to` (default: the conversation's recipients, `reply_recipients`)."""
     files = _read_attachments(attachments)
     with write_transaction(config.store_path) as db:
-        return _queue_reply(db, config, ticket, text, agent, files)
+        return _queue_reply(db, config, ticket, text, agent, files, to)
 
 
 def forward(config: Config, ticket: int, to: str, text: str, agent: str | None = None,
@@ -95,23 +121,47 @@ def _ticket(db: Store, config: Config, ticket: int) -> tuple[dict[str, Any], Cha
     return row, channel
 
 
+def _recipients(db: Store, channel: Channel, row: dict[str, Any],
+                addressing: Addressing) -> tuple[str, ...]:
+    own = (*channel.own_addresses, from_address(channel).lower())
+    for flag, given in (("--to", addressing.to), ("--cc", addressing.cc)):
+        for address in given:
+            if not EMAIL_RE.match(address):
+                raise UsageError(f"{flag} {address}: not an e-mail address")
+            if address.lower() in own:
+                raise UsageError(f"{flag} {address}: that is channel {channel.name}'s own "
+                                 "address; mail to it would only come back")
+    incoming = [
+        recipients.Incoming(m["classification"], m["from_email"],
+                            tuple(a["email"] for a in m["to"]),
+                            tuple(a["email"] for a in m["cc"]))
+        for m in tickets.messages_of(db, row["id"]) if m["direction"] == "in"]
+    found = recipients.conversation(row["requester_email"], incoming, own)
+    try:
+        chosen = recipients.adjust(found, addressing.to, addressing.cc, addressing.drop)
+    except ValueError as exc:
+        raise UsageError(f"--drop {exc}: not among the recipients "
+                         f"({', '.join(found) or 'none'})") from None
+    if not chosen:
+        raise UsageError(f"ticket #{row['id']} has nobody to reply to",
+                         "name someone with --to ADDR (the requester is one of the channel's "
+                         "own addresses or only ever answered automatically)")
+    return chosen
+
+
 def _queue_reply(db: Store, config: Config, ticket: int, text: str, agent: str | None,
-                 files: tuple[compose.Attachment, ...]) -> Queued:
+                 files: tuple[compose.Attachment, ...],
+                 to: Sequence[str] | None) -> Queued:
     row, channel = _ticket(db, config, ticket)
     history = tickets.messages_of(db, ticket)
     last_in = next((m for m in reversed(history) if m["direction"] == "in"), None)
-    own = (*channel.own_addresses, from_address(channel).lower())
-    copied = [a["email"] for a in (last_in["to"] + last_in["cc"])] if last_in else []
-    to = compose.recipients(row["requester_email"], copied, own)
-    if not to:
-        raise UsageError(f"ticket #{ticket} has nobody to reply to",
-                         "the requester is one of the channel's own addresses; use "
-                         "`mailbridge tickets forward` instead")
+    if to is None:
+        to = _recipients(db, channel, row, Addressing())
     in_reply_to, references = (messages.thread_ids(db, last_in["id"]) if last_in
                                else (None, ()))
     draft = compose.Draft(
         ticket=ticket, subject=row["subject"], body=text, **_sender(channel),
-        recipients=to, signature=_signature(db, channel, agent),
+        recipients=tuple(to), signature=_signature(db, channel, agent),
         history=_history(history), quote=channel.quoting != "none",
         in_reply_to=in_reply_to, references=references, attachments=files)
     return _store_and_queue(db, channel, ticket, draft, "reply")
@@ -120,16 +170,24 @@ def _queue_reply(db: Store, config: Config, ticket: int, text: str, agent: str |
 def _queue_forward(db: Store, config: Config, ticket: int, to: str, text: str,
                    agent: str | None, files: tuple[compose.Attachment, ...]) -> Queued:
     row, channel = _ticket(db, config, ticket)
-    history = _history(tickets.messages_of(db, ticket))
+    rows = tickets.messages_of(db, ticket)
     target = ticket
     if channel.forward_creates_ticket:  # Usedesk "Forwarding — a new ticket"
         target = tickets.create(db, channel.name, queue=row["queue"], subject=row["subject"],
                                 requester_name="", requester_email=to, kind="human")
     draft = compose.Draft(
         ticket=target, subject=row["subject"], body=text, **_sender(channel),
-        recipients=(to,), signature=_signature(db, channel, agent), history=history,
+        recipients=(to,), signature=_signature(db, channel, agent), history=_history(rows),
         quote=True, attachments=files, prefix="Fwd")
-    return _store_and_queue(db, channel, target, draft, "forward")
+    queued = _store_and_queue(db, channel, target, draft, "forward")
+    if target != ticket:
+        # "with all correspondence added to the comment field", whatever the quoting mode
+        # keeps in the forwarded message itself; the original names where it went
+        everything = _history(rows, limit=None)[::-1]
+        comments.add(db, target, agent or "", f"Forwarded from ticket #{ticket} to {to}. "
+                     f"The correspondence:\n\n{compose.transcript(everything)}")
+        comments.add(db, ticket, agent or "", f"Forwarded to {to} as new ticket #{target}.")
+    return queued
 
 
 def _sender(channel: Channel) -> dict[str, str]:
@@ -147,8 +205,10 @@ def _signature(db: Store, channel: Channel, agent: str | None) -> str:
     return compose.choose_signature(personal, channel.signature, channel.use_common_signature)
 
 
-def _history(rows: list[dict[str, Any]]) -> tuple[compose.Quoted, ...]:
-    """The conversation newest first; our own earlier quotes are cut so history never nests."""
+def _history(rows: list[dict[str, Any]], limit: int | None = compose.MAX_QUOTED
+             ) -> tuple[compose.Quoted, ...]:
+    """The conversation newest first, at most `limit` messages (None: all); our own earlier
+    quotes are cut so history never nests."""
     quoted = []
     for m in reversed(rows):
         text = m["text"] or ""
@@ -157,7 +217,7 @@ def _history(rows: list[dict[str, Any]]) -> tuple[compose.Quoted, ...]:
         stamp = m["sent_at"] or m["stored_at"]
         quoted.append(compose.Quoted(m["from_name"], m["from_email"],
                                      datetime.fromisoformat(stamp) if stamp else None, text))
-    return tuple(quoted[:compose.MAX_QUOTED])
+    return tuple(quoted[:limit])
 
 
 def _store_and_queue(db: Store, channel: Channel, ticket: int, draft: compose.Draft,
@@ -191,14 +251,22 @@ def _read_attachments(paths: tuple[Path, ...]) -> tuple[compose.Attachment, ...]
 
 def drain_all(db: Store, config: Config, names: list[str] | None = None,
               should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
-    """Send what the outbox holds for each channel that has an outgoing connection."""
+    """Send what the outbox holds for each channel: through its outgoing connection, or for
+    a channel without one (only alert mail is queued there) through `[alerts] outgoing`."""
     results = []
     for channel in config.channels:
-        if channel.outgoing is None or (names and channel.name not in names):
+        if names and channel.name not in names:
             continue
         if not outbox.depth(db, channel.name):
             continue
-        results.append(drain(db, channel.name, sender_for(channel), should_stop))
+        if channel.outgoing is not None:
+            sender = sender_for(channel)
+        elif config.alerts.outgoing is not None:
+            sender = _build_sender(config.alerts.outgoing, f"{channel.name} via [alerts] outgoing",
+                                   config.alerts.apps)
+        else:
+            continue
+        results.append(drain(db, channel.name, sender, should_stop))
     return results
 
 
@@ -254,17 +322,25 @@ ALERT_MAILS_PER_HOUR = 5  # per recipient: automatic mail must never flood anyon
 def queue_alert_mail(db: Store, config: Config, channel_name: str, subject: str,
                      body: str) -> list[int]:
     """Mail an alert about a channel to the agents who opted in (notify_no_messages), through
-    that channel's outgoing connection; nothing when it has none. Sent at the next drain."""
+    that channel's outgoing connection, else through `[alerts] outgoing`; nothing when there
+    is neither. Queued under the channel's name, sent at the next drain."""
     channel = config.channel(channel_name)
-    if channel is None or channel.outgoing is None:
+    if channel is None:
+        return []
+    if channel.outgoing is not None:
+        sender = _sender(channel)
+    elif config.alerts.outgoing is not None and config.alerts.from_email:
+        sender = {"from_name": config.alerts.outgoing.get("from_name") or "mailbridge",
+                  "from_email": config.alerts.from_email}
+    else:
         return []
     recipients = [a["email"] for a in agents.list_agents(db) if a["notify_no_messages"]]
     recipients = [r for r in recipients if outbox.recent(db, r, "alert") < ALERT_MAILS_PER_HOUR]
     if not recipients:
         return []
-    sent_from = from_address(channel)
+    sent_from = sender["from_email"]
     made = compose.compose(compose.Draft(
-        ticket=None, subject=subject, body=body, **_sender(channel),
+        ticket=None, subject=subject, body=body, **sender,
         recipients=tuple(recipients), automatic=True),
         uuid.uuid4().hex[:16], sent_from.rpartition("@")[2])
     return [outbox.queue(db, channel.name, None, None, "alert", sent_from, [rcpt], raw)

@@ -1,4 +1,5 @@
-"""Read-only views of the store for `tickets list/show`; readers never take the write lock."""
+"""Read-only views of the store for `tickets list/show` (messages and comments); readers
+never take the write lock."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from mailbridge.config.model import Config
 from mailbridge.errors import NotFoundError
-from mailbridge.store import messages, tickets
+from mailbridge.store import comments, messages, tickets
 from mailbridge.store.session import reading
 
 
@@ -23,6 +24,7 @@ def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:
         if ticket is None:
             raise NotFoundError(f"no ticket #{ticket_id}", "see `mailbridge tickets list`")
         ticket["messages"] = tickets.messages_of(db, ticket_id)
+        ticket["comments"] = comments.of(db, ticket_id)
         return ticket
 
 

@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailbridge.config.model import Config
-from mailbridge.domain.health import QUIET
 from mailbridge.errors import MailbridgeError
 from mailbridge.pipeline.report import FAILED, Outcome
 from mailbridge.pipeline.send import DrainResult
-from mailbridge.services import health, outgoing
+from mailbridge.services import health
 from mailbridge.services.schedule import trigger_for
 from mailbridge.services.sync import ChannelResult, send_outbox, send_problem, sync_channel
 from mailbridge.store.db import Store, open_store
@@ -113,16 +112,9 @@ def _job(config: Config, name: str, stop: threading.Event) -> None:
 
     def work(db: Store) -> None:
         _log_result(sync_channel(db, config, channel, _Quiet(), should_stop=stop.is_set))
-        events = health.update_alerts(db, config, datetime.now(UTC))
-        health.deliver(config, events)
-        with db.atomic():
-            for event in events:
-                if event.kind == QUIET:  # the agents' "notify when no messages" opt-in
-                    outgoing.queue_alert_mail(
-                        db, config, event.channel,
-                        f"mailbridge: channel {event.channel}: {event.kind} alert "
-                        f"{event.event}", f"{event.detail}\n\n(at {event.at})")
+        health.raise_and_notify(db, config, datetime.now(UTC))
         # every channel's outbox: alert mail goes out through the quiet channel's connection
+        # (or [alerts] outgoing)
         _log_sends(send_outbox(db, config, [], stop.is_set))
 
     _locked(config, name, work)

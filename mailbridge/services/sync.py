@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.memory import MemoryFetcher
@@ -12,6 +12,7 @@ from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError
 from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.pipeline.send import DrainResult
+from mailbridge.services import health
 from mailbridge.services.connectors import build_fetcher, plan_for
 from mailbridge.store import outbox, runs
 from mailbridge.store.db import Store, translate_errors
@@ -46,22 +47,28 @@ def select_channels(config: Config, names: Sequence[str]) -> list[Channel]:
 class SyncRun:
     channels: list[ChannelResult]
     sends: list[DrainResult]
+    alerts: list[health.AlertEvent]  # raised or cleared by this sync, for the CLI to report
 
 
 def sync(config: Config, names: Sequence[str], reporter: Reporter,
          send: bool = True) -> SyncRun:
-    """Fetch and file new mail for each channel, then send what the outbox holds."""
+    """Fetch and file new mail for each channel, raise and clear alerts as `run` does (for
+    the channels named, else all), then send what the outbox holds (alert mail too)."""
     channels = select_channels(config, names)
     with service_lock(config.store_path), writing(config.store_path) as db:
         results = [sync_channel(db, config, ch, reporter) for ch in channels]
+        with translate_errors(config.store_path):
+            alerts = health.raise_and_notify(db, config, datetime.now(UTC),
+                                             list(names) or None, logged=False)
         sends = send_outbox(db, config, [c.name for c in channels]) if send else []
-        return SyncRun(results, sends)
+        return SyncRun(results, sends, alerts)
 
 
 def send_outbox(db: Store, config: Config, names: list[str],
                 should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
     with translate_errors(config.store_path):
-        if not any(outbox.depth(db, c.name) for c in config.channels if c.outgoing):
+        if not any(outbox.depth(db, c.name) for c in config.channels
+                   if c.outgoing or config.alerts.outgoing):
             return []  # nothing to send: do not even load the composing and SMTP code
         from mailbridge.services import outgoing
 

@@ -237,8 +237,25 @@ def m006_reply_lookup(db: Any) -> None:
                "WHERE in_reply_to IS NOT NULL")
 
 
+def m007_tickets_comments(db: Any) -> None:
+    # internal comments on tickets (Usedesk's comment field); never sent to the client
+    db.executescript(
+        """
+        CREATE TABLE ticket_comments (
+            id INTEGER PRIMARY KEY,
+            ticket INTEGER NOT NULL REFERENCES tickets(id),
+            author TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX ticket_comments_ticket ON ticket_comments (ticket, id);
+        """
+    )
+
+
 STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation, m002_operations, m003_outgoing,
-                                            m004_engagements, m005_sales, m006_reply_lookup)
+                                            m004_engagements, m005_sales, m006_reply_lookup,
+                                            m007_tickets_comments)
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:

@@ -1,0 +1,67 @@
+"""Who a reply goes to. Usedesk sends one letter to each recipient and keeps the whole
+correspondence in one ticket: every address the client side put on the conversation — the
+sender, To and Cc of each incoming message, not only the latest — minus our own addresses
+and the mailers that only ever answered automatically (out-of-office replies, bounces)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mailbridge.domain.classify import AUTO_REPLY, BOUNCE, OWN_LOOP
+
+_AUTOMATIC = frozenset({AUTO_REPLY, BOUNCE, OWN_LOOP})
+_DAEMONS = frozenset({"mailer-daemon", "postmaster"})  # never a person, whatever they sent
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One incoming message of the ticket, as far as its addresses go."""
+
+    classification: str | None  # None: stored raw, could not be parsed
+    sender: str
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+
+
+def unique(addresses: Iterable[str], own: Iterable[str]) -> tuple[str, ...]:
+    """Each address once (ignoring case, first spelling kept), never one of our own."""
+    seen = {a.lower() for a in own}
+    found: list[str] = []
+    for address in addresses:
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            found.append(address)
+    return tuple(found)
+
+
+def conversation(requester: str, incoming: Sequence[Incoming],
+                 own: Iterable[str]) -> tuple[str, ...]:
+    """The requester first, then everyone else in the order they joined the conversation.
+    An address whose every message was automatic is left out (an out-of-office reply that
+    comes back to each answer must not make its sender a recipient), and so is a mail daemon;
+    an automatic message's own To/Cc add nobody either."""
+    people = {m.sender.lower() for m in incoming if m.classification not in _AUTOMATIC}
+    machines = {m.sender.lower() for m in incoming
+                if m.classification in _AUTOMATIC and m.sender.lower() not in people}
+    machines |= {a.lower() for m in incoming for a in (m.sender, *m.to, *m.cc)
+                 if a.partition("@")[0].lower() in _DAEMONS}
+    found = [requester]
+    for m in incoming:
+        if m.classification not in _AUTOMATIC:
+            found.extend((m.sender, *m.to, *m.cc))
+    return unique(found, [*own, *machines])
+
+
+def adjust(found: Sequence[str], to: Sequence[str] = (), cc: Sequence[str] = (),
+           drop: Sequence[str] = ()) -> tuple[str, ...]:
+    """`tickets reply --to/--cc/--drop`: `to` replaces the conversation's list, `cc` adds to
+    it, `drop` leaves addresses out. Raises ValueError naming an address to drop that is
+    not on the list (a typo would otherwise go unnoticed)."""
+    base = list(to) if to else list(found)
+    listed = {a.lower() for a in (*base, *cc)}
+    missing = [a for a in drop if a.lower() not in listed]
+    if missing:
+        raise ValueError(", ".join(missing))
+    gone = {a.lower() for a in drop}
+    return unique([a for a in (*base, *cc) if a.lower() not in gone], ())
