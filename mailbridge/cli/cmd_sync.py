@@ -66,13 +66,17 @@ def ingest(
 ) -> None:
     """Store one RFC 5322 message from stdin (for an MTA pipe). Exit 0 once it is committed;
     75 on any failure, so the MTA keeps the message and retries."""
-    raw = sys.stdin.buffer.read()
     st = state(ctx)
     try:
+        raw = sys.stdin.buffer.read()
         outcome = sync_service.ingest_one(st.config(), channel, raw,
                                           CliReporter(st.verbosity, quiet=True), wait)
     except MailbridgeError as exc:
         raise TemporaryError(exc.message, exc.hint) from None
+    except Exception as exc:  # noqa: BLE001 - exit 1 would make the MTA bounce the mail
+        raise TemporaryError(f"internal error: {type(exc).__name__}: {exc}",
+                             "the MTA keeps the message and retries; rerun with -vv for the "
+                             "traceback and report it as a bug") from exc
     if st.verbosity:
         note(f"{channel}: {outcome.kind} (message {outcome.message}, ticket {outcome.ticket})")
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from mailbridge.errors import LockBusyError, StoreError
+from mailbridge.errors import LockBusyError, os_failure
 
 
 @contextlib.contextmanager
@@ -57,7 +57,7 @@ def _flock(lock_path: Path, wait_seconds: float) -> Iterator[str | None]:
         lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise StoreError(f"{lock_path}: cannot create the lock file: {exc.strerror}") from None
+        raise os_failure(lock_path, "cannot create the lock file", exc) from None
     try:
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -69,8 +69,11 @@ def _flock(lock_path: Path, wait_seconds: float) -> Iterator[str | None]:
                     yield os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
                     return
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError as exc:  # a full disk: the first write of a sync fails here
+            raise os_failure(lock_path, "cannot write the lock file", exc) from None
         yield None
     finally:
         os.close(fd)
