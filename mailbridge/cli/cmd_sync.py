@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
+from mailbridge.cli.output import FORMAT, FORMAT_OPTION, Format, emit, note
+from mailbridge.cli.params import number
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
 from mailbridge.errors import MailbridgeError, TemporaryError
@@ -21,8 +22,9 @@ def sync(
     ctx: typer.Context,
     channels: list[str] = typer.Argument(None, help="Channels to sync (default: all enabled)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (cron)."),
-    fmt: Format = typer.Option(None, "--format", "-f", help="Print per-channel results as "
-                               "table/json/jsonl/csv/tsv on stdout."),
+    fmt: Format = typer.Option(None, "--format", "-f", parser=FORMAT,
+                               help="Print per-channel results as table/json/jsonl/csv/tsv "
+                               "on stdout."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True,
                                 help="A line per message (same as the global -v)."),
     no_send: bool = typer.Option(False, "--no-send", help="Hold the outbox: fetch only."),
@@ -62,7 +64,8 @@ def sync(
 def ingest(
     ctx: typer.Context,
     channel: str = typer.Argument(..., help="Channel that receives the message."),
-    wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for a busy store."),
+    wait: float = typer.Option(30.0, "--wait", parser=number("--wait", 0, 3600, "SECONDS"),
+                               help="Seconds to wait for a busy store."),
 ) -> None:
     """Store one RFC 5322 message from stdin (for an MTA pipe). Exit 0 once it is committed;
     75 on any failure, so the MTA keeps the message and retries."""

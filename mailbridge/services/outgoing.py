@@ -17,10 +17,11 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.sendmail import SendmailSender
 from mailbridge.connectors.smtp import DEFAULT_PORTS, SmtpSender, SmtpSettings
 from mailbridge.domain import compose
+from mailbridge.domain.checks import choice, pick, require
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
-from mailbridge.store import agents, messages, outbox, tickets
+from mailbridge.store import agents, messages, names, outbox, tickets
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading, write_transaction
 
@@ -140,10 +141,8 @@ def _sender(channel: Channel) -> dict[str, str]:
 def _signature(db: Store, channel: Channel, agent: str | None) -> str:
     personal = ""
     if agent is not None:
-        found = agents.get(db, agent)
-        if found is None:
-            raise NotFoundError(f"no agent called {agent}", "see `mailbridge agents list`")
-        personal = found["signature"]
+        name = pick("agent", agent, names.known(db, "agent"), "see `mailbridge agents list`")
+        personal = agents.get(db, name)["signature"]
     return compose.choose_signature(personal, channel.signature, channel.use_common_signature)
 
 
@@ -203,6 +202,8 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
 
 
 def list_outbox(config: Config, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    for state in states:
+        require("outbox state", choice(*outbox.STATES), state)
     if not config.store_path.exists():
         return []
     with reading(config.store_path) as db:

@@ -14,6 +14,7 @@ from mailbridge.store.db import Store, insert_row, now
 
 PENDING, SENDING, SENT, FAILED, UNKNOWN, CANCELLED = (
     "pending", "sending", "sent", "failed", "unknown", "cancelled")
+STATES = (PENDING, SENDING, SENT, FAILED, UNKNOWN, CANCELLED)
 COLUMNS = ("id", "channel", "ticket", "message", "kind", "envelope_from", "recipients_json",
            "state", "attempts", "last_error", "created_at", "updated_at", "sent_at")
 
