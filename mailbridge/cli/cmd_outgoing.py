@@ -110,8 +110,9 @@ def outbox_list(
                                      "unknown or cancelled (repeatable) (default: all)"),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
-    """The outbox, oldest first. `unknown`: the connection broke after the message was
-    handed over; it may have arrived, so it is never re-sent by itself."""
+    """The outbox, oldest first. `sending`: in flight, a running sync or `run` is handing it
+    to the server. `unknown`: the connection broke (or the process died) after the message
+    was handed over; it may have arrived, so it is never re-sent by itself."""
     from mailbridge.services import outgoing
 
     emit(outgoing.list_outbox(state(ctx).config(), tuple(states or ())), fmt, OUTBOX_COLUMNS)

@@ -23,6 +23,7 @@ from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
 from mailbridge.store import agents, messages, names, outbox, tickets
 from mailbridge.store.db import Store
+from mailbridge.store.lock import writer_alive
 from mailbridge.store.session import reading, write_transaction
 
 # Where our own quote begins in an outgoing message we stored: "On <date>, <name> wrote:"
@@ -202,12 +203,14 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
 
 
 def list_outbox(config: Config, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The outbox; a row a crash left `sending` is listed as `unknown` unless the process
+    that may be sending it is still running."""
     for state in states:
         require("outbox state", choice(*outbox.STATES), state)
     if not config.store_path.exists():
         return []
     with reading(config.store_path) as db:
-        return outbox.list_rows(db, states)
+        return outbox.list_rows(db, states, not writer_alive(config.store_path))
 
 
 def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str, Any]]:
@@ -221,6 +224,8 @@ def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str,
             row = outbox.get(db, ident)
             if row is None:
                 raise NotFoundError(f"no outbox row #{ident}", "see `mailbridge outbox list`")
+            if row["state"] == outbox.SENDING:  # we hold the write lock: no drain is sending
+                row["state"] = outbox.UNKNOWN
             if row["state"] not in allowed:
                 raise UsageError(f"outbox #{ident} is {row['state']}; only "
                                  f"{', '.join(allowed)} rows can be {action}ed")

@@ -45,6 +45,20 @@ def service_running(store_path: Path) -> int | None:
         return int(holder) if holder and holder.isdigit() else None
 
 
+def writer_alive(store_path: Path) -> bool:
+    """Whether the process that last took the write lock is still alive (it may be writing
+    now), read from the pid it left in the lock file: a reader must not take the lock even
+    for a moment, or a cron `sync` starting then would find it busy."""
+    try:
+        pid = int(store_path.with_name(store_path.name + ".lock").read_text("ascii"))
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, run by another user
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _service_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + ".run.lock")
 
