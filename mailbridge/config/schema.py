@@ -4,7 +4,7 @@ silently turns a setting off."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from mailbridge.domain.checks import (
     DURATION_RE,
     Invalid,
     choice,
+    did_you_mean,
     duration,
     email,
     integer,
@@ -32,7 +33,7 @@ Check = Callable[[Any], Any]
 
 @dataclass(frozen=True)
 class Key:
-    check: Check
+    check: Check | Nested
     default: Any = REQUIRED
 
 
@@ -113,16 +114,40 @@ def secret(v: Any) -> dict[str, Any]:
     return {kind: ref}
 
 
+MAX_PROBLEMS = 30  # then a count: a file of 200 000 unknown keys is not 200 000 lines
+
+
+class Nested:
+    """A check that walks a structure itself and reports each of its problems (a list of
+    tables): called with the validator and the path."""
+
+    def __init__(self, walk: Callable[[Validator, str, Any], Any]) -> None:
+        self.walk = walk
+
+
 class Validator:
-    """Walks data against key specs, collecting `path: message` problems."""
+    """Walks data against key specs, collecting `path: message` problems (the first
+    MAX_PROBLEMS of them, and how many more)."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.more = 0
 
     def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(f"{path}: {message}")
+        else:
+            self.more += 1
 
-    def value(self, path: str, check: Check, v: Any) -> Any:
+    def unknown(self, path: str, key: str, known: Iterable[str]) -> None:
+        if len(self.problems) >= MAX_PROBLEMS:  # only counted: skip the "did you mean"
+            self.more += 1
+            return
+        self.problem(f"{path}.{key}", "unknown key" + did_you_mean(key, known))
+
+    def value(self, path: str, check: Check | Nested, v: Any) -> Any:
+        if isinstance(check, Nested):
+            return check.walk(self, path, v)
         try:
             return check(v)
         except Invalid as exc:
@@ -136,7 +161,7 @@ class Validator:
         out: dict[str, Any] = {}
         for key in data:
             if key not in spec:
-                self.problem(f"{path}.{key}", "unknown key")
+                self.unknown(path, key, spec)
         for key, k in spec.items():
             if key in data:
                 out[key] = self.value(f"{path}.{key}", k.check, data[key])
@@ -147,42 +172,52 @@ class Validator:
         return out
 
     def tagged(self, path: str, data: Any, specs: dict[str, dict[str, Key]]) -> dict[str, Any]:
-        """A table whose `type` key picks the spec for the rest of its keys."""
+        """A table whose `type` key picks the spec for the rest of its keys. Without a known
+        type, keys that no type has are still reported."""
         if not isinstance(data, dict):
             self.problem(path, "must be a table")
             return {}
         kind = data.get("type")
         if kind not in specs:
-            self.problem(f"{path}.type", "must be one of " + ", ".join(f'"{t}"' for t in specs))
+            self.problem(f"{path}.type", "must be one of " + ", ".join(f'"{t}"' for t in specs)
+                         + did_you_mean(kind, specs))
+            every = {"type", *(key for spec in specs.values() for key in spec)}
+            for key in data:
+                if key not in every:
+                    self.unknown(path, key, every)
             return {}
         return self.table(path, data, {"type": Key(string()), **specs[kind]})
 
 
-def mailbox_list(v: Any) -> list[dict[str, Any]]:
+def mailbox_list(v: Validator, path: str, value: Any) -> list[dict[str, Any]]:
     """Microsoft 365 mailboxes: addresses, or tables `{ address, enabled, queue, agent,
     matching, match_to }`; returned as tables with every key filled in."""
-    if not isinstance(v, list) or not v:
-        raise Invalid("must be a non-empty list of addresses or { address = … } tables")
+    if not isinstance(value, list) or not value:
+        v.problem(path, "must be a non-empty list of addresses or { address = … } tables")
+        return []
     out, seen = [], set()
-    for i, item in enumerate(v):
+    for i, item in enumerate(value, 1):
         entry = {"address": item} if isinstance(item, str) else item
         if not isinstance(entry, dict):
-            raise Invalid(f"entry {i + 1} must be an address or a table")
-        unknown = set(entry) - set(MAILBOX)
-        if unknown:
-            raise Invalid(f"entry {i + 1}: unknown key {sorted(unknown)[0]}")
-        if "address" not in entry:
-            raise Invalid(f"entry {i + 1}: address is required")
-        filled = {}
+            v.problem(path, f"entry {i} must be an address or a table")
+            continue
+        for key in entry:
+            if key not in MAILBOX:
+                v.problem(path, f"entry {i}: unknown key {key}{did_you_mean(key, MAILBOX)}")
+        filled: dict[str, Any] = dict.fromkeys(MAILBOX)  # None where missing or wrong
         for key, spec in MAILBOX.items():
             try:
                 filled[key] = spec.check(entry[key]) if key in entry else spec.default
             except Invalid as exc:
-                raise Invalid(f"entry {i + 1} ({key}): {exc}") from None
-        filled["address"] = filled["address"].lower()
-        if filled["address"] in seen:
-            raise Invalid(f"{filled['address']} is listed twice")
-        seen.add(filled["address"])
+                v.problem(path, f"entry {i} ({key}): {exc}")
+        if "address" not in entry:
+            v.problem(path, f"entry {i}: address is required")
+            filled["address"] = None
+        elif filled["address"]:
+            filled["address"] = filled["address"].lower()
+            if filled["address"] in seen:
+                v.problem(path, f"{filled['address']} is listed twice")
+            seen.add(filled["address"])
         out.append(filled)
     return out
 
@@ -223,7 +258,7 @@ INCOMING: dict[str, dict[str, Key]] = {
     },
     "m365": {
         "app": Key(name),
-        "mailboxes": Key(lambda v: mailbox_list(v)),
+        "mailboxes": Key(Nested(mailbox_list)),
         "import_read": Key(boolean, False),
         "max_message_mb": Key(integer(1, 2048), 50),
     },
