@@ -7,6 +7,7 @@ the store, and that library's import is a quarter of a cron poll (see migrations
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import sqlite3
@@ -92,6 +93,20 @@ def open_store(path: Path, *, readonly: bool = False) -> Store:
             raise StoreError(f"{path}: store schema is older than this mailbridge",
                              "run `mailbridge sync` or `mailbridge doctor` to upgrade it")
     return db
+
+
+def unwritable(path: Path) -> str | None:
+    """Why a writer (sync, ingest, run) could not use the store at `path`, or None: the
+    file, the files beside it (WAL, shared memory, locks) and the folder they are made in
+    must be writable by this user (root included: a read-only mount stops root too)."""
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    siblings = sorted(path.parent.glob(glob.escape(path.name) + "*")) if folder else []
+    for candidate in (*siblings, folder):
+        if candidate is not None and not os.access(candidate, os.W_OK):
+            read_only = os.statvfs(candidate).f_flag & os.ST_RDONLY
+            return f"{candidate}: " + ("on a file system mounted read-only" if read_only
+                                       else "not writable by this user")
+    return None
 
 
 def insert_row(db: Store, table: str, row: dict[str, Any], replace: bool = False) -> int:
