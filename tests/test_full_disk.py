@@ -217,3 +217,28 @@ def test_ingest_never_exits_1(mb, monkeypatch):
     assert result.exit_code == 75
     assert "mailbridge: error: internal error: RuntimeError: a bug" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_run_job_on_a_full_disk_logs_one_line_and_the_next_one_stores(mb, store_on, disk,
+                                                                        caplog):
+    """`run` keeps serving: the job that met the full disk logs one line (no traceback), and
+    a later job stores what waited."""
+    import logging
+    import threading
+
+    from mailbridge.config.load import load_config
+    from mailbridge.services.run import _job
+
+    config = load_config(mb.config)
+    assert mb("sync").exit_code == 0  # the store and its lock files exist
+    logging.getLogger().handlers[:] = [caplog.handler]  # the CLI run set up its own
+    drop(store_on, big_message(1), "1.m")
+    disk.fill()
+    _job(config, "support", threading.Event())
+    problems = [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert problems and all(r.exc_info is None for r in problems)
+    assert "the disk is full" in problems[0].getMessage()
+    assert [p.name for p in (store_on / "new").iterdir()] == ["1.m"]
+    disk.free()
+    _job(config, "support", threading.Event())
+    assert ticket_subjects(mb) == ["Order 1"]

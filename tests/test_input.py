@@ -193,6 +193,12 @@ NAMED = [
      '"open"?'),
     (_tickets, ("tickets", "list", "--channel", "suport"),
      'mailbridge: error: no channel called suport; did you mean "support"? (known: support)'),
+    (_tickets, ("channels", "disable", "suport"),
+     'mailbridge: error: no channel called suport; did you mean "support"? (known: support)'),
+    (_tickets, ("sync", "Support", "suport"),
+     'mailbridge: error: no channel called suport; did you mean "support"? (known: support)'),
+    (_tickets, ("auth", "login", "contoso"),
+     "mailbridge: error: no [[m365]] app called contoso (known: none yet)"),
     (_tickets, ("tickets", "list", "--queue", "biling"),
      'mailbridge: error: no queue called biling; did you mean "billing"? (known: billing, '
      "general)"),

@@ -11,6 +11,7 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.config.secrets import describe
 from mailbridge.config.write import append_channel, save_config
 from mailbridge.connectors.drop import make_spool
+from mailbridge.domain.checks import pick
 from mailbridge.errors import NetworkError, NotFoundError, TlsError, UsageError
 from mailbridge.services.connectors import test_connection
 
@@ -67,10 +68,10 @@ def parse_secret_ref(text: str) -> dict[str, Any]:
 
 def _edit(path: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     data = read_toml(path)
-    for channel in data.get("channel", []):
-        if channel.get("name") == name:
-            return data, channel
-    raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
+    channels = [c for c in data.get("channel", []) if isinstance(c.get("name"), str)]
+    found = pick("channel", name, [c["name"] for c in channels],
+                 "see `mailbridge channels list`")
+    return data, next(c for c in channels if c["name"] == found)
 
 
 def set_enabled(path: Path, name: str, enabled: bool) -> None:
