@@ -187,16 +187,15 @@ def _clients(mb):
     assert mb("agents", "add", "Alice", "--email", "alice@example.com").exit_code == 0
 
 
+NO_SUPORT = ('mailbridge: error: no channel called suport; did you mean "support"? '
+             "(known: support)")
 NAMED = [
     (_tickets, ("tickets", "list", "--status", "opn"),
      'mailbridge: error: --status opn: must be one of "open", "closed", "all"; did you mean '
      '"open"?'),
-    (_tickets, ("tickets", "list", "--channel", "suport"),
-     'mailbridge: error: no channel called suport; did you mean "support"? (known: support)'),
-    (_tickets, ("channels", "disable", "suport"),
-     'mailbridge: error: no channel called suport; did you mean "support"? (known: support)'),
-    (_tickets, ("sync", "Support", "suport"),
-     'mailbridge: error: no channel called suport; did you mean "support"? (known: support)'),
+    *((_tickets, args, NO_SUPORT) for args in (("tickets", "list", "--channel", "suport"),
+                                               ("channels", "disable", "suport"),
+                                               ("sync", "Support", "suport"))),
     (_tickets, ("auth", "login", "contoso"),
      "mailbridge: error: no [[m365]] app called contoso (known: none yet)"),
     (_tickets, ("tickets", "list", "--queue", "biling"),
