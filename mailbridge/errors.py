@@ -4,6 +4,9 @@ of the layer that called the library, so the CLI has one place that prints them.
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
@@ -64,6 +67,33 @@ class TemporaryError(MailbridgeError):
 
 class LockBusyError(TemporaryError):
     pass
+
+
+class DiskFullError(TemporaryError):
+    """The file system under the store or a spool is full. Temporary: once there is space
+    the same run succeeds, and until then nothing half-done is committed or acked."""
+
+
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+FREE_SPACE_HINT = ("free space on it (`df -h {where}`), then run again; until then mail waits "
+                   "where it is (the MTA, the server or the spool keeps it)")
+
+
+def disk_full(path: Path | str, detail: str, hint: str | None = None) -> DiskFullError:
+    """The one wording of a full file system, naming the file that could not grow."""
+    where = Path(path).parent
+    return DiskFullError(f"{path}: the disk is full ({detail})",
+                         hint or FREE_SPACE_HINT.format(where=where))
+
+
+def os_failure(path: Path | str, doing: str, exc: OSError,
+               other: type[MailbridgeError] = StoreError,
+               hint: str | None = None) -> MailbridgeError:
+    """An OSError met while `doing` something to `path`, as the user sees it: a full file
+    system (or quota) is a DiskFullError, anything else `other` with the system's words."""
+    if exc.errno in FULL_ERRNOS:
+        return disk_full(path, f"{doing}: {exc.strerror}", hint)
+    return other(f"{path}: {doing}: {exc.strerror or exc}", hint)
 
 
 class PartialFailure(MailbridgeError):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mailbridge.cli.app import app
 from mailbridge.config.load import load_config, validate
 from mailbridge.errors import ConfigError
 from mailbridge.services.channels import add_channel
@@ -29,8 +30,8 @@ def test_every_problem_is_reported_together():
                       "password": "hunter22"}},
         {"name": "support", "incoming": {"type": "carrier-pigeon"}},
     ], "stroe": {}})
-    assert ("config.toml: stroe: unknown key (expected one of: store, alerts, m365, channel)"
-            in found)
+    assert ("config.toml: stroe: unknown key (expected one of: store, alerts, m365, channel); "
+            'did you mean "store"?' in found)
     assert "config.toml: channel.support.mode: must be one of \"tickets\", \"engagements\", " \
            "\"sales\"" in found
     assert "config.toml: channel.support.colour: unknown key" in found
@@ -153,3 +154,71 @@ def test_title_is_shown_beside_the_name_by_channels_list_and_status(mb):
     assert status[1].split("\t")[:2] == ["support", "Support Desk"]
     assert problems({"channel": [{"name": "s", "title": 3, "incoming": {"type": "drop"}}]}) \
         == ["config.toml: channel.s.title: must be a string"]
+
+
+def test_a_bad_type_does_not_hide_the_keys_beside_it():
+    found = problems({"channel": [{"name": "s", "mdoe": "tickets", "incoming": {
+        "type": "imapp", "hots": "x", "host": "y", "spool": "/z"}}]})
+    assert found == [
+        'config.toml: channel.s.mdoe: unknown key; did you mean "mode"?',
+        'config.toml: channel.s.incoming.type: must be one of "drop", "imap", "m365"; did you '
+        'mean "imap"?',
+        'config.toml: channel.s.incoming.hots: unknown key; did you mean "host"?']
+
+
+def test_every_bad_mailbox_entry_is_reported():
+    found = problems({"channel": [{"name": "s", "incoming": {"type": "m365", "app": "a",
+                                                             "mailboxes": [
+        {"address": "a@x.example", "queu": "q"}, 7, {"address": "nope", "enabled": 1},
+        "a@x.example"]}}], "m365": [{"name": "a", "tenant_id": "t", "client_id": "c"}]})
+    assert found == [
+        'config.toml: channel.s.incoming.mailboxes: entry 1: unknown key queu; did you mean '
+        '"queue"?',
+        "config.toml: channel.s.incoming.mailboxes: entry 2 must be an address or a table",
+        "config.toml: channel.s.incoming.mailboxes: entry 3 (address): must be an e-mail "
+        "address like support@example.com",
+        "config.toml: channel.s.incoming.mailboxes: entry 3 (enabled): must be true or false",
+        "config.toml: channel.s.incoming.mailboxes: a@x.example is listed twice"]
+
+
+def test_a_flood_of_unknown_keys_is_cut_and_counted(mb):
+    lines = ['[[channel]]', 'name = "s"', '[channel.incoming]', 'type = "drop"',
+             *(f"k{i} = 1" for i in range(200_000))]
+    mb.config.write_text("\n".join(lines) + "\n")
+    result = mb("channels", "list")
+    assert result.exit_code == 2
+    errors = result.stderr.splitlines()
+    assert len(errors) == 31
+    assert errors[-1] == f"mailbridge: error: {mb.config}: and 199970 more problems"
+
+
+@pytest.mark.parametrize("nested", ["a = " + "[" * 2000 + "]" * 2000,
+                                    "a = " + "{ b = " * 2000 + "1" + " }" * 2000])
+def test_deep_nesting_is_a_config_error(mb, nested):
+    mb.config.write_text(nested + "\n")
+    result = mb("channels", "list")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (f"mailbridge: error: {mb.config}: not valid TOML: "
+                                             "arrays or tables nested too deeply")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_fifo_or_a_device_is_refused_without_reading_it(mb):
+    import os
+
+    os.mkfifo(mb.config)  # nobody writes to it: reading it would block for ever
+    result = mb("channels", "list")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == f"mailbridge: error: {mb.config}: is not a regular file"
+    other = mb.runner.invoke(app, ["--config", "/dev/zero", "channels", "list"])
+    assert other.exit_code == 2 and "/dev/zero: is not a regular file" in other.stderr
+
+
+def test_a_syntax_error_never_suggests_init(mb):
+    mb.config.write_text('[[channel]]\nname = "support"\nmode = tickets\n')
+    result = mb("channels", "list")
+    assert result.exit_code == 2
+    assert "line 3" in result.stderr
+    assert "init" not in result.stderr  # init would write a new file over the user's channels
+    assert result.stderr.splitlines()[1] == ("mailbridge: hint: fix the file at the line and "
+                                             "column named (it was not changed)")

@@ -123,6 +123,7 @@ EDITS = {
 LOST = {"remove-mailbox": ["# queue: its new tickets' queue", "# enabled: synced or not (true)"],
         "unset": [c for c in comments(block(EXAMPLE.read_text(), "support"))
                   if "how often" in c or "cron expression" in c or "engagements 1h" in c
+                  or "APScheduler" in c or "which runs it" in c
                   or "a blind copy" in c or "servers that keep no Sent" in c]}
 
 

@@ -74,7 +74,8 @@ def test_contacts_add_import_list_remove(mb, tmp_path):
     assert result.exit_code == 4  # some rows were rejected
     rows = {(r["line"], r["result"], r["reason"]) for r in json.loads(result.stdout)}
     assert rows == {(2, "added", ""), (3, "updated", ""), (4, "added", ""),
-                    (5, "rejected", "not an e-mail address"), (6, "rejected", "no email"),
+                    (5, "rejected", "email: must be an e-mail address like support@example.com"),
+                    (6, "rejected", "no email"),
                     (7, "rejected", "no client"),
                     (8, "rejected", "the same email is on an earlier line")}
     assert "2 added, 1 updated, 0 unchanged, 4 rejected" in result.stderr

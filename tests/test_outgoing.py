@@ -315,3 +315,43 @@ def test_killed_mid_send_never_sends_twice(mb, smtp, where):
     assert len(smtp.received) == delivered + 1  # only the other recipient's copy
     assert sorted(r.rcpt_tos[0] for r in smtp.received).count("ann@customer.example") == \
         (1 if where == "after" else 0)
+
+
+LAST_WRITER_EXITS = """
+import sys
+from pathlib import Path
+from mailbridge.store.lock import write_lock
+with write_lock(Path(sys.argv[1])):
+    pass
+"""
+
+
+def test_a_row_left_sending_is_listed_as_unknown_once_its_sender_is_gone(mb, smtp):
+    """`sending` is in flight only while the process that took the write lock lives; a row a
+    crash left `sending` is listed (and may be retried or cancelled) as `unknown` at once."""
+    import subprocess
+    import sys
+
+    from mailbridge.store.lock import write_lock
+
+    spool = desk(mb, smtp)
+    first_ticket(mb, spool)
+    assert mb("tickets", "reply", "1", "-m", "Hello.").exit_code == 0
+    with sqlite3.connect(mb.store) as conn:  # what a SIGKILL mid-send leaves behind
+        conn.execute("UPDATE outbox SET state='sending' WHERE id=1")
+    with write_lock(mb.store):  # a live sync holds the lock: the row is in flight
+        assert [r["state"] for r in outbox(mb)] == ["sending", "pending"]
+    subprocess.run([sys.executable, "-c", LAST_WRITER_EXITS, str(mb.store)], check=True,
+                   timeout=60)  # the last writer has exited: nobody is sending row 1
+    rows = outbox(mb)
+    assert [r["state"] for r in rows] == ["unknown", "pending"]
+    assert rows[0]["last_error"].startswith("interrupted while sending: it may or may not")
+    unknown = json.loads(mb("outbox", "list", "--state", "unknown", "--format", "json").stdout)
+    assert [r["id"] for r in unknown] == [1]
+    sending = json.loads(mb("outbox", "list", "--state", "sending", "--format", "json").stdout)
+    assert sending == []
+    retried = mb("outbox", "retry", "1")
+    assert retried.exit_code == 0, retried.stderr
+    assert mb("sync").exit_code == 0
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == ["ann@customer.example",
+                                                            "bob@customer.example"]

@@ -159,7 +159,7 @@ def test_to_cc_drop_adjust_and_mistakes_are_one_line(mb, smtp):
     ours = mb("tickets", "reply", "1", "-m", "x", "--cc", "Support@example.com")
     assert ours.exit_code == 2 and "own address" in ours.stderr
     bad = mb("tickets", "reply", "1", "-m", "x", "--to", "carol")
-    assert bad.exit_code == 2 and "--to carol: not an e-mail address" in bad.stderr
+    assert bad.exit_code == 2 and "--to carol: must be an e-mail address" in bad.stderr
     nobody = mb("tickets", "reply", "1", "-m", "x", *(f"--drop={a}" for a in EVERYONE))
     assert nobody.exit_code == 2 and "nobody to reply to" in nobody.stderr
     rows = json.loads(mb("outbox", "list", "--format", "json").stdout)

@@ -320,7 +320,8 @@ def test_sending_counts_and_shared_overrides_the_guess():
      'entry 1 (match_to): must be one of "opportunities", "projects"'),
     ({"address": ALICE, "matching": "yes"}, "entry 1 (matching): must be true or false"),
     ({"address": ALICE, "agent": 7}, "entry 1 (agent): must be a string"),
-    ({"address": ALICE, "agents": "Alice"}, "entry 1: unknown key agents"),
+    ({"address": ALICE, "agents": "Alice"},
+     'entry 1: unknown key agents; did you mean "agent"?'),
 ])
 def test_bad_per_mailbox_values_are_one_line(entry, problem):
     with pytest.raises(ConfigError) as info:

@@ -3,6 +3,8 @@ and is left as it was; a second writer is refused with the holder's pid."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import stat
 import subprocess
@@ -70,6 +72,57 @@ def test_read_only_store_is_a_clear_error(mb):
     result = mb("sync")
     assert result.exit_code == 2
     assert "read-only" in result.stderr
+
+
+@contextlib.contextmanager
+def read_only(mb, how: str):
+    """The store made unwritable: its folder bind-mounted read-only over itself (stops root
+    too; needs mount rights), or the file and folder without write permission (stops
+    everyone but root)."""
+    folder = mb.store.parent
+    if how == "mount":
+        if os.geteuid() != 0:
+            pytest.skip("a read-only bind mount needs root; the mode-444 case covers this user")
+        for args in (["--bind", str(folder), str(folder)],
+                     ["-o", "remount,bind,ro", str(folder)]):
+            done = subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
+            if done.returncode:
+                subprocess.run(["umount", "-l", str(folder)], timeout=30, check=False)
+                pytest.skip(f"cannot bind-mount here: {done.stderr.strip()}")
+        try:
+            yield
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], timeout=30, check=True)
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root ignores file permissions; the read-only mount case covers root")
+        mb.store.chmod(0o444)
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o700)
+            mb.store.chmod(0o600)
+
+
+@pytest.mark.parametrize("how", ["mount", "mode-444"])
+def test_doctor_and_sync_agree_on_a_store_nobody_can_write(mb, how):
+    spool = mb.drop_channel()
+    assert mb("sync").exit_code == 0
+    drop(spool, message())
+    with read_only(mb, how):
+        checks = json.loads(mb("doctor", "--offline", "--format", "json").stdout)
+        [writable] = [c for c in checks if c["check"] == "store writable"]
+        assert writable["status"] == "fail"
+        assert writable["detail"].startswith(str(mb.store.parent))
+        assert ("mounted read-only" if how == "mount" else "not writable by this user") in \
+            writable["detail"]
+        result = mb("sync")
+        assert result.exit_code == 2
+        assert "Traceback" not in result.stderr
+    assert mb("sync").exit_code == 0
+    checks = json.loads(mb("doctor", "--offline", "--format", "json").stdout)
+    assert "store writable" not in {c["check"] for c in checks}
 
 
 def test_read_only_store_opened_read_only_cannot_be_written(tmp_path):

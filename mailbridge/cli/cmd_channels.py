@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.params import ADDRESS
 from mailbridge.cli.state import state
 from mailbridge.config.channel_keys import describe_paths
 from mailbridge.errors import EXIT_PARTIAL, UsageError
@@ -25,7 +26,7 @@ def list_cmd(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
 
 @group.command("show")
 def show(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
-         fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts.")) -> None:
+         fmt: Format = SHOW_FORMAT_OPTION) -> None:
     """Show one channel's settings (secret references are shown, never their values)."""
     details = service.details(state(ctx).config(), name)
     if fmt in (Format.json, Format.jsonl):
@@ -41,8 +42,9 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
 
 @group.command("test")
 def test(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
-         fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts."),
-         send_test_to: str = typer.Option(None, "--send-test-to", help="Also send one test "
+         fmt: Format = SHOW_FORMAT_OPTION,
+         send_test_to: str = typer.Option(None, "--send-test-to", parser=ADDRESS,
+                                          help="Also send one test "
                                           "mail to this address through the outgoing side.")
          ) -> None:
     """Test a channel's connections: incoming (log in, list folders, peek at one header;

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.params import ID, LIMIT
 from mailbridge.cli.state import state
 from mailbridge.errors import EXIT_PARTIAL
 
@@ -41,7 +42,7 @@ def clients_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
 
 @clients_group.command("show")
 def clients_show(ctx: typer.Context, name: str = typer.Argument(...),
-                 fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts.")
+                 fmt: Format = SHOW_FORMAT_OPTION
                  ) -> None:
     """A client's contacts and latest engagements."""
     from mailbridge.services import contacts
@@ -116,7 +117,7 @@ def engagements_list(
     client: str = typer.Option(None, "--client", help="Only this client."),
     contact: str = typer.Option(None, "--contact", help="Only this contact's address."),
     since: str = typer.Option(None, "--since", help="Only newer: 12h, 7d, 2w or a date."),
-    limit: int = typer.Option(None, "--limit", min=1, help="At most this many."),
+    limit: int = typer.Option(None, "--limit", parser=LIMIT, help="At most this many."),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Engagements, oldest first. JSON fields: id, channel, direction, occurred_at, from, to,
@@ -128,9 +129,8 @@ def engagements_list(
 
 
 @engagements_group.command("show")
-def engagements_show(ctx: typer.Context, engagement: int = typer.Argument(...),
-                     fmt: Format = typer.Option(None, "--format", "-f",
-                                                help="json for scripts.")) -> None:
+def engagements_show(ctx: typer.Context, engagement: int = typer.Argument(..., parser=ID),
+                     fmt: Format = SHOW_FORMAT_OPTION) -> None:
     """One engagement: direction, matched contacts, headers, text, attachments."""
     from mailbridge.services import engagements
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
+from mailbridge.cli.params import ADDRESS, AGENT, ID
 from mailbridge.cli.state import state
 from mailbridge.errors import UsageError
 
@@ -28,7 +29,7 @@ ATTACH_HELP = "A file to attach (repeatable)."
 
 def reply(
     ctx: typer.Context,
-    ticket: int = typer.Argument(..., help="Ticket id."),
+    ticket: int = typer.Argument(..., parser=ID, help="Ticket id."),
     message: str = typer.Option(None, "--message", "-m", help=MESSAGE_HELP),
     file: Path = typer.Option(None, "--file", help="Read the text from this file."),
     agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
@@ -58,8 +59,9 @@ def reply(
 
 def forward(
     ctx: typer.Context,
-    ticket: int = typer.Argument(..., help="Ticket id."),
-    to: str = typer.Option(..., "--to", help="Address to forward the conversation to."),
+    ticket: int = typer.Argument(..., parser=ID, help="Ticket id."),
+    to: str = typer.Option(..., "--to", parser=ADDRESS,
+                          help="Address to forward the conversation to."),
     message: str = typer.Option(None, "--message", "-m", help=MESSAGE_HELP),
     file: Path = typer.Option(None, "--file", help="Read the text from this file."),
     agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
@@ -122,8 +124,9 @@ def outbox_list(
                                      "unknown or cancelled (repeatable) (default: all)"),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
-    """The outbox, oldest first. `unknown`: the connection broke after the message was
-    handed over; it may have arrived, so it is never re-sent by itself."""
+    """The outbox, oldest first. `sending`: in flight, a running sync or `run` is handing it
+    to the server. `unknown`: the connection broke (or the process died) after the message
+    was handed over; it may have arrived, so it is never re-sent by itself."""
     from mailbridge.services import outgoing
 
     emit(outgoing.list_outbox(state(ctx).config(), tuple(states or ())), fmt, OUTBOX_COLUMNS)
@@ -131,7 +134,8 @@ def outbox_list(
 
 @outbox_group.command("retry")
 def outbox_retry(ctx: typer.Context,
-                 ids: list[int] = typer.Argument(..., help="Outbox row ids.")) -> None:
+                 ids: list[int] = typer.Argument(..., parser=ID,
+                                                  help="Outbox row ids.")) -> None:
     """Send failed or unknown rows again at the next drain (unknown ones may double)."""
     from mailbridge.services import outgoing
 
@@ -141,7 +145,8 @@ def outbox_retry(ctx: typer.Context,
 
 @outbox_group.command("cancel")
 def outbox_cancel(ctx: typer.Context,
-                  ids: list[int] = typer.Argument(..., help="Outbox row ids.")) -> None:
+                  ids: list[int] = typer.Argument(..., parser=ID,
+                                                   help="Outbox row ids.")) -> None:
     """Never send these rows."""
     from mailbridge.services import outgoing
 
@@ -155,8 +160,9 @@ agents_group = typer.Typer(help="Agents: signatures and alert mail.", no_args_is
 @agents_group.command("add")
 def agents_add(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Agent name, as used with --as."),
-    email: str = typer.Option(..., "--email", help="The agent's address (alert mail)."),
+    name: str = typer.Argument(..., parser=AGENT, help="Agent name, as used with --as."),
+    email: str = typer.Option(..., "--email", parser=ADDRESS,
+                              help="The agent's address (alert mail)."),
     signature: str = typer.Option(None, "--signature", help="Personal signature; it wins "
                                   "over the channel's common one. Plain text, Markdown-like "
                                   "(**bold**, [text](url)) or simple HTML."),
@@ -183,8 +189,7 @@ def agents_remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """Remove an agent (tickets and sent mail stay)."""
     from mailbridge.services import agents as agents_service
 
-    agents_service.remove(state(ctx).config(), name)
-    note(f"agent {name} removed")
+    note(f"agent {agents_service.remove(state(ctx).config(), name)} removed")
 
 
 def register(app: typer.Typer) -> None:

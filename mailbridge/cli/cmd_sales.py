@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.params import ID, STATUS
 from mailbridge.cli.state import state
 from mailbridge.errors import EXIT_PARTIAL
 
@@ -44,7 +45,8 @@ def add(
 @opportunities_group.command("list")
 def list_cmd(
     ctx: typer.Context,
-    status: str = typer.Option("open", "--status", help="open, closed or all."),
+    status: str = typer.Option("open", "--status", parser=STATUS,
+                               help="open, closed or all."),
     projects: bool = typer.Option(None, "--projects/--opportunities",
                                   help="Only projects, or only opportunities (default: both)."),
     fmt: Format = FORMAT_OPTION,
@@ -57,8 +59,8 @@ def list_cmd(
 
 
 @opportunities_group.command("show")
-def show(ctx: typer.Context, opportunity: int = typer.Argument(...),
-         fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts.")) -> None:
+def show(ctx: typer.Context, opportunity: int = typer.Argument(..., parser=ID),
+         fmt: Format = SHOW_FORMAT_OPTION) -> None:
     """One opportunity and the mail matched to it, in order."""
     from mailbridge.services import sales
 
@@ -87,13 +89,13 @@ def _set(ctx: typer.Context, opportunity: int, status: str) -> None:
 
 
 @opportunities_group.command("close")
-def close(ctx: typer.Context, opportunity: int = typer.Argument(...)) -> None:
+def close(ctx: typer.Context, opportunity: int = typer.Argument(..., parser=ID)) -> None:
     """Close it: closed ones are never matched."""
     _set(ctx, opportunity, "closed")
 
 
 @opportunities_group.command("reopen")
-def reopen(ctx: typer.Context, opportunity: int = typer.Argument(...)) -> None:
+def reopen(ctx: typer.Context, opportunity: int = typer.Argument(..., parser=ID)) -> None:
     """Reopen it."""
     _set(ctx, opportunity, "open")
 
@@ -142,8 +144,8 @@ def inbox_list(ctx: typer.Context,
 
 
 @inbox_group.command("assign")
-def inbox_assign(ctx: typer.Context, item: int = typer.Argument(...),
-                 opportunity: int = typer.Option(..., "--opportunity",
+def inbox_assign(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
+                 opportunity: int = typer.Option(..., "--opportunity", parser=ID,
                                                  help="Opportunity to add it to.")) -> None:
     """Add the mail to an existing opportunity."""
     from mailbridge.services import sales
@@ -153,7 +155,7 @@ def inbox_assign(ctx: typer.Context, item: int = typer.Argument(...),
 
 
 @inbox_group.command("new-opportunity")
-def inbox_new(ctx: typer.Context, item: int = typer.Argument(...),
+def inbox_new(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
               project: bool = typer.Option(False, "--project", help="Open a project.")) -> None:
     """Open a new opportunity from the mail (its body as details, its sender as contact)."""
     from mailbridge.services import sales
@@ -163,7 +165,7 @@ def inbox_new(ctx: typer.Context, item: int = typer.Argument(...),
 
 
 @inbox_group.command("note")
-def inbox_note(ctx: typer.Context, item: int = typer.Argument(...),
+def inbox_note(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
                client: str = typer.Option(None, "--client", help="Client (default: suggested "
                                           "from the sender's domain).")) -> None:
     """Keep the mail as a CRM note of a client."""
@@ -174,7 +176,7 @@ def inbox_note(ctx: typer.Context, item: int = typer.Argument(...),
 
 
 @inbox_group.command("delete")
-def inbox_delete(ctx: typer.Context, item: int = typer.Argument(...),
+def inbox_delete(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
                  admin: bool = typer.Option(False, "--admin", help="Confirm you are an "
                                             "administrator (only they may delete).")) -> None:
     """Remove the mail from My Inbox (the stored copy stays)."""

@@ -10,17 +10,21 @@ from typing import Any
 import typer
 
 from mailbridge.cli.output import emit, note
+from mailbridge.cli.params import PORT, number
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
 from mailbridge.config import channel_keys, providers
 from mailbridge.config.schema import CHANNEL, MODES, SENDER_KEYS
 from mailbridge.connectors.imap_session import DEFAULT_PORTS
 from mailbridge.connectors.smtp import DEFAULT_PORTS as SMTP_PORTS
+from mailbridge.domain.checks import choice, require
 from mailbridge.errors import UsageError
 from mailbridge.services import channels, demo, setup, sync
 from mailbridge.services import secrets as secrets_service
 from mailbridge.services.queries import list_tickets
 from mailbridge.store.tickets import LIST_COLUMNS
+
+BACKFILL_HOURS = number("--backfill-hours", 0, 24 * 3660, "HOURS")  # ten years back at most
 
 
 def init(
@@ -44,9 +48,7 @@ def _ask(value: Any, prompt: str, default: Any, interactive: bool, **kw: Any) ->
 def _choose(value: str | None, prompt: str, choices: list[str], default: str,
             interactive: bool) -> str:
     answer = _ask(value, f"{prompt} ({'/'.join(choices)})", default, interactive)
-    if answer not in choices:
-        raise UsageError(f"{prompt.lower()} must be one of {', '.join(choices)}, not {answer!r}")
-    return answer
+    return require(prompt.lower(), choice(*choices), answer)
 
 
 CARD = "The mail block (Usedesk's channel card)"
@@ -60,8 +62,9 @@ def add_channel(
     mode: str = typer.Option(None, "--mode", help="tickets | engagements | sales."),
     owner: str = typer.Option(None, "--owner", help="Engagements, sales: the mailbox owner's "
                               "address (default: the mailbox address)."),
-    backfill_hours: float = typer.Option(0.0, "--backfill-hours", min=0, help="Engagements, "
-                                         "sales: also copy mail this many hours older."),
+    backfill_hours: float = typer.Option(0.0, "--backfill-hours", parser=BACKFILL_HOURS,
+                                         help="Engagements, sales: also copy mail this many "
+                                         "hours older."),
     email: str = typer.Option(None, "--email", help="The mailbox address: fills in IMAP and "
                               "SMTP for known providers (Gmail, Outlook.com, Yahoo, iCloud, "
                               "Yandex, Mail.ru, GMX, Zoho, Fastmail), else tries "
@@ -76,7 +79,8 @@ def add_channel(
                                "(default: <data dir>/spool/<name>)."),
     host: str = typer.Option(None, "--host", help="IMAP server host name."),
     security: str = typer.Option(None, "--security", help="IMAP security: ssl | starttls | none."),
-    port: int = typer.Option(None, "--port", help="IMAP port (default: 993 ssl, 143 otherwise)."),
+    port: int = typer.Option(None, "--port", parser=PORT,
+                              help="IMAP port (default: 993 ssl, 143 otherwise)."),
     username: str = typer.Option(None, "--username", help="IMAP login name."),
     password: str = typer.Option(None, "--password", help="IMAP password as a reference: "
                                  "env:VAR, file:PATH, keyring:NAME or command:PROG ARGS "
@@ -87,7 +91,8 @@ def add_channel(
     smtp_host: str = typer.Option(None, "--smtp-host", help="SMTP server for replies "
                                   "(default with --email: the provider's)."),
     smtp_security: str = typer.Option(None, "--smtp-security", help="ssl | starttls | none."),
-    smtp_port: int = typer.Option(None, "--smtp-port", help="SMTP port (default: 465 ssl, "
+    smtp_port: int = typer.Option(None, "--smtp-port", parser=PORT,
+                                   help="SMTP port (default: 465 ssl, "
                                   "587 starttls, 25 none)."),
     no_outgoing: bool = typer.Option(False, "--no-outgoing", help="No outgoing connection, "
                                      "even with --email."),
@@ -132,13 +137,15 @@ def add_channel(
                                                 "— a new ticket: a forward opens a new ticket "
                                                 "(the default), or stays in its own.",
                                                 rich_help_panel=CARD),
-    no_messages_hours: float = typer.Option(None, "--no-messages-hours", min=0, help="No "
+    no_messages_hours: float = typer.Option(None, "--no-messages-hours", parser=number(
+        "--no-messages-hours", 0, 24 * 365, "HOURS"), help="No "
                                             "messages (h): alert when nothing arrived for this "
                                             "many hours (0: off, the default).",
                                             rich_help_panel=CARD),
     owner_aliases: list[str] = typer.Option(None, "--owner-alias", help="Another address of "
                                             "the owner (repeatable).", rich_help_panel=MODES_PANEL),
-    window_hours: float = typer.Option(None, "--window-hours", help="Engagements: how far "
+    window_hours: float = typer.Option(None, "--window-hours", parser=number(
+        "--window-hours", 1, 24 * 90, "HOURS"), help="Engagements: how far "
                                        "back each run looks (24).", rich_help_panel=MODES_PANEL),
     agent: str = typer.Option(None, "--agent", help="Sales: the agent whose My Inbox gets "
                               "what is not matched.", rich_help_panel=MODES_PANEL),

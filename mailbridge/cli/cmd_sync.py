@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
+from mailbridge.cli.output import FORMAT, FORMAT_OPTION, Format, emit, note
+from mailbridge.cli.params import number
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
 from mailbridge.domain.health import QUIET
@@ -23,8 +24,9 @@ def sync(
     ctx: typer.Context,
     channels: list[str] = typer.Argument(None, help="Channels to sync (default: all enabled)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (cron)."),
-    fmt: Format = typer.Option(None, "--format", "-f", help="Print per-channel results as "
-                               "table/json/jsonl/csv/tsv on stdout."),
+    fmt: Format = typer.Option(None, "--format", "-f", parser=FORMAT,
+                               help="Print per-channel results as table/json/jsonl/csv/tsv "
+                               "on stdout."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True,
                                 help="A line per message (same as the global -v)."),
     no_send: bool = typer.Option(False, "--no-send", help="Hold the outbox: fetch only."),
@@ -71,17 +73,22 @@ def sync(
 def ingest(
     ctx: typer.Context,
     channel: str = typer.Argument(..., help="Channel that receives the message."),
-    wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for a busy store."),
+    wait: float = typer.Option(30.0, "--wait", parser=number("--wait", 0, 3600, "SECONDS"),
+                               help="Seconds to wait for a busy store."),
 ) -> None:
     """Store one RFC 5322 message from stdin (for an MTA pipe). Exit 0 once it is committed;
     75 on any failure, so the MTA keeps the message and retries."""
-    raw = sys.stdin.buffer.read()
     st = state(ctx)
     try:
+        raw = sys.stdin.buffer.read()
         outcome = sync_service.ingest_one(st.config(), channel, raw,
                                           CliReporter(st.verbosity, quiet=True), wait)
     except MailbridgeError as exc:
         raise TemporaryError(exc.message, exc.hint) from None
+    except Exception as exc:  # noqa: BLE001 - exit 1 would make the MTA bounce the mail
+        raise TemporaryError(f"internal error: {type(exc).__name__}: {exc}",
+                             "the MTA keeps the message and retries; rerun with -vv for the "
+                             "traceback and report it as a bug") from exc
     if st.verbosity:
         note(f"{channel}: {outcome.kind} (message {outcome.message}, ticket {outcome.ticket})")
 

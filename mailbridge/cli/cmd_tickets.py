@@ -10,7 +10,8 @@ from pathlib import Path
 import typer
 
 from mailbridge.cli.cmd_outgoing import MESSAGE_HELP, forward, message_text, reply
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.params import ID, LIMIT, QUEUE, STATUS
 from mailbridge.cli.state import state
 from mailbridge.services import queries, triage
 from mailbridge.store.tickets import LIST_COLUMNS
@@ -24,8 +25,9 @@ def list_cmd(
     ctx: typer.Context,
     channel: str = typer.Option(None, "--channel", help="Only this channel."),
     queue: str = typer.Option(None, "--queue", help="Only this queue."),
-    status: str = typer.Option("open", "--status", help="open, closed or all."),
-    limit: int = typer.Option(None, "--limit", min=1, help="At most this many."),
+    status: str = typer.Option("open", "--status", parser=STATUS,
+                                help="open, closed or all."),
+    limit: int = typer.Option(None, "--limit", parser=LIMIT, help="At most this many."),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """List tickets, oldest first. JSON fields: id, channel, queue, status, kind,
@@ -38,8 +40,8 @@ def list_cmd(
 @group.command("show")
 def show(
     ctx: typer.Context,
-    ticket: int = typer.Argument(..., help="Ticket id."),
-    fmt: Format = typer.Option(None, "--format", "-f", help="json for scripts."),
+    ticket: int = typer.Argument(..., parser=ID, help="Ticket id."),
+    fmt: Format = SHOW_FORMAT_OPTION,
     raw: bool = typer.Option(False, "--raw", help="Write the stored raw message bytes (an mbox "
                              "when the ticket has several messages)."),
 ) -> None:
@@ -97,7 +99,7 @@ def _echo_comment(c: dict) -> None:
 @group.command("comment")
 def comment(
     ctx: typer.Context,
-    ticket: int = typer.Argument(..., help="Ticket id."),
+    ticket: int = typer.Argument(..., parser=ID, help="Ticket id."),
     message: str = typer.Option(None, "--message", "-m", help=MESSAGE_HELP),
     file: Path = typer.Option(None, "--file", help="Read the text from this file."),
     agent: str = typer.Option(None, "--as", help="The agent writing it."),
@@ -113,8 +115,9 @@ def comment(
 @group.command("move")
 def move(
     ctx: typer.Context,
-    ticket: int = typer.Argument(..., help="Ticket id."),
-    queue: str = typer.Option(..., "--queue", "-q", help="Queue to move it to."),
+    ticket: int = typer.Argument(..., parser=ID, help="Ticket id."),
+    queue: str = typer.Option(..., "--queue", "-q", parser=QUEUE,
+                               help="Queue to move it to."),
 ) -> None:
     """Move a ticket to another queue (created if new)."""
     previous = triage.move_ticket(state(ctx).config(), ticket, queue)
@@ -123,7 +126,7 @@ def move(
 
 @group.command("close")
 def close(ctx: typer.Context,
-          tickets: list[int] = typer.Argument(..., help="Ticket ids.")) -> None:
+          tickets: list[int] = typer.Argument(..., parser=ID, help="Ticket ids.")) -> None:
     """Close tickets. A customer's next message reopens a closed ticket (an auto-reply or a
     bounce does not)."""
     for ticket, previous in triage.set_status(state(ctx).config(), tickets, "closed"):
@@ -132,7 +135,7 @@ def close(ctx: typer.Context,
 
 @group.command("reopen")
 def reopen(ctx: typer.Context,
-           tickets: list[int] = typer.Argument(..., help="Ticket ids.")) -> None:
+           tickets: list[int] = typer.Argument(..., parser=ID, help="Ticket ids.")) -> None:
     """Reopen tickets."""
     for ticket, previous in triage.set_status(state(ctx).config(), tickets, "open"):
         note(f"ticket #{ticket}: {previous} → open")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from mailbridge.cli.params import one_of
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -34,10 +36,13 @@ class Format(StrEnum):
     tsv = "tsv"
 
 
+FORMAT = one_of("--format", *Format)
 FORMAT_OPTION = typer.Option(
-    None, "--format", "-f",
+    None, "--format", "-f", parser=FORMAT,
     help="Output format; default: table on a terminal, tsv in a pipe. json/jsonl are stable.",
 )
+SHOW_FORMAT_OPTION = typer.Option(None, "--format", "-f", parser=FORMAT,
+                                  help="json for scripts.")
 
 
 def default_format(fmt: Format | None) -> Format:

@@ -21,7 +21,8 @@ from tomlkit.items import AoT, Array, Comment, InlineTable, Item, Null, Table, W
 from mailbridge.config.load import parse_toml, read_text, validate
 from mailbridge.config.model import Config
 from mailbridge.config.write import write_text_atomic
-from mailbridge.errors import ConfigError, NotFoundError, UsageError
+from mailbridge.domain.checks import pick
+from mailbridge.errors import ConfigError, UsageError
 
 SECTIONS = ("incoming", "outgoing")  # a new channel's tables written as [channel.…] sections
 
@@ -50,10 +51,10 @@ class ConfigEdit:
         return config
 
     def channel(self, name: str) -> Table | InlineTable:
-        for table in self.channels():
-            if table.get("name") == name:
-                return table
-        raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
+        tables = [t for t in self.channels() if isinstance(t.get("name"), str)]
+        found = pick("channel", name, [t["name"] for t in tables],
+                     "see `mailbridge channels list`")
+        return next(t for t in tables if t["name"] == found)
 
     def channels(self) -> list[Table | InlineTable]:
         found = self.doc.get("channel")

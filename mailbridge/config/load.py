@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,12 @@ from mailbridge.config.schema import (
     TOP_LEVEL,
     Validator,
 )
+from mailbridge.domain.checks import did_you_mean
 from mailbridge.errors import ConfigError
 
 INIT_HINT = "run `mailbridge init` to create one, or pass --config PATH"
+# never `init`: it would write a new file in place of the user's channels
+SYNTAX_HINT = "fix the file at the line and column named (it was not changed)"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -30,7 +35,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def read_text(path: Path) -> str:
     try:
-        return path.read_bytes().decode("utf-8")
+        return _read_regular_file(path).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such config file"], INIT_HINT) from None
     except UnicodeDecodeError:
@@ -39,13 +44,27 @@ def read_text(path: Path) -> str:
         raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from None
 
 
+def _read_regular_file(path: Path) -> bytes:
+    """The file's bytes; a FIFO, a device or a directory is refused before it is read (a
+    FIFO nobody writes to would block every command for ever). Opened without blocking,
+    then checked, so that nothing can be swapped in between."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError([f"{path}: is not a regular file"],
+                              "point --config (or $MAILBRIDGE_CONFIG) at the config file")
+        return handle.read()
+
+
 def parse_toml(text: str, path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            [f"{path}: not valid TOML: {exc}"], "fix the file or recreate it with `mailbridge init`"
-        ) from None
+        raise ConfigError([f"{path}: not valid TOML: {exc}"], SYNTAX_HINT) from None
+    except RecursionError:  # tomllib recurses once per level of [ or {
+        raise ConfigError([f"{path}: not valid TOML: arrays or tables nested too deeply"],
+                          "a config nests a few levels at most: look for a runaway [ or {"
+                          ) from None
 
 
 def validate(data: dict[str, Any], path: Path) -> Config:
@@ -53,7 +72,8 @@ def validate(data: dict[str, Any], path: Path) -> Config:
     v = Validator()
     for key in data:
         if key not in TOP_LEVEL:
-            v.problem(key, "unknown key (expected one of: " + ", ".join(TOP_LEVEL) + ")")
+            v.problem(key, "unknown key (expected one of: " + ", ".join(TOP_LEVEL) + ")"
+                      + did_you_mean(key, TOP_LEVEL))
     store = v.table("store", data.get("store", {}), STORE)
     raw_alerts = data.get("alerts", {})
     alerts = v.table("alerts", {k: x for k, x in raw_alerts.items() if k != "outgoing"}
@@ -86,7 +106,8 @@ def validate(data: dict[str, Any], path: Path) -> Config:
     _check_refs(v, "alerts", alerts, {a.get("name") for a in apps})
     _link_apps(apps, [*channels, alerts])
     if v.problems:
-        raise ConfigError([f"{path}: {p}" for p in v.problems])
+        more = [f"{path}: and {v.more} more problems"] if v.more else []
+        raise ConfigError([f"{path}: {p}" for p in v.problems] + more)
     return Config(
         path=path,
         store_path=(Path(store["path"]).expanduser() if store["path"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from mailbridge.config import paths
 from mailbridge.config.schema import DEFAULT_SCHEDULE
-from mailbridge.errors import NotFoundError
+from mailbridge.domain.checks import pick
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,25 @@ class Config:
         return next((c for c in self.channels if c.name == name), None)
 
     def require(self, name: str) -> Channel:
-        channel = self.channel(name)
-        if channel is None:
-            raise NotFoundError(f"no channel called {name}", "see `mailbridge channels list`")
-        return channel
+        """The channel called `name` (ignoring case), else a NotFoundError with the closest."""
+        found = pick("channel", name, [c.name for c in self.channels],
+                     "see `mailbridge channels list`")
+        return next(c for c in self.channels if c.name == found)
+
+    def agents(self) -> set[str]:
+        """The sales agents the config names (a Microsoft 365 mailbox without one is its
+        own agent)."""
+        return {a for c in self.channels if c.mode == "sales"
+                for a in (c.agent, *(m.get("agent") or c.agent or m["address"]
+                                     for m in c.mailboxes)) if a}
+
+    def queues(self) -> set[str]:
+        """The queues the config names: each channel's default, its routes' and its
+        mailboxes' (more exist in the store, made by `tickets move`)."""
+        return {q for c in self.channels
+                for q in (c.default_queue, *(r.queue for r in c.routes),
+                          *(m.get("queue") for m in c.mailboxes))
+                if q}
 
 
 def build_channel(data: dict[str, Any]) -> Channel:

@@ -4,30 +4,36 @@ silently turns a setting off."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from mailbridge.domain.checks import (
+    DURATION_RE,
+    Invalid,
+    choice,
+    did_you_mean,
+    duration,
+    email,
+    integer,
+    label,
+    name,
+    number,
+)
+
 REQUIRED = object()
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-DURATION_RE = re.compile(r"^(\d+)\s*([smhd])$")
 MODES = ("tickets", "engagements", "sales")
 DEFAULT_SCHEDULE = {"tickets": "5m", "engagements": "1h", "sales": "10m"}
 SECRET_KINDS = ("keyring", "env", "file", "command")
-
-
-class Invalid(Exception):
-    """A value is wrong; the message says how, without repeating the value (it may be secret)."""
-
+SCHEDULE_EVERY = duration("smhd", timedelta(days=366))
 
 Check = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
 class Key:
-    check: Check
+    check: Check | Nested
     default: Any = REQUIRED
 
 
@@ -42,49 +48,10 @@ def string(allow_empty: bool = True) -> Check:
     return check
 
 
-def name(v: Any) -> str:
-    if not isinstance(v, str) or not NAME_RE.match(v):
-        raise Invalid("must be lowercase letters, digits, '-' or '_' (at most 63)")
-    return v
-
-
-def email(v: Any) -> str:
-    if not isinstance(v, str) or not EMAIL_RE.match(v.strip()):
-        raise Invalid("must be an e-mail address like support@example.com")
-    return v.strip()
-
-
-def integer(lo: int, hi: int) -> Check:
-    def check(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise Invalid(f"must be an integer {lo}–{hi}")
-        return v
-
-    return check
-
-
 def boolean(v: Any) -> bool:
     if not isinstance(v, bool):
         raise Invalid("must be true or false")
     return v
-
-
-def choice(*options: str) -> Check:
-    def check(v: Any) -> str:
-        if v not in options:
-            raise Invalid("must be one of " + ", ".join(f'"{o}"' for o in options))
-        return v
-
-    return check
-
-
-def number(lo: float, hi: float) -> Check:
-    def check(v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-            raise Invalid(f"must be a number {lo:g}–{hi:g}")
-        return float(v)
-
-    return check
 
 
 def string_list(allow_empty: bool = False) -> Check:
@@ -99,8 +66,18 @@ def string_list(allow_empty: bool = False) -> Check:
 
 
 def schedule(v: Any) -> str:
-    """`5m`, `1h`, `30s`, `1d`, or a five-field cron expression."""
-    if isinstance(v, str) and (DURATION_RE.match(v.strip()) or len(v.split()) == 5):
+    """`5m`, `1h`, `30s`, `1d` (at most a year), or a five-field cron expression that
+    APScheduler, which runs it, accepts (imported only for a cron expression: ~70 ms)."""
+    if isinstance(v, str) and DURATION_RE.match(v.strip()):
+        SCHEDULE_EVERY(v)
+        return v.strip()
+    if isinstance(v, str) and len(v.split()) == 5:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError as exc:
+            raise Invalid(f"is not a cron expression APScheduler accepts: {exc}") from None
         return v.strip()
     raise Invalid('must be a duration like "5m", "1h" or a cron expression like "*/5 * * * *"')
 
@@ -137,16 +114,40 @@ def secret(v: Any) -> dict[str, Any]:
     return {kind: ref}
 
 
+MAX_PROBLEMS = 30  # then a count: a file of 200 000 unknown keys is not 200 000 lines
+
+
+class Nested:
+    """A check that walks a structure itself and reports each of its problems (a list of
+    tables): called with the validator and the path."""
+
+    def __init__(self, walk: Callable[[Validator, str, Any], Any]) -> None:
+        self.walk = walk
+
+
 class Validator:
-    """Walks data against key specs, collecting `path: message` problems."""
+    """Walks data against key specs, collecting `path: message` problems (the first
+    MAX_PROBLEMS of them, and how many more)."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.more = 0
 
     def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(f"{path}: {message}")
+        else:
+            self.more += 1
 
-    def value(self, path: str, check: Check, v: Any) -> Any:
+    def unknown(self, path: str, key: str, known: Iterable[str]) -> None:
+        if len(self.problems) >= MAX_PROBLEMS:  # only counted: skip the "did you mean"
+            self.more += 1
+            return
+        self.problem(f"{path}.{key}", "unknown key" + did_you_mean(key, known))
+
+    def value(self, path: str, check: Check | Nested, v: Any) -> Any:
+        if isinstance(check, Nested):
+            return check.walk(self, path, v)
         try:
             return check(v)
         except Invalid as exc:
@@ -160,7 +161,7 @@ class Validator:
         out: dict[str, Any] = {}
         for key in data:
             if key not in spec:
-                self.problem(f"{path}.{key}", "unknown key")
+                self.unknown(path, key, spec)
         for key, k in spec.items():
             if key in data:
                 out[key] = self.value(f"{path}.{key}", k.check, data[key])
@@ -171,42 +172,52 @@ class Validator:
         return out
 
     def tagged(self, path: str, data: Any, specs: dict[str, dict[str, Key]]) -> dict[str, Any]:
-        """A table whose `type` key picks the spec for the rest of its keys."""
+        """A table whose `type` key picks the spec for the rest of its keys. Without a known
+        type, keys that no type has are still reported."""
         if not isinstance(data, dict):
             self.problem(path, "must be a table")
             return {}
         kind = data.get("type")
         if kind not in specs:
-            self.problem(f"{path}.type", "must be one of " + ", ".join(f'"{t}"' for t in specs))
+            self.problem(f"{path}.type", "must be one of " + ", ".join(f'"{t}"' for t in specs)
+                         + did_you_mean(kind, specs))
+            every = {"type", *(key for spec in specs.values() for key in spec)}
+            for key in data:
+                if key not in every:
+                    self.unknown(path, key, every)
             return {}
         return self.table(path, data, {"type": Key(string()), **specs[kind]})
 
 
-def mailbox_list(v: Any) -> list[dict[str, Any]]:
+def mailbox_list(v: Validator, path: str, value: Any) -> list[dict[str, Any]]:
     """Microsoft 365 mailboxes: addresses, or tables `{ address, enabled, queue, agent,
     matching, match_to }`; returned as tables with every key filled in."""
-    if not isinstance(v, list) or not v:
-        raise Invalid("must be a non-empty list of addresses or { address = … } tables")
+    if not isinstance(value, list) or not value:
+        v.problem(path, "must be a non-empty list of addresses or { address = … } tables")
+        return []
     out, seen = [], set()
-    for i, item in enumerate(v):
+    for i, item in enumerate(value, 1):
         entry = {"address": item} if isinstance(item, str) else item
         if not isinstance(entry, dict):
-            raise Invalid(f"entry {i + 1} must be an address or a table")
-        unknown = set(entry) - set(MAILBOX)
-        if unknown:
-            raise Invalid(f"entry {i + 1}: unknown key {sorted(unknown)[0]}")
-        if "address" not in entry:
-            raise Invalid(f"entry {i + 1}: address is required")
-        filled = {}
+            v.problem(path, f"entry {i} must be an address or a table")
+            continue
+        for key in entry:
+            if key not in MAILBOX:
+                v.problem(path, f"entry {i}: unknown key {key}{did_you_mean(key, MAILBOX)}")
+        filled: dict[str, Any] = dict.fromkeys(MAILBOX)  # None where missing or wrong
         for key, spec in MAILBOX.items():
             try:
                 filled[key] = spec.check(entry[key]) if key in entry else spec.default
             except Invalid as exc:
-                raise Invalid(f"entry {i + 1} ({key}): {exc}") from None
-        filled["address"] = filled["address"].lower()
-        if filled["address"] in seen:
-            raise Invalid(f"{filled['address']} is listed twice")
-        seen.add(filled["address"])
+                v.problem(path, f"entry {i} ({key}): {exc}")
+        if "address" not in entry:
+            v.problem(path, f"entry {i}: address is required")
+            filled["address"] = None
+        elif filled["address"]:
+            filled["address"] = filled["address"].lower()
+            if filled["address"] in seen:
+                v.problem(path, f"{filled['address']} is listed twice")
+            seen.add(filled["address"])
         out.append(filled)
     return out
 
@@ -248,7 +259,7 @@ MAILBOX: dict[str, Key] = {
     # its "Additional routing": keyword routes of its own; None means the channel's
     "routes": Key(route_list, None),
     # sales mode: this agent's settings; None means the channel's key of the same name
-    "agent": Key(string(), None),
+    "agent": Key(label, None),
     "matching": Key(boolean, None),
     "match_to": Key(choice("opportunities", "projects"), None),
 }
@@ -272,7 +283,7 @@ INCOMING: dict[str, dict[str, Key]] = {
     },
     "m365": {
         "app": Key(name),
-        "mailboxes": Key(lambda v: mailbox_list(v)),
+        "mailboxes": Key(Nested(mailbox_list)),
         "import_read": Key(boolean, False),
         "max_message_mb": Key(integer(1, 2048), 50),
     },
@@ -325,7 +336,7 @@ CHANNEL: dict[str, Key] = {
     "window_hours": Key(number(1, 24 * 90), 24.0),
     "connected_at": Key(timestamp, None),
     # sales mode (Halo's sales mailboxes; over IMAP the channel is one agent's mailbox)
-    "agent": Key(string(), ""),
+    "agent": Key(label, ""),
     "matching": Key(boolean, True),
     "match_to": Key(choice("opportunities", "projects"), "opportunities"),
     "matching_type": Key(choice("address_and_subject", "domain"), "address_and_subject"),

@@ -4,14 +4,13 @@ file is moved to `cur/` with the Seen flag, as any Maildir reader would."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from mailbridge.connectors.base import Batch, Fetched, SourceState
 from mailbridge.domain.source import SourceRef
-from mailbridge.errors import SpoolError
+from mailbridge.errors import SpoolError, os_failure
 
 MAILBOX, FOLDER = "spool", "new"
 
@@ -71,9 +70,15 @@ class DropFetcher:
     def ack(self, refs: list[SourceRef]) -> None:
         for ref in refs:
             name = self._names.get(ref.key, ref.key)
-            # absent: already moved by an earlier run that stopped before its ack finished
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(self.root / "new" / name, self.root / "cur" / f"{ref.key}:2,S")
+            source = self.root / "new" / name
+            try:
+                os.replace(source, self.root / "cur" / f"{ref.key}:2,S")
+            except FileNotFoundError:
+                pass  # already moved by an earlier run that stopped before its ack finished
+            except OSError as exc:
+                raise os_failure(source, "stored, but cannot be moved to cur/", exc, SpoolError,
+                                 "it stays in new/ and the next sync moves it without "
+                                 "storing it again") from None
 
     def close(self) -> None:
         pass

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from mailbridge.config.model import Config
-from mailbridge.errors import NotFoundError
-from mailbridge.store import agents
+from mailbridge.domain.checks import pick
+from mailbridge.store import agents, names
 from mailbridge.store.session import reading, write_transaction
 
 
@@ -17,10 +17,12 @@ def add(config: Config, name: str, email: str, signature: str | None,
         return agents.upsert(db, name, email, signature, notify_no_messages)
 
 
-def remove(config: Config, name: str) -> None:
+def remove(config: Config, name: str) -> str:
+    """Remove the agent `name` names (ignoring case); returns its name as stored."""
     with write_transaction(config.store_path) as db:
-        if not agents.remove(db, name):
-            raise NotFoundError(f"no agent called {name}", "see `mailbridge agents list`")
+        found = pick("agent", name, names.known(db, "agent"), "see `mailbridge agents list`")
+        agents.remove(db, found)
+        return found
 
 
 def list_agents(config: Config) -> list[dict[str, Any]]:

@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mailbridge.config.model import Config
-from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.domain import checks
+from mailbridge.domain.checks import label, pick, refusal, require
+from mailbridge.errors import NotFoundError
 from mailbridge.services.csv_rows import read_rows
-from mailbridge.store import contacts, engagements
+from mailbridge.store import contacts, engagements, names
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading, write_transaction
 
-EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+CLIENTS_HINT = "see `mailbridge clients list`"
 CSV_COLUMNS = ("email", "name", "client")
 
 
 def add_client(config: Config, name: str) -> bool:
-    _check_name(name)
+    name = require("client name", label, name)
     with write_transaction(config.store_path) as db:
         return contacts.add_client(db, name)
 
 
 def add_contact(config: Config, email: str, client: str, name: str | None) -> tuple[str, bool]:
     """(added | updated | unchanged, whether the client was created for it)."""
-    if not EMAIL_RE.match(email):
-        raise UsageError(f"{email!r} is not an e-mail address")
-    _check_name(client)
+    email = require("contact", checks.email, email)
+    client = require("client name", label, client)
+    if name is not None:
+        name = require("contact name", label, name)
     with write_transaction(config.store_path) as db:
         created = contacts.add_client(db, client)
         return contacts.upsert_contact(db, email, client, name), created
@@ -43,12 +45,9 @@ def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
     with write_transaction(config.store_path) as db:
         for line, row in rows:
             email, client, name = row.get("email", ""), row.get("client", ""), row.get("name", "")
-            reason = None
-            if not EMAIL_RE.match(email):
-                reason = "not an e-mail address" if email else "no email"
-            elif not client:
-                reason = "no client"
-            elif email.lower() in seen:
+            reason = (refusal("email", checks.email, email) or refusal("client", label, client)
+                      or (name and refusal("name", label, name)))
+            if not reason and email.lower() in seen:
                 reason = "the same email is on an earlier line"
             if reason:
                 results.append({"line": line, "email": email, "result": "rejected",
@@ -66,20 +65,25 @@ def list_clients(config: Config) -> list[dict[str, Any]]:
 
 
 def show_client(config: Config, name: str) -> dict[str, Any]:
-    def read(db):
-        if not contacts.client_exists(db, name):
-            raise NotFoundError(f"no client called {name}", "see `mailbridge clients list`")
-        return {"name": name, "contacts": contacts.contacts(db, name),
-                "engagements": engagements.list_engagements(db, client=name, limit=20)}
+    def read(db: Store) -> dict[str, Any]:
+        found = pick("client", name, names.known(db, "client"), CLIENTS_HINT)
+        return {"name": found, "contacts": contacts.contacts(db, found),
+                "engagements": engagements.list_engagements(db, client=found, limit=20)}
     if not config.store_path.exists():
-        raise NotFoundError(f"no client called {name}", "see `mailbridge clients list`")
+        pick("client", name, (), CLIENTS_HINT)
     return _read(config, read)
 
 
 def list_contacts(config: Config, client: str | None) -> list[dict[str, Any]]:
+    def read(db: Store) -> list[dict[str, Any]]:
+        found = pick("client", client, names.known(db, "client"), CLIENTS_HINT) if client \
+            else None
+        return contacts.contacts(db, found)
     if not config.store_path.exists():
+        if client:
+            pick("client", client, (), CLIENTS_HINT)
         return []
-    return _read(config, lambda db: contacts.contacts(db, client))
+    return _read(config, read)
 
 
 def remove_contact(config: Config, email: str) -> None:
@@ -91,8 +95,3 @@ def remove_contact(config: Config, email: str) -> None:
 def _read(config: Config, fn: Callable[[Store], Any]) -> Any:
     with reading(config.store_path) as db:
         return fn(db)
-
-
-def _check_name(name: str) -> None:
-    if not name.strip():
-        raise UsageError("a client needs a name")

@@ -16,7 +16,8 @@ from mailbridge.errors import MailbridgeError
 from mailbridge.services import health
 from mailbridge.services.connectors import test_connection
 from mailbridge.store import outbox, runs
-from mailbridge.store.db import Store, open_store, schema_status
+from mailbridge.store.db import Store, open_store, schema_status, unwritable
+from mailbridge.store.lock import writer_alive
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -49,18 +50,21 @@ def diagnose(config_path: Path, connect: bool = True) -> list[dict[str, Any]]:
 
 
 def _store_checks(config: Config) -> list[dict[str, str]]:
+    blocked = unwritable(config.store_path)
+    writable = [_check("store writable", FAIL, f"{blocked}: sync, ingest and run cannot write "
+                                               "the store")] if blocked else []
     if not config.store_path.exists():
-        return [_check("store", WARN, f"{config.store_path}: not created yet "
-                                      "(the first `mailbridge sync` creates it)")]
+        return writable or [_check("store", WARN, f"{config.store_path}: not created yet "
+                                                  "(the first `mailbridge sync` creates it)")]
     try:
         db = open_store(config.store_path, readonly=True)
     except MailbridgeError as exc:
-        return [_check("store", FAIL, str(exc))]
+        return [*writable, _check("store", FAIL, str(exc))]
     try:
         applied, _ = schema_status(db)
         now = datetime.now(UTC)
         return [_check("store", OK, f"{config.store_path}: schema version {applied}"),
-                _integrity_check(db), _outbox_check(db, now),
+                *writable, _integrity_check(db), _outbox_check(db, config, now),
                 *(_channel_check(db, config, channel, now) for channel in config.channels)]
     finally:
         db.close()
@@ -77,9 +81,10 @@ def _integrity_check(db: Store) -> dict[str, str]:
 STUCK_AFTER = timedelta(hours=1)
 
 
-def _outbox_check(db: Store, now: datetime) -> dict[str, str]:
+def _outbox_check(db: Store, config: Config, now: datetime) -> dict[str, str]:
     """Mail that needs a person (failed, unknown) or has waited too long to go out."""
-    rows = outbox.list_rows(db, (outbox.PENDING, outbox.FAILED, outbox.UNKNOWN))
+    rows = outbox.list_rows(db, (outbox.PENDING, outbox.FAILED, outbox.UNKNOWN),
+                            sending_is_unknown=not writer_alive(config.store_path))
     stuck = [r for r in rows if r["state"] != outbox.PENDING
              or now - datetime.fromisoformat(r["created_at"]) > STUCK_AFTER]
     if not stuck:

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbridge.config.model import Config
+from mailbridge.domain.checks import DURATION_RE, duration, pick, require
 from mailbridge.errors import NotFoundError, UsageError
-from mailbridge.store import engagements, messages
+from mailbridge.store import engagements, messages, names
 from mailbridge.store.session import reading
 
-_AGO_RE = re.compile(r"^(\d+)\s*([hdw])$")
-_UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
+AGO = duration("hdw", timedelta(days=36525))  # a hundred years back at most
 
 
 def since_cutoff(text: str | None, now: datetime | None = None) -> str | None:
     """`--since 7d` (or 12h, 2w, or an ISO date) as an ISO timestamp."""
     if not text:
         return None
-    found = _AGO_RE.match(text.strip())
-    if found:
-        hours = int(found[1]) * _UNIT_HOURS[found[2]]
-        return ((now or datetime.now(UTC)) - timedelta(hours=hours)).isoformat(
-            timespec="seconds")
+    if DURATION_RE.match(text.strip()):
+        ago = require("--since", AGO, text)
+        return ((now or datetime.now(UTC)) - ago).isoformat(timespec="seconds")
     try:
         return datetime.fromisoformat(text).isoformat()
     except ValueError:
@@ -33,10 +30,16 @@ def since_cutoff(text: str | None, now: datetime | None = None) -> str | None:
 
 def list_engagements(config: Config, client: str | None, contact: str | None,
                      since: str | None, limit: int | None) -> list[dict[str, Any]]:
+    cutoff = since_cutoff(since)
     if not config.store_path.exists():
         return []
-    cutoff = since_cutoff(since)
     with reading(config.store_path) as db:
+        if client:
+            client = pick("client", client, names.known(db, "client"),
+                          "see `mailbridge clients list`")
+        if contact:
+            contact = pick("contact", contact, names.known(db, "contact"),
+                           "see `mailbridge contacts list`")
         return engagements.list_engagements(db, client, contact, cutoff, limit)
 
 

@@ -17,7 +17,8 @@ from mailbridge.connectors.graph.fetch import GraphFetcher, GraphSettings
 from mailbridge.connectors.graph.http import GraphClient, session_for
 from mailbridge.connectors.graph.probe import probe_mailboxes
 from mailbridge.connectors.graph.send import GraphSender
-from mailbridge.errors import MailbridgeError, NotFoundError, SecretError, UsageError
+from mailbridge.domain.checks import pick
+from mailbridge.errors import MailbridgeError, SecretError, UsageError
 
 _AUTHS: dict[str, AppAuth] = {}
 
@@ -133,11 +134,9 @@ def test_mailboxes(channel: Channel) -> dict[str, Any]:
 
 
 def _app(config: Config, name: str) -> dict[str, Any]:
-    for app in config.m365:
-        if app["name"] == name:
-            return app
-    raise NotFoundError(f"no [[m365]] app called {name}",
-                        "add one to the config (see config.example.toml)")
+    found = pick("[[m365]] app", name, [app["name"] for app in config.m365],
+                 "add one to the config (see config.example.toml)")
+    return next(app for app in config.m365 if app["name"] == found)
 
 
 def login(config: Config, name: str, show: Callable[[str], None],

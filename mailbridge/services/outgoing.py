@@ -14,15 +14,16 @@ from typing import Any
 
 from mailbridge.config import secrets
 from mailbridge.config.model import Channel, Config
-from mailbridge.config.schema import EMAIL_RE
 from mailbridge.connectors.sendmail import SendmailSender
 from mailbridge.connectors.smtp import DEFAULT_PORTS, SmtpSender, SmtpSettings
-from mailbridge.domain import compose, recipients
+from mailbridge.domain import checks, compose, recipients
+from mailbridge.domain.checks import choice, pick, require
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
-from mailbridge.store import agents, comments, messages, outbox, tickets
+from mailbridge.store import agents, comments, messages, names, outbox, tickets
 from mailbridge.store.db import Store
+from mailbridge.store.lock import writer_alive
 from mailbridge.store.session import reading, write_transaction
 
 # Where our own quote begins in an outgoing message we stored: "On <date>, <name> wrote:"
@@ -126,8 +127,7 @@ def _recipients(db: Store, channel: Channel, row: dict[str, Any],
     own = (*channel.own_addresses, from_address(channel).lower())
     for flag, given in (("--to", addressing.to), ("--cc", addressing.cc)):
         for address in given:
-            if not EMAIL_RE.match(address):
-                raise UsageError(f"{flag} {address}: not an e-mail address")
+            address = require(flag, checks.email, address)
             if address.lower() in own:
                 raise UsageError(f"{flag} {address}: that is channel {channel.name}'s own "
                                  "address; mail to it would only come back")
@@ -198,10 +198,8 @@ def _sender(channel: Channel) -> dict[str, str]:
 def _signature(db: Store, channel: Channel, agent: str | None) -> str:
     personal = ""
     if agent is not None:
-        found = agents.get(db, agent)
-        if found is None:
-            raise NotFoundError(f"no agent called {agent}", "see `mailbridge agents list`")
-        personal = found["signature"]
+        name = pick("agent", agent, names.known(db, "agent"), "see `mailbridge agents list`")
+        personal = agents.get(db, name)["signature"]
     return compose.choose_signature(personal, channel.signature, channel.use_common_signature)
 
 
@@ -271,10 +269,14 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
 
 
 def list_outbox(config: Config, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The outbox; a row a crash left `sending` is listed as `unknown` unless the process
+    that may be sending it is still running."""
+    for state in states:
+        require("outbox state", choice(*outbox.STATES), state)
     if not config.store_path.exists():
         return []
     with reading(config.store_path) as db:
-        return outbox.list_rows(db, states)
+        return outbox.list_rows(db, states, not writer_alive(config.store_path))
 
 
 def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str, Any]]:
@@ -288,6 +290,8 @@ def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str,
             row = outbox.get(db, ident)
             if row is None:
                 raise NotFoundError(f"no outbox row #{ident}", "see `mailbridge outbox list`")
+            if row["state"] == outbox.SENDING:  # we hold the write lock: no drain is sending
+                row["state"] = outbox.UNKNOWN
             if row["state"] not in allowed:
                 raise UsageError(f"outbox #{ident} is {row['state']}; only "
                                  f"{', '.join(allowed)} rows can be {action}ed")

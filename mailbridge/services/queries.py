@@ -6,16 +6,29 @@ from __future__ import annotations
 from typing import Any
 
 from mailbridge.config.model import Config
+from mailbridge.domain.checks import pick
 from mailbridge.errors import NotFoundError
-from mailbridge.store import comments, messages, tickets
+from mailbridge.store import comments, messages, names, tickets
 from mailbridge.store.session import reading
 
+QUEUES_HINT = "see `mailbridge queues list`"
 
-def list_tickets(config: Config, **filters: Any) -> list[dict[str, Any]]:
+
+def list_tickets(config: Config, channel: str | None = None, queue: str | None = None,
+                 **filters: Any) -> list[dict[str, Any]]:
+    """Tickets; a channel or queue filter must name one that exists (a typo is an error, not
+    an empty list)."""
+    if channel:
+        channel = config.require(channel).name
     if not config.store_path.exists():
+        if queue:
+            pick("queue", queue, config.queues(), QUEUES_HINT)
         return []
     with reading(config.store_path) as db:
-        return tickets.list_tickets(db, **filters)
+        if queue:
+            queue = pick("queue", queue, config.queues() | names.known(db, "queue"),
+                         QUEUES_HINT)
+        return tickets.list_tickets(db, channel=channel, queue=queue, **filters)
 
 
 def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:

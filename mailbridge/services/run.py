@@ -49,8 +49,6 @@ def serve(load: Callable[[], Config], stop: threading.Event, reload: threading.E
     from apscheduler.schedulers.background import BackgroundScheduler
 
     config = load()
-    for channel in config.channels:
-        trigger_for(channel)  # a bad cron expression stops us here, with its path
     with service_lock(config.store_path, SERVICE_LOCK_WAIT):
         open_store(config.store_path).close()  # create or migrate it before the first job
         scheduler = BackgroundScheduler(
@@ -89,8 +87,6 @@ def _reload(scheduler: Any, load: Callable[[], Config], old: Config,
             stop: threading.Event) -> Config:
     try:
         new = load()
-        for channel in new.channels:
-            trigger_for(channel)
     except MailbridgeError as exc:
         log.error("config reload failed, keeping the running config: %s", exc)
         return old

@@ -8,24 +8,26 @@ from pathlib import Path
 from typing import Any
 
 from mailbridge.config.model import Config
+from mailbridge.domain import checks
+from mailbridge.domain.checks import label, pick, refusal, require
 from mailbridge.domain.sales import domain_of
 from mailbridge.domain.threading import bare_subject
 from mailbridge.errors import NotFoundError, UsageError
-from mailbridge.services.contacts import EMAIL_RE
 from mailbridge.services.csv_rows import read_rows
-from mailbridge.store import contacts, messages, sales
+from mailbridge.store import contacts, messages, names, sales
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading, write_transaction
 
 
 def add_opportunity(config: Config, summary: str, contact: str, client: str, kind: str,
                     project: bool, agent: str) -> int:
-    if not summary.strip():
-        raise UsageError("an opportunity needs a summary")
-    if not EMAIL_RE.match(contact):
-        raise UsageError(f"{contact!r} is not an e-mail address")
+    summary = require("summary", label, summary)
+    contact = require("contact", checks.email, contact)
+    client, kind, agent = (require(what, label, value) if value else ""
+                           for what, value in (("client", client), ("type", kind),
+                                               ("agent", agent)))
     with write_transaction(config.store_path) as db:
-        return sales.add_opportunity(db, summary.strip(), contact, client, kind, project, agent)
+        return sales.add_opportunity(db, summary, contact, client, kind, project, agent)
 
 
 def import_opportunities(config: Config, path: Path) -> list[dict[str, Any]]:
@@ -36,9 +38,13 @@ def import_opportunities(config: Config, path: Path) -> list[dict[str, Any]]:
     with write_transaction(config.store_path) as db:
         for line, row in rows:
             summary, contact = row.get("summary", ""), row.get("contact", "")
-            if not summary or not EMAIL_RE.match(contact):
-                results.append({"line": line, "id": None, "result": "rejected", "reason":
-                                "no summary" if not summary else "contact is not an address"})
+            reason = (refusal("summary", label, summary)
+                      or refusal("contact", checks.email, contact)
+                      or (row.get("client") and refusal("client", label, row["client"]))
+                      or (row.get("type") and refusal("type", label, row["type"])))
+            if reason:
+                results.append({"line": line, "id": None, "result": "rejected",
+                                "reason": reason})
                 continue
             made = sales.add_opportunity(
                 db, summary, contact, row.get("client", ""), row.get("type", ""),
@@ -48,6 +54,7 @@ def import_opportunities(config: Config, path: Path) -> list[dict[str, Any]]:
 
 
 def add_type(config: Config, name: str, exclude: bool) -> None:
+    name = require("type name", label, name)
     with write_transaction(config.store_path) as db:
         sales.add_type(db, name, exclude)
 
@@ -82,7 +89,14 @@ def set_status(config: Config, opportunity: int, status: str) -> str:
 
 
 def inbox(config: Config, agent: str | None) -> list[dict[str, Any]]:
-    return _read(config, lambda db: sales.inbox(db, agent), [])
+    """My Inbox, or one agent's (named in any case: "anna" finds Anna's)."""
+    def read(db: Store) -> list[dict[str, Any]]:
+        found = pick("agent", agent, names.known(db, "inbox agent") | config.agents(),
+                     "see `mailbridge inbox list`") if agent else None
+        return sales.inbox(db, found)
+    if agent and not config.store_path.exists():
+        pick("agent", agent, config.agents(), "see `mailbridge inbox list`")
+    return _read(config, read, [])
 
 
 def inbox_assign(config: Config, item: int, opportunity: int) -> None:
@@ -116,7 +130,7 @@ def inbox_note(config: Config, item: int, client: str | None) -> str:
     with write_transaction(config.store_path) as db:
         found = _item(db, item)
         other = _counterpart(config, found, messages.details(db, found["message"]))
-        chosen = client or _suggest_client(db, other)
+        chosen = require("client", label, client) if client else _suggest_client(db, other)
         contacts.add_client(db, chosen)
         sales.add_note(db, chosen, found["message"])
         sales.handle(db, item, "done", f"CRM note of {chosen}")

@@ -8,10 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailbridge.config.model import Channel
-from mailbridge.config.schema import DURATION_RE
-from mailbridge.errors import ConfigError
+from mailbridge.domain.checks import DURATION_RE, UNIT_SECONDS
 
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_JITTER_SECONDS = 30
 
 
@@ -29,12 +27,7 @@ def trigger_for(channel: Channel, jitter: bool = True) -> Any:
     if seconds is not None:
         spread = min(MAX_JITTER_SECONDS, seconds // 10) if jitter else 0
         return IntervalTrigger(seconds=seconds, jitter=spread or None, timezone=UTC)
-    try:
-        return CronTrigger.from_crontab(channel.schedule, timezone=UTC)
-    except ValueError as exc:
-        raise ConfigError([f"channel.{channel.name}.schedule: {exc}"],
-                          'use a duration like "5m" or a cron expression like "*/5 * * * *"'
-                          ) from None
+    return CronTrigger.from_crontab(channel.schedule, timezone=UTC)  # checked with the config
 
 
 def next_run(channel: Channel, last_start: datetime | None, now: datetime) -> datetime:

@@ -23,10 +23,6 @@ def clients(db: Store) -> list[dict[str, Any]]:
             for r in rows]
 
 
-def client_exists(db: Store, name: str) -> bool:
-    return db.execute("SELECT 1 FROM clients WHERE name=?", [name]).fetchone() is not None
-
-
 def upsert_contact(db: Store, email: str, client: str, name: str | None) -> str:
     """'added', 'updated' or 'unchanged'."""
     row = db.execute("SELECT name, client FROM contacts WHERE email=?", [email]).fetchone()

@@ -7,17 +7,20 @@ the store, and that library's import is a quarter of a cron poll (see migrations
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mailbridge.errors import StoreError, TemporaryError
+from mailbridge.errors import StoreError, TemporaryError, disk_full, os_failure
 from mailbridge.store import migrations
 
 BUSY_TIMEOUT_MS = 10_000
+LOW_SPACE_BYTES = 1 << 20  # less than this free and an I/O error means a full disk
 
 
 def now() -> str:
@@ -71,6 +74,9 @@ def open_store(path: Path, *, readonly: bool = False) -> Store:
         if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise os_failure(path, "cannot create the store", exc) from None
+    try:
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
                                isolation_level=None, check_same_thread=False)
@@ -87,6 +93,20 @@ def open_store(path: Path, *, readonly: bool = False) -> Store:
             raise StoreError(f"{path}: store schema is older than this mailbridge",
                              "run `mailbridge sync` or `mailbridge doctor` to upgrade it")
     return db
+
+
+def unwritable(path: Path) -> str | None:
+    """Why a writer (sync, ingest, run) could not use the store at `path`, or None: the
+    file, the files beside it (WAL, shared memory, locks) and the folder they are made in
+    must be writable by this user (root included: a read-only mount stops root too)."""
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    siblings = sorted(path.parent.glob(glob.escape(path.name) + "*")) if folder else []
+    for candidate in (*siblings, folder):
+        if candidate is not None and not os.access(candidate, os.W_OK):
+            read_only = os.statvfs(candidate).f_flag & os.ST_RDONLY
+            return f"{candidate}: " + ("on a file system mounted read-only" if read_only
+                                       else "not writable by this user")
+    return None
 
 
 def insert_row(db: Store, table: str, row: dict[str, Any], replace: bool = False) -> int:
@@ -114,12 +134,29 @@ def translate_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
+        if _out_of_space(exc, path):
+            raise disk_full(path, f"SQLite: {exc}") from None
         text = str(exc)
         if "locked" in text or "busy" in text:
             raise TemporaryError(f"{path}: the store is busy", "try again shortly") from None
         raise StoreError(f"{path}: {_reason(exc)}") from None
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: {_reason(exc)}") from None
+
+
+def _out_of_space(exc: sqlite3.Error, path: Path) -> bool:
+    """SQLite says SQLITE_FULL when the database or its WAL cannot grow, but only "disk I/O
+    error" (SQLITE_IOERR_SHMSIZE, …) when its shared-memory file cannot: for those, ask the
+    file system whether it is full."""
+    code = exc.sqlite_errorcode & 0xFF  # the primary result code
+    if code == sqlite3.SQLITE_FULL:
+        return True
+    if code != sqlite3.SQLITE_IOERR:
+        return False
+    try:
+        return shutil.disk_usage(path.parent).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
 
 
 def _reason(exc: BaseException) -> str:

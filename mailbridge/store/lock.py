@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from mailbridge.errors import LockBusyError, StoreError
+from mailbridge.errors import LockBusyError, os_failure
 
 
 @contextlib.contextmanager
@@ -45,6 +45,20 @@ def service_running(store_path: Path) -> int | None:
         return int(holder) if holder and holder.isdigit() else None
 
 
+def writer_alive(store_path: Path) -> bool:
+    """Whether the process that last took the write lock is still alive (it may be writing
+    now), read from the pid it left in the lock file: a reader must not take the lock even
+    for a moment, or a cron `sync` starting then would find it busy."""
+    try:
+        pid = int(store_path.with_name(store_path.name + ".lock").read_text("ascii"))
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, run by another user
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _service_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + ".run.lock")
 
@@ -57,7 +71,7 @@ def _flock(lock_path: Path, wait_seconds: float) -> Iterator[str | None]:
         lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise StoreError(f"{lock_path}: cannot create the lock file: {exc.strerror}") from None
+        raise os_failure(lock_path, "cannot create the lock file", exc) from None
     try:
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -69,8 +83,11 @@ def _flock(lock_path: Path, wait_seconds: float) -> Iterator[str | None]:
                     yield os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
                     return
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError as exc:  # a full disk: the first write of a sync fails here
+            raise os_failure(lock_path, "cannot write the lock file", exc) from None
         yield None
     finally:
         os.close(fd)

@@ -14,6 +14,9 @@ from mailbridge.store.db import Store, insert_row, now
 
 PENDING, SENDING, SENT, FAILED, UNKNOWN, CANCELLED = (
     "pending", "sending", "sent", "failed", "unknown", "cancelled")
+STATES = (PENDING, SENDING, SENT, FAILED, UNKNOWN, CANCELLED)
+INTERRUPTED = ("interrupted while sending: it may or may not have gone out; check, then "
+               "`mailbridge outbox retry` or cancel")
 COLUMNS = ("id", "channel", "ticket", "message", "kind", "envelope_from", "recipients_json",
            "state", "attempts", "last_error", "created_at", "updated_at", "sent_at")
 
@@ -27,13 +30,23 @@ def queue(db: Store, channel: str, ticket: int | None, message: int | None, kind
         "state": PENDING, "created_at": stamp, "updated_at": stamp})
 
 
-def list_rows(db: Store, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def list_rows(db: Store, states: tuple[str, ...] = (),
+              sending_is_unknown: bool = False) -> list[dict[str, Any]]:
+    """Rows in `states` (default: all), oldest first. `sending_is_unknown`: no drain is
+    running, so a row left `sending` was interrupted and is listed as what it is, `unknown`
+    (the next drain marks it so)."""
+    wanted = set(states)
+    if sending_is_unknown and UNKNOWN in wanted:
+        wanted.add(SENDING)
     sql = f"SELECT {', '.join(COLUMNS)} FROM outbox"
-    params: list[Any] = []
-    if states:
-        sql += f" WHERE state IN ({', '.join('?' * len(states))})"
-        params = list(states)
-    return [_row(r) for r in db.execute(sql + " ORDER BY id", params)]
+    if wanted:
+        sql += f" WHERE state IN ({', '.join('?' * len(wanted))})"
+    rows = [_row(r) for r in db.execute(sql + " ORDER BY id", sorted(wanted))]
+    if sending_is_unknown:
+        for row in rows:
+            if row["state"] == SENDING:
+                row.update(state=UNKNOWN, last_error=INTERRUPTED)
+    return [r for r in rows if not states or r["state"] in states]
 
 
 def get(db: Store, row: int) -> dict[str, Any] | None:
@@ -71,8 +84,7 @@ def interrupted(db: Store, channel: str) -> list[int]:
     rows = [r[0] for r in db.execute("SELECT id FROM outbox WHERE state=? AND channel=?",
                                      [SENDING, channel])]
     for row in rows:
-        set_state(db, row, UNKNOWN, "interrupted while sending: it may or may not have gone "
-                                    "out; check, then `mailbridge outbox retry` or cancel")
+        set_state(db, row, UNKNOWN, INTERRUPTED)
     return rows
 
 
