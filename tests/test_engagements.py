@@ -10,9 +10,16 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from conftest import drop, message
+from conftest import drop, m365_config, message
 
-from mailbridge.domain.engagement import IN, OUT, in_window, match, window_start
+from mailbridge.domain.engagement import (
+    IN,
+    OUT,
+    contacts_for,
+    in_window,
+    match,
+    window_start,
+)
 from mailbridge.domain.message import Address, ParsedMessage
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -42,14 +49,38 @@ def test_from_the_owner_or_an_alias_to_contacts_is_out():
     assert found.contacts == (("bob@acme.test", "ACME"), ("bea@acme.test", "ACME"))
 
 
+@pytest.mark.parametrize(("sender", "to", "cc", "direction", "linked"), [
+    # the document: a contact and the owner anywhere in From/To/Cc
+    ("stranger@x.test", ["anna@us.test"], ["bob@acme.test"], IN, ["bob@acme.test"]),
+    ("bob@acme.test", ["carl@beta.test"], ["a.smith@us.test"], IN,
+     ["bob@acme.test", "carl@beta.test"]),
+    ("stranger@x.test", ["bea@acme.test", "anna@us.test"], [], IN, ["bea@acme.test"]),
+    ("anna@us.test", ["anna@us.test"], ["bob@acme.test"], OUT, ["bob@acme.test"]),
+])
+def test_a_contact_and_the_owner_anywhere_on_the_mail(sender, to, cc, direction, linked):
+    found = match(parsed(sender, to, cc), OWNER, CONTACTS)
+    assert found is not None
+    assert found.direction == direction
+    assert [address for address, _ in found.contacts] == linked
+
+
 @pytest.mark.parametrize(("sender", "to", "cc"), [
     ("stranger@x.test", ["anna@us.test"], []),  # no contact
     ("anna@us.test", ["stranger@x.test"], []),  # owner to strangers only
-    ("bob@acme.test", ["someone@us.test"], []),  # the owner is not on the other side
-    ("stranger@x.test", ["anna@us.test"], ["bob@acme.test"]),  # contact on the owner's side
+    ("bob@acme.test", ["someone@us.test"], ["carl@beta.test"]),  # the owner is not on it
+    ("anna@us.test", ["a.smith@us.test"], []),  # the owner's address kept as a contact
 ])
 def test_everything_else_is_not_an_engagement(sender, to, cc):
-    assert match(parsed(sender, to, cc), OWNER, CONTACTS) is None
+    assert match(parsed(sender, to, cc), OWNER, {**CONTACTS, "a.smith@us.test": "Us"}) is None
+
+
+def test_a_contact_counts_for_mail_up_to_window_hours_before_it_was_added():
+    arrived = NOW - timedelta(hours=30)
+    known = {"bob@acme.test": ("ACME", NOW - timedelta(days=90)),
+             "dan@delta.test": ("Delta", arrived + timedelta(hours=23)),
+             "eve@echo.test": ("Echo", arrived + timedelta(hours=25))}
+    assert contacts_for(known, arrived, 24) == {"bob@acme.test": "ACME",
+                                                "dan@delta.test": "Delta"}
 
 
 def test_the_window_never_reaches_before_the_connection():
@@ -60,6 +91,12 @@ def test_the_window_never_reaches_before_the_connection():
     assert in_window(NOW - timedelta(hours=1), start)
     assert not in_window(NOW - timedelta(hours=3), start)
     assert in_window(None, start)
+
+
+def test_a_recent_contact_makes_the_sync_look_back_from_when_it_was_added():
+    added = [NOW - timedelta(hours=3), NOW - timedelta(hours=30)]  # the second is old news
+    assert window_start(NOW, 24, None, added) == NOW - timedelta(hours=27)
+    assert window_start(NOW, 24, NOW - timedelta(hours=25), added) == NOW - timedelta(hours=25)
 
 
 def test_contacts_add_import_list_remove(mb, tmp_path):
@@ -107,7 +144,7 @@ def flags(dovecot, user) -> dict:
     client = dovecot.client(user.username, user.password)
     try:
         found = {}
-        for folder in ("INBOX", "Projects", "Sent", "Junk", "Drafts"):
+        for _flags, _delimiter, folder in client.list_folders():
             client.select_folder(folder, readonly=True)
             uids = client.search(["ALL"])
             found[folder] = {uid: sorted(d[b"FLAGS"]) for uid, d in
@@ -131,50 +168,55 @@ def test_a_real_mailbox_gives_exactly_the_expected_engagements(mb, dovecot, imap
     assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
     assert mb("contacts", "add", "carl@beta.test", "--client", "Beta").exit_code == 0
     hour = timedelta(hours=1)
-    dovecot.append(imap_user.username, imap_user.password, [
-        mail("bob@acme.test", owner, "bob asks", now - hour, cc="carl@beta.test"),
-        mail("stranger@x.test", owner, "stranger writes", now - hour),
-        mail("bob@acme.test", owner, "before connection", now - 5 * hour),
-        mail("bob@acme.test", owner, "last week", now - 7 * 24 * hour),
-    ])
-    dovecot.append(imap_user.username, imap_user.password,
-                   [mail("bob@acme.test", owner, "bob read already", now - hour)], seen=True)
-    dovecot.append(imap_user.username, imap_user.password,
-                   [mail(owner, "carl@beta.test", "anna answers", now - hour)], folder="Sent",
-                   seen=True)
+
+    def put(raw: bytes, arrived: datetime, folder: str = "INBOX", seen: bool = False):
+        dovecot.append(imap_user.username, imap_user.password, [raw], folder, seen, arrived)
+
+    put(mail("bob@acme.test", owner, "bob asks", now - hour, cc="carl@beta.test"), now - hour)
+    put(mail("stranger@x.test", owner, "stranger writes", now - hour), now - hour)
+    put(mail("bob@acme.test", owner, "before connection", now - 5 * hour), now - 5 * hour)
+    put(mail("bob@acme.test", owner, "last week", now - 7 * 24 * hour), now - 7 * 24 * hour)
+    # The server's arrival time decides, not the sender's Date header: mail delayed in
+    # transit (or from a wrong clock) that arrived after the connection counts ...
+    put(mail("bob@acme.test", owner, "delayed", now - 3 * 24 * hour), now - hour / 2)
+    # ... and mail that arrived before it does not, whatever its Date says.
+    put(mail("bob@acme.test", owner, "fast clock", now - hour), now - 5 * hour)
+    put(mail("bob@acme.test", owner, "bob read already", now - hour), now - hour, seen=True)
+    put(mail(owner, "carl@beta.test", "anna answers", now - hour), now - hour, "Sent", True)
     client = dovecot.client(imap_user.username, imap_user.password)
     client.create_folder("Projects")  # a user folder: read too; the copy is one engagement
     client.logout()
-    dovecot.append(imap_user.username, imap_user.password,
-                   [mail("bob@acme.test", owner, "bob asks", now - hour, cc="carl@beta.test")],
-                   folder="Projects")
-    dovecot.append(imap_user.username, imap_user.password,
-                   [mail("bob@acme.test", owner, "in junk", now - hour)], folder="Junk")
-    dovecot.append(imap_user.username, imap_user.password,
-                   [mail(owner, "bob@acme.test", "a draft", now - hour)], folder="Drafts")
+    put(mail("bob@acme.test", owner, "bob asks", now - hour, cc="carl@beta.test"), now - hour,
+        "Projects")
+    put(mail("bob@acme.test", owner, "in junk", now - hour), now - hour, "Junk")
+    put(mail(owner, "bob@acme.test", "a draft", now - hour), now - hour, "Drafts")
     before = flags(dovecot, imap_user)
 
     first = mb("sync", "-v")
     assert first.exit_code == 0, first.stderr
-    assert first.stderr.count(": engagement") == 3
+    assert first.stderr.count(": engagement") == 4
     assert "not an engagement" in first.stderr
     listed = json.loads(mb("engagements", "list", "--format", "json").stdout)
     assert sorted((e["subject"], e["direction"], tuple(e["clients"])) for e in listed) == [
         ("anna answers", "out", ("Beta",)),
         ("bob asks", "in", ("ACME", "Beta")),
-        ("bob read already", "in", ("ACME",))]
+        ("bob read already", "in", ("ACME",)),
+        ("delayed", "in", ("ACME",))]
+    delayed = next(e for e in listed if e["subject"] == "delayed")
+    arrived = datetime.fromisoformat(delayed["occurred_at"])  # the server's time, not Date
+    assert now - hour <= arrived <= now
     assert flags(dovecot, imap_user) == before  # nothing marked read, moved or deleted
 
     again = mb("sync")
     assert again.exit_code == 0
-    assert len(json.loads(mb("engagements", "list", "--format", "json").stdout)) == 3
+    assert len(json.loads(mb("engagements", "list", "--format", "json").stdout)) == 4
     with_store = mb("engagements", "list", "--client", "Beta", "--format", "json")
     assert len(json.loads(with_store.stdout)) == 2
     import sqlite3
 
     with sqlite3.connect(mb.store) as conn:
         stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-    assert stored == 3  # strangers, old mail, junk and drafts are never copied
+    assert stored == 4  # strangers, old mail, junk and drafts are never copied
     bob_asks = next(e for e in listed if e["subject"] == "bob asks")
     shown = mb("engagements", "show", str(bob_asks["id"]))
     assert shown.exit_code == 0
@@ -182,7 +224,91 @@ def test_a_real_mailbox_gives_exactly_the_expected_engagements(mb, dovecot, imap
     assert "About bob asks." in shown.stdout
     client = json.loads(mb("clients", "show", "ACME", "--format", "json").stdout)
     assert sorted(e["subject"] for e in client["engagements"]) == ["bob asks",
-                                                                    "bob read already"]
+                                                                    "bob read already",
+                                                                    "delayed"]
+
+
+def imap_engagements(mb, imap_user, monkeypatch, connected: datetime, **incoming) -> str:
+    """An engagements channel on the Dovecot user; returns the owner's address."""
+    monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
+    owner = f"{imap_user.username}@us.test"
+    mb.write_config([{
+        "name": "cs", "mode": "engagements", "owner": owner, "window_hours": 24,
+        "connected_at": connected.isoformat(timespec="seconds"),
+        "incoming": {"type": "imap", "host": "127.0.0.1", "port": imap_user.port,
+                     "security": "none", "username": imap_user.username,
+                     "password": {"env": PASSWORD_ENV}, "folders": "*", **incoming}}])
+    return owner
+
+
+def subjects(mb, *args: str) -> list[str]:
+    return sorted(e["subject"] for e in
+                  json.loads(mb("engagements", "list", *args, "--format", "json").stdout))
+
+
+def stored_messages(mb) -> int:
+    import sqlite3
+
+    with sqlite3.connect(mb.store) as conn:
+        return conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+
+def test_a_contact_added_after_the_mail_brings_it_in_on_imap(mb, dovecot, imap_user,
+                                                             monkeypatch):
+    """The document: a contact "that exists in ClientSuccess within twenty-four hours of the
+    message being sent or received". Mail from dan@ is not copied at first; `contacts add
+    dan@…` a minute later brings it in at the next sync, links dan to what was stored with
+    him on it, and leaves mail older than the window out; the mailbox is never changed."""
+    now = datetime.now(UTC)
+    owner = imap_engagements(mb, imap_user, monkeypatch, now - timedelta(days=3))
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    hour = timedelta(hours=1)
+    for raw, arrived in (
+            (mail("dan@delta.test", owner, "dan writes", now - hour), now - hour),
+            (mail("dan@delta.test", owner, "dan long ago", now - 30 * hour), now - 30 * hour),
+            (mail("bob@acme.test", owner, "bob and dan", now - hour, cc="dan@delta.test"),
+             now - hour)):
+        dovecot.append(imap_user.username, imap_user.password, [raw], arrived=arrived)
+    before = flags(dovecot, imap_user)
+
+    first = mb("sync", "-v")
+    assert first.exit_code == 0, first.stderr
+    assert subjects(mb) == ["bob and dan"]
+    assert "not an engagement" in first.stderr  # dan writes: dan is no contact yet
+
+    added = mb("contacts", "add", "dan@delta.test", "--client", "Delta")
+    assert added.exit_code == 0
+    assert "linked to 1 recent engagement(s)" in added.stderr
+    assert subjects(mb, "--contact", "dan@delta.test") == ["bob and dan"]
+
+    second = mb("sync", "-v")
+    assert second.exit_code == 0, second.stderr
+    assert subjects(mb) == ["bob and dan", "dan writes"]
+    assert subjects(mb, "--client", "Delta") == ["bob and dan", "dan writes"]
+    assert mb("sync").exit_code == 0
+    assert subjects(mb) == ["bob and dan", "dan writes"]  # nothing doubled
+    assert stored_messages(mb) == 2  # dan long ago stays out
+    assert flags(dovecot, imap_user) == before
+
+
+def test_a_contact_added_after_the_mail_brings_it_in_on_microsoft_365(mb, graph):
+    now = datetime.now(UTC)
+    owner = "a@contoso.com"
+    hour = timedelta(hours=1)
+    graph.deliver(owner, mail("dan@delta.test", owner, "dan writes", now - hour),
+                  received=now - hour)
+    graph.deliver(owner, mail("dan@delta.test", owner, "dan long ago", now - 30 * hour),
+                  received=now - 30 * hour)
+    m365_config(mb, graph, [owner], mode="engagements",
+                channel_keys={"connected_at": (now - timedelta(days=3)).isoformat()})
+    assert mb("sync").exit_code == 0
+    assert subjects(mb) == []
+    assert mb("contacts", "add", "dan@delta.test", "--client", "Delta").exit_code == 0
+    assert mb("sync").exit_code == 0
+    assert subjects(mb) == ["dan writes"]
+    assert mb("sync").exit_code == 0
+    assert stored_messages(mb) == 1
+    assert len(graph.unread(owner)) == 2  # nothing marked read
 
 
 def test_engagements_without_an_owner_or_with_a_bad_since_are_one_line(mb):

@@ -10,7 +10,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient, SocketTimeout
@@ -57,8 +57,9 @@ class ImapSettings:
     timeout: int = 60
     ca_file: str | None = None
     retries: int = 3
-    # Engagements mode: every message since this day, read or not, Sent included by "*".
-    since: date | None = None
+    # Engagements and sales: every message that arrived since then (INTERNALDATE), read or
+    # not, Sent included by "*".
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

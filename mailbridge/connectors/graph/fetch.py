@@ -111,10 +111,10 @@ class GraphFetcher:
         skipped = self._skipped_folders(mailbox)
         if self.settings.import_read and self.settings.mark_read:
             yield from self._read_arrivals(mailbox, skipped, state)
-        listed = {m["id"]: _size(m) for m in self._listing(mailbox)
+        listed = {m["id"]: _sized(m) for m in self._listing(mailbox)
                   if m.get("parentFolderId") not in skipped}
         known = state.known(mailbox, FOLDER, listed)
-        todo = [(mid, size) for mid, size in listed.items() if mid not in known]
+        todo = [sized for mid, sized in listed.items() if mid not in known]
         if self.settings.mark_read and known:
             log.info("%s: marking %d already stored message(s) read again", mailbox, len(known))
             self._mark_read(mailbox, [mid for mid in listed if mid in known])
@@ -177,20 +177,20 @@ class GraphFetcher:
                   ) -> Iterator[Batch]:
         """`since` None: the folder's first round, which only sets the watermark."""
         floor = _floor(since)
-        read = {m["id"]: _size(m) for m in found if floor is not None and "@removed" not in m
+        read = {m["id"]: _sized(m) for m in found if floor is not None and "@removed" not in m
                 and m.get("isRead") and _received(m) >= floor and m["id"] not in taken}
         known = state.known(mailbox, FOLDER, read)
-        todo = [(mid, size) for mid, size in read.items() if mid not in known]
-        taken.update(mid for mid, _ in todo)
-        self._read_already.update(mid for mid, _ in todo)
+        todo = [sized for mid, sized in read.items() if mid not in known]
+        taken.update(m.id for m in todo)
+        self._read_already.update(m.id for m in todo)
         for start in range(0, len(todo), BATCH_MESSAGES):
             chunk = todo[start:start + BATCH_MESSAGES]
             items = self._bodies(mailbox, chunk)
             # A download that failed keeps the old link, so the next round finds it again;
             # read mail too large to fetch is reported once, as over IMAP, and does not hold
             # the link back.
-            if any(item.error for item, (_, size) in zip(items, chunk, strict=True)
-                   if self._fits(size)):
+            if any(item.error for item, sized in zip(items, chunk, strict=True)
+                   if self._fits(sized.size)):
                 cursor = None
             yield Batch(mailbox, DELTA + fid, items)
         yield Batch(mailbox, DELTA + fid, [], cursor)  # after everything it covers
@@ -218,7 +218,8 @@ class GraphFetcher:
             # Graph sorts only by a property the filter names first ("InefficientFilter")
             query = f"receivedDateTime ge {EPOCH} and isRead eq false"
         params = {"$filter": query, "$orderby": "receivedDateTime asc",
-                  "$select": "id,parentFolderId", "$expand": EXPAND_SIZE, "$top": str(PAGE)}
+                  "$select": "id,parentFolderId,receivedDateTime", "$expand": EXPAND_SIZE,
+                  "$top": str(PAGE)}
         found: list[dict] = []
         for page in self.client.pages(f"/users/{segment(mailbox)}/messages", mailbox, params):
             found.extend(page)
@@ -227,25 +228,27 @@ class GraphFetcher:
     def _fits(self, size: int | None) -> bool:
         return size is None or size <= self.settings.max_message_mb * 1048576
 
-    def _bodies(self, mailbox: str, sized: list[tuple[str, int | None]]) -> list[Fetched]:
+    def _bodies(self, mailbox: str, listed: list[Listed]) -> list[Fetched]:
         """The MIME of each message, in order; one over max_message_mb is not downloaded."""
-        ids = [mid for mid, size in sized if self._fits(size)]
+        ids = [m.id for m in listed if self._fits(m.size)]
         base = f"/users/{segment(mailbox)}/messages/"
         parts = dict(zip(ids, self.client.batch(
             [("GET", f"{base}{segment(mid)}/$value", None) for mid in ids], mailbox),
             strict=True))
         items = []
-        for mid, size in sized:
-            ref = SourceRef(mailbox, FOLDER, mid)
-            part = parts.get(mid)
+        for m in listed:
+            ref = SourceRef(mailbox, FOLDER, m.id)
+            part = parts.get(m.id)
             if part is None:
-                items.append(Fetched(ref, None, too_large(size or 0,
-                                                          self.settings.max_message_mb)))
+                items.append(Fetched(ref, None, too_large(m.size or 0,
+                                                          self.settings.max_message_mb),
+                                     m.received))
             elif part.ok:
-                items.append(Fetched(ref, part.content()))
+                items.append(Fetched(ref, part.content(), arrived=m.received))
             else:
                 code, message = part.error()
-                items.append(Fetched(ref, None, f"{mailbox}: {code}: {message}".rstrip(": ")))
+                items.append(Fetched(ref, None, f"{mailbox}: {code}: {message}".rstrip(": "),
+                                     m.received))
         return items
 
     def _mark_read(self, mailbox: str, ids: list[str]) -> None:
@@ -256,6 +259,20 @@ class GraphFetcher:
             if not part.ok and part.status != 404:  # deleted meanwhile: nothing to mark
                 raise part.failure(self.client.label)
 
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A message as a listing or a delta round names it."""
+
+    id: str
+    size: int | None  # None: Graph gave no usable size
+    received: datetime | None  # receivedDateTime: when the server received (or sent) it
+
+
+def _sized(message: dict[str, Any]) -> Listed:
+    received = _received(message) if message.get("receivedDateTime") else None
+    return Listed(message["id"], _size(message), received)
 
 
 def _size(message: dict[str, Any]) -> int | None:
