@@ -311,6 +311,111 @@ def test_a_contact_added_after_the_mail_brings_it_in_on_microsoft_365(mb, graph)
     assert len(graph.unread(owner)) == 2  # nothing marked read
 
 
+EXCLUDED = ["Calendar", "Calendar/Birthdays", "Contacts", "Journal", "Notes", "Tasks",
+            "Conversation History", "RSS Feeds", "RSS Feeds/Vendor news", "Clutter",
+            "Shared Folders", "Shared Folders/team", "Kalender", "Junk", "Drafts"]
+READ = ["INBOX", "Projects", "Projects/Notes", "Trash", "Sent"]
+
+
+def test_folders_the_document_excludes_are_never_read_on_imap(mb, dovecot, imap_user,
+                                                              monkeypatch):
+    """The document: never "calendar, contacts, journal, conversation history, notes,
+    tasks, RSS feeds, clutter, junk, drafts, or shared folders" (Exchange's names, a
+    localised one, folders inside them, SPECIAL-USE Junk and Drafts). Deleted items are not
+    on that list, so they are read; a user's own folder called Notes inside Projects is
+    read too. `channels test` says which folders are skipped and why."""
+    now = datetime.now(UTC)
+    owner = imap_engagements(mb, imap_user, monkeypatch, now - timedelta(days=1))
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    client = dovecot.client(imap_user.username, imap_user.password)
+    for folder in EXCLUDED + READ:
+        if not client.folder_exists(folder):
+            client.create_folder(folder)
+    client.logout()
+    for folder in EXCLUDED + READ:
+        dovecot.append(imap_user.username, imap_user.password,
+                       [mail("bob@acme.test", owner, f"in {folder}", now)], folder)
+
+    assert mb("sync").exit_code == 0
+    assert subjects(mb) == sorted(f"in {folder}" for folder in READ)
+
+    tested = json.loads(mb("channels", "test", "cs", "--format", "json").stdout)
+    why = {f["name"]: f["skipped"] for f in tested["folders"]}
+    assert {name for name, reason in why.items() if reason} == set(EXCLUDED)
+    assert why["Junk"] == "junk (SPECIAL-USE \\Junk)"
+    assert why["Kalender"] == "calendar (its name)"
+    assert why["RSS Feeds/Vendor news"] == "inside RSS Feeds: rss feeds (its name)"
+    shown = mb("channels", "test", "cs")
+    assert "] Clutter \\HasNoChildren  (skipped: clutter (its name))" in shown.stdout
+
+
+def test_tickets_mode_reads_clutter_but_never_calendar_or_deleted_items(mb, dovecot,
+                                                                        imap_user,
+                                                                        monkeypatch):
+    """One rule for every mode: a help desk never files sent, deleted or non-mail folders,
+    but does not lose a customer's mail to Clutter."""
+    monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
+    mb.write_config([{
+        "name": "desk", "main_email": "desk@us.test",
+        "incoming": {"type": "imap", "host": "127.0.0.1", "port": imap_user.port,
+                     "security": "none", "username": imap_user.username,
+                     "password": {"env": PASSWORD_ENV}, "folders": "*"}}])
+    client = dovecot.client(imap_user.username, imap_user.password)
+    for folder in ("Clutter", "Calendar", "RSS Feeds"):
+        client.create_folder(folder)
+    client.logout()
+    for folder in ("INBOX", "Clutter", "Calendar", "RSS Feeds", "Trash", "Sent"):
+        dovecot.append(imap_user.username, imap_user.password,
+                       [mail("bob@acme.test", "desk@us.test", f"in {folder}",
+                             datetime.now(UTC))], folder)
+    assert mb("sync").exit_code == 0
+    filed = json.loads(mb("tickets", "list", "--format", "json").stdout)
+    assert sorted(t["subject"] for t in filed) == ["in Clutter", "in INBOX"]
+
+
+def test_folders_the_document_excludes_are_never_read_on_microsoft_365(mb, graph):
+    """Over Graph: Clutter (well-known name), RSS Feeds and the feeds inside it (by name,
+    since Graph has no well-known name for them), conversation history, junk and drafts are
+    never read; deleted items, sent items and user folders are. Tickets mode reads Clutter."""
+    box = "a@contoso.com"
+    now = datetime.now(UTC)
+    ids = {"Clutter": graph.add_folder(box, "Clutter", parent=None, well_known="clutter"),
+           "RSS Feeds": graph.add_folder(box, "RSS Feeds", parent=None),
+           "Projects": graph.add_folder(box, "Projects", parent=None)}
+    ids["Vendor news"] = graph.add_folder(box, "Vendor news", parent=ids["RSS Feeds"])
+    ids["Notes"] = graph.add_folder(box, "Notes", parent=ids["Projects"])
+    read = ["inbox", "deleteditems", "sentitems", "Projects", "Notes"]
+    for folder in ["Clutter", "RSS Feeds", "Vendor news", "conversationhistory",
+                   "junkemail", "drafts", *read]:
+        graph.deliver(box, mail("bob@acme.test", box, f"in {folder}", now),
+                      folder=ids.get(folder, folder))
+    m365_config(mb, graph, [box], mode="engagements",
+                channel_keys={"connected_at": (now - timedelta(days=1)).isoformat()})
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    assert mb("sync").exit_code == 0
+    assert subjects(mb) == sorted(f"in {folder}" for folder in read)
+
+    tested = json.loads(mb("channels", "test", "support", "--format", "json").stdout)
+    why = {f["folder"]: f["reason"] for f in tested["mailboxes"][0]["skipped"]}
+    assert why["Clutter"] == "clutter (well-known name clutter)"
+    assert why["Vendor news"] == "inside RSS Feeds: rss feeds (its name)"
+    assert why["Junk Email"] == "junk (well-known name junkemail)"
+    assert "Deleted Items" not in why and "Projects" not in why
+    shown = mb("channels", "test", "support")
+    assert "RSS Feeds (rss feeds (its name)); " in shown.stdout
+
+    desk = "b@contoso.com"  # tickets: the unread mail of every folder it reads
+    ids = {"Clutter": graph.add_folder(desk, "Clutter", parent=None, well_known="clutter"),
+           "RSS Feeds": graph.add_folder(desk, "RSS Feeds", parent=None)}
+    for folder in ("inbox", "Clutter", "RSS Feeds", "deleteditems", "sentitems"):
+        graph.deliver(desk, mail("bob@acme.test", desk, f"desk {folder}", now),
+                      folder=ids.get(folder, folder))
+    m365_config(mb, graph, [desk])
+    assert mb("sync").exit_code == 0
+    filed = json.loads(mb("tickets", "list", "--format", "json").stdout)
+    assert sorted(t["subject"] for t in filed) == ["desk Clutter", "desk inbox"]
+
+
 def test_engagements_without_an_owner_or_with_a_bad_since_are_one_line(mb):
     spool_dir = mb.root / "spool" / "cs"
     from mailbridge.connectors.drop import make_spool

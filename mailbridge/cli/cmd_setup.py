@@ -77,7 +77,8 @@ def add_channel(
                                  "env:VAR, file:PATH, keyring:NAME or command:PROG ARGS "
                                  "(default on a terminal: prompt, kept in the OS keyring)."),
     folders: str = typer.Option(None, "--folders", help='Folders, comma-separated, or "*" '
-                                "for all but Junk/Trash/Drafts/Sent (default: INBOX)."),
+                                "for all the mode reads: never junk, drafts, calendar, RSS "
+                                "feeds and the like (default: INBOX; engagements: *)."),
     ca_file: Path = typer.Option(None, "--ca-file", help="Extra CA to trust (private server)."),
     smtp_host: str = typer.Option(None, "--smtp-host", help="SMTP server for replies "
                                   "(default with --email: the provider's)."),

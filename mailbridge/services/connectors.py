@@ -122,4 +122,5 @@ def imap_settings(channel: Channel, since: datetime | None = None) -> ImapSettin
         timeout=cfg["timeout"],
         ca_file=cfg["ca_file"],
         since=since,
+        mode=channel.mode,
     )

@@ -1,9 +1,10 @@
 """Microsoft 365 incoming mail over Graph, for one channel's mailboxes under one app.
 
 Which mail: tickets mode takes the unread mail of the whole mailbox (`/messages`, every
-folder) except the folders a help desk never reads (junk, drafts, deleted items, outbox, sent
-items, conversation history and the like, found by their well-known names); engagements and
-sales copy everything received since the window's start, sent items included. The listing is
+folder) except the folders the mode never reads (graph/folders.py: junk, drafts, deleted
+items, outbox, sent items, conversation history, RSS feeds and the like); engagements and
+sales copy everything received since the window's start (receivedDateTime), sent items
+included, from the folders they read. The listing is
 read in full before any message is fetched, because marking mail read while paging an
 `isRead eq false` listing would shift its `$skip` pages and skip mail.
 
@@ -38,6 +39,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from mailbridge.connectors.base import Batch, Fetched, SourceState, too_large
+from mailbridge.connectors.graph.folders import mail_folders
 from mailbridge.connectors.graph.http import BATCH_LIMIT, GraphClient, segment
 from mailbridge.domain.source import SourceRef
 from mailbridge.errors import MailbridgeError
@@ -47,9 +49,6 @@ log = logging.getLogger(__name__)
 FOLDER = "messages"  # ledger folder: immutable ids are unique in the whole mailbox
 BATCH_MESSAGES = 100
 PAGE = 500  # listing page size ($top; Graph allows up to 1000)
-NEVER_READ = ("junkemail", "drafts", "deleteditems", "outbox", "conversationhistory",
-              "syncissues", "conflicts", "localfailures", "serverfailures",
-              "recoverableitemsdeletions", "scheduled")
 EPOCH = "1900-01-01T00:00:00Z"
 DELTA = "delta/"  # cursor folder prefix: one delta link per mail folder
 RESYNC = ("syncStateNotFound", "resyncRequired")
@@ -65,6 +64,7 @@ EXPAND_SIZE = f"singleValueExtendedProperties($filter=id eq '{SIZE_PROPERTY}')"
 class GraphSettings:
     mailboxes: tuple[str, ...]
     mark_read: bool = True  # tickets mode; engagements and sales only copy
+    mode: str = "tickets"  # which folders are read (domain/folders.py)
     since: datetime | None = None  # copy modes: everything received since then
     import_read: bool = False  # tickets mode: also mail a person read before the sync
     max_message_mb: int = 50
@@ -108,11 +108,11 @@ class GraphFetcher:
         long as the process, so `run` keeps its connections to Microsoft between syncs."""
 
     def _fetch_mailbox(self, mailbox: str, state: SourceState) -> Iterator[Batch]:
-        skipped = self._skipped_folders(mailbox)
+        folders = mail_folders(self.client, mailbox, self.settings.mode)
         if self.settings.import_read and self.settings.mark_read:
-            yield from self._read_arrivals(mailbox, skipped, state)
+            yield from self._read_arrivals(mailbox, folders.read, state)
         listed = {m["id"]: _sized(m) for m in self._listing(mailbox)
-                  if m.get("parentFolderId") not in skipped}
+                  if m.get("parentFolderId") not in folders.skipped}
         known = state.known(mailbox, FOLDER, listed)
         todo = [sized for mid, sized in listed.items() if mid not in known]
         if self.settings.mark_read and known:
@@ -121,14 +121,11 @@ class GraphFetcher:
         for start in range(0, len(todo), BATCH_MESSAGES):
             yield Batch(mailbox, FOLDER, self._bodies(mailbox, todo[start:start + BATCH_MESSAGES]))
 
-    def _read_arrivals(self, mailbox: str, skipped: set[str], state: SourceState
+    def _read_arrivals(self, mailbox: str, folders: list[str], state: SourceState
                        ) -> Iterator[Batch]:
-        """Read mail created in a folder since its last delta round; one or more batches per
-        folder, the last carrying the folder's new delta link."""
+        """Read mail created in each of `folders` since its last delta round; one or more
+        batches per folder, the last carrying the folder's new delta link."""
         base = f"/users/{segment(mailbox)}/mailFolders"
-        folders = [f["id"] for page in self.client.pages(f"{base}/delta", mailbox,
-                                                         {"$select": "id"})
-                   for f in page if "@removed" not in f and f["id"] not in skipped]
         cursors = {fid: state.cursor(mailbox, DELTA + fid) for fid in folders}
         # A folder new since the last sync counts from the mailbox's last round, so mail
         # filed there meanwhile is not lost.
@@ -194,21 +191,6 @@ class GraphFetcher:
                 cursor = None
             yield Batch(mailbox, DELTA + fid, items)
         yield Batch(mailbox, DELTA + fid, [], cursor)  # after everything it covers
-
-    def _skipped_folders(self, mailbox: str) -> set[str]:
-        names = list(NEVER_READ)
-        if self.settings.mark_read:
-            names.append("sentitems")  # a help desk does not file its own sent mail
-        base = f"/users/{segment(mailbox)}/mailFolders/"
-        parts = self.client.batch([("GET", f"{base}{n}?$select=id", None) for n in names],
-                                  mailbox)
-        found = set()
-        for part in parts:
-            if part.ok:
-                found.add(part.body["id"])
-            elif part.status != 404:  # a folder this mailbox does not have is fine
-                raise part.failure(self.client.label)
-        return found
 
     def _listing(self, mailbox: str) -> list[dict]:
         if self.settings.since is not None:
