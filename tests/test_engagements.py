@@ -431,6 +431,31 @@ def test_engagements_without_an_owner_or_with_a_bad_since_are_one_line(mb):
     assert bad.exit_code == 2 and "--since 'yesterday-ish' is not understood" in bad.stderr
 
 
+def test_add_channel_never_writes_an_engagements_channel_without_an_owner(mb):
+    """No --owner and nothing to take it from: refused, naming the flag, nothing written;
+    an owner given, or an address to take it from (also main_email beside a login name that
+    is not an address), is written."""
+    base = ("add-channel", "--no-input", "--mode", "engagements")
+    refused = mb(*base, "--name", "cs", "--incoming", "drop")
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines() == [
+        "mailbridge: error: channel cs: engagements need the mailbox owner's address, and "
+        "neither --email, an address as --username nor --main-email gives one",
+        "mailbridge: hint: pass --owner ADDRESS"]
+    assert not mb.config.exists() or "cs" not in mb.config.read_text()
+
+    assert mb(*base, "--name", "cs", "--incoming", "drop", "--owner", "anna@us.test"
+              ).exit_code == 0
+    imap = ("--incoming", "imap", "--host", "127.0.0.1", "--security", "none",
+            "--username", "anna", "--password", "env:MB_NOT_SET", "--skip-test")
+    assert mb(*base, "--name", "cs-imap", *imap).exit_code == 2
+    added = mb(*base, "--name", "cs-imap", *imap, "--main-email", "anna@us.test")
+    assert added.exit_code == 0, added.stderr
+    shown = json.loads(mb("channels", "show", "cs-imap", "--format", "json").stdout)
+    assert (shown["main_email"], shown["owner"]) == ("anna@us.test", None)  # derived
+    assert mb("sync", "cs").exit_code == 0
+
+
 def test_reprocess_never_files_an_engagements_message_as_a_ticket(mb, monkeypatch):
     import mailbridge.domain.parse as parse_mod
 

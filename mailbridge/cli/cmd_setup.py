@@ -13,6 +13,7 @@ from mailbridge.cli.output import emit, note
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
 from mailbridge.config import providers
+from mailbridge.config.model import default_owner
 from mailbridge.config.schema import MODES
 from mailbridge.connectors.imap_session import DEFAULT_PORTS
 from mailbridge.connectors.smtp import DEFAULT_PORTS as SMTP_PORTS
@@ -54,7 +55,8 @@ def add_channel(
     name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
     mode: str = typer.Option(None, "--mode", help="tickets | engagements | sales."),
     owner: str = typer.Option(None, "--owner", help="Engagements, sales: the mailbox owner's "
-                              "address (default: the mailbox address)."),
+                              "address (default: the mailbox address; engagements without "
+                              "one ask on a terminal, else refuse)."),
     backfill_hours: float = typer.Option(0.0, "--backfill-hours", min=0, help="Engagements, "
                                          "sales: also copy mail this many hours older."),
     email: str = typer.Option(None, "--email", help="The mailbox address: fills in IMAP and "
@@ -151,6 +153,8 @@ def add_channel(
         answer = _ask(value, prompt, default, interactive)
         if answer:
             entry[key] = answer
+    if entry["mode"] == "engagements" and not _owner_known(entry):
+        _ask_owner(entry, interactive)
     wants_smtp = not no_outgoing and (email or smtp_host)
     if wants_smtp and kind == "imap":
         smtp = provider.smtp if provider else None
@@ -174,6 +178,25 @@ def add_channel(
              f"or pipe it to `mailbridge ingest {added.name}`")
     else:
         note(f"next: `mailbridge sync {added.name}`")
+
+
+def _owner_known(entry: dict[str, Any]) -> bool:
+    """Whether the channel's owner is given or can be taken from its mailbox (a Microsoft
+    365 mailbox, an IMAP login that is an address, main_email)."""
+    incoming = entry["incoming"]
+    return bool(entry.get("owner") or incoming.get("mailboxes")
+                or default_owner(incoming.get("username"), entry.get("main_email")))
+
+
+def _ask_owner(entry: dict[str, Any], interactive: bool) -> None:
+    """Engagements are mail between the owner and contacts: a channel without an owner
+    could never run, so ask (on a terminal) or refuse with the flag to pass."""
+    answer = _ask(None, "The mailbox owner's address", None, interactive)
+    if not answer:
+        raise UsageError(f"channel {entry['name']}: engagements need the mailbox owner's "
+                         "address, and neither --email, an address as --username nor "
+                         "--main-email gives one", "pass --owner ADDRESS")
+    entry["owner"] = answer
 
 
 def _with_servers(entry: dict[str, Any], candidate: providers.Provider,
