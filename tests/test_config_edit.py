@@ -168,7 +168,8 @@ def test_a_changed_value_keeps_its_comment_in_its_column(example):
 
 
 def test_a_new_key_goes_below_the_tables_last_key(example):
-    """Not below the comments that introduce the next section, nor with a blank line."""
+    """Not below the comments that introduce the next section, nor with a blank line, nor
+    between a key's comment and the indented lines that continue it."""
     assert example("channels", "disable", "imap-desk").exit_code == 0
     assert example("channels", "set", "cs-anna", "incoming.port", "993",
                    "outgoing.type", "sendmail").exit_code == 0
@@ -177,8 +178,7 @@ def test_a_new_key_goes_below_the_tables_last_key(example):
         "+enabled = false",
         "@# Incoming: IMAP (Usedesk's \"external connection\"): unread mail becomes tickets and "
         "is marked",
-        '@folders = "*"                   # inbox, sent and user folders; never junk, drafts, '
-        "trash",
+        "@                                # shared folders",  # below a comment's last line
         "+port = 993",
         "+",
         "+[channel.outgoing]",

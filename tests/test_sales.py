@@ -4,6 +4,7 @@ the many cases, a real Dovecot for "never modified"), and the My Inbox actions."
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -103,7 +104,12 @@ def test_mail_lands_as_the_rules_say_and_a_second_run_adds_nothing(mb):
     drop(spool, mail(AGENT, "bob@acme.test", "RE: Printer fleet renewal", "Offer attached."))
     drop(spool, mail("bob@acme.test", AGENT, "Toner prices?", "How much?"))
     drop(spool, mail("zed@zeta.test", AGENT, "Team offsite", "Friday?"))
-    drop(spool, mail("old@acme.test", AGENT, "Before we connected", when=NOW - timedelta(days=2)))
+    # delivered now with a Date three days old (delayed in transit): it arrived after the
+    # connection, and arrival decides
+    drop(spool, mail("ed@echo.test", AGENT, "Late by days", when=NOW - timedelta(days=3)))
+    two_days_ago = (NOW - timedelta(days=2)).timestamp()  # delivered into the spool then
+    os.utime(drop(spool, mail("old@acme.test", AGENT, "Before we connected")),
+             (two_days_ago, two_days_ago))
     result = mb("sync", "-v")
     assert result.exit_code == 0, result.stderr
 
@@ -114,7 +120,8 @@ def test_mail_lands_as_the_rules_say_and_a_second_run_adds_nothing(mb):
     everything = opportunities(mb)
     # the excluded "Team offsite" is no candidate, so its mail opens a new one, as Halo does
     assert sorted(o["summary"] for o in everything) == [
-        "Printer fleet renewal", "Team offsite", "Team offsite", "Toner prices?"]
+        "Late by days", "Printer fleet renewal", "Team offsite", "Team offsite",
+        "Toner prices?"]
     listed = {o["summary"]: o for o in everything}
     toner = listed["Toner prices?"]
     assert toner["contact_email"] == "bob@acme.test" and toner["agent"] == "Anna"
@@ -127,7 +134,7 @@ def test_mail_lands_as_the_rules_say_and_a_second_run_adds_nothing(mb):
     again = mb("sync")
     assert again.exit_code == 0
     with sqlite3.connect(mb.store) as conn:
-        assert conn.execute("SELECT count(*) FROM opportunity_messages").fetchone()[0] == 4
+        assert conn.execute("SELECT count(*) FROM opportunity_messages").fetchone()[0] == 5
 
 
 def test_matching_off_and_my_inbox_actions(mb):

@@ -88,6 +88,9 @@ def _print_incoming(name: str, report: dict) -> None:
             else:
                 typer.echo(f"{name}: {row['mailbox']}: read ok ({row['messages']} in the inbox, "
                            f"{row['unread']} unread), mark read {row['mark_read']}")
+                if row["skipped"]:
+                    typer.echo("  not read: " + "; ".join(
+                        f"{f['folder']} ({f['reason']})" for f in row["skipped"]))
         return
     if report["type"] == "drop":
         typer.echo(f"{name}: spool {report['spool']}: ok, {report['waiting']} file(s) waiting")
@@ -96,7 +99,8 @@ def _print_incoming(name: str, report: dict) -> None:
                f"as {report['username']}: ok")
     for folder in report["folders"]:
         mark = "sync" if folder["synced"] else "    "
-        typer.echo(f"  [{mark}] {folder['name']} {' '.join(folder['flags'])}".rstrip())
+        why = f"  (skipped: {folder['skipped']})" if folder["skipped"] else ""
+        typer.echo(f"  [{mark}] {folder['name']} {' '.join(folder['flags'])}".rstrip() + why)
     for f in report["synced"]:
         typer.echo(f"  {f['folder']}: UIDVALIDITY {f['uidvalidity']}, {f['messages']} "
                    f"message(s), {f['unread']} unread")

@@ -67,10 +67,11 @@ def contacts_add(
     """Add a contact, or move it to another client / rename it."""
     from mailbridge.services import contacts
 
-    outcome, created = contacts.add_contact(state(ctx).config(), email, client, name)
+    outcome, created, linked = contacts.add_contact(state(ctx).config(), email, client, name)
     if created:
         note(f"client {client} added")
-    note(f"contact {email}: {outcome}")
+    also = f" (linked to {linked} recent engagement(s))" if linked else ""
+    note(f"contact {email}: {outcome}{also}")
 
 
 @contacts_group.command("import")

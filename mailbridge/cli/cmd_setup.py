@@ -14,6 +14,7 @@ from mailbridge.cli.params import PORT, number
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
 from mailbridge.config import channel_keys, providers
+from mailbridge.config.model import default_owner
 from mailbridge.config.schema import CHANNEL, MODES, SENDER_KEYS
 from mailbridge.connectors.imap_session import DEFAULT_PORTS
 from mailbridge.connectors.smtp import DEFAULT_PORTS as SMTP_PORTS
@@ -61,7 +62,8 @@ def add_channel(
     name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
     mode: str = typer.Option(None, "--mode", help="tickets | engagements | sales."),
     owner: str = typer.Option(None, "--owner", help="Engagements, sales: the mailbox owner's "
-                              "address (default: the mailbox address)."),
+                              "address (default: the mailbox address; engagements without "
+                              "one ask on a terminal, else refuse)."),
     backfill_hours: float = typer.Option(0.0, "--backfill-hours", parser=BACKFILL_HOURS,
                                          help="Engagements, sales: also copy mail this many "
                                          "hours older."),
@@ -86,7 +88,8 @@ def add_channel(
                                  "env:VAR, file:PATH, keyring:NAME or command:PROG ARGS "
                                  "(default on a terminal: prompt, kept in the OS keyring)."),
     folders: str = typer.Option(None, "--folders", help='Folders, comma-separated, or "*" '
-                                "for all but Junk/Trash/Drafts/Sent (default: INBOX)."),
+                                "for all the mode reads: never junk, drafts, calendar, RSS "
+                                "feeds and the like (default: INBOX; engagements: *)."),
     ca_file: Path = typer.Option(None, "--ca-file", help="Extra CA to trust (private server)."),
     smtp_host: str = typer.Option(None, "--smtp-host", help="SMTP server for replies "
                                   "(default with --email: the provider's)."),
@@ -234,6 +237,8 @@ def add_channel(
         entry["outgoing"] = _outgoing(out_kind, entry, provider, email, app, smtp_host,
                                       smtp_security, smtp_port)
     _card(ctx.params, entry)
+    if entry["mode"] == "engagements" and not _owner_known(entry):
+        _ask_owner(entry, interactive)
     if not skip_test and kind != "drop":
         note(f"testing the {kind} connection…")
     if guessing and kind == "imap" and host is None:
@@ -312,6 +317,25 @@ def _route(text: str) -> dict[str, Any]:
         raise UsageError(f"--route {text}: not QUEUE:KEYWORD,KEYWORD…",
                          'e.g. --route "billing:invoice,refund"')
     return {"queue": queue.strip(), "keywords": keywords}
+
+
+def _owner_known(entry: dict[str, Any]) -> bool:
+    """Whether the channel's owner is given or can be taken from its mailbox (a Microsoft
+    365 mailbox, an IMAP login that is an address, main_email)."""
+    incoming = entry["incoming"]
+    return bool(entry.get("owner") or incoming.get("mailboxes")
+                or default_owner(incoming.get("username"), entry.get("main_email")))
+
+
+def _ask_owner(entry: dict[str, Any], interactive: bool) -> None:
+    """Engagements are mail between the owner and contacts: a channel without an owner
+    could never run, so ask (on a terminal) or refuse with the flag to pass."""
+    answer = _ask(None, "The mailbox owner's address", None, interactive)
+    if not answer:
+        raise UsageError(f"channel {entry['name']}: engagements need the mailbox owner's "
+                         "address, and neither --email, an address as --username nor "
+                         "--main-email gives one", "pass --owner ADDRESS")
+    entry["owner"] = answer
 
 
 def _with_servers(entry: dict[str, Any], candidate: providers.Provider,

@@ -22,7 +22,7 @@ LABELS = {
     "matched": "added to an opportunity",
     "opened": "opened a new opportunity",
     "inbox": "kept in My Inbox",
-    "ignored": "not an engagement (not between the owner and a contact, or outside the window)",
+    "ignored": "not an engagement (no contact and owner on it, or arrived outside the window)",
     "failed": "FAILED: {detail}",
 }
 

@@ -244,15 +244,16 @@ def _replace(table: Table, key: str, new: Item) -> None:
 
 
 def _insert(table: Table, key: str, new: Item) -> None:
-    """Add a key after the table's last key = value line: before the comments and
-    sub-tables that follow it."""
+    """Add a key after the table's last key = value line and the indented comment lines
+    that continue its comment: before the comments and sub-tables that follow it."""
     body = table.value.body
     last = max((i for i, (k, v) in enumerate(body)
                 if k is not None and not isinstance(v, Table | AoT)), default=-1)
+    end = _continued_to(body, last) if last >= 0 else 0
     new.trivia.indent = ""
     new.trivia.trail = "\n"
-    if last + 1 < len(body):
-        table.value._insert_at(last + 1, key, new)
+    if end < len(body):
+        table.value._insert_at(end, key, new)
     else:
         table.append(key, new)
 
@@ -264,14 +265,23 @@ def _delete(table: Table, key: str) -> None:
         return
     body = table.value.body
     index = next(i for i, (k, _) in enumerate(body) if k is not None and k.key == key)
-    continued = bool(body[index][1].trivia.comment) if not isinstance(
-        body[index][1], Table | AoT) else False
+    end = _continued_to(body, index)
     del table[key]
-    for j in range(index + 1, len(body)):
-        k, v = body[j]
-        if not (continued and k is None and isinstance(v, Comment) and v.trivia.indent):
-            break
+    for j in range(index + 1, end):
         body[j] = (None, Null())
+
+
+def _continued_to(body: list[tuple[Any, Item]], index: int) -> int:
+    """The index after the key line at `index` and the indented comment lines under it that
+    continue its trailing comment (a comment written over several lines)."""
+    item = body[index][1]
+    if isinstance(item, Table | AoT) or not item.trivia.comment:
+        return index + 1
+    end = index + 1
+    while end < len(body) and body[end][0] is None and isinstance(body[end][1], Comment) \
+            and body[end][1].trivia.indent:
+        end += 1
+    return end
 
 
 def _add_table(table: Table, key: str) -> None:

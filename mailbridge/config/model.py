@@ -67,13 +67,19 @@ class Channel:
         each Microsoft 365 mailbox of the channel)."""
         mailboxes = [m["address"] for m in self.mailboxes]  # Microsoft 365: each its own
         found = [*([self.owner] if self.owner else mailboxes
-                   or [self.incoming.get("username") or self.main_email]),
+                   or [default_owner(self.incoming.get("username"), self.main_email)]),
                  *self.owner_aliases]
         return tuple(a.lower() for a in found if a and "@" in a)
 
     @property
     def spool(self) -> Path:
         return Path(self.incoming.get("spool") or paths.default_spool_dir(self.name)).expanduser()
+
+
+def default_owner(username: str | None, main_email: str | None) -> str | None:
+    """Whose mailbox an IMAP or drop channel reads when `owner` is not set: the login name
+    if it is an address, else main_email."""
+    return next((a for a in (username, main_email) if a and "@" in a), None)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from mailbridge.domain.source import SourceRef
@@ -28,6 +29,9 @@ class Fetched:
     ref: SourceRef
     raw: bytes | None
     error: str | None = None  # the item could not be read; it is reported and not acked
+    # When the server received it (or stored the sent copy): IMAP INTERNALDATE, Graph
+    # receivedDateTime. None where the source has no such time (a drop folder).
+    arrived: datetime | None = None
 
 
 def too_large(size: int, limit_mb: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbridge.connectors.base import Batch, Fetched, SourceState
@@ -62,8 +63,11 @@ class DropFetcher:
     def _read(self, name: str) -> Fetched:
         ref = SourceRef(MAILBOX, FOLDER, name.split(":", 1)[0])
         self._names[ref.key] = name
+        path = self.root / "new" / name
         try:
-            return Fetched(ref, (self.root / "new" / name).read_bytes())
+            # Its arrival is when the MTA delivered it: the file's modification time.
+            arrived = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            return Fetched(ref, path.read_bytes(), arrived=arrived)
         except OSError as exc:
             return Fetched(ref, None, f"{name}: cannot read: {exc.strerror}")
 

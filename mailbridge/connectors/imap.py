@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbridge.connectors.base import Batch, Fetched, SourceState, too_large
@@ -38,6 +39,7 @@ class FolderPlan:
     todo: list[int]  # UIDs to fetch, ascending
     read_only: set[int]  # UIDs in todo that are there only because of import_read
     repair: list[int]  # already committed but still unread: mark read, do not fetch
+    arrived: dict[int, datetime] = field(default_factory=dict)  # INTERNALDATE, as fetched
 
 
 class ImapFetcher:
@@ -112,11 +114,14 @@ class ImapFetcher:
 
     def _copy_plan(self, folder: str, state: SourceState, uidvalidity: int, top: int,
                    last: int | None) -> FolderPlan:
-        """Engagements: every message since the window's first day, read or not, that is not
-        in the ledger yet; nothing is ever marked (the folder is opened read-only)."""
+        """Engagements and sales: every message that arrived since the window's start, read
+        or not, that is not in the ledger yet; nothing is ever marked (the folder is opened
+        read-only). SEARCH SINCE compares whole days in the server's time zone, so it asks
+        from the day before; `_batches` drops what arrived before the start (INTERNALDATE)."""
         since = self.settings.since
         assert since is not None
-        found = self.session.call(folder, True, lambda c: c.search(["SINCE", since]))
+        day = since.date() - timedelta(days=1)
+        found = self.session.call(folder, True, lambda c: c.search(["SINCE", day]))
         keys = {uid: f"{uidvalidity}:{uid}" for uid in found}
         known = state.known(self.mailbox, folder, keys.values())
         todo = sorted(uid for uid in found if keys[uid] not in known)
@@ -131,7 +136,8 @@ class ImapFetcher:
         pending_read = sorted(plan.read_only)
         for uids, oversize in self._batches(plan):
             items = [Fetched(self._ref(plan, uid), None,
-                             too_large(size, self.settings.max_message_mb))
+                             too_large(size, self.settings.max_message_mb),
+                             plan.arrived.get(uid))
                      for uid, size in oversize]
             items += self._bodies(plan, uids)
             done = max([*uids, *(u for u, _ in oversize)])
@@ -146,16 +152,25 @@ class ImapFetcher:
         return {"uidvalidity": plan.uidvalidity, "last_uid": last_uid}
 
     def _batches(self, plan: FolderPlan) -> Iterator[tuple[list[int], list[tuple[int, int]]]]:
-        """UIDs in batches bounded by count and bytes; oversize messages are set apart."""
+        """UIDs in batches bounded by count and bytes; oversize messages are set apart. Each
+        message's INTERNALDATE (when the server received it) is kept in `plan.arrived`; in
+        the copy modes one that arrived before `since` is left out."""
         readonly = not self.settings.mark_seen
+        since = self.settings.since
         uids: list[int] = []
         oversize: list[tuple[int, int]] = []
         size_sum = 0
         for start in range(0, len(plan.todo), SIZE_CHUNK):
             chunk = plan.todo[start:start + SIZE_CHUNK]
-            sizes = self.session.call(plan.folder, readonly,
-                                      lambda c, u=chunk: c.fetch(u, ["RFC822.SIZE"]))
+            sizes = self.session.call(
+                plan.folder, readonly,
+                lambda c, u=chunk: c.fetch(u, ["RFC822.SIZE", "INTERNALDATE"]))
             for uid in chunk:
+                arrived = _arrival(sizes.get(uid, {}).get(b"INTERNALDATE"))
+                if arrived is not None:
+                    plan.arrived[uid] = arrived
+                    if since is not None and arrived < since:
+                        continue
                 size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
                 if size > self.max_bytes:
                     oversize.append((uid, size))
@@ -178,5 +193,10 @@ class ImapFetcher:
         for uid in uids:
             raw = data.get(uid, {}).get(b"BODY[]")
             error = None if raw is not None else "the server returned no body (deleted?)"
-            items.append(Fetched(self._ref(plan, uid), raw, error))
+            items.append(Fetched(self._ref(plan, uid), raw, error, plan.arrived.get(uid)))
         return items
+
+
+def _arrival(internaldate: datetime | None) -> datetime | None:
+    """INTERNALDATE as an aware time: IMAPClient gives it as naive local time."""
+    return internaldate.astimezone(UTC) if internaldate is not None else None

@@ -33,8 +33,8 @@ def probe(settings: ImapSettings, channel: str) -> dict[str, Any]:
         "channel": channel, "host": settings.host, "port": settings.port,
         "security": settings.security, "username": settings.username, "login": "ok",
         "capabilities": capabilities,
-        "folders": [{"name": f.name, "flags": list(f.flags), "synced": f.name in synced}
-                    for f in listed],
+        "folders": [{"name": f.name, "flags": list(f.flags), "synced": f.name in synced,
+                     "skipped": f.skipped} for f in listed],
         "synced": report,
     }
 

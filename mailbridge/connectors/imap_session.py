@@ -10,12 +10,14 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from mailbridge.domain.folders import Folder as FolderInfo
+from mailbridge.domain.folders import skipped
 from mailbridge.errors import (
     AuthError,
     NetworkError,
@@ -29,13 +31,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
-# Folders a help desk never reads from, known by their RFC 6154 SPECIAL-USE flag or, on
-# servers without SPECIAL-USE, by their usual names.
-SKIPPED_USES = {b"\\junk", b"\\trash", b"\\drafts", b"\\sent", b"\\all", b"\\flagged"}
-SENT_NAMES = {"sent", "sent items", "sent messages", "sent mail"}
-SKIPPED_NAMES = {"junk", "junk e-mail", "junk email", "spam", "bulk mail", "trash",
-                 "deleted items", "deleted messages", "drafts", "outbox", *SENT_NAMES}
 UNSELECTABLE = {b"\\noselect", b"\\nonexistent"}
+# Gmail keeps its system folders in one of these; the folders in it count as top-level.
+CONTAINERS = ("[Gmail]", "[Google Mail]")
 # A connection that broke mid-command: worth one more try on a fresh connection.
 DROPPED = (IMAPClientAbortError, imaplib.IMAP4.abort, ConnectionError, socket.timeout,
            ssl.SSLEOFError, EOFError)
@@ -57,8 +55,10 @@ class ImapSettings:
     timeout: int = 60
     ca_file: str | None = None
     retries: int = 3
-    # Engagements mode: every message since this day, read or not, Sent included by "*".
-    since: date | None = None
+    # Engagements and sales: every message that arrived since then (INTERNALDATE), read or
+    # not.
+    since: datetime | None = None
+    mode: str = "tickets"  # which folders "*" reads (domain/folders.py)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ class Folder:
     name: str
     flags: tuple[str, ...]
     selectable: bool
-    synced: bool  # chosen by folders = "*"
+    synced: bool  # named in folders, or chosen by folders = "*"
+    skipped: str | None = None  # folders = "*": why this folder is never read
 
 
 class ImapSession:
@@ -211,21 +212,23 @@ class ImapSession:
         client = self.connect()
         with self.translated():
             listed = client.list_folders()
+            spaces = client.namespace() if client.has_capability("NAMESPACE") else None
         wanted = self.settings.folders
+        personal = spaces.personal[0][0] if spaces and spaces.personal else ""
+        # Other users' and shared namespaces (RFC 2342) are never the owner's own mail.
+        others = tuple(prefix for group in ((spaces.other, spaces.shared) if spaces else ())
+                       for prefix, _sep in group or () if prefix)
+        described = [describe_folder(name, flags, delimiter, personal) for flags, delimiter, name
+                     in listed]
+        reasons = skipped(described, self.settings.mode) if wanted == "*" else {}
         found = []
-        for flags, _delimiter, name in listed:
-            lowered = {f.lower() for f in flags}
-            selectable = not lowered & UNSELECTABLE
-            leaf = name.rsplit(_delimiter.decode() if _delimiter else "/", 1)[-1].lower()
-            if wanted == "*":
-                skipped_uses, skipped_names = SKIPPED_USES, SKIPPED_NAMES
-                if self.settings.since is not None:  # copies of what the owner sent count too
-                    skipped_uses, skipped_names = skipped_uses - {b"\\sent"}, \
-                        skipped_names - SENT_NAMES
-                synced = selectable and not lowered & skipped_uses and leaf not in skipped_names
-            else:
-                synced = selectable and name in wanted
-            found.append(Folder(name, tuple(f.decode() for f in flags), selectable, synced))
+        for (flags, _delimiter, name), folder in zip(listed, described, strict=True):
+            selectable = not {f.lower() for f in flags} & UNSELECTABLE
+            reason = reasons.get(name)
+            if wanted == "*" and reason is None and name.startswith(others):
+                reason = "shared folders (another user's or a shared namespace)"
+            synced = selectable and (reason is None if wanted == "*" else name in wanted)
+            found.append(Folder(name, folder.flags, selectable, synced, reason))
         return found
 
     def synced_folders(self) -> list[str]:
@@ -243,6 +246,22 @@ class ImapSession:
             have = ", ".join(f.name for f in listed if f.selectable)
             raise UsageError(f"{self.where}: no folder {', '.join(missing)} on the server "
                              f"(it has: {have})", "fix incoming.folders, or use \"*\"")
+
+
+def describe_folder(name: str, flags: tuple[bytes, ...], delimiter: bytes | None,
+               personal: str) -> FolderInfo:
+    """A LISTed folder for the folder rules: its parent is the folder it is in, none for one
+    at the top of the personal namespace (`INBOX.` on some servers) or of Gmail's
+    `[Gmail]`."""
+    sep = delimiter.decode() if delimiter else ""
+    own = name[len(personal):] if personal and name.startswith(personal) else name
+    for container in CONTAINERS:
+        if sep and own.startswith(container + sep):
+            own = own[len(container) + len(sep):]
+    decoded = tuple(f.decode() for f in flags)
+    if sep and sep in own:
+        return FolderInfo(name, own.rsplit(sep, 1)[1], name.rsplit(sep, 1)[0], decoded)
+    return FolderInfo(name, own, None, decoded)
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 
 from mailbridge.connectors.base import Batch, Fetched, Fetcher
 from mailbridge.domain.message import ParsedMessage
@@ -41,7 +42,9 @@ def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
     counts = Counts()
     pending: deque[tuple[Batch, Job]] = deque()
     with Preparer(plan.own_addresses, use_helper=parallel) as preparer:
-        for batch in fetcher.fetch(ledger.LedgerState(db, plan.name)):
+        state = ledger.LedgerState(db, plan.name,
+                                   reopen=IGNORED if plan.mode == "engagements" else None)
+        for batch in fetcher.fetch(state):
             if should_stop():
                 counts.stopped = True
                 break
@@ -72,7 +75,7 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
     if prepared is None:
         prepared = prepare_all([item.raw for item in batch.items], plan.own_addresses)
     with db.atomic():
-        known = contacts.by_email(db) if plan.mode == "engagements" else {}
+        known = contacts.with_added(db) if plan.mode == "engagements" else {}
         outcomes = [_record(db, plan, item, prep, known)
                     for item, prep in zip(batch.items, prepared, strict=True)]
         if batch.cursor is not None:
@@ -81,15 +84,18 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
 
 
 def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
-            known_contacts: dict[str, str]) -> Outcome:
+            known_contacts: dict[str, tuple[str, datetime]]) -> Outcome:
     if prep is None:
         return Outcome(item.ref, FAILED, detail=item.error or "unreadable")
-    if ledger.seen(db, plan.name, item.ref):
+    status = ledger.status(db, plan.name, item.ref)
+    # Engagements judge ignored mail again once contacts were added (the ledger hands it
+    # back to the connector only then): nothing of it was stored, so nothing can double.
+    if status is not None and not (status == IGNORED and plan.mode == "engagements"):
         return Outcome(item.ref, SEEN)
     subject = prep.parsed.subject if prep.parsed else ""
     filing = None
     if plan.mode != "tickets" and prep.parsed is not None:
-        filing = _copy_filing(plan, prep.parsed, item.ref.mailbox, known_contacts)
+        filing = _copy_filing(plan, prep.parsed, item, known_contacts)
         if filing is None:  # mail the mode does not copy is never stored: only the ledger
             ledger.record(db, plan.name, item.ref, prep.fingerprint, None, IGNORED)
             return Outcome(item.ref, IGNORED, subject=subject)
@@ -111,17 +117,18 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
     return Outcome(item.ref, kind, message, ticket, subject)
 
 
-def _copy_filing(plan: ChannelPlan, parsed: ParsedMessage, mailbox: str,
-                 known_contacts: dict[str, str]) -> Callable[[Store, int], str] | None:
+def _copy_filing(plan: ChannelPlan, parsed: ParsedMessage, item: Fetched,
+                 known_contacts: dict[str, tuple[str, datetime]]
+                 ) -> Callable[[Store, int], str] | None:
     """Engagements and sales copy only some mail: decided before anything is stored. Returns
     how to file the stored message, or None for mail the mode does not copy. Sales mail is
     filed by the rules of the mailbox it came from (each agent's own on Microsoft 365)."""
     if plan.mode == "engagements":
-        found = engagement_for(plan, parsed, known_contacts)
+        found = engagement_for(plan, parsed, item.arrived, known_contacts)
         return None if found is None else (
-            lambda db, message: file_engagement(db, plan, message, parsed, found))
-    rules = plan.sales_for(mailbox)
-    others = None if rules is None else counterparts_of(plan, rules, parsed)
+            lambda db, message: file_engagement(db, plan, message, parsed, item.arrived, found))
+    rules = plan.sales_for(item.ref.mailbox)
+    others = None if rules is None else counterparts_of(plan, rules, parsed, item.arrived)
     if rules is None or others is None:
         return None
     return lambda db, message: file_sale(db, plan, rules, message, parsed, others)

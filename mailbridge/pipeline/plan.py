@@ -26,7 +26,8 @@ class ChannelPlan:
     routes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     own_addresses: tuple[str, ...] = ()
     owner: tuple[str, ...] = ()  # engagements: the mailbox owner's addresses
-    window_start: datetime | None = None  # engagements, sales: nothing older counts
+    window_start: datetime | None = None  # engagements, sales: nothing that arrived earlier
+    window_hours: float = 24.0  # engagements: how long after a message a new contact counts
     sales: SalesRules | None = None
     mailbox_queues: tuple[tuple[str, str], ...] = ()  # Microsoft 365: a mailbox's own queue
     # Microsoft 365: a mailbox's own keyword routes, in place of the channel's

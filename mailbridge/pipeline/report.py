@@ -18,7 +18,7 @@ MATCHED = "matched"  # sales: added to an open opportunity or project
 OPENED = "opened"  # sales: opened a new opportunity
 IN_INBOX = "inbox"  # sales: kept in the agent's My Inbox for manual handling
 ENGAGED = "engaged"  # engagements: stored as an engagement with its matched contacts
-IGNORED = "ignored"  # engagements: not between the owner and a contact, or outside the window
+IGNORED = "ignored"  # engagements: no contact and owner on it, or arrived outside the window
 FAILED = "failed"  # could not be read from the source; not acked, retried next run
 
 

@@ -3,6 +3,8 @@ project), a new one, or the agent's My Inbox (domain/sales.py has the rules)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from mailbridge.domain.engagement import in_window
 from mailbridge.domain.message import ParsedMessage
 from mailbridge.domain.sales import INBOX, NEW, UPDATE, decide, domain_of, without_chain
@@ -13,13 +15,14 @@ from mailbridge.store import sales
 from mailbridge.store.db import Store
 
 
-def counterparts_of(plan: ChannelPlan, rules: SalesRules, parsed: ParsedMessage
-                    ) -> tuple[str, ...] | None:
+def counterparts_of(plan: ChannelPlan, rules: SalesRules, parsed: ParsedMessage,
+                    arrived: datetime | None) -> tuple[str, ...] | None:
     """Who the mail is with: the sender of received mail, the recipients of sent mail (only
     with import_sent_items). None: not copied at all (sent mail without it, mail between the
-    channel's own agents, or too old). Every mailbox of the channel counts as "own", so one
-    agent's mail to another is never sales mail."""
-    if plan.window_start is not None and not in_window(parsed.date, plan.window_start):
+    channel's own agents, or mail that arrived before the channel was connected, by the
+    server's arrival time). Every mailbox of the channel counts as "own", so one agent's mail
+    to another is never sales mail."""
+    if plan.window_start is not None and not in_window(arrived, plan.window_start):
         return None
     sender = parsed.sender.email.lower() if parsed.sender else ""
     if sender in plan.owner:

@@ -12,7 +12,7 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.config.secrets import describe
 from mailbridge.connectors.drop import make_spool
 from mailbridge.errors import NetworkError, NotFoundError, TlsError, UsageError
-from mailbridge.services.connectors import test_connection
+from mailbridge.services.connectors import plan_for, test_connection
 
 
 def add_channel(path: Path, channel: dict[str, Any], test: bool = False) -> Channel:
@@ -24,6 +24,7 @@ def add_channel(path: Path, channel: dict[str, Any], test: bool = False) -> Chan
                          "pick another --name, or `mailbridge channels remove` it first")
     edit.append_channel(channel)
     added = edit.check().require(channel["name"])
+    plan_for(added)  # refuses a channel that could never sync (engagements without an owner)
     if added.incoming["type"] == "drop":
         make_spool(added.spool)  # a drop channel's "connection" is its spool: make it first
     if test:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from mailbridge.config import secrets
@@ -23,8 +24,8 @@ def build_fetcher(channel: Channel, plan: ChannelPlan | None = None) -> Fetcher:
     if kind == "drop":
         return DropFetcher(channel.name, channel.spool)
     if kind == "imap":
-        since = plan.window_start.date() if plan and plan.window_start else None
-        return ImapFetcher(channel.name, imap_settings(channel, since))
+        return ImapFetcher(channel.name,
+                           imap_settings(channel, plan.window_start if plan else None))
     if kind == "m365":
         from mailbridge.services import m365  # MSAL and requests load only when used
 
@@ -53,16 +54,20 @@ def test_connection(channel: Channel) -> dict[str, Any]:
 
 
 def plan_for(channel: Channel, connected: datetime | None = None,
-             now: datetime | None = None) -> ChannelPlan:
+             now: datetime | None = None, contacts_added: Iterable[datetime] = ()
+             ) -> ChannelPlan:
     """`connected`: when the channel started (engagements never reach back before it);
-    `connected_at` from the config wins, else the caller's (the channel's first sync)."""
+    `connected_at` from the config wins, else the caller's (the channel's first sync).
+    `contacts_added`: when recent contacts were added (engagements look back further for
+    mail a new contact brings in)."""
     window = None
     start = datetime.fromisoformat(channel.connected_at) if channel.connected_at else connected
     if channel.mode == "engagements":
         if not channel.owner_addresses:
             raise UsageError(f"channel {channel.name}: engagements need the mailbox owner's "
                              "address", "set owner = \"me@company.com\" for the channel")
-        window = window_start(now or datetime.now(UTC), channel.window_hours, start)
+        window = window_start(now or datetime.now(UTC), channel.window_hours, start,
+                              contacts_added)
     sales, mailbox_sales = None, ()
     if channel.mode == "sales":  # a copy of everything since the channel was connected
         window = start
@@ -83,6 +88,7 @@ def plan_for(channel: Channel, connected: datetime | None = None,
                                                   for r in m["routes"]))
                              for m in channel.mailboxes if m.get("routes") is not None),
         window_start=window,
+        window_hours=channel.window_hours,
         sales=sales,
         mailbox_sales=mailbox_sales,
     )
@@ -101,7 +107,7 @@ def mailbox_rules(channel_rules: SalesRules, mailbox: dict[str, Any]) -> SalesRu
     )
 
 
-def imap_settings(channel: Channel, since: date | None = None) -> ImapSettings:
+def imap_settings(channel: Channel, since: datetime | None = None) -> ImapSettings:
     cfg = channel.incoming
     folders = cfg["folders"]
     return ImapSettings(
@@ -119,4 +125,5 @@ def imap_settings(channel: Channel, since: date | None = None) -> ImapSettings:
         timeout=cfg["timeout"],
         ca_file=cfg["ca_file"],
         since=since,
+        mode=channel.mode,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,19 @@ def add_client(config: Config, name: str) -> bool:
         return contacts.add_client(db, name)
 
 
-def add_contact(config: Config, email: str, client: str, name: str | None) -> tuple[str, bool]:
-    """(added | updated | unchanged, whether the client was created for it)."""
+def add_contact(config: Config, email: str, client: str, name: str | None
+                ) -> tuple[str, bool, int]:
+    """(added | updated | unchanged, whether the client was created for it, how many recent
+    engagements it was linked to)."""
     email = require("contact", checks.email, email)
     client = require("client name", label, client)
     if name is not None:
         name = require("contact name", label, name)
     with write_transaction(config.store_path) as db:
         created = contacts.add_client(db, client)
-        return contacts.upsert_contact(db, email, client, name), created
+        outcome = contacts.upsert_contact(db, email, client, name)
+        linked = _link_new(db, config, email, client) if outcome == "added" else 0
+        return outcome, created, linked
 
 
 def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
@@ -56,8 +61,20 @@ def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
             seen.add(email.lower())
             contacts.add_client(db, client)
             outcome = contacts.upsert_contact(db, email, client, name)
+            if outcome == "added":
+                _link_new(db, config, email, client)
             results.append({"line": line, "email": email, "result": outcome, "reason": ""})
     return results
+
+
+def _link_new(db: Store, config: Config, email: str, client: str) -> int:
+    """A new contact joins the engagements already stored for mail it is on that happened
+    within each engagements channel's window_hours; mail it alone would bring in is found
+    by the next sync (the ledger hands ignored mail back once contacts were added)."""
+    now = datetime.now(UTC)
+    since = {c.name: (now - timedelta(hours=c.window_hours)).isoformat(timespec="seconds")
+             for c in config.channels if c.mode == "engagements"}
+    return engagements.link_contact(db, email, client, since)
 
 
 def list_clients(config: Config) -> list[dict[str, Any]]:

@@ -108,7 +108,8 @@ def enabled_mailboxes(channel: Channel) -> tuple[str, ...]:
 def build_fetcher(channel: Channel, since: datetime | None) -> GraphFetcher:
     client = client_for(channel, channel.incoming["app"])
     return GraphFetcher(channel.name, client, GraphSettings(
-        enabled_mailboxes(channel), mark_read=channel.mode == "tickets", since=since,
+        enabled_mailboxes(channel), mark_read=channel.mode == "tickets", mode=channel.mode,
+        since=since,
         import_read=channel.incoming["import_read"],
         max_message_mb=channel.incoming["max_message_mb"]))
 
@@ -127,8 +128,7 @@ def build_sender(out: dict[str, Any], label: str,
 def test_mailboxes(channel: Channel) -> dict[str, Any]:
     """`channels test` for Microsoft 365: one row per enabled mailbox."""
     client = client_for(channel, channel.incoming["app"])
-    rows = probe_mailboxes(client, enabled_mailboxes(channel),
-                           check_write=channel.mode == "tickets")
+    rows = probe_mailboxes(client, enabled_mailboxes(channel), channel.mode)
     return {"channel": channel.name, "app": channel.incoming["app"], "mailboxes": rows,
             "failed": sum(1 for r in rows if r["problem"])}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.memory import MemoryFetcher
@@ -14,7 +14,7 @@ from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.pipeline.send import DrainResult
 from mailbridge.services import health
 from mailbridge.services.connectors import build_fetcher, plan_for
-from mailbridge.store import outbox, runs
+from mailbridge.store import contacts, outbox, runs
 from mailbridge.store.db import Store, translate_errors
 from mailbridge.store.lock import service_lock
 from mailbridge.store.session import writing
@@ -81,9 +81,12 @@ def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter
         run = runs.start(db, channel.name)
     counts = Counts()
     try:
+        now = datetime.now(UTC)
         with translate_errors(config.store_path):
             first = runs.first_start(db, channel.name)
-        plan = plan_for(channel, datetime.fromisoformat(first) if first else None)
+            added = (contacts.added_since(db, now - timedelta(hours=channel.window_hours))
+                     if channel.mode == "engagements" else [])
+        plan = plan_for(channel, datetime.fromisoformat(first) if first else None, now, added)
         fetcher = build_fetcher(channel, plan)
         try:
             with translate_errors(config.store_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from mailbridge.store.db import Store, now
@@ -50,6 +51,20 @@ def by_email(db: Store) -> dict[str, str]:
     """Every contact's address (lower case) and its client: what matching needs."""
     return {email.lower(): client for email, client in
             db.execute("SELECT email, client FROM contacts")}
+
+
+def with_added(db: Store) -> dict[str, tuple[str, datetime]]:
+    """Every contact's address (lower case), its client and when it was added: what
+    engagement matching needs (a contact counts for mail up to window_hours before it)."""
+    return {email.lower(): (client, datetime.fromisoformat(added)) for email, client, added in
+            db.execute("SELECT email, client, created_at FROM contacts")}
+
+
+def added_since(db: Store, since: datetime) -> list[datetime]:
+    """When each contact added after `since` was added."""
+    return [datetime.fromisoformat(r[0]) for r in db.execute(
+        "SELECT created_at FROM contacts WHERE created_at > ?",
+        [since.isoformat(timespec="seconds")])]
 
 
 def remove_contact(db: Store, email: str) -> bool:

@@ -4,6 +4,8 @@ linked to every contact it matched)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from mailbridge.store.db import Store, insert_row, now
@@ -24,6 +26,32 @@ def record(db: Store, channel: str, message: int, direction: str, owner: str,
     db.conn.executemany("INSERT INTO engagement_contacts (engagement, contact, client) "
                         "VALUES (?, ?, ?)", [(engagement, e, c) for e, c in matched])
     return engagement
+
+
+def link_contact(db: Store, email: str, client: str, since: Mapping[str, str]) -> int:
+    """Link a contact just added to the stored engagements whose mail it is on (From, To or
+    Cc) and that happened no earlier than `since[channel]`: the document's contact "that
+    exists within twenty-four hours of the message". Returns how many were linked."""
+    if not since:
+        return 0
+    email = email.lower()
+    rows = db.execute(
+        "SELECT e.id, e.channel, coalesce(e.occurred_at, e.created_at), e.owner, "
+        "m.from_email, m.to_json, m.cc_json FROM engagements e "
+        "JOIN messages m ON m.id = e.message WHERE coalesce(e.occurred_at, e.created_at) >= ?",
+        [min(since.values())]).fetchall()
+    linked = 0
+    for ident, channel, when, owner, sender, to_json, cc_json in rows:
+        if channel not in since or email == owner.lower() or \
+                datetime.fromisoformat(when) < datetime.fromisoformat(since[channel]):
+            continue
+        on_it = {sender.lower(), *(a["email"].lower() for a in
+                                   (*json.loads(to_json), *json.loads(cc_json)))}
+        if email in on_it:
+            linked += db.execute(
+                "INSERT INTO engagement_contacts (engagement, contact, client) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING", [ident, email, client]).rowcount
+    return linked
 
 
 def list_engagements(db: Store, client: str | None = None, contact: str | None = None,

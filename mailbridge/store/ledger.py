@@ -11,38 +11,50 @@ from mailbridge.domain.source import SourceRef
 from mailbridge.store.db import Store, insert_row, now
 
 
-def seen(db: Store, channel: str, ref: SourceRef) -> bool:
+def status(db: Store, channel: str, ref: SourceRef) -> str | None:
+    """The ledger status of this very item, or None if it was never committed."""
     row = db.execute(
-        "SELECT 1 FROM ledger WHERE channel=? AND mailbox=? AND folder=? AND source_key=?",
+        "SELECT status FROM ledger WHERE channel=? AND mailbox=? AND folder=? AND source_key=?",
         [channel, ref.mailbox, ref.folder, ref.key],
     ).fetchone()
-    return row is not None
+    return row[0] if row else None
 
 
 def known(db: Store, channel: str, mailbox: str, folder: str,
-          keys: Iterable[str]) -> set[str]:
+          keys: Iterable[str], reopen: str | None = None) -> set[str]:
+    """`reopen`: a status (engagements' "ignored") whose items judged no later than the
+    latest contact was added are left out, so the connector hands them over again and they
+    are judged with today's contacts."""
     found: set[str] = set()
     keys = list(keys)
+    again = ""
+    params: list[Any] = []
+    if reopen is not None:
+        again = ("AND NOT (status=? AND stored_at <= "
+                 "(SELECT coalesce(max(created_at), '') FROM contacts)) ")
+        params = [reopen]
     for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
         chunk = keys[start:start + 500]
         marks = ",".join("?" * len(chunk))
         found.update(r[0] for r in db.execute(
             f"SELECT source_key FROM ledger WHERE channel=? AND mailbox=? AND folder=? "
-            f"AND source_key IN ({marks})", [channel, mailbox, folder, *chunk]))
+            f"{again}AND source_key IN ({marks})", [channel, mailbox, folder, *params, *chunk]))
     return found
 
 
 class LedgerState:
-    """The store's answers to a connector's questions about one channel (SourceState)."""
+    """The store's answers to a connector's questions about one channel (SourceState).
+    `reopen` (engagements: "ignored"): items of that status count as unknown again once a
+    contact was added after they were judged."""
 
-    def __init__(self, db: Store, channel: str) -> None:
-        self.db, self.channel = db, channel
+    def __init__(self, db: Store, channel: str, reopen: str | None = None) -> None:
+        self.db, self.channel, self.reopen = db, channel, reopen
 
     def cursor(self, mailbox: str, folder: str) -> dict[str, Any] | None:
         return get_cursor(self.db, self.channel, mailbox, folder)
 
     def known(self, mailbox: str, folder: str, keys: Iterable[str]) -> set[str]:
-        return known(self.db, self.channel, mailbox, folder, keys)
+        return known(self.db, self.channel, mailbox, folder, keys, self.reopen)
 
 
 def record(db: Store, channel: str, ref: SourceRef, fingerprint: str,

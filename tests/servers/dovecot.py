@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from imapclient import IMAPClient
@@ -218,12 +219,15 @@ class Dovecot:
         return client
 
     def append(self, username: str, password: str, messages: list[bytes],
-               folder: str = "INBOX", seen: bool = False) -> None:
+               folder: str = "INBOX", seen: bool = False, arrived: datetime | None = None
+               ) -> None:
+        """`arrived`: the messages' INTERNALDATE (when the server received them; default
+        now), set independently of their Date header."""
         client = self.client(username, password)
         try:
             flags = [b"\\Seen"] if seen else []
             for raw in messages:
-                client.append(folder, raw, flags=flags)
+                client.append(folder, raw, flags=flags, msg_time=arrived)
         finally:
             with contextlib.suppress(Exception):
                 client.logout()

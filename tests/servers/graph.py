@@ -205,10 +205,16 @@ class GraphFake:
         self.mailboxes[box.address] = box
         return box
 
-    def add_folder(self, address: str, name: str, parent: str = "inbox") -> str:
+    def add_folder(self, address: str, name: str, parent: str | None = "inbox",
+                   well_known: str | None = None) -> str:
+        """`parent` None: at the top of the mailbox; `well_known`: the folder's well-known
+        name (e.g. "clutter", which GET mailFolders/clutter then finds)."""
         box = self.mailboxes[address.lower()]
         fid = self._id("AQMkF")
-        box.folders[fid] = {"displayName": name, "parentFolderId": box.folder_id(parent)}
+        box.folders[fid] = {"displayName": name,
+                            "parentFolderId": None if parent is None else box.folder_id(parent)}
+        if well_known:
+            box.folders[fid]["wellKnownName"] = well_known
         return fid
 
     def deliver(self, address: str, raw: bytes, folder: str = "inbox", is_read: bool = False,

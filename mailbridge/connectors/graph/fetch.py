@@ -1,9 +1,10 @@
 """Microsoft 365 incoming mail over Graph, for one channel's mailboxes under one app.
 
 Which mail: tickets mode takes the unread mail of the whole mailbox (`/messages`, every
-folder) except the folders a help desk never reads (junk, drafts, deleted items, outbox, sent
-items, conversation history and the like, found by their well-known names); engagements and
-sales copy everything received since the window's start, sent items included. The listing is
+folder) except the folders the mode never reads (graph/folders.py: junk, drafts, deleted
+items, outbox, sent items, conversation history, RSS feeds and the like); engagements and
+sales copy everything received since the window's start (receivedDateTime), sent items
+included, from the folders they read. The listing is
 read in full before any message is fetched, because marking mail read while paging an
 `isRead eq false` listing would shift its `$skip` pages and skip mail.
 
@@ -38,6 +39,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from mailbridge.connectors.base import Batch, Fetched, SourceState, too_large
+from mailbridge.connectors.graph.folders import mail_folders
 from mailbridge.connectors.graph.http import BATCH_LIMIT, GraphClient, segment
 from mailbridge.domain.source import SourceRef
 from mailbridge.errors import MailbridgeError
@@ -47,9 +49,6 @@ log = logging.getLogger(__name__)
 FOLDER = "messages"  # ledger folder: immutable ids are unique in the whole mailbox
 BATCH_MESSAGES = 100
 PAGE = 500  # listing page size ($top; Graph allows up to 1000)
-NEVER_READ = ("junkemail", "drafts", "deleteditems", "outbox", "conversationhistory",
-              "syncissues", "conflicts", "localfailures", "serverfailures",
-              "recoverableitemsdeletions", "scheduled")
 EPOCH = "1900-01-01T00:00:00Z"
 DELTA = "delta/"  # cursor folder prefix: one delta link per mail folder
 RESYNC = ("syncStateNotFound", "resyncRequired")
@@ -65,6 +64,7 @@ EXPAND_SIZE = f"singleValueExtendedProperties($filter=id eq '{SIZE_PROPERTY}')"
 class GraphSettings:
     mailboxes: tuple[str, ...]
     mark_read: bool = True  # tickets mode; engagements and sales only copy
+    mode: str = "tickets"  # which folders are read (domain/folders.py)
     since: datetime | None = None  # copy modes: everything received since then
     import_read: bool = False  # tickets mode: also mail a person read before the sync
     max_message_mb: int = 50
@@ -108,27 +108,24 @@ class GraphFetcher:
         long as the process, so `run` keeps its connections to Microsoft between syncs."""
 
     def _fetch_mailbox(self, mailbox: str, state: SourceState) -> Iterator[Batch]:
-        skipped = self._skipped_folders(mailbox)
+        folders = mail_folders(self.client, mailbox, self.settings.mode)
         if self.settings.import_read and self.settings.mark_read:
-            yield from self._read_arrivals(mailbox, skipped, state)
-        listed = {m["id"]: _size(m) for m in self._listing(mailbox)
-                  if m.get("parentFolderId") not in skipped}
+            yield from self._read_arrivals(mailbox, folders.read, state)
+        listed = {m["id"]: _sized(m) for m in self._listing(mailbox)
+                  if m.get("parentFolderId") not in folders.skipped}
         known = state.known(mailbox, FOLDER, listed)
-        todo = [(mid, size) for mid, size in listed.items() if mid not in known]
+        todo = [sized for mid, sized in listed.items() if mid not in known]
         if self.settings.mark_read and known:
             log.info("%s: marking %d already stored message(s) read again", mailbox, len(known))
             self._mark_read(mailbox, [mid for mid in listed if mid in known])
         for start in range(0, len(todo), BATCH_MESSAGES):
             yield Batch(mailbox, FOLDER, self._bodies(mailbox, todo[start:start + BATCH_MESSAGES]))
 
-    def _read_arrivals(self, mailbox: str, skipped: set[str], state: SourceState
+    def _read_arrivals(self, mailbox: str, folders: list[str], state: SourceState
                        ) -> Iterator[Batch]:
-        """Read mail created in a folder since its last delta round; one or more batches per
-        folder, the last carrying the folder's new delta link."""
+        """Read mail created in each of `folders` since its last delta round; one or more
+        batches per folder, the last carrying the folder's new delta link."""
         base = f"/users/{segment(mailbox)}/mailFolders"
-        folders = [f["id"] for page in self.client.pages(f"{base}/delta", mailbox,
-                                                         {"$select": "id"})
-                   for f in page if "@removed" not in f and f["id"] not in skipped]
         cursors = {fid: state.cursor(mailbox, DELTA + fid) for fid in folders}
         # A folder new since the last sync counts from the mailbox's last round, so mail
         # filed there meanwhile is not lost.
@@ -177,38 +174,23 @@ class GraphFetcher:
                   ) -> Iterator[Batch]:
         """`since` None: the folder's first round, which only sets the watermark."""
         floor = _floor(since)
-        read = {m["id"]: _size(m) for m in found if floor is not None and "@removed" not in m
+        read = {m["id"]: _sized(m) for m in found if floor is not None and "@removed" not in m
                 and m.get("isRead") and _received(m) >= floor and m["id"] not in taken}
         known = state.known(mailbox, FOLDER, read)
-        todo = [(mid, size) for mid, size in read.items() if mid not in known]
-        taken.update(mid for mid, _ in todo)
-        self._read_already.update(mid for mid, _ in todo)
+        todo = [sized for mid, sized in read.items() if mid not in known]
+        taken.update(m.id for m in todo)
+        self._read_already.update(m.id for m in todo)
         for start in range(0, len(todo), BATCH_MESSAGES):
             chunk = todo[start:start + BATCH_MESSAGES]
             items = self._bodies(mailbox, chunk)
             # A download that failed keeps the old link, so the next round finds it again;
             # read mail too large to fetch is reported once, as over IMAP, and does not hold
             # the link back.
-            if any(item.error for item, (_, size) in zip(items, chunk, strict=True)
-                   if self._fits(size)):
+            if any(item.error for item, sized in zip(items, chunk, strict=True)
+                   if self._fits(sized.size)):
                 cursor = None
             yield Batch(mailbox, DELTA + fid, items)
         yield Batch(mailbox, DELTA + fid, [], cursor)  # after everything it covers
-
-    def _skipped_folders(self, mailbox: str) -> set[str]:
-        names = list(NEVER_READ)
-        if self.settings.mark_read:
-            names.append("sentitems")  # a help desk does not file its own sent mail
-        base = f"/users/{segment(mailbox)}/mailFolders/"
-        parts = self.client.batch([("GET", f"{base}{n}?$select=id", None) for n in names],
-                                  mailbox)
-        found = set()
-        for part in parts:
-            if part.ok:
-                found.add(part.body["id"])
-            elif part.status != 404:  # a folder this mailbox does not have is fine
-                raise part.failure(self.client.label)
-        return found
 
     def _listing(self, mailbox: str) -> list[dict]:
         if self.settings.since is not None:
@@ -218,7 +200,8 @@ class GraphFetcher:
             # Graph sorts only by a property the filter names first ("InefficientFilter")
             query = f"receivedDateTime ge {EPOCH} and isRead eq false"
         params = {"$filter": query, "$orderby": "receivedDateTime asc",
-                  "$select": "id,parentFolderId", "$expand": EXPAND_SIZE, "$top": str(PAGE)}
+                  "$select": "id,parentFolderId,receivedDateTime", "$expand": EXPAND_SIZE,
+                  "$top": str(PAGE)}
         found: list[dict] = []
         for page in self.client.pages(f"/users/{segment(mailbox)}/messages", mailbox, params):
             found.extend(page)
@@ -227,25 +210,27 @@ class GraphFetcher:
     def _fits(self, size: int | None) -> bool:
         return size is None or size <= self.settings.max_message_mb * 1048576
 
-    def _bodies(self, mailbox: str, sized: list[tuple[str, int | None]]) -> list[Fetched]:
+    def _bodies(self, mailbox: str, listed: list[Listed]) -> list[Fetched]:
         """The MIME of each message, in order; one over max_message_mb is not downloaded."""
-        ids = [mid for mid, size in sized if self._fits(size)]
+        ids = [m.id for m in listed if self._fits(m.size)]
         base = f"/users/{segment(mailbox)}/messages/"
         parts = dict(zip(ids, self.client.batch(
             [("GET", f"{base}{segment(mid)}/$value", None) for mid in ids], mailbox),
             strict=True))
         items = []
-        for mid, size in sized:
-            ref = SourceRef(mailbox, FOLDER, mid)
-            part = parts.get(mid)
+        for m in listed:
+            ref = SourceRef(mailbox, FOLDER, m.id)
+            part = parts.get(m.id)
             if part is None:
-                items.append(Fetched(ref, None, too_large(size or 0,
-                                                          self.settings.max_message_mb)))
+                items.append(Fetched(ref, None, too_large(m.size or 0,
+                                                          self.settings.max_message_mb),
+                                     m.received))
             elif part.ok:
-                items.append(Fetched(ref, part.content()))
+                items.append(Fetched(ref, part.content(), arrived=m.received))
             else:
                 code, message = part.error()
-                items.append(Fetched(ref, None, f"{mailbox}: {code}: {message}".rstrip(": ")))
+                items.append(Fetched(ref, None, f"{mailbox}: {code}: {message}".rstrip(": "),
+                                     m.received))
         return items
 
     def _mark_read(self, mailbox: str, ids: list[str]) -> None:
@@ -256,6 +241,20 @@ class GraphFetcher:
             if not part.ok and part.status != 404:  # deleted meanwhile: nothing to mark
                 raise part.failure(self.client.label)
 
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A message as a listing or a delta round names it."""
+
+    id: str
+    size: int | None  # None: Graph gave no usable size
+    received: datetime | None  # receivedDateTime: when the server received (or sent) it
+
+
+def _sized(message: dict[str, Any]) -> Listed:
+    received = _received(message) if message.get("receivedDateTime") else None
+    return Listed(message["id"], _size(message), received)
 
 
 def _size(message: dict[str, Any]) -> int | None:

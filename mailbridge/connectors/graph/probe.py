@@ -7,18 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailbridge.connectors.graph.folders import mail_folders
 from mailbridge.connectors.graph.http import GraphClient, segment
 from mailbridge.errors import AuthError, MailbridgeError
 
 
 def probe_mailboxes(client: GraphClient, mailboxes: tuple[str, ...],
-                    check_write: bool) -> list[dict[str, Any]]:
+                    mode: str) -> list[dict[str, Any]]:
+    """Tickets mode marks mail read, so only it checks write access; every mode lists the
+    folders it never reads, and why."""
     rows = []
     for mailbox in mailboxes:
         row: dict[str, Any] = {"mailbox": mailbox, "read": None, "mark_read": None,
-                               "messages": None, "unread": None, "problem": None, "hint": None}
+                               "messages": None, "unread": None, "skipped": None,
+                               "problem": None, "hint": None}
         try:
-            _probe(client, mailbox, check_write, row)
+            _probe(client, mailbox, mode, row)
         except AuthError:
             raise  # the app's own sign-in failed: no mailbox can be tested
         except MailbridgeError as exc:
@@ -27,13 +31,16 @@ def probe_mailboxes(client: GraphClient, mailboxes: tuple[str, ...],
     return rows
 
 
-def _probe(client: GraphClient, mailbox: str, check_write: bool, row: dict[str, Any]) -> None:
+def _probe(client: GraphClient, mailbox: str, mode: str, row: dict[str, Any]) -> None:
     base = f"/users/{segment(mailbox)}"
     inbox = client.get(f"{base}/mailFolders/inbox", mailbox,
                        {"$select": "id,totalItemCount,unreadItemCount"})
     row.update(read="ok", messages=inbox.get("totalItemCount"),
                unread=inbox.get("unreadItemCount"))
-    if not check_write:
+    folders = mail_folders(client, mailbox, mode)
+    row["skipped"] = [{"folder": folders.names.get(fid, fid), "reason": why}
+                      for fid, why in folders.skipped.items()]
+    if mode != "tickets":
         row["mark_read"] = "not needed"
         return
     page = client.get(f"{base}/messages", mailbox,
