@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 from mailbridge.cli.app import app
 from mailbridge.connectors.drop import deliver, make_spool
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 CORPUS = REPO.parent / "shared" / "corpus"
 SAMPLES = REPO / "mailbridge" / "samples"
+TEST_KEYRING = "servers.keyring_backend.TmpKeyring"
 
 
 @pytest.fixture(autouse=True)
@@ -27,8 +29,11 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.delenv("MAILBRIDGE_CONFIG", raising=False)
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
-    # keyrings.alt's file backend stands in for the OS keyring; it writes under XDG_DATA_HOME
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    # The tests' own keyring (tests/servers/keyring_backend.py) stands in for the OS one; it
+    # writes under XDG_DATA_HOME. PYTHONPATH lets a mailbridge started as a subprocess load it.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", TEST_KEYRING)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
     import keyring.core
 
     keyring.core._keyring_backend = None  # re-read the backend from the environment
