@@ -18,6 +18,7 @@ REPO = TESTS.parent
 CORPUS = REPO.parent / "shared" / "corpus"
 SAMPLES = REPO / "mailbridge" / "samples"
 TEST_KEYRING = "servers.keyring_backend.TmpKeyring"
+CORPUS_LEFT_OUT = pytest.StashKey[int]()
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +89,38 @@ def message(subject: str = "Hello", sender: str = "ann@customer.example",
     return (f"From: Ann <{sender}>\nTo: support@example.com\nSubject: {subject}\n{mid}"
             f"Date: Mon, 16 Nov 2026 09:00:00 +0000\n{extra}"
             f"Content-Type: text/plain; charset=utf-8\n\n{body}\n").encode()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The real-world mail in ../shared/corpus. Only the project's own checkouts have it
+    beside them: elsewhere the tests that read it are left out (pytest_collection_modifyitems),
+    except in CI (CI=true), where it is required."""
+    if not CORPUS.is_dir():
+        pytest.fail(f"the shared mail corpus is required in CI (CI=true); not found at {CORPUS}")
+    return CORPUS
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CORPUS.is_dir() or os.environ.get("CI") == "true":
+        return
+    reading = [item for item in items if "corpus" in getattr(item, "fixturenames", ())]
+    if reading:
+        config.hook.pytest_deselected(items=reading)
+        items[:] = [item for item in items if item not in reading]
+        config.stash[CORPUS_LEFT_OUT] = len(reading)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """One line for every test left out for want of the corpus, not one per test."""
+    left_out = config.stash.get(CORPUS_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"no mail corpus at {CORPUS}: its {left_out} tests were not run (the project's "
+            f"checkouts have it beside the clone; CI=true requires it)")
+
+
+needs_corpus = pytest.mark.usefixtures("corpus")
 
 
 def _servers_required() -> bool:
