@@ -150,6 +150,8 @@ def test_run_serves_channels_raises_and_clears_alerts_and_stops_cleanly(service)
     assert "fast: ok: 1 new" in err
     assert "broken: failed:" in err
     assert "Traceback" not in err
+    for line in err.splitlines():  # a line per channel run, not APScheduler's around each
+        assert " mailbridge." in line, line
     events = svc.events()
     assert events.count(("raised", "broken", "failing")) == 1  # once, not at every failure
     assert events.count(("raised", "slow", "quiet")) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.output import FORMAT_OPTION, Format, confirm, emit, emit_json, note
 from mailbridge.cli.state import state
 from mailbridge.errors import EXIT_PARTIAL, UsageError
 from mailbridge.services import channels as service
@@ -139,8 +139,8 @@ def remove(ctx: typer.Context, name: str = typer.Argument(..., help="Channel nam
     if mailbox:
         _remove_mailboxes(ctx, name, mailbox, yes)
         return
-    if not yes and not typer.confirm(f"Remove channel {name} from the config?", err=True):
-        raise typer.Exit(1)
+    if not yes:
+        confirm(f"Remove channel {name} from the config?")
     service.remove_channel(state(ctx).path, name)
     note(f"channel {name} removed from {state(ctx).path}; its tickets stay in the store")
 
@@ -156,8 +156,8 @@ def remove_mailbox(ctx: typer.Context, name: str = typer.Argument(..., help="Cha
 
 def _remove_mailboxes(ctx: typer.Context, name: str, addresses: list[str], yes: bool) -> None:
     listed = ", ".join(addresses)
-    if not yes and not typer.confirm(f"Remove {listed} from channel {name}?", err=True):
-        raise typer.Exit(1)
+    if not yes:
+        confirm(f"Remove {listed} from channel {name}?")
     service.set_mailboxes(state(ctx).path, name, addresses, None)
     note(f"channel {name}: {listed} removed; what they brought stays in the store")
 

@@ -23,14 +23,12 @@ def sync(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (cron)."),
     fmt: Format = typer.Option(None, "--format", "-f", help="Print per-channel results as "
                                "table/json/jsonl/csv/tsv on stdout."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
-                                help="A line per message (same as the global -v)."),
     no_send: bool = typer.Option(False, "--no-send", help="Hold the outbox: fetch only."),
 ) -> None:
     """Fetch new mail for each channel once and file it, then send the outbox (for cron).
     Exit 4 if any channel or any outgoing mail failed."""
     st = state(ctx)
-    with CliReporter(st.verbosity + verbose, quiet) as reporter:
+    with CliReporter(st.verbosity, quiet) as reporter:
         run = sync_service.sync(st.config(), channels or [], reporter, send=not no_send)
     results = run.channels
     rows = [r.as_dict() for r in results]

@@ -88,6 +88,18 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def confirm(question: str) -> None:
+    """Ask on stderr (a piped "y" answers too). Anything but yes raises typer.Abort, which
+    the error boundary reports as "cancelled; nothing was changed", exit 2."""
+    try:
+        agreed = typer.confirm(question, err=True)
+    except typer.Abort:  # end of input or Ctrl-C: the prompt's line was never ended
+        note("")
+        raise
+    if not agreed:
+        raise typer.Abort()
+
+
 def note(text: str) -> None:
     """A message for the person, never for a pipe: stderr."""
     typer.echo(text, err=True)
