@@ -6,6 +6,7 @@ import typer
 
 from mailbridge.cli.output import FORMAT_OPTION, Format, confirm, emit, emit_json, note
 from mailbridge.cli.state import state
+from mailbridge.cli.terminal import print_line
 from mailbridge.errors import EXIT_PARTIAL, UsageError
 from mailbridge.services import channels as service
 from mailbridge.services import connectors
@@ -32,9 +33,9 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
     for key, value in details.items():
         if isinstance(value, dict):
             for sub, v in value.items():
-                typer.echo(f"{key}.{sub}: {v}")
+                print_line(f"{key}.{sub}: {v}")
         else:
-            typer.echo(f"{key}: {value}")
+            print_line(f"{key}: {value}")
 
 
 @group.command("test")
@@ -69,9 +70,9 @@ def _print_outgoing(name: str, report: dict) -> None:
         where = (f"{out['host']}:{out['port']} ({out['security']})" if "host" in out
                  else f"as {out['mailbox']} (Mail.Send {out['mail_send']})" if "mailbox" in out
                  else out["program"])
-        typer.echo(f"{name}: outgoing {out['type']} {where}: login {out['login']}")
+        print_line(f"{name}: outgoing {out['type']} {where}: login {out['login']}")
         if "test_mail" in out:
-            typer.echo(f"  test mail to {out['test_mail']['to']}: accepted "
+            print_line(f"  test mail to {out['test_mail']['to']}: accepted "
                        f"(Message-ID <{out['test_mail']['message_id']}>)")
 
 
@@ -80,24 +81,24 @@ def _print_incoming(name: str, report: dict) -> None:
         for row in report["mailboxes"]:
             if row["problem"]:
                 hint = f" ({row['hint']})" if row["hint"] else ""
-                typer.echo(f"{name}: {row['mailbox']}: FAILED: {row['problem']}{hint}")
+                print_line(f"{name}: {row['mailbox']}: FAILED: {row['problem']}{hint}")
             else:
-                typer.echo(f"{name}: {row['mailbox']}: read ok ({row['messages']} in the inbox, "
+                print_line(f"{name}: {row['mailbox']}: read ok ({row['messages']} in the inbox, "
                            f"{row['unread']} unread), mark read {row['mark_read']}")
         return
     if report["type"] == "drop":
-        typer.echo(f"{name}: spool {report['spool']}: ok, {report['waiting']} file(s) waiting")
+        print_line(f"{name}: spool {report['spool']}: ok, {report['waiting']} file(s) waiting")
         return
-    typer.echo(f"{name}: login to {report['host']}:{report['port']} ({report['security']}) "
+    print_line(f"{name}: login to {report['host']}:{report['port']} ({report['security']}) "
                f"as {report['username']}: ok")
     for folder in report["folders"]:
         mark = "sync" if folder["synced"] else "    "
-        typer.echo(f"  [{mark}] {folder['name']} {' '.join(folder['flags'])}".rstrip())
+        print_line(f"  [{mark}] {folder['name']} {' '.join(folder['flags'])}".rstrip())
     for f in report["synced"]:
-        typer.echo(f"  {f['folder']}: UIDVALIDITY {f['uidvalidity']}, {f['messages']} "
+        print_line(f"  {f['folder']}: UIDVALIDITY {f['uidvalidity']}, {f['messages']} "
                    f"message(s), {f['unread']} unread")
         if f["latest_header"]:
-            typer.echo(f"    latest: {f['latest_header']}")
+            print_line(f"    latest: {f['latest_header']}")
 
 
 MAILBOX_OPTION = typer.Option(None, "--mailbox", "-m", help="Only this mailbox of a "

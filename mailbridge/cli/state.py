@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperOption
 
+from mailbridge.cli.terminal import for_terminal
 from mailbridge.config.load import load_config
 from mailbridge.config.model import Config
 from mailbridge.config.paths import default_config_path
@@ -69,10 +70,17 @@ def global_options(root: bool) -> list[TyperOption]:
     ]
 
 
-class CommandLineFormatter(logging.Formatter):
-    """A warning of a command as the error boundary writes errors: `mailbridge: warning: …`."""
+class TerminalFormatter(logging.Formatter):
+    """Log lines quote servers and mail (folder names, subjects): shown harmlessly."""
 
     def format(self, record: logging.LogRecord) -> str:
+        return for_terminal(super().format(record), lines=True)
+
+
+class CommandLineFormatter(TerminalFormatter):
+    """A warning of a command as the error boundary writes errors: `mailbridge: warning: …`."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         return f"mailbridge: {record.levelname.lower()}: {record.getMessage()}"
 
 
@@ -86,7 +94,7 @@ def setup_logging(verbosity: int, service: bool = False) -> None:
     if service or verbosity:
         fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") \
             else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-        handler.setFormatter(logging.Formatter(fmt))
+        handler.setFormatter(TerminalFormatter(fmt))
     else:
         handler.setFormatter(CommandLineFormatter())
     handler.addFilter(RedactingFilter())
