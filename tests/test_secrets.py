@@ -185,14 +185,11 @@ def test_channel_show_prints_references_not_values(mb, monkeypatch):
     assert SECRET not in result.stdout
 
 
-def test_resolved_secrets_are_scrubbed_from_logs(caplog, monkeypatch):
+def test_resolved_secrets_are_scrubbed_from_library_logs(caplog, monkeypatch):
     monkeypatch.setenv("MB_PW", SECRET)
     resolve({"env": "MB_PW"})
-    logger = logging.getLogger("mailbridge.test")
-    handler = logging.StreamHandler()
-    handler.addFilter(redact.RedactingFilter())
     caplog.handler.addFilter(redact.RedactingFilter())
-    logger.warning("LOGIN user %s", SECRET)
+    logging.getLogger("imapclient.imaplib").warning("> b'0001 LOGIN user %s'", SECRET)
     assert SECRET not in caplog.text
     assert redact.MASK in caplog.text
 
@@ -208,3 +205,50 @@ def test_secrets_never_reach_the_store(mb, monkeypatch):
     assert mb("sync").exit_code == 0
     assert SECRET.encode() not in mb.store.read_bytes()
     assert SECRET not in mb.config.read_text()
+
+
+def test_a_name_equal_to_a_short_password_is_shown_as_it_is(mb, monkeypatch):
+    """Redaction masked a secret's text wherever it occurred: a channel and a user named like
+    their password were shown as ********."""
+    from servers.dovecot import free_port
+
+    monkeypatch.setenv("MB_PW", "support")
+    mb.write_config([{"name": "support", "incoming": {
+        "type": "imap", "host": "127.0.0.1", "port": free_port(), "security": "none",
+        "username": "support", "password": {"env": "MB_PW"}, "timeout": 5}}])
+    for args in (("channels", "test", "support"), ("sync",)):
+        result = mb(*args)
+        assert result.exit_code in (4, 75), result.output
+        assert "channel support: 127.0.0.1" in result.stderr
+        assert redact.MASK not in result.stderr
+
+
+def test_a_server_that_quotes_the_password_never_shows_it(mb, monkeypatch):
+    from servers.smtp import SmtpServer
+
+    smtp = SmtpServer(user="desk", password="the-right-one",
+                      refusal="535 5.7.8 password {password} is wrong for desk")
+    try:
+        monkeypatch.setenv("MB_PW", SECRET)
+        spool = mb.drop_channel("desk")
+        mb.write_config([{"name": "desk", "incoming": {"type": "drop", "spool": str(spool)},
+                          "outgoing": {"type": "smtp", "host": "127.0.0.1", "port": smtp.port,
+                                       "security": "none", "username": "desk",
+                                       "password": {"env": "MB_PW"}}}])
+        result = mb("channels", "test", "desk")
+        assert result.exit_code == 3, result.output
+        assert f"password {redact.MASK} is wrong for desk" in result.stderr
+        assert SECRET not in result.stdout + result.stderr
+    finally:
+        smtp.close()
+
+
+def test_an_imap_error_quoting_the_login_is_masked(monkeypatch):
+    from imapclient.exceptions import LoginError
+
+    from mailbridge.connectors.imap_session import _text
+
+    monkeypatch.setenv("MB_PW", SECRET)
+    resolve({"env": "MB_PW"})
+    refused = LoginError(f"b'[AUTHENTICATIONFAILED] LOGIN desk {SECRET} failed'")
+    assert _text(refused) == f"[AUTHENTICATIONFAILED] LOGIN desk {redact.MASK} failed"

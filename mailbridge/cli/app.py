@@ -21,11 +21,13 @@ from mailbridge.errors import EXIT_INTERNAL, EXIT_USAGE, ConfigError, Mailbridge
 
 
 def report_error(exc: MailbridgeError) -> None:
+    """Our own words: the connectors masked secrets in any server text they quote. A
+    traceback or an unexpected exception's text is library text, so that is scrubbed."""
     problems = exc.problems if isinstance(exc, ConfigError) else [exc.message]
     for problem in problems:
-        note(redact.scrub(f"mailbridge: error: {problem}"))
+        note(f"mailbridge: error: {problem}")
     if exc.hint:
-        note(redact.scrub(f"mailbridge: hint: {exc.hint}"))
+        note(f"mailbridge: hint: {exc.hint}")
 
 
 # Every top-level command and group, in the order help lists them, and the module under

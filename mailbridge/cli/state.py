@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperOption
 
+from mailbridge import redact
 from mailbridge.cli.terminal import for_terminal
 from mailbridge.config.load import load_config
 from mailbridge.config.model import Config
@@ -71,10 +72,14 @@ def global_options(root: bool) -> list[TyperOption]:
 
 
 class TerminalFormatter(logging.Formatter):
-    """Log lines quote servers and mail (folder names, subjects): shown harmlessly."""
+    """Log lines quote servers and mail (folder names, subjects): shown harmlessly. A
+    traceback quotes library errors: secrets in it are masked."""
 
     def format(self, record: logging.LogRecord) -> str:
         return for_terminal(super().format(record), lines=True)
+
+    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+        return redact.scrub(super().formatException(ei))
 
 
 class CommandLineFormatter(TerminalFormatter):
