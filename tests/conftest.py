@@ -10,6 +10,7 @@ import pytest
 import tomli_w
 from typer.testing import CliRunner
 
+from mailbridge import redact
 from mailbridge.cli.app import app
 from mailbridge.connectors.drop import deliver, make_spool
 
@@ -30,6 +31,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.delenv("MAILBRIDGE_CONFIG", raising=False)
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    # secrets registered for masking by an earlier test are not this test's
+    monkeypatch.setattr(redact, "_SECRETS", set())
     # The tests' own keyring (tests/servers/keyring_backend.py) stands in for the OS one; it
     # writes under XDG_DATA_HOME. PYTHONPATH lets a mailbridge started as a subprocess load it.
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", TEST_KEYRING)

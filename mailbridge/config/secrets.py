@@ -9,10 +9,13 @@ import os
 import subprocess
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailbridge import redact
 from mailbridge.errors import SecretError
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 KEYRING_SERVICE = "mailbridge"
 ALTERNATIVES = (
@@ -34,7 +37,9 @@ def describe(ref: dict[str, Any]) -> str:
     return f"{kind} {' '.join(value) if kind == 'command' else value}"
 
 
-def usable_backend():
+def usable_backend() -> KeyringBackend:
+    """The backend keyring chose, when one is usable at all (keyring is imported only when a
+    reference needs it: its start-up shows in a cron poll, see README)."""
     import keyring
 
     try:
@@ -51,7 +56,7 @@ def usable_backend():
     return backend
 
 
-def _storing(backend):
+def _storing(backend: KeyringBackend) -> KeyringBackend:
     """The backend a write goes to: keyring's chainer (used when several backends are
     usable) writes to the first of its chain."""
     from keyring.backends.chainer import ChainerBackend
@@ -61,12 +66,12 @@ def _storing(backend):
     return backend
 
 
-def backend_name(backend) -> str:
+def backend_name(backend: KeyringBackend) -> str:
     cls = type(_storing(backend))
     return f"{cls.__module__}.{cls.__name__}"
 
 
-def cleartext_store(backend) -> str | None:
+def cleartext_store(backend: KeyringBackend) -> str | None:
     """Where `backend` would keep a secret readable by anyone who can read the user's files
     (keyrings.alt's PlaintextKeyring: base64 in keyring_pass.cfg), or None."""
     storing = _storing(backend)
@@ -75,7 +80,7 @@ def cleartext_store(backend) -> str | None:
     return None
 
 
-def cleartext_error(backend) -> SecretError | None:
+def cleartext_error(backend: KeyringBackend) -> SecretError | None:
     where = cleartext_store(backend)
     if where is None:
         return None
@@ -84,7 +89,7 @@ def cleartext_error(backend) -> SecretError | None:
                        f"uninstall keyrings.alt`) so the OS keyring is used")
 
 
-def writable_backend():
+def writable_backend() -> KeyringBackend:
     """The keyring backend to store in: usable, and not one that writes a plain file."""
     backend = usable_backend()
     refused = cleartext_error(backend)
