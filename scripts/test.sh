@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --test
 VENV="${MAILBRIDGE_VENV:-.venv}"
-export PATH="$PWD/$VENV/bin:$PATH"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
+export PATH="$VENV/bin:$PATH"
 echo "== ruff"
 ruff check .
 echo "== import contracts"
 lint-imports
 echo "== pytest"
-# In CI a test server that cannot start is a failure, not a skip.
+# In CI a test server that cannot start is a failure, not a skip (and conftest.py requires
+# the ../shared/corpus mail there).
 if [ "${CI:-}" = "true" ]; then export MAILBRIDGE_REQUIRE_SERVERS=1; fi
 exec python -m pytest "$@"

@@ -10,12 +10,16 @@ import pytest
 import tomli_w
 from typer.testing import CliRunner
 
+from mailbridge import redact
 from mailbridge.cli.app import app
 from mailbridge.connectors.drop import deliver, make_spool
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 CORPUS = REPO.parent / "shared" / "corpus"
 SAMPLES = REPO / "mailbridge" / "samples"
+TEST_KEYRING = "servers.keyring_backend.TmpKeyring"
+CORPUS_LEFT_OUT = pytest.StashKey[int]()
 
 
 @pytest.fixture(autouse=True)
@@ -27,8 +31,13 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.delenv("MAILBRIDGE_CONFIG", raising=False)
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
-    # keyrings.alt's file backend stands in for the OS keyring; it writes under XDG_DATA_HOME
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    # secrets registered for masking by an earlier test are not this test's
+    monkeypatch.setattr(redact, "_SECRETS", set())
+    # The tests' own keyring (tests/servers/keyring_backend.py) stands in for the OS one; it
+    # writes under XDG_DATA_HOME. PYTHONPATH lets a mailbridge started as a subprocess load it.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", TEST_KEYRING)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
     import keyring.core
 
     keyring.core._keyring_backend = None  # re-read the backend from the environment
@@ -83,6 +92,38 @@ def message(subject: str = "Hello", sender: str = "ann@customer.example",
     return (f"From: Ann <{sender}>\nTo: support@example.com\nSubject: {subject}\n{mid}"
             f"Date: Mon, 16 Nov 2026 09:00:00 +0000\n{extra}"
             f"Content-Type: text/plain; charset=utf-8\n\n{body}\n").encode()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The real-world mail in ../shared/corpus. Only the project's own checkouts have it
+    beside them: elsewhere the tests that read it are left out (pytest_collection_modifyitems),
+    except in CI (CI=true), where it is required."""
+    if not CORPUS.is_dir():
+        pytest.fail(f"the shared mail corpus is required in CI (CI=true); not found at {CORPUS}")
+    return CORPUS
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CORPUS.is_dir() or os.environ.get("CI") == "true":
+        return
+    reading = [item for item in items if "corpus" in getattr(item, "fixturenames", ())]
+    if reading:
+        config.hook.pytest_deselected(items=reading)
+        items[:] = [item for item in items if item not in reading]
+        config.stash[CORPUS_LEFT_OUT] = len(reading)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """One line for every test left out for want of the corpus, not one per test."""
+    left_out = config.stash.get(CORPUS_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"no mail corpus at {CORPUS}: its {left_out} tests were not run (the project's "
+            f"checkouts have it beside the clone; CI=true requires it)")
+
+
+needs_corpus = pytest.mark.usefixtures("corpus")
 
 
 def _servers_required() -> bool:

@@ -1,13 +1,8 @@
-from pathlib import Path
-
 import pytest
+from conftest import CORPUS, needs_corpus
 
 from mailbridge.domain.classify import AUTO_REPLY, BOUNCE, HUMAN, LIST_BULK, OWN_LOOP, classify
 from mailbridge.domain.parse import parse
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-needs_corpus = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason=f"shared mail corpus not found at {CORPUS}")
 
 
 def kind(*header_lines: str, body: str = "Hello,\n\nplease help.\n", own: tuple = ()) -> str:

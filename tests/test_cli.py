@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import drop, message
 from typer.main import get_command
+from typer.testing import CliRunner
 
 from mailbridge.cli.app import COMMANDS, app, module_commands
 
@@ -93,6 +94,90 @@ def test_a_command_loads_only_its_own_module():
 
 def test_unknown_option_is_usage_exit_2(mb):
     assert mb("sync", "--frobnicate").exit_code == 2
+
+
+def usage_error(result, *wanted: str) -> None:
+    """Exit 2 and one `mailbridge: error:` line (and a hint), not Typer's boxed panel."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("mailbridge: error: ") and len(lines) <= 2, result.stderr
+    assert all(line.startswith("mailbridge: hint: ") for line in lines[1:]), result.stderr
+    for text in wanted:
+        assert text in lines[0]
+
+
+@pytest.mark.parametrize("path", list(all_commands()), ids=" ".join)
+def test_a_bad_flag_is_one_error_line_everywhere(mb, path):
+    usage_error(mb(*path, "--no-such-flag"), "no such option: --no-such-flag")
+
+
+def test_bad_values_and_arguments_are_one_error_line(mb):
+    mb.drop_channel()
+    usage_error(mb("tickets", "show", "abc"), "id abc: must be an integer")
+    usage_error(mb("tickets", "show"), "missing argument")
+    usage_error(mb("status", "--format", "xml"), "--format xml: must be one of")
+    usage_error(mb("tickts"), "Did you mean 'tickets'")
+    usage_error(mb("-v", "2", "status"), "no such command '2'")  # -v counts, takes no value
+    runner = CliRunner()
+    usage_error(runner.invoke(app, ["--bogus", "status"]), "no such option: --bogus")
+    usage_error(runner.invoke(app, ["status", "--config"]), "'--config' requires an argument")
+    unreadable = runner.invoke(app, ["--config", str(mb.root), "status"])
+    assert unreadable.exit_code == 2
+    assert unreadable.stderr.startswith(f"mailbridge: error: {mb.root}: cannot be read")
+
+
+def test_global_options_work_before_or_after_the_command(mb):
+    spool = mb.drop_channel()
+    drop(spool, message("Anywhere", message_id="g@x"), "g1")
+    runner = CliRunner()
+    after = runner.invoke(app, ["sync", "--config", str(mb.config), "-v"])
+    assert after.exit_code == 0, after.output
+    assert "support: g1: new ticket #1 'Anywhere'" in after.stderr  # -v after the command
+    listed = runner.invoke(app, ["tickets", "list", "-c", str(mb.config), "-f", "json"])
+    assert json.loads(listed.stdout)[0]["subject"] == "Anywhere"
+    both = runner.invoke(app, ["-v", "--config", str(mb.config), "channels", "list", "-v"])
+    assert both.exit_code == 0, both.output
+    help_text = mb("--help").stdout
+    verbose_line = next(line for line in help_text.splitlines() if "--verbose" in line)
+    assert "<int>" not in verbose_line and "INTEGER" not in verbose_line
+    assert "[default: 0]" not in help_text
+    assert "--config" in mb("tickets", "list", "--help").stdout
+
+
+def test_declining_a_confirmation_is_exit_2_and_changes_nothing(mb):
+    mb.drop_channel("a")
+    before = mb.config.read_text()
+    declined = mb("channels", "remove", "a", input="n\n")
+    # (a terminal ends the prompt's line with the typed answer; the test runner does not)
+    assert declined.exit_code == 2, declined.output
+    assert declined.stderr.endswith("mailbridge: cancelled; nothing was changed\n")
+    at_end = mb("channels", "remove", "a", input="")  # end of input at the prompt
+    assert at_end.exit_code == 2, at_end.output
+    assert at_end.stderr.splitlines()[-1] == "mailbridge: cancelled; nothing was changed"
+    assert mb.config.read_text() == before
+    assert mb("channels", "remove", "a", input="y\n").exit_code == 0
+
+
+def test_a_commands_warnings_are_mailbridge_lines_and_libraries_stay_quiet(capsys):
+    """A dropped IMAP connection logged a bare `2026-… WARNING mailbridge.connectors…`
+    line; APScheduler's INFO lines came through around every job of `run`."""
+    import logging
+
+    from mailbridge.cli.state import setup_logging
+
+    setup_logging(0)
+    logging.getLogger("mailbridge.connectors.imap_session").warning("imap: dropped, retrying")
+    logging.getLogger("apscheduler.scheduler").info("Adding job tentatively")
+    assert capsys.readouterr().err == "mailbridge: warning: imap: dropped, retrying\n"
+    setup_logging(1, service=True)
+    logging.getLogger("mailbridge.run").info("desk: ok: 1 new")
+    logging.getLogger("apscheduler.executors.default").info("Running job")
+    err = capsys.readouterr().err
+    assert "INFO mailbridge.run: desk: ok: 1 new" in err and "Running job" not in err
+    setup_logging(2)
+    logging.getLogger("apscheduler.executors.default").debug("Running job")
+    assert "Running job" in capsys.readouterr().err  # -vv: libraries' debug logs too
+    setup_logging(0)
 
 
 def test_tickets_list_formats(mb):

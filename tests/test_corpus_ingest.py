@@ -7,12 +7,11 @@ import json
 import shutil
 import sqlite3
 
-import pytest
-from conftest import CORPUS
+from conftest import CORPUS, needs_corpus
 
 ZAMMAD = CORPUS / "zammad"
 
-pytestmark = pytest.mark.skipif(not ZAMMAD.is_dir(), reason=f"corpus not found at {ZAMMAD}")
+pytestmark = needs_corpus
 
 
 def test_zammad_corpus_ingests_through_the_drop_channel(mb):

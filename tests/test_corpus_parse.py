@@ -1,13 +1,10 @@
 import json
-from pathlib import Path
 
-import pytest
+from conftest import CORPUS, needs_corpus
 
 from mailbridge.domain.parse import ParsedMessage, parse
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-pytestmark = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason=f"shared mail corpus not found at {CORPUS}")
+pytestmark = needs_corpus
 
 # more/expected.json records the stdlib's answers; where its README says a good parser may
 # rightly differ, these are ours.

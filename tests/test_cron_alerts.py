@@ -40,7 +40,7 @@ def agents(mb) -> None:
 def alerts_table(tmp_path, outgoing: dict | None) -> dict:
     record = tmp_path / "alerts.jsonl"
     table = {"command": [sys.executable, "-c", f"import sys; open({str(record)!r}, 'a')"
-                         ".write(sys.stdin.read() + '\\n')"]}
+                         ".write(sys.stdin.read())"]}  # each event ends with its newline
     if outgoing:
         table["outgoing"] = outgoing
     return table

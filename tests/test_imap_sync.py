@@ -173,6 +173,18 @@ def test_wrong_password_is_exit_3_in_one_line(imap, monkeypatch):
     assert "Traceback" not in result.stderr
 
 
+def test_a_file_secret_is_its_first_line(imap, tmp_path):
+    """README and config.example.toml say so; the whole file (a second line) went into the
+    IMAP LOGIN, and Dovecot refused it."""
+    secret_file = tmp_path / "imap-password"
+    secret_file.write_text(f"{imap.user.password}\nsecond line: a note for people\n")
+    imap.configure(password={"file": str(secret_file)})
+    imap.append(mails(1, "File"))
+    result = imap.mb("sync")
+    assert result.exit_code == 0, result.stderr
+    assert imap.subjects() == ["File 0"]
+
+
 def test_xoauth2_logs_in_with_an_access_token(imap, monkeypatch):
     """Microsoft 365 / Gmail IMAP style: the password reference holds an OAuth token."""
     imap.append(mails(2, "Token"))

@@ -23,6 +23,7 @@ from servers.smtp import SmtpServer
 from mailbridge.connectors.drop import make_spool
 
 WAIT = 60.0
+APPEND = ["sh", "-c", 'cat >> "$0"']  # the alert command a user writes: `cat >> alerts.jsonl`
 
 
 def wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen | None = None,
@@ -66,10 +67,9 @@ class Service:
                 "incoming": {"type": "drop", "spool": str(self.spool(name))}, **extra}
 
     def write(self, channels: list[dict], after_failures: int = 2) -> None:
-        record = f"import sys; open({str(self.alerts)!r}, 'a').write(sys.stdin.read() + '\\n')"
         self.config.write_text(tomli_w.dumps({
             "store": {"path": str(self.store)},
-            "alerts": {"command": [sys.executable, "-c", record],
+            "alerts": {"command": APPEND + [str(self.alerts)],
                        "after_failures": after_failures},
             "channel": channels}))
 
@@ -150,6 +150,8 @@ def test_run_serves_channels_raises_and_clears_alerts_and_stops_cleanly(service)
     assert "fast: ok: 1 new" in err
     assert "broken: failed:" in err
     assert "Traceback" not in err
+    for line in err.splitlines():  # a line per channel run, not APScheduler's around each
+        assert " mailbridge." in line, line
     events = svc.events()
     assert events.count(("raised", "broken", "failing")) == 1  # once, not at every failure
     assert events.count(("raised", "slow", "quiet")) == 1
@@ -283,3 +285,19 @@ def test_status_before_the_first_sync(mb):
     mb.write_config([{"name": "parked", "enabled": False,
                       "incoming": {"type": "drop", "spool": str(mb.root / "spool" / "parked")}}])
     assert mb("status").exit_code == 0  # only a disabled channel: nothing to worry about
+
+
+def test_each_alert_reaches_the_command_as_a_line(mb):
+    """`cat >> alerts.jsonl` wrote `}{` between two events: each ends with a newline."""
+    from mailbridge.config.load import load_config
+    from mailbridge.services.health import RAISED, RECOVERED, AlertEvent, deliver
+
+    alerts = mb.root / "alerts.jsonl"
+    mb.write_config([], alerts={"command": APPEND + [str(alerts)]})
+    events = [AlertEvent(RAISED, "desk", "quiet", "no messages", "2026-11-23T12:00:00+00:00"),
+              AlertEvent(RECOVERED, "desk", "quiet", "recovered", "2026-11-23T13:00:00+00:00")]
+    deliver(load_config(mb.config), events)
+    deliver(load_config(mb.config), events[:1])
+    lines = alerts.read_text().split("\n")
+    assert lines[-1] == ""  # the last event ends its line too
+    assert [json.loads(line)["event"] for line in lines[:-1]] == ["raised", "recovered", "raised"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -30,6 +32,43 @@ def test_env_file_and_command_references(tmp_path, monkeypatch):
         resolve({"command": ["false"]})
 
 
+def test_file_and_command_secrets_are_their_first_line(tmp_path):
+    (tmp_path / "pw").write_text(f"{SECRET}\r\nuser: ann\n")
+    assert resolve({"file": str(tmp_path / "pw")}) == SECRET
+    assert resolve({"command": ["printf", f"{SECRET}\\nurl: example.com\\n"]}) == SECRET
+    (tmp_path / "empty").write_text("\nsecond\n")
+    with pytest.raises(SecretError, match=r"secret file .*empty is empty"):
+        resolve({"file": str(tmp_path / "empty")})
+
+
+@pytest.mark.parametrize("value", ["ab\x1bcd", "ab\tcd", "ab\x00cd", "ab\x7fcd", "ab\x9bcd"])
+def test_a_secret_with_a_control_character_is_refused_in_one_line(mb, tmp_path, monkeypatch,
+                                                                     value):
+    """Every kind of reference: the character would end or corrupt the protocol line."""
+    monkeypatch.setenv("MB_PW", value.replace("\x00", "\x01"))  # no NUL in the environment
+    (tmp_path / "pw").write_text(value + "\n")
+    assert mb("secrets", "set", "mailbridge/mail", input=value + "\n").exit_code == 3
+    import keyring
+
+    keyring.set_password("mailbridge", "mailbridge/mail", value)  # stored by something else
+    for ref in ({"env": "MB_PW"}, {"file": str(tmp_path / "pw")},
+                {"command": ["cat", str(tmp_path / "pw")]}, {"keyring": "mailbridge/mail"}):
+        mb.write_config([imap_channel(ref)])
+        result = mb("secrets", "check", "--format", "json")
+        assert result.exit_code == 3
+        problem = json.loads(result.stdout)[0]["problem"]
+        assert "contains a control character (U+00" in problem, ref
+        assert value not in result.stdout + result.stderr
+
+
+def test_secrets_set_keeps_the_first_line_of_stdin(mb):
+    mb.write_config([imap_channel({"keyring": "mailbridge/mail"})])
+    assert mb("secrets", "set", "mailbridge/mail", input=f"{SECRET}\nmore\n").exit_code == 0
+    import keyring
+
+    assert keyring.get_password("mailbridge", "mailbridge/mail") == SECRET
+
+
 def test_set_then_check_through_the_keyring(mb):
     mb.write_config([imap_channel({"keyring": "mailbridge/mail"})])
     missing = mb("secrets", "check", "--format", "json")
@@ -52,8 +91,61 @@ def test_no_keyring_backend_names_the_alternatives(mb, monkeypatch):
     result = mb("secrets", "set", "x", input="value\n")
     assert result.exit_code == 3
     assert "no OS keyring backend is usable" in result.stderr
-    assert '{ env = "VAR" }' in result.stderr
+    for alternative in ('{ env = "VAR" }', '{ file = "/run/credentials/', "systemd credentials",
+                        '{ command = ['):
+        assert alternative in result.stderr
+    assert "keyrings.alt" not in result.stderr  # it would keep the secret in clear
     assert "Traceback" not in result.stderr
+
+
+def use_backend(monkeypatch, name: str) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", name)
+    import keyring.core
+
+    keyring.core._keyring_backend = None
+
+
+def test_a_keyring_that_stores_in_clear_is_refused(mb, monkeypatch):
+    """keyrings.alt's PlaintextKeyring keeps base64 in a file: `secrets set` said "stored in
+    the keyring" and doctor "keyring ok"."""
+    use_backend(monkeypatch, "servers.keyring_backend.PlaintextKeyring")
+    mb.write_config([imap_channel({"keyring": "mailbridge/mail"})])
+    stored = mb("secrets", "set", "mailbridge/mail", input=SECRET + "\n")
+    assert stored.exit_code == 3
+    error, hint = stored.stderr.splitlines()
+    assert error.startswith("mailbridge: error: ") and "in clear" in error
+    assert "mailbridge-test-keyring.json" in error  # where it would have gone
+    assert '{ env = "VAR" }' in hint and "systemd credentials" in hint
+    keyring_file = mb.root / "home" / ".local" / "share" / "mailbridge-test-keyring.json"
+    assert not keyring_file.exists()
+    doctor = mb("doctor", "--offline", "--format", "json")
+    check = next(c for c in json.loads(doctor.stdout) if c["check"] == "keyring")
+    assert check["status"] == "fail" and "in clear" in check["detail"]
+    assert doctor.exit_code == 4
+
+
+def test_a_chain_that_would_store_in_clear_is_refused(monkeypatch):
+    """Without PYTHON_KEYRING_BACKEND keyring chains every usable backend and stores in the
+    first: keyrings.alt beside no OS keyring is such a chain."""
+    from keyring.backends.chainer import ChainerBackend
+    from servers.keyring_backend import PlaintextKeyring, TmpKeyring
+
+    from mailbridge.config.secrets import cleartext_store
+
+    monkeypatch.setattr(ChainerBackend, "backends", [PlaintextKeyring(), TmpKeyring()])
+    assert cleartext_store(ChainerBackend()).endswith("mailbridge-test-keyring.json")
+    monkeypatch.setattr(ChainerBackend, "backends", [TmpKeyring(), PlaintextKeyring()])
+    assert cleartext_store(ChainerBackend()) is None
+
+
+def test_a_subprocess_uses_the_tests_keyring(mb):
+    """conftest's keyring reaches a mailbridge started as a separate process too."""
+    mb.write_config([imap_channel({"keyring": "mailbridge/mail"})])
+    done = subprocess.run([sys.executable, "-m", "mailbridge", "--config", str(mb.config),
+                           "secrets", "set", "mailbridge/mail"], input=SECRET, text=True,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(mb("secrets", "check", "--format", "json").stdout)[0]["ok"] is True
 
 
 @pytest.mark.parametrize("backend", ["no_such_module.Keyring",
@@ -93,14 +185,11 @@ def test_channel_show_prints_references_not_values(mb, monkeypatch):
     assert SECRET not in result.stdout
 
 
-def test_resolved_secrets_are_scrubbed_from_logs(caplog, monkeypatch):
+def test_resolved_secrets_are_scrubbed_from_library_logs(caplog, monkeypatch):
     monkeypatch.setenv("MB_PW", SECRET)
     resolve({"env": "MB_PW"})
-    logger = logging.getLogger("mailbridge.test")
-    handler = logging.StreamHandler()
-    handler.addFilter(redact.RedactingFilter())
     caplog.handler.addFilter(redact.RedactingFilter())
-    logger.warning("LOGIN user %s", SECRET)
+    logging.getLogger("imapclient.imaplib").warning("> b'0001 LOGIN user %s'", SECRET)
     assert SECRET not in caplog.text
     assert redact.MASK in caplog.text
 
@@ -116,3 +205,50 @@ def test_secrets_never_reach_the_store(mb, monkeypatch):
     assert mb("sync").exit_code == 0
     assert SECRET.encode() not in mb.store.read_bytes()
     assert SECRET not in mb.config.read_text()
+
+
+def test_a_name_equal_to_a_short_password_is_shown_as_it_is(mb, monkeypatch):
+    """Redaction masked a secret's text wherever it occurred: a channel and a user named like
+    their password were shown as ********."""
+    from servers.dovecot import free_port
+
+    monkeypatch.setenv("MB_PW", "support")
+    mb.write_config([{"name": "support", "incoming": {
+        "type": "imap", "host": "127.0.0.1", "port": free_port(), "security": "none",
+        "username": "support", "password": {"env": "MB_PW"}, "timeout": 5}}])
+    for args in (("channels", "test", "support"), ("sync",)):
+        result = mb(*args)
+        assert result.exit_code in (4, 75), result.output
+        assert "channel support: 127.0.0.1" in result.stderr
+        assert redact.MASK not in result.stderr
+
+
+def test_a_server_that_quotes_the_password_never_shows_it(mb, monkeypatch):
+    from servers.smtp import SmtpServer
+
+    smtp = SmtpServer(user="desk", password="the-right-one",
+                      refusal="535 5.7.8 password {password} is wrong for desk")
+    try:
+        monkeypatch.setenv("MB_PW", SECRET)
+        spool = mb.drop_channel("desk")
+        mb.write_config([{"name": "desk", "incoming": {"type": "drop", "spool": str(spool)},
+                          "outgoing": {"type": "smtp", "host": "127.0.0.1", "port": smtp.port,
+                                       "security": "none", "username": "desk",
+                                       "password": {"env": "MB_PW"}}}])
+        result = mb("channels", "test", "desk")
+        assert result.exit_code == 3, result.output
+        assert f"password {redact.MASK} is wrong for desk" in result.stderr
+        assert SECRET not in result.stdout + result.stderr
+    finally:
+        smtp.close()
+
+
+def test_an_imap_error_quoting_the_login_is_masked(monkeypatch):
+    from imapclient.exceptions import LoginError
+
+    from mailbridge.connectors.imap_session import _text
+
+    monkeypatch.setenv("MB_PW", SECRET)
+    resolve({"env": "MB_PW"})
+    refused = LoginError(f"b'[AUTHENTICATIONFAILED] LOGIN desk {SECRET} failed'")
+    assert _text(refused) == f"[AUTHENTICATIONFAILED] LOGIN desk {redact.MASK} failed"

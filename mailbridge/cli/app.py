@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Iterator, Mapping
 from importlib import import_module
-from pathlib import Path
+from typing import NoReturn
 
 import typer
 import typer.main
@@ -16,16 +16,18 @@ from typer.core import TyperCommand, TyperGroup
 
 from mailbridge import __version__, redact
 from mailbridge.cli.output import note
-from mailbridge.cli.state import setup_logging, state
-from mailbridge.errors import EXIT_INTERNAL, ConfigError, MailbridgeError
+from mailbridge.cli.state import global_options, setup_logging, state
+from mailbridge.errors import EXIT_INTERNAL, EXIT_USAGE, ConfigError, MailbridgeError
 
 
 def report_error(exc: MailbridgeError) -> None:
+    """Our own words: the connectors masked secrets in any server text they quote. A
+    traceback or an unexpected exception's text is library text, so that is scrubbed."""
     problems = exc.problems if isinstance(exc, ConfigError) else [exc.message]
     for problem in problems:
-        note(redact.scrub(f"mailbridge: error: {problem}"))
+        note(f"mailbridge: error: {problem}")
     if exc.hint:
-        note(redact.scrub(f"mailbridge: hint: {exc.hint}"))
+        note(f"mailbridge: hint: {exc.hint}")
 
 
 # Every top-level command and group, in the order help lists them, and the module under
@@ -45,10 +47,20 @@ COMMANDS = {
 
 
 def module_commands(module: str) -> dict[str, TyperCommand | TyperGroup]:
-    """The commands one cmd_* module registers, built as Typer builds them."""
+    """The commands one cmd_* module registers, built as Typer builds them, each also
+    taking the global options."""
     holder = typer.Typer()
     import_module(f"mailbridge.cli.{module}").register(holder)
-    return dict(typer.main.get_group(holder).commands)
+    commands = dict(typer.main.get_group(holder).commands)
+    for command in commands.values():
+        _add_global_options(command)
+    return commands
+
+
+def _add_global_options(command: TyperCommand | TyperGroup) -> None:
+    command.params.extend(global_options(root=False))
+    for sub in getattr(command, "commands", {}).values():
+        _add_global_options(sub)
 
 
 class LazyCommands(Mapping):
@@ -76,6 +88,13 @@ class BoundaryGroup(TyperGroup):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.commands = LazyCommands(dict(self.commands))
+        self.params[:0] = global_options(root=True)
+
+    def make_context(self, info_name, args, parent=None, **extra) -> typer.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except typer.TyperException as exc:  # a bad global option (the root's own)
+            _usage_error(exc)
 
     def invoke(self, ctx: typer.Context):
         try:
@@ -85,7 +104,12 @@ class BoundaryGroup(TyperGroup):
                 note(redact.scrub(traceback.format_exc()))
             report_error(exc)
             ctx.exit(exc.exit_code)
-        except (typer.TyperException, typer.Exit, typer.Abort):
+        except typer.TyperException as exc:  # a subcommand's bad flag, value or argument
+            _usage_error(exc)
+        except typer.Abort:  # a declined confirmation, or end of input at a prompt
+            note("mailbridge: cancelled; nothing was changed")
+            ctx.exit(EXIT_USAGE)
+        except typer.Exit:
             raise
         except KeyboardInterrupt:
             note("mailbridge: interrupted")
@@ -98,6 +122,19 @@ class BoundaryGroup(TyperGroup):
             note(redact.scrub(f"mailbridge: internal error: {type(exc).__name__}: {exc}"))
             note("mailbridge: hint: rerun with -vv for the traceback and report it as a bug")
             ctx.exit(EXIT_INTERNAL)
+
+
+def _usage_error(exc: typer.TyperException) -> NoReturn:
+    """Click's parse errors (an unknown command or flag, a bad value, a missing argument) as
+    one `mailbridge: error:` line like every other error, exit 2."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: Typer has printed its help
+        raise exc
+    message = exc.format_message().rstrip(".")
+    note(f"mailbridge: error: {message[:1].lower()}{message[1:]}")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        note(f"mailbridge: hint: see `{ctx.command_path} --help`")
+    raise typer.Exit(EXIT_USAGE)
 
 
 def _verbosity(ctx: typer.Context) -> int:
@@ -126,17 +163,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Path = typer.Option(None, "--config", "-c", envvar="MAILBRIDGE_CONFIG",
-                                help="Config file (default: the platform config dir)."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
-                                help="-v: a line per message; -vv: debug logs and tracebacks."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    st = state(ctx)
-    st.config_path = config
-    st.verbosity = verbose
-    setup_logging(verbose)
+    """--config and -v are the global options (state.py), also taken after the command."""
+    setup_logging(state(ctx).verbosity)
 
 
 def _reader_went_away() -> None:

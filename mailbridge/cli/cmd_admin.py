@@ -18,12 +18,14 @@ secrets = typer.Typer(help="Store secrets in the OS keyring and check references
 @secrets.command("set")
 def set_cmd(name: str = typer.Argument(..., help='Keyring entry, as in { keyring = "NAME" }.')
             ) -> None:
-    """Store a secret in the OS keyring (prompted without echo, or read from stdin)."""
+    """Store a secret in the OS keyring (prompted without echo, or the first line of stdin).
+    Refused when the keyring would keep it in a plain file (keyrings.alt)."""
+    secrets_service.check_keyring()
     if sys.stdin.isatty():
         value = typer.prompt(f"Value for {name}", hide_input=True, err=True)
     else:
-        value = sys.stdin.read().rstrip("\r\n")
-    if not value:
+        value = sys.stdin.read()
+    if not value.strip("\r\n"):
         raise UsageError("an empty secret was given", "type or pipe the value")
     secrets_service.set_secret(name, value)
     note(f"stored {name} in the keyring")

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.output import (
+    FORMAT_OPTION,
+    SHOW_FORMAT_OPTION,
+    Format,
+    confirm,
+    emit,
+    emit_json,
+    note,
+)
 from mailbridge.cli.params import ADDRESS
 from mailbridge.cli.state import state
+from mailbridge.cli.terminal import print_line
 from mailbridge.config.channel_keys import describe_paths
 from mailbridge.errors import EXIT_PARTIAL, UsageError
 from mailbridge.services import channels as service
@@ -35,9 +44,9 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
     for key, value in details.items():
         if isinstance(value, dict):
             for sub, v in value.items():
-                typer.echo(f"{key}.{sub}: {v}")
+                print_line(f"{key}.{sub}: {v}")
         else:
-            typer.echo(f"{key}: {value}")
+            print_line(f"{key}: {value}")
 
 
 @group.command("test")
@@ -73,9 +82,9 @@ def _print_outgoing(name: str, report: dict) -> None:
         where = (f"{out['host']}:{out['port']} ({out['security']})" if "host" in out
                  else f"as {out['mailbox']} (Mail.Send {out['mail_send']})" if "mailbox" in out
                  else out["program"])
-        typer.echo(f"{name}: outgoing {out['type']} {where}: login {out['login']}")
+        print_line(f"{name}: outgoing {out['type']} {where}: login {out['login']}")
         if "test_mail" in out:
-            typer.echo(f"  test mail to {out['test_mail']['to']}: accepted "
+            print_line(f"  test mail to {out['test_mail']['to']}: accepted "
                        f"(Message-ID <{out['test_mail']['message_id']}>)")
 
 
@@ -84,28 +93,28 @@ def _print_incoming(name: str, report: dict) -> None:
         for row in report["mailboxes"]:
             if row["problem"]:
                 hint = f" ({row['hint']})" if row["hint"] else ""
-                typer.echo(f"{name}: {row['mailbox']}: FAILED: {row['problem']}{hint}")
+                print_line(f"{name}: {row['mailbox']}: FAILED: {row['problem']}{hint}")
             else:
-                typer.echo(f"{name}: {row['mailbox']}: read ok ({row['messages']} in the inbox, "
+                print_line(f"{name}: {row['mailbox']}: read ok ({row['messages']} in the inbox, "
                            f"{row['unread']} unread), mark read {row['mark_read']}")
                 if row["skipped"]:
                     typer.echo("  not read: " + "; ".join(
                         f"{f['folder']} ({f['reason']})" for f in row["skipped"]))
         return
     if report["type"] == "drop":
-        typer.echo(f"{name}: spool {report['spool']}: ok, {report['waiting']} file(s) waiting")
+        print_line(f"{name}: spool {report['spool']}: ok, {report['waiting']} file(s) waiting")
         return
-    typer.echo(f"{name}: login to {report['host']}:{report['port']} ({report['security']}) "
+    print_line(f"{name}: login to {report['host']}:{report['port']} ({report['security']}) "
                f"as {report['username']}: ok")
     for folder in report["folders"]:
         mark = "sync" if folder["synced"] else "    "
         why = f"  (skipped: {folder['skipped']})" if folder["skipped"] else ""
-        typer.echo(f"  [{mark}] {folder['name']} {' '.join(folder['flags'])}".rstrip() + why)
+        print_line(f"  [{mark}] {folder['name']} {' '.join(folder['flags'])}".rstrip() + why)
     for f in report["synced"]:
-        typer.echo(f"  {f['folder']}: UIDVALIDITY {f['uidvalidity']}, {f['messages']} "
+        print_line(f"  {f['folder']}: UIDVALIDITY {f['uidvalidity']}, {f['messages']} "
                    f"message(s), {f['unread']} unread")
         if f["latest_header"]:
-            typer.echo(f"    latest: {f['latest_header']}")
+            print_line(f"    latest: {f['latest_header']}")
 
 
 MAILBOX_OPTION = typer.Option(None, "--mailbox", "-m", help="Only this mailbox of a "
@@ -147,8 +156,8 @@ def remove(ctx: typer.Context, name: str = typer.Argument(..., help="Channel nam
     if mailbox:
         _remove_mailboxes(ctx, name, mailbox, yes)
         return
-    if not yes and not typer.confirm(f"Remove channel {name} from the config?", err=True):
-        raise typer.Exit(1)
+    if not yes:
+        confirm(f"Remove channel {name} from the config?")
     service.remove_channel(state(ctx).path, name)
     note(f"channel {name} removed from {state(ctx).path}; its tickets stay in the store")
 
@@ -164,8 +173,8 @@ def remove_mailbox(ctx: typer.Context, name: str = typer.Argument(..., help="Cha
 
 def _remove_mailboxes(ctx: typer.Context, name: str, addresses: list[str], yes: bool) -> None:
     listed = ", ".join(addresses)
-    if not yes and not typer.confirm(f"Remove {listed} from channel {name}?", err=True):
-        raise typer.Exit(1)
+    if not yes:
+        confirm(f"Remove {listed} from channel {name}?")
     service.set_mailboxes(state(ctx).path, name, addresses, None)
     note(f"channel {name}: {listed} removed; what they brought stays in the store")
 

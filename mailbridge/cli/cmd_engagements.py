@@ -10,6 +10,7 @@ import typer
 from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.params import ID, LIMIT
 from mailbridge.cli.state import state
+from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.errors import EXIT_PARTIAL
 
 CONTACT_COLUMNS = ("email", "name", "client", "created_at")
@@ -51,7 +52,7 @@ def clients_show(ctx: typer.Context, name: str = typer.Argument(...),
     if fmt in (Format.json, Format.jsonl):
         emit_json(found)
         return
-    typer.echo(f"client {found['name']}")
+    print_line(f"client {found['name']}")
     emit(found["contacts"], Format.table if fmt is None else fmt, CONTACT_COLUMNS)
     emit(found["engagements"], Format.table if fmt is None else fmt, ENGAGEMENT_COLUMNS)
 
@@ -140,18 +141,18 @@ def engagements_show(ctx: typer.Context, engagement: int = typer.Argument(..., p
         emit_json(found)
         return
     m = found["message_details"]
-    typer.echo(f"engagement #{found['id']} ({found['direction']}) {found['occurred_at'] or ''}")
-    typer.echo("contacts: " + ", ".join(f"{c['email']} ({c['client']})"
+    print_line(f"engagement #{found['id']} ({found['direction']}) {found['occurred_at'] or ''}")
+    print_line("contacts: " + ", ".join(f"{c['email']} ({c['client']})"
                                          for c in found["contacts"]))
-    typer.echo(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
-    typer.echo("To: " + ", ".join(a["email"] for a in m["to"]))
+    print_line(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
+    print_line("To: " + ", ".join(a["email"] for a in m["to"]))
     if m["cc"]:
-        typer.echo("Cc: " + ", ".join(a["email"] for a in m["cc"]))
-    typer.echo(f"Subject: {m['subject']}")
+        print_line("Cc: " + ", ".join(a["email"] for a in m["cc"]))
+    print_line(f"Subject: {m['subject']}")
     for a in m["attachments"]:
-        typer.echo(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-    typer.echo("")
-    typer.echo((m["text"] or "").rstrip())
+        print_line(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+    print_line("")
+    print_text((m["text"] or "").rstrip())
 
 
 def register(app: typer.Typer) -> None:

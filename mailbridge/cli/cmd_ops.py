@@ -25,7 +25,7 @@ def run(ctx: typer.Context) -> None:
     from mailbridge.services.run import serve
 
     st = state(ctx)
-    setup_logging(max(1, st.verbosity))
+    setup_logging(max(1, st.verbosity), service=True)
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -10,6 +10,7 @@ import typer
 from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.params import ID, STATUS
 from mailbridge.cli.state import state
+from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.errors import EXIT_PARTIAL
 
 OPPORTUNITY_COLUMNS = ("id", "status", "project", "type", "summary", "contact_email", "client",
@@ -69,16 +70,16 @@ def show(ctx: typer.Context, opportunity: int = typer.Argument(..., parser=ID),
         emit_json(found)
         return
     kind = "project" if found["project"] else "opportunity"
-    typer.echo(f"{kind} #{found['id']} [{found['status']}] {found['summary']}")
-    typer.echo(f"contact: {found['contact_email']}  client: {found['client'] or '-'}  "
+    print_line(f"{kind} #{found['id']} [{found['status']}] {found['summary']}")
+    print_line(f"contact: {found['contact_email']}  client: {found['client'] or '-'}  "
                f"type: {found['type'] or '-'}  agent: {found['agent'] or '-'}")
     for m in found["messages"]:
-        typer.echo("")
-        typer.echo(f"--- message {m['message']} ({m['how']}) {m['date']} from {m['from']}: "
+        print_line("")
+        print_line(f"--- message {m['message']} ({m['how']}) {m['date']} from {m['from']}: "
                    f"{m['subject']}")
         if m["note"]:
-            typer.echo(f"note: {m['note']}")
-        typer.echo(m["text"].rstrip())
+            print_line(f"note: {m['note']}")
+        print_text(m["text"].rstrip())
 
 
 def _set(ctx: typer.Context, opportunity: int, status: str) -> None:

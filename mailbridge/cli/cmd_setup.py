@@ -380,6 +380,7 @@ def _imap_incoming(name: str, interactive: bool, host: str | None, security: str
     if password is not None:
         ref = channel_keys.secret_ref(password)
     elif interactive:
+        secrets_service.check_keyring()
         secret = typer.prompt("Password (kept in the OS keyring)", hide_input=True, err=True)
         ref = {"keyring": f"mailbridge/{name}"}
         secrets_service.set_secret(ref["keyring"], secret)

@@ -27,8 +27,6 @@ def sync(
     fmt: Format = typer.Option(None, "--format", "-f", parser=FORMAT,
                                help="Print per-channel results as table/json/jsonl/csv/tsv "
                                "on stdout."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
-                                help="A line per message (same as the global -v)."),
     no_send: bool = typer.Option(False, "--no-send", help="Hold the outbox: fetch only."),
 ) -> None:
     """Fetch new mail for each channel once and file it, raise and clear alerts as `run`
@@ -36,7 +34,7 @@ def sync(
     in), then send the outbox (for cron). Exit 4 if any channel or any outgoing mail
     failed."""
     st = state(ctx)
-    with CliReporter(st.verbosity + verbose, quiet) as reporter:
+    with CliReporter(st.verbosity, quiet) as reporter:
         run = sync_service.sync(st.config(), channels or [], reporter, send=not no_send)
     results = run.channels
     rows = [r.as_dict() for r in results]

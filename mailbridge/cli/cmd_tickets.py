@@ -13,6 +13,7 @@ from mailbridge.cli.cmd_outgoing import MESSAGE_HELP, forward, message_text, rep
 from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.params import ID, LIMIT, QUEUE, STATUS
 from mailbridge.cli.state import state
+from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.services import queries, triage
 from mailbridge.store.tickets import LIST_COLUMNS
 
@@ -63,8 +64,8 @@ def show(
     if fmt in (Format.json, Format.jsonl):
         emit_json(data)
         return
-    typer.echo(f"#{data['id']} [{data['status']}] {data['subject']}")
-    typer.echo(f"channel: {data['channel']}  queue: {data['queue']}  kind: {data['kind']}  "
+    print_line(f"#{data['id']} [{data['status']}] {data['subject']}")
+    print_line(f"channel: {data['channel']}  queue: {data['queue']}  kind: {data['kind']}  "
                f"requester: {data['requester_email']}")
     waiting = list(data["comments"])  # each shown where it was written, among the messages
     for m in data["messages"]:
@@ -76,24 +77,24 @@ def show(
 
 
 def _echo_message(m: dict) -> None:
-    typer.echo("")
-    typer.echo(f"--- message {m['id']} ({m['classification'] or 'unparsed'}) "
+    print_line("")
+    print_line(f"--- message {m['id']} ({m['classification'] or 'unparsed'}) "
                f"{m['sent_at'] or m['stored_at']}")
-    typer.echo(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
-    typer.echo("To: " + ", ".join(a["email"] for a in m["to"]))
-    typer.echo(f"Subject: {m['subject']}")
+    print_line(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
+    print_line("To: " + ", ".join(a["email"] for a in m["to"]))
+    print_line(f"Subject: {m['subject']}")
     for a in m["attachments"]:
-        typer.echo(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-    typer.echo("")
-    typer.echo(m["text"].rstrip() if m["text"] else f"(no text: {m['parse_error'] or ''})")
+        print_line(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+    print_line("")
+    print_text(m["text"].rstrip() if m["text"] else f"(no text: {m['parse_error'] or ''})")
 
 
 def _echo_comment(c: dict) -> None:
-    typer.echo("")
+    print_line("")
     by = f" by {c['author']}" if c["author"] else ""
-    typer.echo(f"--- comment {c['id']}{by} {c['created_at']} (internal, never sent)")
-    typer.echo("")
-    typer.echo(c["text"].rstrip())
+    print_line(f"--- comment {c['id']}{by} {c['created_at']} (internal, never sent)")
+    print_line("")
+    print_text(c["text"].rstrip())
 
 
 @group.command("comment")

@@ -1,5 +1,7 @@
 """Data goes to stdout in the format asked for (a table on a terminal, tab-separated lines in a
-pipe); everything else goes to stderr."""
+pipe); everything else goes to stderr. Every human-readable format passes through
+terminal.py, so nothing that came from mail can drive the terminal; JSON keeps the exact
+text, escaped."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from mailbridge.cli.params import one_of
+from mailbridge.cli.terminal import for_terminal, json_for_terminal
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,8 +58,12 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+        return for_terminal(json.dumps(value, ensure_ascii=False))
+    return for_terminal(str(value).replace("\t", " ").replace("\r", " ").replace("\n", " "))
+
+
+def _json(obj: Any, indent: int | None = None) -> str:
+    return json_for_terminal(json.dumps(obj, indent=indent, ensure_ascii=False, default=str))
 
 
 def emit(rows: Sequence[dict[str, Any]], fmt: Format | None, columns: Sequence[str],
@@ -64,10 +71,10 @@ def emit(rows: Sequence[dict[str, Any]], fmt: Format | None, columns: Sequence[s
     fmt = default_format(fmt)
     out = sys.stdout
     if fmt is Format.json:
-        out.write(json.dumps(list(rows), indent=2, ensure_ascii=False, default=str) + "\n")
+        out.write(_json(list(rows), indent=2) + "\n")
     elif fmt is Format.jsonl:
         for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            out.write(_json(row) + "\n")
     elif fmt is Format.csv:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
@@ -79,20 +86,33 @@ def emit(rows: Sequence[dict[str, Any]], fmt: Format | None, columns: Sequence[s
     else:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, show_lines=False)
         for column in columns:
             table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(_cell(row.get(c)) for c in columns))
+        for row in rows:  # Text: a subject such as "[link=…]" is not Rich markup
+            table.add_row(*(Text(_cell(row.get(c))) for c in columns))
         Console(highlight=False).print(table)
     out.flush()
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(_json(obj, indent=2) + "\n")
+
+
+def confirm(question: str) -> None:
+    """Ask on stderr (a piped "y" answers too). Anything but yes raises typer.Abort, which
+    the error boundary reports as "cancelled; nothing was changed", exit 2."""
+    try:
+        agreed = typer.confirm(question, err=True)
+    except typer.Abort:  # end of input or Ctrl-C: the prompt's line was never ended
+        note("")
+        raise
+    if not agreed:
+        raise typer.Abort()
 
 
 def note(text: str) -> None:
     """A message for the person, never for a pipe: stderr."""
-    typer.echo(text, err=True)
+    typer.echo(for_terminal(text, lines=True), err=True)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from mailbridge import redact
 from mailbridge.domain.folders import Folder as FolderInfo
 from mailbridge.domain.folders import skipped
 from mailbridge.errors import (
@@ -273,10 +274,11 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 def _text(exc: Exception) -> str:
+    """What the server or imapclient said, secrets masked (a server may quote the login)."""
     text = str(exc)
     if text.startswith("b'") or text.startswith('b"'):
         text = text[2:-1]
-    return text.strip() or type(exc).__name__
+    return redact.scrub(text.strip()) or type(exc).__name__
 
 
 def uid_set(uids: list[int]) -> str:

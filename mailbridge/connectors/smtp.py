@@ -14,6 +14,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from mailbridge import redact
 from mailbridge.connectors.base import SendFailed, SendUnknown
 from mailbridge.errors import AuthError, MailbridgeError, NetworkError, TlsError
 
@@ -141,8 +142,9 @@ def _dot_stuffed(raw: bytes) -> bytes:
 
 
 def _text(reply: bytes | str) -> str:
+    """A server reply on one line, secrets masked (a server may quote the AUTH it refused)."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return " ".join(text.split())
+    return redact.scrub(" ".join(text.split()))
 
 
 def _describe(exc: BaseException) -> str:
@@ -152,4 +154,4 @@ def _describe(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return "the server closed the connection"
-    return str(exc) or type(exc).__name__
+    return redact.scrub(str(exc)) or type(exc).__name__

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mailbridge.config import secrets
 from mailbridge.config.load import load_config
 from mailbridge.config.model import Channel, Config
-from mailbridge.config.secrets import NO_BACKEND_HINT
-from mailbridge.errors import MailbridgeError
+from mailbridge.errors import MailbridgeError, SecretError
 from mailbridge.services import health
 from mailbridge.services.connectors import test_connection
 from mailbridge.store import outbox, runs
@@ -27,13 +27,20 @@ def _check(name: str, status: str, detail: str) -> dict[str, str]:
 
 
 def keyring_check() -> dict[str, str]:
-    import keyring
-    from keyring.backends import fail
+    """No keyring is a warning (env, file and command references work without one); one that
+    keeps secrets in a plain file is a failure."""
+    try:
+        backend = secrets.usable_backend()
+    except SecretError as exc:
+        return _check("keyring", WARN, _text(exc))
+    refused = secrets.cleartext_error(backend)
+    if refused:
+        return _check("keyring", FAIL, _text(refused))
+    return _check("keyring", OK, secrets.backend_name(backend))
 
-    backend = keyring.get_keyring()
-    if isinstance(backend, fail.Keyring):
-        return _check("keyring", WARN, NO_BACKEND_HINT)
-    return _check("keyring", OK, type(backend).__module__ + "." + type(backend).__name__)
+
+def _text(exc: MailbridgeError) -> str:
+    return exc.message + (f" ({exc.hint})" if exc.hint else "")
 
 
 def diagnose(config_path: Path, connect: bool = True) -> list[dict[str, Any]]:
@@ -118,7 +125,7 @@ def _connection_check(channel: Channel) -> dict[str, str]:
     try:
         found = test_connection(channel)
     except MailbridgeError as exc:
-        return _check(name, FAIL, exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        return _check(name, FAIL, _text(exc))
     if found["type"] == "drop":
         return _check(name, OK, f"spool {found['spool']}: {found['waiting']} waiting")
     if found["type"] == "m365":

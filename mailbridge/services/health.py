@@ -125,8 +125,11 @@ def deliver(config: Config, events: list[AlertEvent], logged: bool = True) -> No
         if not config.alerts.command:
             continue
         try:
-            done = subprocess.run(list(config.alerts.command), input=json.dumps(event.as_dict()),
-                                  text=True, capture_output=True, timeout=ALERT_COMMAND_SECONDS,
+            # one line per event, so a command that appends (`cat >> alerts.jsonl`) keeps
+            # a JSON Lines file
+            done = subprocess.run(list(config.alerts.command),
+                                  input=json.dumps(event.as_dict()) + "\n", text=True,
+                                  capture_output=True, timeout=ALERT_COMMAND_SECONDS,
                                   check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.error("alerts.command %s failed: %s", config.alerts.command[0], exc)

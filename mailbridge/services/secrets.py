@@ -5,12 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from mailbridge.config.model import Config
-from mailbridge.config.secrets import describe, references, resolve, store_in_keyring
+from mailbridge.config.secrets import (
+    credential,
+    describe,
+    references,
+    resolve,
+    store_in_keyring,
+    writable_backend,
+)
 from mailbridge.errors import MailbridgeError
 
 
+def check_keyring() -> None:
+    """Raise before asking for a secret that the keyring could not (or should not) keep."""
+    writable_backend()
+
+
 def set_secret(name: str, value: str) -> None:
-    store_in_keyring(name, value)
+    """Store a login secret: its first line, refused if it holds a control character."""
+    store_in_keyring(name, credential(value, f"the value for {name}"))
 
 
 def check_secrets(config: Config) -> list[dict[str, Any]]:

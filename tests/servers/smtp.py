@@ -58,9 +58,11 @@ class Recorder:
 
 class SmtpServer:
     def __init__(self, security: str = "none", user: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, refusal: str | None = None) -> None:
+        """`refusal`: the reply to a failed AUTH, `{password}` standing for the password
+        tried (a careless server may quote it)."""
         self.security = security
-        self.user, self.password = user, password
+        self.user, self.password, self.refusal = user, password, refusal
         self.recorder = Recorder()
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -88,7 +90,11 @@ class SmtpServer:
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == self.user
               and auth_data.password.decode() == self.password)
-        return AuthResult(success=ok, handled=False)
+        if ok or self.refusal is None:
+            return AuthResult(success=ok, handled=False)
+        tried = auth_data.password.decode() if isinstance(auth_data, LoginPassword) else ""
+        return AuthResult(success=False, handled=False,
+                          message=self.refusal.format(password=tried))
 
     @property
     def received(self) -> list[Received]:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import requests
 
+from mailbridge import redact
 from mailbridge.errors import AuthError, NetworkError, TlsError, UsageError
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class AppAuth:
 
     def _failure(self, result: dict[str, Any], account: str | None) -> AuthError:
         error = result.get("error", "error")
-        text = (result.get("error_description") or error).splitlines()[0]
+        text = redact.scrub((result.get("error_description") or error).splitlines()[0])
         first = text.split(". ")[0].rstrip(".")
         self.last_error = first
         codes = set(result.get("error_codes") or [])
