@@ -85,6 +85,21 @@ def message(subject: str = "Hello", sender: str = "ann@customer.example",
             f"Content-Type: text/plain; charset=utf-8\n\n{body}\n").encode()
 
 
+def sqlite_store(path: Path, readonly: bool = False):
+    """An open SQLite store at `path` (created and migrated unless `readonly`)."""
+    from mailbridge.config.model import StoreSettings
+    from mailbridge.store.backends import backend
+
+    return backend(StoreSettings.sqlite(path)).connect(readonly=readonly)
+
+
+def schema_status(db) -> tuple[int, int]:
+    """(applied, pending) migration counts."""
+    from mailbridge.store import migrations
+
+    return len(migrations.applied(db)), len(migrations.pending(db))
+
+
 def _servers_required() -> bool:
     return os.environ.get("MAILBRIDGE_REQUIRE_SERVERS") == "1"
 

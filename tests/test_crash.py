@@ -12,6 +12,7 @@ import sys
 import time
 
 from conftest import drop, message
+from conftest import sqlite_store as open_store
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -21,7 +22,6 @@ from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.report import NullReporter
 from mailbridge.store import messages as store_messages
-from mailbridge.store.db import open_store
 
 
 def test_killed_sync_processes_lose_and_double_nothing(mb):

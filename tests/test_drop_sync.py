@@ -7,11 +7,11 @@ import json
 import sqlite3
 
 from conftest import drop, message
+from conftest import sqlite_store as open_store
 
 from mailbridge.connectors.drop import DropFetcher
 from mailbridge.pipeline.ingest import commit_batch
 from mailbridge.pipeline.plan import ChannelPlan
-from mailbridge.store.db import open_store
 from mailbridge.store.ledger import LedgerState
 
 

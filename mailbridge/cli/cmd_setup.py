@@ -244,7 +244,7 @@ def demo_cmd(
     config = demo.create_demo(directory)
     run = sync.sync(config, [], CliReporter(state(ctx).verbosity))
     emit(list_tickets(config), None, LIST_COLUMNS, title="demo tickets")
-    note(f"demo store: {config.store_path}")
+    note(f"demo store: {config.store}")
     note(f"explore it: mailbridge --config {config.path} tickets show 1")
     code = sync.exit_code(run.channels, run.sends)
     if code:

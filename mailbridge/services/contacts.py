@@ -12,7 +12,7 @@ from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.services.csv_rows import read_rows
 from mailbridge.store import contacts, engagements
 from mailbridge.store.db import Store
-from mailbridge.store.session import reading, write_transaction
+from mailbridge.store.session import exists, reading, write_transaction
 
 EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 CSV_COLUMNS = ("email", "name", "client")
@@ -20,7 +20,7 @@ CSV_COLUMNS = ("email", "name", "client")
 
 def add_client(config: Config, name: str) -> bool:
     _check_name(name)
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         return contacts.add_client(db, name)
 
 
@@ -29,7 +29,7 @@ def add_contact(config: Config, email: str, client: str, name: str | None) -> tu
     if not EMAIL_RE.match(email):
         raise UsageError(f"{email!r} is not an e-mail address")
     _check_name(client)
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         created = contacts.add_client(db, client)
         return contacts.upsert_contact(db, email, client, name), created
 
@@ -40,7 +40,7 @@ def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
     rows = read_rows(path, ("email", "client"), CSV_COLUMNS)
     results: list[dict[str, Any]] = []
     seen: set[str] = set()
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         for line, row in rows:
             email, client, name = row.get("email", ""), row.get("client", ""), row.get("name", "")
             reason = None
@@ -62,7 +62,7 @@ def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
 
 
 def list_clients(config: Config) -> list[dict[str, Any]]:
-    return _read(config, contacts.clients) if config.store_path.exists() else []
+    return _read(config, contacts.clients) if exists(config.store) else []
 
 
 def show_client(config: Config, name: str) -> dict[str, Any]:
@@ -71,25 +71,25 @@ def show_client(config: Config, name: str) -> dict[str, Any]:
             raise NotFoundError(f"no client called {name}", "see `mailbridge clients list`")
         return {"name": name, "contacts": contacts.contacts(db, name),
                 "engagements": engagements.list_engagements(db, client=name, limit=20)}
-    if not config.store_path.exists():
+    if not exists(config.store):
         raise NotFoundError(f"no client called {name}", "see `mailbridge clients list`")
     return _read(config, read)
 
 
 def list_contacts(config: Config, client: str | None) -> list[dict[str, Any]]:
-    if not config.store_path.exists():
+    if not exists(config.store):
         return []
     return _read(config, lambda db: contacts.contacts(db, client))
 
 
 def remove_contact(config: Config, email: str) -> None:
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         if not contacts.remove_contact(db, email):
             raise NotFoundError(f"no contact {email}", "see `mailbridge contacts list`")
 
 
 def _read(config: Config, fn: Callable[[Store], Any]) -> Any:
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         return fn(db)
 
 

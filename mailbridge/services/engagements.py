@@ -9,7 +9,7 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.store import engagements, messages
-from mailbridge.store.session import reading
+from mailbridge.store.session import exists, reading
 
 _AGO_RE = re.compile(r"^(\d+)\s*([hdw])$")
 _UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
@@ -33,18 +33,18 @@ def since_cutoff(text: str | None, now: datetime | None = None) -> str | None:
 
 def list_engagements(config: Config, client: str | None, contact: str | None,
                      since: str | None, limit: int | None) -> list[dict[str, Any]]:
-    if not config.store_path.exists():
+    if not exists(config.store):
         return []
     cutoff = since_cutoff(since)
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         return engagements.list_engagements(db, client, contact, cutoff, limit)
 
 
 def show_engagement(config: Config, engagement: int) -> dict[str, Any]:
     missing = NotFoundError(f"no engagement #{engagement}", "see `mailbridge engagements list`")
-    if not config.store_path.exists():
+    if not exists(config.store):
         raise missing
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         found = engagements.get(db, engagement)
         if found is None:
             raise missing

@@ -14,7 +14,7 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.domain.health import ChannelFacts, Condition, conditions
 from mailbridge.store import alerts, messages, outbox, runs
 from mailbridge.store.db import Store
-from mailbridge.store.session import reading
+from mailbridge.store.session import exists, reading, service_pid
 
 log = logging.getLogger("mailbridge.alerts")
 
@@ -131,13 +131,11 @@ def deliver(config: Config, events: list[AlertEvent]) -> None:
 
 def status(config: Config) -> list[dict[str, Any]]:
     """One row per channel (see `status_row`); read-only, never takes the write lock."""
-    from mailbridge.store.lock import service_running
-
     now = datetime.now(UTC)
-    if not config.store_path.exists():
+    if not exists(config.store):
         return [_never_synced(ch) for ch in config.channels]
-    serving = service_running(config.store_path) is not None
-    with reading(config.store_path) as db:
+    serving = service_pid(config.store) is not None
+    with reading(config.store) as db:
         return [status_row(db, config, ch, now, serving) for ch in config.channels]
 
 

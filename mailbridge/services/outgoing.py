@@ -22,7 +22,7 @@ from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
 from mailbridge.store import agents, messages, outbox, tickets
 from mailbridge.store.db import Store
-from mailbridge.store.session import reading, write_transaction
+from mailbridge.store.session import exists, reading, write_transaction
 
 # Where our own quote begins in an outgoing message we stored: "On <date>, <name> wrote:"
 _OUR_QUOTE_RE = re.compile(r"\n\nOn [^\n]+ wrote:\n>", re.S)
@@ -72,14 +72,14 @@ def from_address(channel: Channel) -> str:
 def reply(config: Config, ticket: int, text: str, agent: str | None = None,
           attachments: tuple[Path, ...] = ()) -> Queued:
     files = _read_attachments(attachments)
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         return _queue_reply(db, config, ticket, text, agent, files)
 
 
 def forward(config: Config, ticket: int, to: str, text: str, agent: str | None = None,
             attachments: tuple[Path, ...] = ()) -> Queued:
     files = _read_attachments(attachments)
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         return _queue_forward(db, config, ticket, to, text, agent, files)
 
 
@@ -203,9 +203,9 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
 
 
 def list_outbox(config: Config, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    if not config.store_path.exists():
+    if not exists(config.store):
         return []
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         return outbox.list_rows(db, states)
 
 
@@ -214,7 +214,7 @@ def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str,
     allowed = {"retry": (outbox.FAILED, outbox.UNKNOWN, outbox.PENDING),
                "cancel": (outbox.PENDING, outbox.FAILED, outbox.UNKNOWN)}[action]
     target = outbox.PENDING if action == "retry" else outbox.CANCELLED
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         changed = []
         for ident in ids:
             row = outbox.get(db, ident)

@@ -7,18 +7,18 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.errors import NotFoundError
 from mailbridge.store import messages, tickets
-from mailbridge.store.session import reading
+from mailbridge.store.session import exists, reading
 
 
 def list_tickets(config: Config, **filters: Any) -> list[dict[str, Any]]:
-    if not config.store_path.exists():
+    if not exists(config.store):
         return []
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         return tickets.list_tickets(db, **filters)
 
 
 def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         ticket = tickets.get(db, ticket_id)
         if ticket is None:
             raise NotFoundError(f"no ticket #{ticket_id}", "see `mailbridge tickets list`")
@@ -28,5 +28,5 @@ def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:
 
 def raw_messages(config: Config, ticket_id: int) -> list[bytes]:
     ticket = show_ticket(config, ticket_id)
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         return [messages.raw_of(db, m["id"]) for m in ticket["messages"]]

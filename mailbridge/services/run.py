@@ -24,9 +24,9 @@ from mailbridge.pipeline.send import DrainResult
 from mailbridge.services import health, outgoing
 from mailbridge.services.schedule import trigger_for
 from mailbridge.services.sync import ChannelResult, send_outbox, send_problem, sync_channel
-from mailbridge.store.db import Store, open_store
-from mailbridge.store.lock import service_lock
-from mailbridge.store.session import writing
+from mailbridge.store.backends import connection
+from mailbridge.store.db import Store
+from mailbridge.store.session import service_lock, writing
 
 log = logging.getLogger("mailbridge.run")
 
@@ -52,8 +52,9 @@ def serve(load: Callable[[], Config], stop: threading.Event, reload: threading.E
     config = load()
     for channel in config.channels:
         trigger_for(channel)  # a bad cron expression stops us here, with its path
-    with service_lock(config.store_path, SERVICE_LOCK_WAIT):
-        open_store(config.store_path).close()  # create or migrate it before the first job
+    with service_lock(config.store, SERVICE_LOCK_WAIT):
+        with connection(config.store):
+            pass  # create or migrate it before the first job
         scheduler = BackgroundScheduler(
             timezone=UTC, executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
@@ -95,8 +96,8 @@ def _reload(scheduler: Any, load: Callable[[], Config], old: Config,
     except MailbridgeError as exc:
         log.error("config reload failed, keeping the running config: %s", exc)
         return old
-    if new.store_path != old.store_path:
-        log.error("config reload: [store] path changed; restart `mailbridge run` to switch "
+    if new.store != old.store:
+        log.error("config reload: [store] changed; restart `mailbridge run` to switch "
                   "stores (keeping the running config)")
         return old
     _schedule(scheduler, new, stop)
@@ -135,7 +136,7 @@ def _outbox_job(config: Config, stop: threading.Event) -> None:
 
 def _locked(config: Config, what: str, work: Callable[[Store], None]) -> None:
     try:
-        with writing(config.store_path, WRITE_LOCK_WAIT) as db:
+        with writing(config.store, WRITE_LOCK_WAIT) as db:
             work(db)
     except MailbridgeError as exc:
         log.error("%s: not done: %s", what, exc)

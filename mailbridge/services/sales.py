@@ -15,7 +15,7 @@ from mailbridge.services.contacts import EMAIL_RE
 from mailbridge.services.csv_rows import read_rows
 from mailbridge.store import contacts, messages, sales
 from mailbridge.store.db import Store
-from mailbridge.store.session import reading, write_transaction
+from mailbridge.store.session import exists, reading, write_transaction
 
 
 def add_opportunity(config: Config, summary: str, contact: str, client: str, kind: str,
@@ -24,7 +24,7 @@ def add_opportunity(config: Config, summary: str, contact: str, client: str, kin
         raise UsageError("an opportunity needs a summary")
     if not EMAIL_RE.match(contact):
         raise UsageError(f"{contact!r} is not an e-mail address")
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         return sales.add_opportunity(db, summary.strip(), contact, client, kind, project, agent)
 
 
@@ -33,7 +33,7 @@ def import_opportunities(config: Config, path: Path) -> list[dict[str, Any]]:
     rows = read_rows(path, ("summary", "contact"),
                      ("summary", "contact", "client", "type", "project"))
     results = []
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         for line, row in rows:
             summary, contact = row.get("summary", ""), row.get("contact", "")
             if not summary or not EMAIL_RE.match(contact):
@@ -48,7 +48,7 @@ def import_opportunities(config: Config, path: Path) -> list[dict[str, Any]]:
 
 
 def add_type(config: Config, name: str, exclude: bool) -> None:
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         sales.add_type(db, name, exclude)
 
 
@@ -68,13 +68,13 @@ def show_opportunity(config: Config, opportunity: int) -> dict[str, Any]:
             raise _no_opportunity(opportunity)
         found["messages"] = sales.messages_of(db, opportunity)
         return found
-    if not config.store_path.exists():
+    if not exists(config.store):
         raise _no_opportunity(opportunity)
     return _read(config, read, {})
 
 
 def set_status(config: Config, opportunity: int, status: str) -> str:
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         previous = sales.set_status(db, opportunity, status)
     if previous is None:
         raise _no_opportunity(opportunity)
@@ -86,7 +86,7 @@ def inbox(config: Config, agent: str | None) -> list[dict[str, Any]]:
 
 
 def inbox_assign(config: Config, item: int, opportunity: int) -> None:
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         found = _item(db, item)
         if sales.get(db, opportunity) is None:
             raise _no_opportunity(opportunity)
@@ -98,7 +98,7 @@ def inbox_assign(config: Config, item: int, opportunity: int) -> None:
 def inbox_new_opportunity(config: Config, item: int, project: bool) -> int:
     """A new opportunity from the mail: its body as the details, whom it is with (the
     sender, or the recipient of the agent's sent mail) as the contact."""
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         found = _item(db, item)
         details = messages.details(db, found["message"])
         opened = sales.add_opportunity(
@@ -113,7 +113,7 @@ def inbox_new_opportunity(config: Config, item: int, project: bool) -> int:
 def inbox_note(config: Config, item: int, client: str | None) -> str:
     """Keep the mail as a CRM note of a client: the one given, else the client of a contact
     with the domain of whom the mail is with, else that domain itself."""
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         found = _item(db, item)
         other = _counterpart(config, found, messages.details(db, found["message"]))
         chosen = client or _suggest_client(db, other)
@@ -127,7 +127,7 @@ def inbox_delete(config: Config, item: int, admin: bool) -> None:
     if not admin:
         raise UsageError("only administrators may delete from My Inbox",
                          "pass --admin if you are one (as in Halo)")
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         _item(db, item)
         sales.handle(db, item, "deleted", "deleted")
 
@@ -165,7 +165,7 @@ def _no_opportunity(opportunity: int) -> NotFoundError:
 
 
 def _read(config: Config, fn: Callable[[Store], Any], empty: Any) -> Any:
-    if not config.store_path.exists():
+    if not exists(config.store):
         return empty
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         return fn(db)

@@ -14,9 +14,8 @@ from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.pipeline.send import DrainResult
 from mailbridge.services.connectors import build_fetcher, plan_for
 from mailbridge.store import outbox, runs
-from mailbridge.store.db import Store, translate_errors
-from mailbridge.store.lock import service_lock
-from mailbridge.store.session import writing
+from mailbridge.store.db import Store
+from mailbridge.store.session import service_lock, writing
 
 
 @dataclass
@@ -52,7 +51,7 @@ def sync(config: Config, names: Sequence[str], reporter: Reporter,
          send: bool = True) -> SyncRun:
     """Fetch and file new mail for each channel, then send what the outbox holds."""
     channels = select_channels(config, names)
-    with service_lock(config.store_path), writing(config.store_path) as db:
+    with service_lock(config.store), writing(config.store) as db:
         results = [sync_channel(db, config, ch, reporter) for ch in channels]
         sends = send_outbox(db, config, [c.name for c in channels]) if send else []
         return SyncRun(results, sends)
@@ -60,27 +59,23 @@ def sync(config: Config, names: Sequence[str], reporter: Reporter,
 
 def send_outbox(db: Store, config: Config, names: list[str],
                 should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
-    with translate_errors(config.store_path):
-        if not any(outbox.depth(db, c.name) for c in config.channels if c.outgoing):
-            return []  # nothing to send: do not even load the composing and SMTP code
-        from mailbridge.services import outgoing
+    if not any(outbox.depth(db, c.name) for c in config.channels if c.outgoing):
+        return []  # nothing to send: do not even load the composing and SMTP code
+    from mailbridge.services import outgoing
 
-        return outgoing.drain_all(db, config, names, should_stop)
+    return outgoing.drain_all(db, config, names, should_stop)
 
 
 def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter,
                  should_stop: Callable[[], bool] = lambda: False) -> ChannelResult:
-    with translate_errors(config.store_path):
-        run = runs.start(db, channel.name)
+    run = runs.start(db, channel.name)
     counts = Counts()
     try:
-        with translate_errors(config.store_path):
-            first = runs.first_start(db, channel.name)
+        first = runs.first_start(db, channel.name)
         plan = plan_for(channel, datetime.fromisoformat(first) if first else None)
         fetcher = build_fetcher(channel, plan)
         try:
-            with translate_errors(config.store_path):
-                counts = ingest(db, plan, fetcher, reporter, should_stop=should_stop)
+            counts = ingest(db, plan, fetcher, reporter, should_stop=should_stop)
         finally:
             fetcher.close()
         counts.errors.extend(fetcher.problems)
@@ -89,8 +84,7 @@ def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter
     else:
         bad = counts.failed + counts.unparsed + len(fetcher.problems)
         result = ChannelResult(channel.name, "partial" if bad else "ok", counts)
-    with translate_errors(config.store_path):
-        runs.finish(db, run, result.status, counts.as_row(), result.problem)
+    runs.finish(db, run, result.status, counts.as_row(), result.problem)
     return result
 
 
@@ -130,6 +124,6 @@ def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,
             outcomes.append(outcome)
             reporter.item(channel, outcome, size)
 
-    with writing(config.store_path, wait_seconds) as db, translate_errors(config.store_path):
+    with writing(config.store, wait_seconds) as db:
         ingest(db, plan_for(channel), MemoryFetcher([raw]), Collect())
     return outcomes[0]

@@ -9,7 +9,7 @@ from mailbridge.store.session import write_transaction
 
 
 def move_ticket(config: Config, ticket: int, queue: str) -> str:
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         previous = tickets.move(db, ticket, queue)
     if previous is None:
         raise _missing(ticket)
@@ -18,7 +18,7 @@ def move_ticket(config: Config, ticket: int, queue: str) -> str:
 
 def set_status(config: Config, ids: list[int], status: str) -> list[tuple[int, str]]:
     """Close or reopen tickets; returns (ticket, previous status). All or nothing."""
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         changed = []
         for ticket in ids:
             previous = tickets.set_status(db, ticket, status)

@@ -115,7 +115,7 @@ def raw_of(db: Store, message: int) -> bytes:
 def _insert_attachments(db: Store, message: int, parsed: ParsedMessage | None) -> None:
     if parsed is None:
         return
-    db.conn.executemany(
+    db.executemany(
         "INSERT INTO attachments (message, position, filename, content_type, size, sha256, "
         "content_id, inline) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(message, i, a.filename, a.content_type, a.size, a.sha256, a.content_id, int(a.inline))
