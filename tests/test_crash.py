@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -54,12 +53,9 @@ def test_killed_sync_processes_lose_and_double_nothing(mb):
         proc.communicate(timeout=60)
     final = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
-    with sqlite3.connect(mb.store) as conn:
-        stored = conn.execute("SELECT count(*), count(DISTINCT fingerprint) FROM messages"
-                              ).fetchone()
-        filed = conn.execute("SELECT count(*), count(DISTINCT message) FROM ticket_messages"
-                             ).fetchone()
-        ledgered = conn.execute("SELECT count(*) FROM ledger").fetchone()[0]
+    stored = mb.query("SELECT count(*), count(DISTINCT fingerprint) FROM messages")[0]
+    filed = mb.query("SELECT count(*), count(DISTINCT message) FROM ticket_messages")[0]
+    ledgered = mb.value("SELECT count(*) FROM ledger")
     print(f"crash test: {kills} kills, {stored[0]} messages stored")
     assert kills >= 1, "no run was killed mid-way: make the spool larger"
     assert stored == (total, total)

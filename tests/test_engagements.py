@@ -170,10 +170,7 @@ def test_a_real_mailbox_gives_exactly_the_expected_engagements(mb, dovecot, imap
     assert len(json.loads(mb("engagements", "list", "--format", "json").stdout)) == 3
     with_store = mb("engagements", "list", "--client", "Beta", "--format", "json")
     assert len(json.loads(with_store.stdout)) == 2
-    import sqlite3
-
-    with sqlite3.connect(mb.store) as conn:
-        stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    stored = mb.value("SELECT count(*) FROM messages")
     assert stored == 3  # strangers, old mail, junk and drafts are never copied
     bob_asks = next(e for e in listed if e["subject"] == "bob asks")
     shown = mb("engagements", "show", str(bob_asks["id"]))

@@ -6,7 +6,6 @@ message twice, whatever breaks."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from conftest import drop, message
@@ -222,8 +221,7 @@ def test_a_crash_while_sending_leaves_unknown_not_a_second_copy(mb, smtp):
     spool = desk(mb, smtp)
     first_ticket(mb, spool)
     assert mb("tickets", "reply", "1", "-m", "Hello.").exit_code == 0
-    with sqlite3.connect(mb.store) as conn:  # what a SIGKILL mid-transaction leaves behind
-        conn.execute("UPDATE outbox SET state='sending' WHERE id=1")
+    mb.write("UPDATE outbox SET state='sending' WHERE id=1")  # what a SIGKILL mid-send leaves
     assert mb("sync").exit_code == 4
     states = [r["state"] for r in outbox(mb)]
     assert states == ["unknown", "sent"]

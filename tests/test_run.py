@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from servers.dovecot import free_port
 from servers.smtp import SmtpServer
 
 from mailbridge.connectors.drop import make_spool
+from mailbridge.errors import MailbridgeError
 
 WAIT = 60.0
 
@@ -39,9 +39,9 @@ def wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen | None
 
 
 @pytest.fixture
-def service(tmp_path):
+def service(mb):
     """A `mailbridge run` harness whose child never outlives the test, pass or fail."""
-    svc = Service(tmp_path)
+    svc = Service(mb)
     yield svc
     if svc.proc is not None and svc.proc.poll() is None:
         svc.proc.kill()
@@ -49,11 +49,11 @@ def service(tmp_path):
 
 
 class Service:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.config = root / "config.toml"
-        self.store = root / "store" / "mailbridge.db"
-        self.alerts = root / "alerts.jsonl"
+    def __init__(self, mb) -> None:
+        self.mb = mb
+        self.root = mb.root
+        self.config = mb.config
+        self.alerts = mb.root / "alerts.jsonl"
         self.proc: subprocess.Popen | None = None
 
     def spool(self, name: str) -> Path:
@@ -68,7 +68,7 @@ class Service:
     def write(self, channels: list[dict], after_failures: int = 2) -> None:
         record = f"import sys; open({str(self.alerts)!r}, 'a').write(sys.stdin.read() + '\\n')"
         self.config.write_text(tomli_w.dumps({
-            "store": {"path": str(self.store)},
+            "store": self.mb.store_table(),
             "alerts": {"command": [sys.executable, "-c", record],
                        "after_failures": after_failures},
             "channel": channels}))
@@ -90,15 +90,12 @@ class Service:
         return self.proc.returncode, err.decode()
 
     def count(self, channel: str | None = None) -> int:
-        if not self.store.exists():
-            return 0
-        sql, params = "SELECT count(*) FROM messages", []
+        sql, params = "SELECT count(*) FROM messages", ()
         if channel is not None:
-            sql, params = sql + " WHERE channel=?", [channel]
+            sql, params = sql + " WHERE channel=?", (channel,)
         try:
-            with sqlite3.connect(f"file:{self.store}?mode=ro", uri=True) as conn:
-                return conn.execute(sql, params).fetchone()[0]
-        except sqlite3.OperationalError:  # created but not migrated yet
+            return self.mb.value(sql, params)
+        except MailbridgeError:  # not created, or not migrated yet
             return 0
 
     def events(self) -> list[tuple[str, str, str]]:
@@ -197,9 +194,7 @@ def test_sigterm_mid_sync_loses_and_doubles_nothing(service):
 
     finish = svc.cli("sync")
     assert finish.returncode == 0, finish.stderr
-    with sqlite3.connect(svc.store) as conn:
-        stored = conn.execute("SELECT count(*), count(DISTINCT message_id) FROM messages"
-                              ).fetchone()
+    stored = svc.mb.query("SELECT count(*), count(DISTINCT message_id) FROM messages")[0]
     assert stored == (total, total)
     assert list((spool / "new").iterdir()) == []
 

@@ -114,5 +114,5 @@ def test_secrets_never_reach_the_store(mb, monkeypatch):
                       "password": {"env": "MB_PW"}}}])
     assert mb("secrets", "check").exit_code == 0
     assert mb("sync").exit_code == 0
-    assert SECRET.encode() not in mb.store.read_bytes()
+    assert SECRET.encode() not in mb.dump()
     assert SECRET not in mb.config.read_text()

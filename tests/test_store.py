@@ -55,6 +55,7 @@ def test_an_older_store_is_upgraded_and_keeps_its_data(tmp_path):
     assert "_sqlite_migrations" not in db.tables()
 
 
+@pytest.mark.sqlite_only
 def test_a_file_that_is_not_sqlite_is_refused_and_untouched(mb):
     mb.drop_channel()
     mb.store.parent.mkdir(parents=True)
@@ -68,6 +69,7 @@ def test_a_file_that_is_not_sqlite_is_refused_and_untouched(mb):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+@pytest.mark.sqlite_only
 def test_read_only_store_is_a_clear_error(mb):
     spool = mb.drop_channel()
     assert mb("sync").exit_code == 0
@@ -86,6 +88,7 @@ def test_read_only_store_opened_read_only_cannot_be_written(tmp_path):
         db.execute("INSERT INTO queues VALUES ('x', 'y')")
 
 
+@pytest.mark.sqlite_only
 def test_second_writer_gets_exit_75_naming_the_pid(mb):
     spool = mb.drop_channel()
     drop(spool, message())
