@@ -12,7 +12,6 @@ from mailbridge.cli.cmd_outgoing import forward, reply
 from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, note
 from mailbridge.cli.state import state
 from mailbridge.services import queries, triage
-from mailbridge.store.tickets import LIST_COLUMNS
 
 group = typer.Typer(help="Read, answer, move, close and reopen tickets.",
                     no_args_is_help=True)
@@ -31,7 +30,7 @@ def list_cmd(
     requester_email, subject, message_count, created_at, updated_at."""
     rows = queries.list_tickets(state(ctx).config(), channel=channel, queue=queue,
                                 status=None if status == "all" else status, limit=limit)
-    emit(rows, fmt, LIST_COLUMNS)
+    emit(rows, fmt, queries.TICKET_COLUMNS)
 
 
 @group.command("show")

@@ -9,6 +9,8 @@ from mailbridge.errors import NotFoundError
 from mailbridge.store import messages, tickets
 from mailbridge.store.session import exists, reading
 
+TICKET_COLUMNS = tickets.LIST_COLUMNS  # what `tickets list` shows, in order
+
 
 def list_tickets(config: Config, **filters: Any) -> list[dict[str, Any]]:
     if not exists(config.store):
