@@ -126,8 +126,12 @@ def test_run_serves_channels_raises_and_clears_alerts_and_stops_cleanly(service)
     wait_for("a later message on the 1 s schedule", lambda: svc.count("fast") == 2, proc)
 
     beside = svc.cli("sync")
-    assert beside.returncode == 75
-    assert "already syncing" in beside.stderr and "Traceback" not in beside.stderr
+    if svc.mb.backend == "sqlite":
+        assert beside.returncode == 75
+        assert "already syncing" in beside.stderr
+    # (on a shared store a sync beside `run` leases what no host holds; nothing is doubled:
+    # the count at the end says so)
+    assert "Traceback" not in beside.stderr
 
     status = svc.cli("status", "--format", "json")
     assert status.returncode == 4  # a channel is failing
@@ -204,7 +208,7 @@ def test_sighup_rereads_the_config(service):
     first = svc.drop_channel("first", schedule="1s")
     svc.write([first])
     proc = svc.start()
-    wait_for("the first sync", lambda: svc.store.exists() and svc.cli(
+    wait_for("the first sync", lambda: svc.cli(
         "status", "--format", "json").stdout.count('"last_success": "') == 1, proc)
     drop(svc.spool("second"), message("Second", message_id="2@hup.test"))
     svc.write([first, svc.drop_channel("second", schedule="1s")])

@@ -33,8 +33,7 @@ from mailbridge.pipeline.tickets import file_message
 from mailbridge.store import contacts, ledger, messages
 from mailbridge.store.db import Store
 
-
-Guard = Callable[[Store], None]
+Guard = Callable[[Store, str], None]  # (store, the batch's mailbox)
 
 
 def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
@@ -80,9 +79,9 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
     if prepared is None:
         prepared = prepare_all([item.raw for item in batch.items], plan.own_addresses)
     with db.atomic():
-        db.lock_channel(plan.name)  # threading reads what is stored, then adds to it
+        db.lock(f"channel:{plan.name}")  # threading reads what is stored, then adds to it
         if guard is not None:
-            guard(db)
+            guard(db, batch.mailbox)
         known = contacts.by_email(db) if plan.mode == "engagements" else {}
         outcomes = [_record(db, plan, item, prep, known)
                     for item, prep in zip(batch.items, prepared, strict=True)]

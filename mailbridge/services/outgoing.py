@@ -20,6 +20,7 @@ from mailbridge.domain import compose
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
+from mailbridge.services import fleet
 from mailbridge.store import agents, messages, outbox, tickets
 from mailbridge.store.db import Store
 from mailbridge.store.session import exists, reading, write_transaction
@@ -193,12 +194,14 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
               should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
     """Send what the outbox holds for each channel that has an outgoing connection."""
     results = []
+    alive = fleet.alive(db, config)
     for channel in config.channels:
         if channel.outgoing is None or (names and channel.name not in names):
             continue
         if not outbox.depth(db, channel.name):
             continue
-        results.append(drain(db, channel.name, sender_for(channel), should_stop))
+        results.append(drain(db, channel.name, sender_for(channel), fleet.owner(),
+                             should_stop, alive))
     return results
 
 

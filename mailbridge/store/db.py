@@ -34,6 +34,13 @@ class Store:
 
     backend: str = ""  # "sqlite" | "postgresql"
     shared: bool = False  # several hosts may use it at once (leases, not file locks)
+    clock_sql: str = ""  # SQL for the database's time in seconds since the epoch
+
+    def lock_row(self, skip_locked: bool = False) -> str:
+        """What ends a SELECT that locks the rows it reads until the transaction ends (or, with
+        `skip_locked`, passes over rows another transaction holds). Empty where a writing
+        transaction already excludes every other writer (SQLite)."""
+        return ""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         raise NotImplementedError
@@ -60,9 +67,13 @@ class Store:
         """SQL for the comma-joined distinct values of `expression` in a group."""
         raise NotImplementedError
 
-    def lock_channel(self, channel: str) -> None:
-        """Inside a transaction: wait for, then hold until commit, the right to file mail
-        into `channel` (threading looks at what is stored, then adds to it)."""
+    def lock(self, key: str) -> None:
+        """Inside a transaction: wait for, then hold until it ends, the lock named `key`
+        (e.g. `channel:support`: filing mail into a channel reads what is stored, then adds
+        to it). SQLite's writing transactions already exclude each other."""
+
+    def reset_ids(self, table: str) -> None:
+        """After rows were inserted with their ids (a copy): new rows get ids after them."""
 
     def translated(self) -> contextlib.AbstractContextManager:
         """A block in which the backend library's errors become `mailbridge.errors`."""

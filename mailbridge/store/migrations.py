@@ -236,9 +236,41 @@ def m006_reply_lookup(db: Store) -> None:
                "WHERE in_reply_to IS NOT NULL")
 
 
+def m007_leases(db: Store) -> None:
+    # Several hosts sharing one store (store/leases.py); times are the database's clock in
+    # seconds since the epoch.
+    db.ddl(
+        """
+        CREATE TABLE leases (
+            channel TEXT NOT NULL,
+            mailbox TEXT NOT NULL DEFAULT '',
+            owner TEXT,
+            fence INTEGER NOT NULL DEFAULT 0,
+            lease_until REAL,
+            next_due REAL,
+            claimed_at REAL,
+            released_at REAL,
+            PRIMARY KEY (channel, mailbox)
+        );
+        CREATE INDEX leases_due ON leases (next_due);
+        CREATE TABLE lease_events (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL, mailbox TEXT NOT NULL, owner TEXT, fence INTEGER,
+            event TEXT NOT NULL, at REAL NOT NULL
+        );
+        CREATE TABLE hosts (
+            owner TEXT PRIMARY KEY,
+            host TEXT NOT NULL, pid INTEGER NOT NULL,
+            started_at REAL NOT NULL, heartbeat_at REAL NOT NULL
+        );
+        ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+        """
+    )
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
-    m006_reply_lookup)
+    m006_reply_lookup, m007_leases)
 
 
 def applied(db: Store) -> list[str]:

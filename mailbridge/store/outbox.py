@@ -66,10 +66,26 @@ def recent(db: Store, recipient: str, kind: str, hours: float = 1.0) -> int:
     return sum(1 for (found,) in rows if json.loads(found)[:1] == [recipient])
 
 
-def interrupted(db: Store, channel: str) -> list[int]:
-    """Rows a crashed drain left `sending`: they may have gone out; make them `unknown`."""
-    rows = [r[0] for r in db.execute("SELECT id FROM outbox WHERE state=? AND channel=?",
-                                     [SENDING, channel])]
+def claim_next(db: Store, channel: str, owner: str, after: int = 0) -> dict[str, Any] | None:
+    """The oldest pending row of `channel` after row `after`, committed as `sending` by
+    `owner` before anything is sent; rows another host is claiming now are passed over."""
+    with db.atomic():
+        found = db.execute(f"SELECT id FROM outbox WHERE state=? AND channel=? AND id > ? "
+                           f"ORDER BY id LIMIT 1{db.lock_row(skip_locked=True)}",
+                           [PENDING, channel, after]).fetchone()
+        if found is None:
+            return None
+        set_state(db, found[0], SENDING, attempt=True)
+        db.execute("UPDATE outbox SET claimed_by=? WHERE id=?", [owner, found[0]])
+        return get(db, found[0])
+
+
+def interrupted(db: Store, channel: str, alive: set[str] = frozenset()) -> list[int]:
+    """Rows a crashed drain left `sending` (claimed by none of the `alive` senders): they
+    may have gone out; make them `unknown`."""
+    rows = [r[0] for r in db.execute(
+        "SELECT id, claimed_by FROM outbox WHERE state=? AND channel=?", [SENDING, channel])
+        if r[1] not in alive]
     for row in rows:
         set_state(db, row, UNKNOWN, "interrupted while sending: it may or may not have gone "
                                     "out; check, then `mailbridge outbox retry` or cancel")

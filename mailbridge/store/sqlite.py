@@ -29,6 +29,7 @@ def path_of(url: str) -> Path:
 
 class SqliteStore(Store):
     backend = "sqlite"
+    clock_sql = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
