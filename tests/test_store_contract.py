@@ -5,6 +5,7 @@ backend is a module plus one subclass here."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from conftest import PG_PASSWORD_ENV, message
@@ -15,7 +16,7 @@ from mailbridge.domain.source import SourceRef
 from mailbridge.errors import StoreError
 from mailbridge.pipeline.ingest import commit_batch
 from mailbridge.pipeline.plan import ChannelPlan
-from mailbridge.store import ledger, migrations, outbox
+from mailbridge.store import leases, ledger, migrations, outbox
 from mailbridge.store.backends import backend, close_all, connection
 from mailbridge.store.db import insert_row, upsert_row
 
@@ -161,6 +162,109 @@ class StoreContract:
             assert db.execute("SELECT count(*), count(DISTINCT fingerprint) FROM messages"
                               ).fetchone() == (20, 20)
             assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 20
+
+    def test_text_keeps_every_character_but_nul(self, target):
+        """PostgreSQL's text cannot hold NUL (broken mail has it): U+FFFD there."""
+        with connection(target) as db:
+            db.execute("INSERT INTO queues (name, created_at) VALUES (?, 't')",
+                       ["a\x00b ☃"])
+            (name,) = db.execute("SELECT name FROM queues").fetchone()
+        assert name == ("a\x00b ☃" if db.backend == "sqlite" else "a\ufffdb ☃")
+
+    def test_a_lease_is_held_renewed_fenced_and_released(self, target):
+        unit = ("support", leases.CHANNEL)
+        with connection(target) as db:
+            leases.ensure(db, [unit])
+            assert leases.due(db, [unit, ("other", "")]) == [unit]
+            first = leases.claim(db, unit, "host-a:1", 30)
+            assert first is not None and first.fence == 1
+            assert leases.claim(db, unit, "host-b:2", 30) is None  # held
+            assert leases.due(db, [unit]) == []
+            assert leases.renew(db, first, 30)
+            with db.atomic():
+                leases.check(db, first)
+            assert leases.release(db, first, next_in=3600)
+            assert leases.claim(db, unit, "host-b:2", 30) is None  # not due for an hour
+            second = leases.claim(db, unit, "host-b:2", 30, due_only=False)
+            assert second is not None and second.fence == 2
+            assert not leases.renew(db, first, 30)  # the old holder cannot extend it
+            with pytest.raises(leases.LeaseLost), db.atomic():
+                leases.check(db, first)
+            assert [e["event"] for e in leases.events(db)] == ["claimed", "released",
+                                                               "claimed"]
+
+    def test_an_expired_lease_is_taken_over_and_its_holder_writes_nothing(self, target):
+        """A paused host (its lease ran out, another host claimed the channel) wakes up and
+        commits a batch: the fence check inside the commit refuses it, so nothing of the
+        batch is stored, not even its ledger rows or cursor."""
+        unit = ("support", leases.CHANNEL)
+        with connection(target) as db:
+            leases.ensure(db, [unit])
+            paused = leases.claim(db, unit, "host-a:1", 0.2)
+            time.sleep(0.4)
+            taker = leases.claim(db, unit, "host-b:2", 30)
+            assert taker is not None and taker.fence == paused.fence + 1
+            batch = Batch("", "new", [Fetched(SourceRef("", "new", "late.m"),
+                                              message("Late", message_id="late@x"))],
+                          {"seen": 1})
+            with pytest.raises(leases.LeaseLost):
+                commit_batch(db, ChannelPlan("support"), batch,
+                             guard=lambda db, _box: leases.check(db, paused))
+            assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+            assert db.execute("SELECT count(*) FROM ledger").fetchone()[0] == 0
+            assert ledger.get_cursor(db, "support", "", "new") is None
+            commit_batch(db, ChannelPlan("support"), batch,
+                         guard=lambda db, _box: leases.check(db, taker))
+            assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+
+    def test_a_lease_released_by_hand_fences_out_its_holder(self, target):
+        unit = ("support", leases.CHANNEL)
+        with connection(target) as db:
+            leases.ensure(db, [unit])
+            stuck = leases.claim(db, unit, "host-a:1", 3600)
+            assert leases.release_by_hand(db, "support") == ["host-a:1"]
+            assert not leases.renew(db, stuck, 3600)
+            with pytest.raises(leases.LeaseLost), db.atomic():
+                leases.check(db, stuck)
+            again = leases.claim(db, unit, "host-a:1", 30)  # due at once; the same owner
+            assert again is not None and again.fence > stuck.fence
+            with pytest.raises(leases.LeaseLost), db.atomic():
+                leases.check(db, stuck)  # the fence, not the owner's name, tells them apart
+
+    def test_of_many_hosts_claiming_at_once_exactly_one_gets_the_lease(self, target):
+        unit = ("support", leases.CHANNEL)
+        with connection(target) as db:
+            leases.ensure(db, [unit])
+        won: list = []
+        errors: list = []
+        start = threading.Barrier(4, timeout=30)  # as many as a process pools connections
+
+        def claimer(n: int) -> None:
+            try:
+                with connection(target) as db:
+                    start.wait()  # connected: now all at once
+                    found = leases.claim(db, unit, f"host-{n}:1", 30)
+                    if found is not None:
+                        won.append(found)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == [] and len(won) == 1 and won[0].fence == 1
+
+    def test_hosts_report_their_heartbeat(self, target):
+        with connection(target) as db:
+            leases.heartbeat(db, "host-a:1", "host-a", 1)
+            assert leases.alive(db, 60) == {"host-a:1"}
+            assert leases.alive(db, -1) == set()
+            (row,) = leases.hosts(db)
+            assert row["host"] == "host-a" and row["heartbeat_age"] < 5
+            leases.forget_host(db, "host-a:1")
+            assert leases.hosts(db) == []
 
 
 class TestSqlite(StoreContract):

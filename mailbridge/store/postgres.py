@@ -58,6 +58,15 @@ def to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
+def _text_safe(params: Sequence[Any]) -> Sequence[Any]:
+    """PostgreSQL's text cannot hold NUL, which broken mail does put in a subject or a
+    body: it becomes U+FFFD in the parsed text (the raw message, a bytea, keeps every
+    byte). SQLite stores it as it is."""
+    if not any(type(p) is str and "\x00" in p for p in params):
+        return params
+    return [p.replace("\x00", "\ufffd") if type(p) is str else p for p in params]
+
+
 def postgres_types(script: str) -> str:
     for pattern, replacement in _TYPES:
         script = pattern.sub(replacement, script)
@@ -94,11 +103,11 @@ class PostgresStore(Store):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
         with self.translated():
-            return self.conn.execute(to_pyformat(sql), params or None)
+            return self.conn.execute(to_pyformat(sql), _text_safe(params) or None)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self.translated(), self.conn.cursor() as cur:
-            cur.executemany(to_pyformat(sql), rows)
+            cur.executemany(to_pyformat(sql), [_text_safe(row) for row in rows])
 
     def ddl(self, script: str) -> None:
         for statement in split_script(postgres_types(script)):
