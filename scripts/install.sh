@@ -19,8 +19,18 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 if [ "${1:-}" = "--test" ]; then
   # Debian packages the suite needs (the tests start real servers from them) go here.
-  APT_PACKAGES=(dovecot-imapd)
-  if ! dpkg -s "${APT_PACKAGES[@]}" >/dev/null 2>&1; then apt_install "${APT_PACKAGES[@]}"; fi
+  APT_PACKAGES=(dovecot-imapd postgresql)
+  if ! dpkg -s "${APT_PACKAGES[@]}" >/dev/null 2>&1; then
+    # The tests start their own PostgreSQL cluster in a temp dir; Debian's package would also
+    # create and start a system-wide one, which nothing here needs.
+    if ! dpkg -s postgresql-common >/dev/null 2>&1; then
+      apt_install postgresql-common
+      SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+      $SUDO sed -i 's/^#\? *create_main_cluster *=.*/create_main_cluster = false/' \
+        /etc/postgresql-common/createcluster.conf
+    fi
+    apt_install "${APT_PACKAGES[@]}"
+  fi
   "$VENV/bin/python" -m pip install -q -e ".[test]"
 else
   "$VENV/bin/python" -m pip install -q .

@@ -3,6 +3,7 @@ pyproject.toml (layers, store/connectors independence, typer/rich only in the CL
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,3 +20,15 @@ def test_import_contracts_hold():
     done = subprocess.run([exe, "--config", str(REPO / "pyproject.toml")], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+SQL = re.compile(r"""["'](?:SELECT\s|INSERT\s+INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s|"""
+                 r"""CREATE\s+(?:TABLE|INDEX)\s|PRAGMA\s)""", re.IGNORECASE)
+
+
+def test_no_sql_outside_the_store():
+    """Every query lives in mailbridge/store, where both backends' dialects are handled."""
+    found = [f"{path.relative_to(REPO)}:{n}" for path in sorted((REPO / "mailbridge").rglob("*.py"))
+             if "store" not in path.relative_to(REPO / "mailbridge").parts[:1]
+             for n, line in enumerate(path.read_text().splitlines(), 1) if SQL.search(line)]
+    assert found == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 
 from conftest import CORPUS, needs_corpus
 
@@ -24,10 +23,8 @@ def test_zammad_corpus_ingests_through_the_drop_channel(mb):
     assert "Traceback" not in result.stderr
     assert result.exit_code == 0, result.stderr
     expected = json.loads((ZAMMAD / "expected.json").read_text())
-    with sqlite3.connect(mb.store) as conn:
-        rows = conn.execute(
-            "SELECT l.source_key, m.raw, m.subject, m.from_email, m.parse_error FROM ledger l "
-            "JOIN messages m ON m.id = l.message").fetchall()
+    rows = mb.query("SELECT l.source_key, m.raw, m.subject, m.from_email, m.parse_error "
+                    "FROM ledger l JOIN messages m ON m.id = l.message")
     assert len(rows) == 106
     by_name = {r[0]: r for r in rows}
     subjects = senders = 0

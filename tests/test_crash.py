@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 from conftest import drop, message
+from conftest import sqlite_store as open_store
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -21,7 +21,6 @@ from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.report import NullReporter
 from mailbridge.store import messages as store_messages
-from mailbridge.store.db import open_store
 
 
 def test_killed_sync_processes_lose_and_double_nothing(mb):
@@ -54,12 +53,9 @@ def test_killed_sync_processes_lose_and_double_nothing(mb):
         proc.communicate(timeout=60)
     final = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
-    with sqlite3.connect(mb.store) as conn:
-        stored = conn.execute("SELECT count(*), count(DISTINCT fingerprint) FROM messages"
-                              ).fetchone()
-        filed = conn.execute("SELECT count(*), count(DISTINCT message) FROM ticket_messages"
-                             ).fetchone()
-        ledgered = conn.execute("SELECT count(*) FROM ledger").fetchone()[0]
+    stored = mb.query("SELECT count(*), count(DISTINCT fingerprint) FROM messages")[0]
+    filed = mb.query("SELECT count(*), count(DISTINCT message) FROM ticket_messages")[0]
+    ledgered = mb.value("SELECT count(*) FROM ledger")
     print(f"crash test: {kills} kills, {stored[0]} messages stored")
     assert kills >= 1, "no run was killed mid-way: make the spool larger"
     assert stored == (total, total)

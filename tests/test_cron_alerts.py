@@ -7,7 +7,6 @@ timestamps two days back."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -25,10 +24,9 @@ def written(mb) -> dict:
 def two_days_pass(mb) -> None:
     """Everything the store remembers happened two days earlier than it did."""
     back = (datetime.now(UTC) - timedelta(days=2)).isoformat(timespec="seconds")
-    with sqlite3.connect(mb.store) as conn:
-        conn.execute("UPDATE messages SET stored_at=?", [back])
-        conn.execute("UPDATE runs SET started_at=?, finished_at=?", [back, back])
-        conn.execute("UPDATE outbox SET created_at=?", [back])  # the hourly cap's clock too
+    mb.write("UPDATE messages SET stored_at=?", (back,))
+    mb.write("UPDATE runs SET started_at=?, finished_at=?", (back, back))
+    mb.write("UPDATE outbox SET created_at=?", (back,))  # the hourly cap's clock too
 
 
 def agents(mb) -> None:

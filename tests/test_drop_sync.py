@@ -4,14 +4,12 @@ tickets exactly once, threaded and routed."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from conftest import drop, message
 
 from mailbridge.connectors.drop import DropFetcher
 from mailbridge.pipeline.ingest import commit_batch
 from mailbridge.pipeline.plan import ChannelPlan
-from mailbridge.store.db import open_store
 from mailbridge.store.ledger import LedgerState
 
 
@@ -22,8 +20,7 @@ def tickets(mb, *extra):
 
 
 def count(mb, sql):
-    with sqlite3.connect(mb.store) as conn:
-        return conn.execute(sql).fetchone()[0]
+    return mb.value(sql)
 
 
 def test_spool_files_become_tickets_and_move_to_cur(mb):
@@ -57,7 +54,7 @@ def test_crash_between_commit_and_ack_repeats_only_the_ack(mb):
     spool = mb.drop_channel()
     for i in range(5):
         drop(spool, message(f"S{i}", message_id=f"{i}@x"), f"{i}.m")
-    db = open_store(mb.store)
+    db = mb.open()
     fetcher = DropFetcher("support", spool)
     for batch in fetcher.fetch(LedgerState(db, "support")):
         commit_batch(db, ChannelPlan("support"), batch)  # committed, then "crash": no ack
@@ -130,8 +127,7 @@ def test_broken_and_empty_files_are_stored_raw_and_the_run_reports_partial(mb):
     assert count(mb, "SELECT count(*) FROM messages") == 3
     assert count(mb, "SELECT count(*) FROM messages WHERE parse_error IS NOT NULL") == 1
     assert sorted(t["subject"] for t in tickets(mb)) == ["broken", "headers only"]
-    with sqlite3.connect(mb.store) as conn:
-        raws = {bytes(r[0]) for r in conn.execute("SELECT raw FROM messages")}
+    raws = {bytes(r[0]) for r in mb.query("SELECT raw FROM messages")}
     assert raws == {b"", broken, b"Subject: headers only\nFrom: a@b.example\n"}
 
 
@@ -140,8 +136,7 @@ def test_a_30_mb_message_is_stored_whole(mb):
     big = message("Big", message_id="big@x", body="x" * 76 + "\n") + b"y" * 30_000_000 + b"\n"
     drop(spool, big, "big")
     assert mb("sync").exit_code == 0
-    with sqlite3.connect(mb.store) as conn:
-        assert bytes(conn.execute("SELECT raw FROM messages").fetchone()[0]) == big
+    assert bytes(mb.value("SELECT raw FROM messages")) == big
 
 
 def test_missing_spool_is_one_line_exit_2(mb):

@@ -213,10 +213,7 @@ def test_a_real_mailbox_gives_exactly_the_expected_engagements(mb, dovecot, imap
     assert len(json.loads(mb("engagements", "list", "--format", "json").stdout)) == 4
     with_store = mb("engagements", "list", "--client", "Beta", "--format", "json")
     assert len(json.loads(with_store.stdout)) == 2
-    import sqlite3
-
-    with sqlite3.connect(mb.store) as conn:
-        stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    stored = mb.value("SELECT count(*) FROM messages")
     assert stored == 4  # strangers, old mail, junk and drafts are never copied
     bob_asks = next(e for e in listed if e["subject"] == "bob asks")
     shown = mb("engagements", "show", str(bob_asks["id"]))
@@ -248,10 +245,7 @@ def subjects(mb, *args: str) -> list[str]:
 
 
 def stored_messages(mb) -> int:
-    import sqlite3
-
-    with sqlite3.connect(mb.store) as conn:
-        return conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    return mb.value("SELECT count(*) FROM messages")
 
 
 def test_a_contact_added_after_the_mail_brings_it_in_on_imap(mb, dovecot, imap_user,

@@ -132,6 +132,7 @@ def ticket_subjects(mb) -> list[str]:
     return [t["subject"] for t in json.loads(result.stdout)]
 
 
+@pytest.mark.sqlite_only  # the SQLite file on a full disk
 def test_ingest_before_any_lock_file_exists_is_temporary(mb, store_on, disk):
     disk.fill()
     result = mb("ingest", "support", input=big_message(1))
@@ -142,6 +143,7 @@ def test_ingest_before_any_lock_file_exists_is_temporary(mb, store_on, disk):
     assert ticket_subjects(mb) == ["Order 1"]
 
 
+@pytest.mark.sqlite_only  # the SQLite file on a full disk
 def test_sync_before_any_lock_file_exists_is_one_line_and_leaves_the_spool(mb, store_on,
                                                                            disk):
     drop(store_on, big_message(1), "1.m")
@@ -156,6 +158,7 @@ def test_sync_before_any_lock_file_exists_is_one_line_and_leaves_the_spool(mb, s
     assert ticket_subjects(mb) == ["Order 1"]
 
 
+@pytest.mark.sqlite_only  # the SQLite file on a full disk
 def test_a_store_that_cannot_grow(mb, store_on, disk):
     """The lock files and the store exist; SQLite cannot grow the database or its WAL."""
     drop(store_on, big_message(1), "1.m")
@@ -219,6 +222,7 @@ def test_ingest_never_exits_1(mb, monkeypatch):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.sqlite_only  # the SQLite file on a full disk
 def test_a_run_job_on_a_full_disk_logs_one_line_and_the_next_one_stores(mb, store_on, disk,
                                                                         caplog):
     """`run` keeps serving: the job that met the full disk logs one line (no traceback), and

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -528,9 +527,7 @@ def test_import_read_killed_mid_sync_loses_and_doubles_nothing(mb, graph, where,
 
     assert run(where, str(n)) == 137  # it really died there
     assert run("none", "0") == 0
-    with sqlite3.connect(mb.store) as conn:
-        stored = conn.execute("SELECT count(*), count(DISTINCT message_id) FROM messages"
-                              ).fetchone()
+    stored = mb.query("SELECT count(*), count(DISTINCT message_id) FROM messages")[0]
     assert stored == (30, 30)
     assert graph.unread(a) == []
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -70,12 +69,9 @@ def check_exactly_once(mb, dovecot, user) -> None:
     final = child(mb)
     _, err = final.communicate(timeout=300)
     assert final.returncode == 0, err.decode()
-    with sqlite3.connect(mb.store) as conn:
-        stored = conn.execute("SELECT count(*), count(DISTINCT message_id) FROM messages"
-                              ).fetchone()
-        filed = conn.execute("SELECT count(*), count(DISTINCT message) FROM ticket_messages"
-                             ).fetchone()
-        tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+    stored = mb.query("SELECT count(*), count(DISTINCT message_id) FROM messages")[0]
+    filed = mb.query("SELECT count(*), count(DISTINCT message) FROM ticket_messages")[0]
+    tickets = mb.value("SELECT count(*) FROM tickets")
     assert stored == (TOTAL, TOTAL)
     assert filed == (TOTAL, TOTAL)
     assert tickets == TOTAL // 3

@@ -4,7 +4,6 @@ becomes tickets and is marked read only once stored; nothing is lost or doubled.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from conftest import message
@@ -47,8 +46,7 @@ class ImapDesk:
             client.logout()
 
     def rows(self, sql: str) -> list[tuple]:
-        with sqlite3.connect(self.mb.store) as conn:
-            return conn.execute(sql).fetchall()
+        return self.mb.query(sql)
 
     def subjects(self) -> list[str]:
         return sorted(r[0] for r in self.rows("SELECT subject FROM tickets"))

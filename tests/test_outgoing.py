@@ -6,7 +6,6 @@ message twice, whatever breaks."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from conftest import drop, message
@@ -222,8 +221,7 @@ def test_a_crash_while_sending_leaves_unknown_not_a_second_copy(mb, smtp):
     spool = desk(mb, smtp)
     first_ticket(mb, spool)
     assert mb("tickets", "reply", "1", "-m", "Hello.").exit_code == 0
-    with sqlite3.connect(mb.store) as conn:  # what a SIGKILL mid-transaction leaves behind
-        conn.execute("UPDATE outbox SET state='sending' WHERE id=1")
+    mb.write("UPDATE outbox SET state='sending' WHERE id=1")  # what a SIGKILL mid-send leaves
     assert mb("sync").exit_code == 4
     states = [r["state"] for r in outbox(mb)]
     assert states == ["unknown", "sent"]
@@ -326,6 +324,7 @@ with write_lock(Path(sys.argv[1])):
 """
 
 
+@pytest.mark.sqlite_only  # a shared store: tests/test_fleet.py (the sender's heartbeat)
 def test_a_row_left_sending_is_listed_as_unknown_once_its_sender_is_gone(mb, smtp):
     """`sending` is in flight only while the process that took the write lock lives; a row a
     crash left `sending` is listed (and may be retried or cancelled) as `unknown` at once."""
@@ -337,8 +336,7 @@ def test_a_row_left_sending_is_listed_as_unknown_once_its_sender_is_gone(mb, smt
     spool = desk(mb, smtp)
     first_ticket(mb, spool)
     assert mb("tickets", "reply", "1", "-m", "Hello.").exit_code == 0
-    with sqlite3.connect(mb.store) as conn:  # what a SIGKILL mid-send leaves behind
-        conn.execute("UPDATE outbox SET state='sending' WHERE id=1")
+    mb.write("UPDATE outbox SET state='sending' WHERE id=1")  # what a SIGKILL mid-send leaves
     with write_lock(mb.store):  # a live sync holds the lock: the row is in flight
         assert [r["state"] for r in outbox(mb)] == ["sending", "pending"]
     subprocess.run([sys.executable, "-c", LAST_WRITER_EXITS, str(mb.store)], check=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -133,8 +132,7 @@ def test_mail_lands_as_the_rules_say_and_a_second_run_adds_nothing(mb):
 
     again = mb("sync")
     assert again.exit_code == 0
-    with sqlite3.connect(mb.store) as conn:
-        assert conn.execute("SELECT count(*) FROM opportunity_messages").fetchone()[0] == 5
+    assert mb.value("SELECT count(*) FROM opportunity_messages") == 5
 
 
 def test_matching_off_and_my_inbox_actions(mb):

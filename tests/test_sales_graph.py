@@ -6,7 +6,6 @@ back to the channel's; bad per-mailbox values are one line each."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -66,10 +65,9 @@ def inbox(mb, agent: str) -> list[tuple[str, str]]:
                                                                agent))
 
 
-def counts(store: Path) -> dict[str, int]:
-    with sqlite3.connect(store) as conn:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("messages", "opportunities", "opportunity_messages", "inbox_items")}
+def counts(mb) -> dict[str, int]:
+    return {t: mb.value(f"SELECT count(*) FROM {t}")
+            for t in ("messages", "opportunities", "opportunity_messages", "inbox_items")}
 
 
 def service_account(graph) -> None:
@@ -165,7 +163,7 @@ def test_three_agent_mailboxes_land_as_their_rules_say(mb, graph):
     assert inbox(mb, "Bob") == [(BOB, "Re: Toner"), ("dan@acme.test", "Re: Printer fleet renewal"),
                                 ("new@delta.test", "Question about pricing")]
     assert inbox(mb, "Alice") == [] and inbox(mb, "Carol") == []
-    stored = counts(mb.store)
+    stored = counts(mb)
     # 13 delivered: Bob's lunch mail and Carol's handover (between agents) and the mail from
     # before the channel was connected are not copied
     assert stored == {"messages": 10, "opportunities": 8, "opportunity_messages": 7,
@@ -173,7 +171,7 @@ def test_three_agent_mailboxes_land_as_their_rules_say(mb, graph):
 
     again = ok(mb("sync"))  # a second run adds nothing
     assert again.stderr == "support: 0 new, 0 already stored\n"
-    assert counts(mb.store) == stored
+    assert counts(mb) == stored
 
     # the mailboxes are exactly as delivered: nothing marked read, moved or deleted
     after = {mid: (box, m.folder, m.is_read) for box in (ALICE, BOB, CAROL)
@@ -195,10 +193,8 @@ def test_three_agent_mailboxes_land_as_their_rules_say(mb, graph):
         "Question about pricing", "new@delta.test", "Bob", "How much?\n")
     noted = ok(mb("inbox", "note", str(items["Re: Toner"])))
     assert "CRM note of ACME" in noted.stderr  # Bob's sent mail: by its recipient's client
-    with sqlite3.connect(mb.store) as conn:
-        assert conn.execute("SELECT n.client, m.subject, m.from_email FROM crm_notes n JOIN "
-                            "messages m ON m.id = n.message").fetchall() == [
-            ("ACME", "Re: Toner", BOB)]
+    assert mb.query("SELECT n.client, m.subject, m.from_email FROM crm_notes n JOIN "
+                    "messages m ON m.id = n.message") == [("ACME", "Re: Toner", BOB)]
     assert inbox(mb, "Bob") == []
 
     # a bad ID and a missing admin right: one line, non-zero exit

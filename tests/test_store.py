@@ -11,11 +11,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import drop, message
+from conftest import drop, message, schema_status
+from conftest import sqlite_store as open_store
 
 from mailbridge.errors import LockBusyError, StoreError
 from mailbridge.store import migrations
-from mailbridge.store.db import open_store, schema_status
 from mailbridge.store.lock import write_lock
 
 
@@ -28,20 +28,25 @@ def test_new_store_is_private_wal_and_current(tmp_path):
     db.close()
     again = open_store(path)
     assert schema_status(again) == (len(migrations.STEPS), 0)  # nothing applied twice
-    applied = again.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
+    applied = again.execute(f"SELECT count(*) FROM {migrations.TABLE}").fetchone()[0]
     assert applied == len(migrations.STEPS)
 
 
 def test_an_older_store_is_upgraded_and_keeps_its_data(tmp_path):
-    """A store made by a release that had only the first migration."""
+    """A store made by a release that had only the first migration, recorded (as releases
+    before the PostgreSQL backend did) in sqlite-utils' `_sqlite_migrations` table."""
     import sqlite3
 
-    from sqlite_utils import Database
-
     path = tmp_path / "old.db"
-    old = migrations.migration_set()
-    old.apply(Database(sqlite3.connect(path)), stop_before=migrations.STEPS[1].__name__)
     with sqlite3.connect(path) as conn:
+        class Script:
+            ddl = conn.executescript
+
+        migrations.m001_foundation(Script())  # type: ignore[arg-type]
+        conn.execute("CREATE TABLE _sqlite_migrations (migration_set TEXT, name TEXT, "
+                     "applied_at TEXT)")
+        conn.execute("INSERT INTO _sqlite_migrations VALUES ('mailbridge', 'm001_foundation', "
+                     "'then')")
         conn.execute("INSERT INTO queues (name, created_at) VALUES ('kept', 'then')")
     with pytest.raises(StoreError, match="older than this mailbridge"):
         open_store(path, readonly=True)
@@ -49,8 +54,10 @@ def test_an_older_store_is_upgraded_and_keeps_its_data(tmp_path):
     assert schema_status(db) == (len(migrations.STEPS), 0)
     assert db.execute("SELECT name FROM queues").fetchall() == [("kept",)]
     assert db.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
+    assert "_sqlite_migrations" not in db.tables()
 
 
+@pytest.mark.sqlite_only
 def test_a_file_that_is_not_sqlite_is_refused_and_untouched(mb):
     mb.drop_channel()
     mb.store.parent.mkdir(parents=True)
@@ -64,6 +71,7 @@ def test_a_file_that_is_not_sqlite_is_refused_and_untouched(mb):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+@pytest.mark.sqlite_only
 def test_read_only_store_is_a_clear_error(mb):
     spool = mb.drop_channel()
     assert mb("sync").exit_code == 0
@@ -105,6 +113,7 @@ def read_only(mb, how: str):
             mb.store.chmod(0o600)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("how", ["mount", "mode-444"])
 def test_doctor_and_sync_agree_on_a_store_nobody_can_write(mb, how):
     spool = mb.drop_channel()
@@ -129,10 +138,11 @@ def test_read_only_store_opened_read_only_cannot_be_written(tmp_path):
     path = tmp_path / "s.db"
     open_store(path).close()
     db = open_store(path, readonly=True)
-    with pytest.raises(Exception, match="readonly"):
+    with pytest.raises(StoreError, match="read-only"):
         db.execute("INSERT INTO queues VALUES ('x', 'y')")
 
 
+@pytest.mark.sqlite_only
 def test_second_writer_gets_exit_75_naming_the_pid(mb):
     spool = mb.drop_channel()
     drop(spool, message())

@@ -7,7 +7,7 @@ import threading
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit
+from mailbridge.cli.output import FORMAT_OPTION, Format, default_format, emit
 from mailbridge.cli.state import setup_logging, state
 from mailbridge.config.load import load_config
 from mailbridge.errors import EXIT_PARTIAL
@@ -38,8 +38,15 @@ def status(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
     Exit 4 if any enabled channel is failing, quiet or never synced (a monitoring check)."""
     from mailbridge.services import health  # see cmd_outgoing.py
 
-    rows = health.status(state(ctx).config())
-    emit(rows, fmt, STATUS_COLUMNS)
+    config = state(ctx).config()
+    rows = health.status(config)
+    shared = any("held_by" in row for row in rows)  # a store several hosts share
+    emit(rows, fmt, STATUS_COLUMNS + (("held_by",) if shared else ()))
+    if shared and default_format(fmt) is Format.table:
+        from mailbridge.cli.cmd_store import HOST_COLUMNS
+        from mailbridge.services import fleet
+
+        emit(fleet.host_rows(config), fmt, HOST_COLUMNS, title="hosts")
     if not health.healthy(rows):
         raise typer.Exit(EXIT_PARTIAL)
 

@@ -22,8 +22,7 @@ from mailbridge.domain.checks import choice, require
 from mailbridge.errors import UsageError
 from mailbridge.services import channels, demo, setup, sync
 from mailbridge.services import secrets as secrets_service
-from mailbridge.services.queries import list_tickets
-from mailbridge.store.tickets import LIST_COLUMNS
+from mailbridge.services.queries import TICKET_COLUMNS, list_tickets
 
 BACKFILL_HOURS = number("--backfill-hours", 0, 24 * 3660, "HOURS")  # ten years back at most
 
@@ -407,8 +406,8 @@ def demo_cmd(
     """Sync the sample mail shipped with mailbridge into a throwaway store and list the tickets."""
     config = demo.create_demo(directory)
     run = sync.sync(config, [], CliReporter(state(ctx).verbosity))
-    emit(list_tickets(config), None, LIST_COLUMNS, title="demo tickets")
-    note(f"demo store: {config.store_path}")
+    emit(list_tickets(config), None, TICKET_COLUMNS, title="demo tickets")
+    note(f"demo store: {config.store}")
     note(f"explore it: mailbridge --config {config.path} tickets show 1")
     code = sync.exit_code(run.channels, run.sends)
     if code:

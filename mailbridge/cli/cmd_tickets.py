@@ -15,7 +15,6 @@ from mailbridge.cli.params import ID, LIMIT, QUEUE, STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.services import queries, triage
-from mailbridge.store.tickets import LIST_COLUMNS
 
 group = typer.Typer(help="Read, answer, comment on, move, close and reopen tickets.",
                     no_args_is_help=True)
@@ -35,7 +34,7 @@ def list_cmd(
     requester_email, subject, message_count, created_at, updated_at."""
     rows = queries.list_tickets(state(ctx).config(), channel=channel, queue=queue,
                                 status=None if status == "all" else status, limit=limit)
-    emit(rows, fmt, LIST_COLUMNS)
+    emit(rows, fmt, queries.TICKET_COLUMNS)
 
 
 @group.command("show")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbridge.config import paths
-from mailbridge.config.model import AlertSettings, Config, build_channel
+from mailbridge.config.model import AlertSettings, Config, StoreSettings, build_channel
 from mailbridge.config.schema import (
     ALERTS,
     CHANNEL,
@@ -75,6 +75,8 @@ def validate(data: dict[str, Any], path: Path) -> Config:
             v.problem(key, "unknown key (expected one of: " + ", ".join(TOP_LEVEL) + ")"
                       + did_you_mean(key, TOP_LEVEL))
     store = v.table("store", data.get("store", {}), STORE)
+    if store.get("path") and store.get("url"):
+        v.problem("store", "give either path or url, not both")
     raw_alerts = data.get("alerts", {})
     alerts = v.table("alerts", {k: x for k, x in raw_alerts.items() if k != "outgoing"}
                      if isinstance(raw_alerts, dict) else raw_alerts, ALERTS)
@@ -110,14 +112,23 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         raise ConfigError([f"{path}: {p}" for p in v.problems] + more)
     return Config(
         path=path,
-        store_path=(Path(store["path"]).expanduser() if store["path"]
-                    else paths.default_store_path()),
+        store=_store_settings(store),
         channels=tuple(build_channel(c) for c in channels),
         m365=tuple(apps),
         alerts=AlertSettings(tuple(alerts["command"] or ()), alerts["after_failures"],
                              alerts["outgoing"], alerts.get("apps") or {}),
         data=data,
     )
+
+
+def _store_settings(store: dict[str, Any]) -> StoreSettings:
+    url = store.get("url")
+    if url and not url.lower().startswith("sqlite:"):
+        return StoreSettings(url, store.get("password"), store["lease_seconds"])
+    if url:
+        return StoreSettings.sqlite(StoreSettings(url).path or Path())
+    return StoreSettings.sqlite(Path(store["path"]) if store.get("path")
+                                else paths.default_store_path())
 
 
 def load_config(path: Path | None = None) -> Config:

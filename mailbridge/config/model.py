@@ -83,6 +83,44 @@ def default_owner(username: str | None, main_email: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where the store is: a SQLite file (the default) or a PostgreSQL database. Meets the
+    store's StoreTarget: the password is read from its secret reference only when a
+    connection is made."""
+
+    url: str
+    password_ref: dict[str, Any] | None = None
+    lease_seconds: int = 60
+
+    @property
+    def kind(self) -> str:
+        return "sqlite" if self.url.lower().startswith("sqlite:") else "postgresql"
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None for a database server."""
+        if self.kind != "sqlite":
+            return None
+        from urllib.parse import unquote, urlsplit
+
+        return Path(unquote(urlsplit(self.url).path)).expanduser()
+
+    def password(self) -> str | None:
+        if self.password_ref is None:
+            return None
+        from mailbridge.config.secrets import resolve
+
+        return resolve(self.password_ref)
+
+    @classmethod
+    def sqlite(cls, path: Path) -> StoreSettings:
+        return cls("sqlite://" + str(Path(path).expanduser().absolute()))
+
+    def __str__(self) -> str:
+        return str(self.path) if self.path else self.url
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     command: tuple[str, ...] = ()  # gets each alert as JSON on stdin
     after_failures: int = 3  # consecutive failed syncs before a channel is "failing"
@@ -99,7 +137,7 @@ class AlertSettings:
 @dataclass(frozen=True)
 class Config:
     path: Path
-    store_path: Path
+    store: StoreSettings
     channels: tuple[Channel, ...] = ()
     m365: tuple[dict[str, Any], ...] = ()
     alerts: AlertSettings = AlertSettings()

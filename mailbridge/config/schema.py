@@ -360,7 +360,33 @@ M365_APP: dict[str, Key] = {
     "timeout": Key(integer(1, 3600), 60),
 }
 
-STORE = {"path": Key(string(allow_empty=False), None)}
+def store_url(v: Any) -> str:
+    """`sqlite:///PATH` or `postgresql://user@host/db` (libpq keywords as query parameters);
+    never with a password in it."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(v, str) or not v.strip():
+        raise Invalid('must be a URL like "postgresql://mailbridge@db.example/mailbridge" '
+                      'or "sqlite:///var/lib/mailbridge/mailbridge.db"')
+    scheme = v.split(":", 1)[0].lower() if ":" in v else ""
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise Invalid('must start with "sqlite:" or "postgresql://"')
+    try:
+        has_password = urlsplit(v.strip()).password is not None
+    except ValueError:
+        raise Invalid("is not a valid URL") from None
+    if has_password:
+        raise Invalid("must not contain a password: give it as [store] password = "
+                      '{ env = "PGPASSWORD" } (or another secret reference)')
+    return v.strip()
+
+
+STORE = {
+    "path": Key(string(allow_empty=False), None),
+    "url": Key(store_url, None),
+    "password": Key(secret, None),
+    "lease_seconds": Key(integer(10, 3600), 60),
+}
 ALERTS = {
     "command": Key(string_list(), None),
     "after_failures": Key(integer(1, 1000), 3),

@@ -34,11 +34,16 @@ from mailbridge.pipeline.tickets import file_message
 from mailbridge.store import contacts, ledger, messages
 from mailbridge.store.db import Store
 
+Guard = Callable[[Store, str], None]  # (store, the batch's mailbox)
+
 
 def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
-           parallel: bool = True, should_stop: Callable[[], bool] = lambda: False) -> Counts:
+           parallel: bool = True, should_stop: Callable[[], bool] = lambda: False,
+           guard: Guard | None = None) -> Counts:
     """`should_stop` is asked between batches (`run` got SIGTERM): what was fetched is still
-    committed and acked, nothing more is fetched, the rest waits for the next sync."""
+    committed and acked, nothing more is fetched, the rest waits for the next sync. `guard`
+    runs first inside each commit's transaction and raises to write nothing (a host whose
+    lease on the channel was taken over)."""
     counts = Counts()
     pending: deque[tuple[Batch, Job]] = deque()
     with Preparer(plan.own_addresses, use_helper=parallel) as preparer:
@@ -54,16 +59,17 @@ def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
                 ready = (oldest, job())
             pending.append((batch, preparer.submit([item.raw for item in batch.items])))
             if ready:
-                _finish(db, plan, fetcher, reporter, counts, *ready)
+                _finish(db, plan, fetcher, reporter, counts, *ready, guard)
         while pending:
             oldest, job = pending.popleft()
-            _finish(db, plan, fetcher, reporter, counts, oldest, job())
+            _finish(db, plan, fetcher, reporter, counts, oldest, job(), guard)
     return counts
 
 
 def _finish(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
-            counts: Counts, batch: Batch, prepared: list[Prepared | None]) -> None:
-    outcomes = commit_batch(db, plan, batch, prepared)
+            counts: Counts, batch: Batch, prepared: list[Prepared | None],
+            guard: Guard | None) -> None:
+    outcomes = commit_batch(db, plan, batch, prepared, guard)
     fetcher.ack([o.ref for o in outcomes if o.kind != FAILED])
     for item, outcome in zip(batch.items, outcomes, strict=True):
         counts.add(outcome)
@@ -71,10 +77,14 @@ def _finish(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
 
 
 def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
-                 prepared: list[Prepared | None] | None = None) -> list[Outcome]:
+                 prepared: list[Prepared | None] | None = None,
+                 guard: Guard | None = None) -> list[Outcome]:
     if prepared is None:
         prepared = prepare_all([item.raw for item in batch.items], plan.own_addresses)
     with db.atomic():
+        db.lock(f"channel:{plan.name}")  # threading reads what is stored, then adds to it
+        if guard is not None:
+            guard(db, batch.mailbox)
         known = contacts.with_added(db) if plan.mode == "engagements" else {}
         outcomes = [_record(db, plan, item, prep, known)
                     for item, prep in zip(batch.items, prepared, strict=True)]

@@ -12,11 +12,8 @@ from mailbridge.store.db import Store
 
 
 def reprocess(db: Store, plans: dict[str, ChannelPlan], only_failed: bool = True) -> dict:
-    sql = "SELECT id, channel, parse_error IS NOT NULL FROM messages"
-    if only_failed:
-        sql += " WHERE parse_error IS NOT NULL"
     result = {"checked": 0, "fixed": 0, "still_failing": 0, "filed": 0}
-    for message, channel, was_failing in db.execute(sql + " ORDER BY id").fetchall():
+    for message, channel, was_failing in messages.to_reprocess(db, only_failed):
         plan = plans.get(channel)  # tickets channels only
         prep = prepare(messages.raw_of(db, message), plan.own_addresses if plan else ())
         with db.atomic():

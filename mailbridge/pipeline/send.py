@@ -39,22 +39,23 @@ class DrainResult:
     notes: list[str] = field(default_factory=list)
 
 
-def drain(db: Store, channel: str, sender: Sender,
-          should_stop: Callable[[], bool] = lambda: False) -> DrainResult:
+def drain(db: Store, channel: str, sender: Sender, owner: str,
+          should_stop: Callable[[], bool] = lambda: False,
+          alive: set[str] = frozenset()) -> DrainResult:
+    """Send `channel`'s pending rows as `owner`. Rows left `sending` by a sender that is not
+    `alive` (a crashed process, a host whose heartbeat stopped) become `unknown`."""
     result = DrainResult(channel)
     with db.atomic():
-        for row in outbox.interrupted(db, channel):
+        for row in outbox.interrupted(db, channel, alive | {owner}):
             result.unknown += 1
             result.notes.append(f"outbox #{row}: interrupted while sending; now unknown")
-    rows = [r for r in outbox.list_rows(db, (outbox.PENDING,)) if r["channel"] == channel]
+    last = 0  # each row once per drain: one refused for now waits for the next
     try:
-        for row in rows:
-            if should_stop():
+        while not should_stop():
+            row = outbox.claim_next(db, channel, owner, last)
+            if row is None or not _send_one(db, row, sender, result):
                 break
-            with db.atomic():
-                outbox.set_state(db, row["id"], outbox.SENDING, attempt=True)
-            if not _send_one(db, row, sender, result):
-                break
+            last = row["id"]
     finally:
         sender.close()
     return result
@@ -77,7 +78,7 @@ def _send_one(db: Store, row: dict, sender: Sender, result: DrainResult) -> bool
         result.notes.append(f"outbox #{ident}: {exc}")
         return True
     except SendFailed as exc:
-        final = exc.permanent or row["attempts"] + 1 >= MAX_ATTEMPTS
+        final = exc.permanent or row["attempts"] >= MAX_ATTEMPTS
         with db.atomic():
             outbox.set_state(db, ident, outbox.FAILED if final else outbox.PENDING, str(exc))
         if final:

@@ -14,7 +14,7 @@ from mailbridge.errors import NotFoundError
 from mailbridge.services.csv_rows import read_rows
 from mailbridge.store import contacts, engagements, names
 from mailbridge.store.db import Store
-from mailbridge.store.session import reading, write_transaction
+from mailbridge.store.session import exists, reading, write_transaction
 
 CLIENTS_HINT = "see `mailbridge clients list`"
 CSV_COLUMNS = ("email", "name", "client")
@@ -22,7 +22,7 @@ CSV_COLUMNS = ("email", "name", "client")
 
 def add_client(config: Config, name: str) -> bool:
     name = require("client name", label, name)
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         return contacts.add_client(db, name)
 
 
@@ -34,7 +34,7 @@ def add_contact(config: Config, email: str, client: str, name: str | None
     client = require("client name", label, client)
     if name is not None:
         name = require("contact name", label, name)
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         created = contacts.add_client(db, client)
         outcome = contacts.upsert_contact(db, email, client, name)
         linked = _link_new(db, config, email, client) if outcome == "added" else 0
@@ -47,7 +47,7 @@ def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
     rows = read_rows(path, ("email", "client"), CSV_COLUMNS)
     results: list[dict[str, Any]] = []
     seen: set[str] = set()
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         for line, row in rows:
             email, client, name = row.get("email", ""), row.get("client", ""), row.get("name", "")
             reason = (refusal("email", checks.email, email) or refusal("client", label, client)
@@ -78,7 +78,7 @@ def _link_new(db: Store, config: Config, email: str, client: str) -> int:
 
 
 def list_clients(config: Config) -> list[dict[str, Any]]:
-    return _read(config, contacts.clients) if config.store_path.exists() else []
+    return _read(config, contacts.clients) if exists(config.store) else []
 
 
 def show_client(config: Config, name: str) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def show_client(config: Config, name: str) -> dict[str, Any]:
         found = pick("client", name, names.known(db, "client"), CLIENTS_HINT)
         return {"name": found, "contacts": contacts.contacts(db, found),
                 "engagements": engagements.list_engagements(db, client=found, limit=20)}
-    if not config.store_path.exists():
+    if not exists(config.store):
         pick("client", name, (), CLIENTS_HINT)
     return _read(config, read)
 
@@ -96,7 +96,7 @@ def list_contacts(config: Config, client: str | None) -> list[dict[str, Any]]:
         found = pick("client", client, names.known(db, "client"), CLIENTS_HINT) if client \
             else None
         return contacts.contacts(db, found)
-    if not config.store_path.exists():
+    if not exists(config.store):
         if client:
             pick("client", client, (), CLIENTS_HINT)
         return []
@@ -104,11 +104,11 @@ def list_contacts(config: Config, client: str | None) -> list[dict[str, Any]]:
 
 
 def remove_contact(config: Config, email: str) -> None:
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         if not contacts.remove_contact(db, email):
             raise NotFoundError(f"no contact {email}", "see `mailbridge contacts list`")
 
 
 def _read(config: Config, fn: Callable[[Store], Any]) -> Any:
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         return fn(db)

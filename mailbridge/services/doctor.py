@@ -13,11 +13,12 @@ from mailbridge.config import secrets
 from mailbridge.config.load import load_config
 from mailbridge.config.model import Channel, Config
 from mailbridge.errors import MailbridgeError, SecretError
-from mailbridge.services import health
+from mailbridge.services import fleet, health
 from mailbridge.services.connectors import test_connection
+from mailbridge.store import info as store_info
 from mailbridge.store import outbox, runs
-from mailbridge.store.db import Store, open_store, schema_status, unwritable
-from mailbridge.store.lock import writer_alive
+from mailbridge.store.db import Store
+from mailbridge.store.session import exists, reading
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -56,33 +57,47 @@ def diagnose(config_path: Path, connect: bool = True) -> list[dict[str, Any]]:
     return checks
 
 
+SKEW_WARN_SECONDS = 5.0
+
+
 def _store_checks(config: Config) -> list[dict[str, str]]:
-    blocked = unwritable(config.store_path)
+    where = store_info.describe(config.store)
+    blocked = store_info.unwritable(config.store)
     writable = [_check("store writable", FAIL, f"{blocked}: sync, ingest and run cannot write "
                                                "the store")] if blocked else []
-    if not config.store_path.exists():
-        return writable or [_check("store", WARN, f"{config.store_path}: not created yet "
-                                                  "(the first `mailbridge sync` creates it)")]
     try:
-        db = open_store(config.store_path, readonly=True)
+        if not exists(config.store):
+            return writable or [_check("store", WARN, f"{where}: not created yet "
+                                                      "(the first `mailbridge sync` creates it)")]
+        with reading(config.store) as db:
+            found = store_info.summary(config.store, db)
+            now = datetime.now(UTC)
+            return [_check("store", OK, f"{where}: {found['version']}, schema version "
+                                        f"{found['schema_version']}"),
+                    *writable, *_clock_check(db), _integrity_check(config, db),
+                    _outbox_check(db, config, now),
+                    *(_channel_check(db, config, channel, now) for channel in config.channels)]
     except MailbridgeError as exc:
         return [*writable, _check("store", FAIL, str(exc))]
-    try:
-        applied, _ = schema_status(db)
-        now = datetime.now(UTC)
-        return [_check("store", OK, f"{config.store_path}: schema version {applied}"),
-                *writable, _integrity_check(db), _outbox_check(db, config, now),
-                *(_channel_check(db, config, channel, now) for channel in config.channels)]
-    finally:
-        db.close()
 
 
-def _integrity_check(db: Store) -> dict[str, str]:
-    rows = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
-    if rows == ["ok"]:
-        return _check("store integrity", OK, "PRAGMA quick_check: ok")
-    return _check("store integrity", FAIL, "PRAGMA quick_check: " + "; ".join(rows) +
-                  " (back up the file, then try `sqlite3 FILE .recover`)")
+def _clock_check(db: Store) -> list[dict[str, str]]:
+    skew = store_info.clock_skew(db)
+    if skew is None:
+        return []
+    detail = f"this host's clock is {abs(skew):.1f} s {'behind' if skew > 0 else 'ahead of'} " \
+             "the database's"
+    if abs(skew) > SKEW_WARN_SECONDS:
+        return [_check("clock", WARN, detail + " (leases are timed by the database; keep "
+                                               "hosts in sync with NTP)")]
+    return [_check("clock", OK, detail)]
+
+
+def _integrity_check(config: Config, db: Store) -> dict[str, str]:
+    problems = store_info.integrity(config.store, db)
+    if not problems:
+        return _check("store integrity", OK, "ok")
+    return _check("store integrity", FAIL, "; ".join(problems))
 
 
 STUCK_AFTER = timedelta(hours=1)
@@ -91,7 +106,7 @@ STUCK_AFTER = timedelta(hours=1)
 def _outbox_check(db: Store, config: Config, now: datetime) -> dict[str, str]:
     """Mail that needs a person (failed, unknown) or has waited too long to go out."""
     rows = outbox.list_rows(db, (outbox.PENDING, outbox.FAILED, outbox.UNKNOWN),
-                            sending_is_unknown=not writer_alive(config.store_path))
+                            fleet.sending_alive(db, config))
     stuck = [r for r in rows if r["state"] != outbox.PENDING
              or now - datetime.fromisoformat(r["created_at"]) > STUCK_AFTER]
     if not stuck:

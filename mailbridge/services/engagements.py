@@ -9,7 +9,7 @@ from mailbridge.config.model import Config
 from mailbridge.domain.checks import DURATION_RE, duration, pick, require
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.store import engagements, messages, names
-from mailbridge.store.session import reading
+from mailbridge.store.session import exists, reading
 
 AGO = duration("hdw", timedelta(days=36525))  # a hundred years back at most
 
@@ -31,9 +31,9 @@ def since_cutoff(text: str | None, now: datetime | None = None) -> str | None:
 def list_engagements(config: Config, client: str | None, contact: str | None,
                      since: str | None, limit: int | None) -> list[dict[str, Any]]:
     cutoff = since_cutoff(since)
-    if not config.store_path.exists():
+    if not exists(config.store):
         return []
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         if client:
             client = pick("client", client, names.known(db, "client"),
                           "see `mailbridge clients list`")
@@ -45,9 +45,9 @@ def list_engagements(config: Config, client: str | None, contact: str | None,
 
 def show_engagement(config: Config, engagement: int) -> dict[str, Any]:
     missing = NotFoundError(f"no engagement #{engagement}", "see `mailbridge engagements list`")
-    if not config.store_path.exists():
+    if not exists(config.store):
         raise missing
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         found = engagements.get(db, engagement)
         if found is None:
             raise missing

@@ -13,9 +13,9 @@ from typing import Any
 
 from mailbridge.config.model import Channel, Config
 from mailbridge.domain.health import QUIET, ChannelFacts, Condition, conditions
-from mailbridge.store import alerts, messages, outbox, runs
+from mailbridge.store import alerts, leases, messages, outbox, runs
 from mailbridge.store.db import Store
-from mailbridge.store.session import reading
+from mailbridge.store.session import exists, reading, service_pid
 
 log = logging.getLogger("mailbridge.alerts")
 
@@ -44,7 +44,9 @@ def _judged(config: Config, channel: Channel, found: ChannelFacts,
 
 
 def status_row(db: Store, config: Config, channel: Channel, now: datetime,
-               serving: bool) -> dict[str, Any]:
+               serving: bool, lease: LeaseView | None = None) -> dict[str, Any]:
+    """`lease`: on a shared store, who holds the channel and when it is due (from the
+    database, which keeps the schedule there); None on SQLite."""
     from mailbridge.services.schedule import next_run
 
     found = facts(db, channel)
@@ -52,8 +54,12 @@ def status_row(db: Store, config: Config, channel: Channel, now: datetime,
         db, channel.name, (now - timedelta(hours=24)).isoformat(timespec="seconds"))
     problems = _judged(config, channel, found, now)
     upcoming = None
-    if serving and channel.enabled:
+    if lease is not None:
+        if serving and channel.enabled and lease.due_in is not None:
+            upcoming = now + timedelta(seconds=max(0.0, lease.due_in))
+    elif serving and channel.enabled:
         upcoming = next_run(channel, _time(runs.last_start(db, channel.name)), now)
+    shared = {} if lease is None else {"held_by": lease.held_by}
     return {
         "channel": channel.name,
         "title": channel.title,
@@ -73,6 +79,7 @@ def status_row(db: Store, config: Config, channel: Channel, now: datetime,
         "schedule": channel.schedule,
         "outbox": outbox.depth(db, channel.name),
         "problems": [c.detail for c in problems],
+        **shared,
     }
 
 
@@ -97,6 +104,7 @@ def update_alerts(db: Store, config: Config, now: datetime,
                if not names or ch.name in names for c in judge(db, config, ch, now)}
     events = []
     with db.atomic():
+        db.lock("alerts")  # hosts sharing a store raise and clear each alert once
         open_now = {(a["channel"], a["kind"]): a for a in alerts.open_alerts(db)
                     if not names or a["channel"] in names}
         for key, alert in open_now.items():
@@ -163,14 +171,36 @@ def raise_and_notify(db: Store, config: Config, now: datetime,
 
 def status(config: Config) -> list[dict[str, Any]]:
     """One row per channel (see `status_row`); read-only, never takes the write lock."""
-    from mailbridge.store.lock import service_running
-
     now = datetime.now(UTC)
-    if not config.store_path.exists():
+    if not exists(config.store):
         return [_never_synced(ch) for ch in config.channels]
-    serving = service_running(config.store_path) is not None
-    with reading(config.store_path) as db:
-        return [status_row(db, config, ch, now, serving) for ch in config.channels]
+    with reading(config.store) as db:
+        if not db.shared:
+            serving = service_pid(config.store) is not None
+            return [status_row(db, config, ch, now, serving) for ch in config.channels]
+        views = lease_views(db, config)
+        serving = bool(leases.alive(db, config.store.lease_seconds))
+        return [status_row(db, config, ch, now, serving, views.get(ch.name, LeaseView()))
+                for ch in config.channels]
+
+
+@dataclass(frozen=True)
+class LeaseView:
+    held_by: str | None = None  # "host:pid (N s left)", per mailbox on Microsoft 365
+    due_in: float | None = None  # seconds until its next sync is due (the soonest unit)
+
+
+def lease_views(db: Store, config: Config) -> dict[str, LeaseView]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in leases.holders(db):
+        found.setdefault(row["channel"], []).append(row)
+    views = {}
+    for name, rows in found.items():
+        held = [f"{r['mailbox'] + ': ' if r['mailbox'] else ''}{r['owner']} "
+                f"({max(0, round(r['expires_in'] or 0))} s left)" for r in rows if r["owner"]]
+        due = [r["due_in"] for r in rows if r["due_in"] is not None]
+        views[name] = LeaseView("; ".join(held) or None, min(due) if due else None)
+    return views
 
 
 def _never_synced(channel: Channel) -> dict[str, Any]:

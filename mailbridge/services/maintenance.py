@@ -6,12 +6,11 @@ from mailbridge.config.model import Config
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.reprocess import reprocess
 from mailbridge.services.connectors import plan_for
-from mailbridge.store.db import translate_errors
 from mailbridge.store.session import writing
 
 
 def reprocess_store(config: Config, only_failed: bool = True) -> dict[str, int]:
     plans: dict[str, ChannelPlan] = {c.name: plan_for(c) for c in config.channels
                                      if c.mode == "tickets"}
-    with writing(config.store_path) as db, translate_errors(config.store_path):
+    with writing(config.store) as db:
         return reprocess(db, plans, only_failed)

@@ -21,10 +21,10 @@ from mailbridge.domain.checks import choice, pick, require
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
+from mailbridge.services import fleet
 from mailbridge.store import agents, comments, messages, names, outbox, tickets
 from mailbridge.store.db import Store
-from mailbridge.store.lock import writer_alive
-from mailbridge.store.session import reading, write_transaction
+from mailbridge.store.session import exists, reading, write_transaction
 
 # Where our own quote begins in an outgoing message we stored: "On <date>, <name> wrote:"
 _OUR_QUOTE_RE = re.compile(r"\n\nOn [^\n]+ wrote:\n>", re.S)
@@ -90,7 +90,7 @@ def reply_recipients(config: Config, ticket: int,
                      addressing: Addressing = Addressing()) -> tuple[str, ...]:
     """Who a reply would go to now, each getting a mail of their own: shown before anything
     is queued (read-only)."""
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         row, channel = _ticket(db, config, ticket)
         return _recipients(db, channel, row, addressing)
 
@@ -99,14 +99,14 @@ def reply(config: Config, ticket: int, text: str, agent: str | None = None,
           attachments: tuple[Path, ...] = (), to: Sequence[str] | None = None) -> Queued:
     """Queue a reply to `to` (default: the conversation's recipients, `reply_recipients`)."""
     files = _read_attachments(attachments)
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         return _queue_reply(db, config, ticket, text, agent, files, to)
 
 
 def forward(config: Config, ticket: int, to: str, text: str, agent: str | None = None,
             attachments: tuple[Path, ...] = ()) -> Queued:
     files = _read_attachments(attachments)
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         return _queue_forward(db, config, ticket, to, text, agent, files)
 
 
@@ -252,6 +252,7 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
     """Send what the outbox holds for each channel: through its outgoing connection, or for
     a channel without one (only alert mail is queued there) through `[alerts] outgoing`."""
     results = []
+    alive = fleet.alive(db, config)
     for channel in config.channels:
         if names and channel.name not in names:
             continue
@@ -264,19 +265,19 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
                                    config.alerts.apps)
         else:
             continue
-        results.append(drain(db, channel.name, sender, should_stop))
+        results.append(drain(db, channel.name, sender, fleet.owner(), should_stop, alive))
     return results
 
 
 def list_outbox(config: Config, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The outbox; a row a crash left `sending` is listed as `unknown` unless the process
-    that may be sending it is still running."""
+    (or host) that may be sending it is still running."""
     for state in states:
         require("outbox state", choice(*outbox.STATES), state)
-    if not config.store_path.exists():
+    if not exists(config.store):
         return []
-    with reading(config.store_path) as db:
-        return outbox.list_rows(db, states, not writer_alive(config.store_path))
+    with reading(config.store) as db:
+        return outbox.list_rows(db, states, fleet.sending_alive(db, config))
 
 
 def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str, Any]]:
@@ -284,7 +285,7 @@ def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str,
     allowed = {"retry": (outbox.FAILED, outbox.UNKNOWN, outbox.PENDING),
                "cancel": (outbox.PENDING, outbox.FAILED, outbox.UNKNOWN)}[action]
     target = outbox.PENDING if action == "retry" else outbox.CANCELLED
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         changed = []
         for ident in ids:
             row = outbox.get(db, ident)

@@ -9,7 +9,9 @@ from mailbridge.config.model import Config
 from mailbridge.domain.checks import pick
 from mailbridge.errors import NotFoundError
 from mailbridge.store import comments, messages, names, tickets
-from mailbridge.store.session import reading
+from mailbridge.store.session import exists, reading
+
+TICKET_COLUMNS = tickets.LIST_COLUMNS  # what `tickets list` shows, in order
 
 QUEUES_HINT = "see `mailbridge queues list`"
 
@@ -20,11 +22,11 @@ def list_tickets(config: Config, channel: str | None = None, queue: str | None =
     an empty list)."""
     if channel:
         channel = config.require(channel).name
-    if not config.store_path.exists():
+    if not exists(config.store):
         if queue:
             pick("queue", queue, config.queues(), QUEUES_HINT)
         return []
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         if queue:
             queue = pick("queue", queue, config.queues() | names.known(db, "queue"),
                          QUEUES_HINT)
@@ -32,7 +34,7 @@ def list_tickets(config: Config, channel: str | None = None, queue: str | None =
 
 
 def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         ticket = tickets.get(db, ticket_id)
         if ticket is None:
             raise NotFoundError(f"no ticket #{ticket_id}", "see `mailbridge tickets list`")
@@ -43,5 +45,5 @@ def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:
 
 def raw_messages(config: Config, ticket_id: int) -> list[bytes]:
     ticket = show_ticket(config, ticket_id)
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         return [messages.raw_of(db, m["id"]) for m in ticket["messages"]]

@@ -6,14 +6,14 @@ from typing import Any
 
 from mailbridge.config.model import Config
 from mailbridge.store import tickets
-from mailbridge.store.session import reading
+from mailbridge.store.session import exists, reading
 
 
 def list_queues(config: Config) -> list[dict[str, Any]]:
     """Queues in the store, plus every queue the config routes to that has no tickets yet."""
     found: dict[str, dict[str, Any]] = {}
-    if config.store_path.exists():
-        with reading(config.store_path) as db:
+    if exists(config.store):
+        with reading(config.store) as db:
             found = {row["queue"]: row for row in tickets.queue_counts(db)}
     for channel in config.channels:
         for name in (channel.default_queue, *(r.queue for r in channel.routes)):

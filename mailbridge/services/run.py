@@ -16,16 +16,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from mailbridge.config.model import Config
+from mailbridge.config.model import Channel, Config
 from mailbridge.errors import MailbridgeError
 from mailbridge.pipeline.report import FAILED, Outcome
 from mailbridge.pipeline.send import DrainResult
-from mailbridge.services import health
+from mailbridge.services import fleet, health
 from mailbridge.services.schedule import trigger_for
 from mailbridge.services.sync import ChannelResult, send_outbox, send_problem, sync_channel
-from mailbridge.store.db import Store, open_store
-from mailbridge.store.lock import service_lock
-from mailbridge.store.session import writing
+from mailbridge.store import leases
+from mailbridge.store.backends import connection
+from mailbridge.store.db import Store
+from mailbridge.store.session import service_lock, writing
 
 log = logging.getLogger("mailbridge.run")
 
@@ -33,6 +34,7 @@ SERVICE_LOCK_WAIT = 300.0  # a one-shot sync that is already running gets to fin
 WRITE_LOCK_WAIT = 60.0  # a piped `ingest` holds it for a moment only
 TICK_SECONDS = 0.5  # how often the main thread looks at the stop and reload flags
 OUTBOX_SECONDS = 60
+CLAIM_SECONDS = 2  # shared store: how often a host looks for due channels
 
 
 class _Quiet:
@@ -49,22 +51,26 @@ def serve(load: Callable[[], Config], stop: threading.Event, reload: threading.E
     from apscheduler.schedulers.background import BackgroundScheduler
 
     config = load()
-    with service_lock(config.store_path, SERVICE_LOCK_WAIT):
-        open_store(config.store_path).close()  # create or migrate it before the first job
+    with service_lock(config.store, SERVICE_LOCK_WAIT):
+        with connection(config.store) as db:  # create or migrate it before the first job
+            heartbeat = fleet.Heartbeat(config).start() if db.shared else None
         scheduler = BackgroundScheduler(
             timezone=UTC, executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
-        _schedule(scheduler, config, stop)
+        _schedule(scheduler, config, stop, heartbeat)
         scheduler.start()
-        log.info("serving %d channel(s) from %s", _enabled(config), config.path)
+        log.info("serving %d channel(s) from %s%s", _enabled(config), config.path,
+                 f" as {heartbeat.owner}, sharing the store by leases" if heartbeat else "")
         try:
             while not stop.wait(TICK_SECONDS):
                 if reload.is_set():
                     reload.clear()
-                    config = _reload(scheduler, load, config, stop)
+                    config = _reload(scheduler, load, config, stop, heartbeat)
         finally:
             log.info("stopping: letting the running job finish its batch")
             scheduler.shutdown(wait=True)
+            if heartbeat is not None:
+                heartbeat.stop()
     log.info("stopped")
 
 
@@ -72,29 +78,43 @@ def _enabled(config: Config) -> int:
     return sum(1 for c in config.channels if c.enabled)
 
 
-def _schedule(scheduler: Any, config: Config, stop: threading.Event) -> None:
+def _schedule(scheduler: Any, config: Config, stop: threading.Event,
+              heartbeat: fleet.Heartbeat | None) -> None:
+    """On SQLite a job per channel on its trigger. On a shared store, when each channel is
+    due lives in the database (so it is synced once per interval across all hosts), and one
+    job claims whatever is due every few seconds."""
     scheduler.remove_all_jobs()
     now = datetime.now(UTC)
-    for channel in config.channels:
-        if channel.enabled:
-            scheduler.add_job(_job, trigger_for(channel), args=[config, channel.name, stop],
-                              id=channel.name, name=channel.name, next_run_time=now)
+    if heartbeat is not None:
+        enabled = fleet.units([c for c in config.channels if c.enabled])
+        _locked(config, "leases", lambda db: leases.ensure(db, enabled))
+        scheduler.add_job(_claim_job, "interval", seconds=CLAIM_SECONDS,
+                          args=[config, stop, heartbeat, enabled], id=" claim", name="claim",
+                          next_run_time=now)
+    else:
+        for channel in config.channels:
+            if channel.enabled:
+                scheduler.add_job(_job, trigger_for(channel),
+                                  args=[config, channel.name, stop], id=channel.name,
+                                  name=channel.name, next_run_time=now)
     scheduler.add_job(_outbox_job, "interval", seconds=OUTBOX_SECONDS, args=[config, stop],
                       id=" outbox", name="outbox")  # no channel name can start with a space
 
 
 def _reload(scheduler: Any, load: Callable[[], Config], old: Config,
-            stop: threading.Event) -> Config:
+            stop: threading.Event, heartbeat: fleet.Heartbeat | None) -> Config:
     try:
         new = load()
     except MailbridgeError as exc:
         log.error("config reload failed, keeping the running config: %s", exc)
         return old
-    if new.store_path != old.store_path:
-        log.error("config reload: [store] path changed; restart `mailbridge run` to switch "
+    if new.store != old.store:
+        log.error("config reload: [store] changed; restart `mailbridge run` to switch "
                   "stores (keeping the running config)")
         return old
-    _schedule(scheduler, new, stop)
+    if heartbeat is not None:
+        heartbeat.config = new
+    _schedule(scheduler, new, stop, heartbeat)
     log.info("config reloaded: %d channel(s)", _enabled(new))
     return new
 
@@ -105,15 +125,39 @@ def _job(config: Config, name: str, stop: threading.Event) -> None:
     if stop.is_set():
         return
     channel = config.require(name)
+    _locked(config, name, lambda db: _work(db, config, channel, stop.is_set))
 
-    def work(db: Store) -> None:
-        _log_result(sync_channel(db, config, channel, _Quiet(), should_stop=stop.is_set))
-        health.raise_and_notify(db, config, datetime.now(UTC))
-        # every channel's outbox: alert mail goes out through the quiet channel's connection
-        # (or [alerts] outgoing)
-        _log_sends(send_outbox(db, config, [], stop.is_set))
 
-    _locked(config, name, work)
+def _claim_job(config: Config, stop: threading.Event, heartbeat: fleet.Heartbeat,
+               units: list[fleet.Unit]) -> None:
+    """Shared store: sync what is due and free, one unit at a time, until nothing is (or we
+    are stopping). A unit another host claims first is simply not ours this time."""
+
+    def claim_and_work(db: Store) -> bool:
+        for unit in leases.due(db, units, fleet.dead_here):
+            channel = fleet.unit_channel(config, unit)
+            with fleet.holding(db, heartbeat, unit, channel, due_only=True) as lease:
+                if lease is None:
+                    continue
+                _work(db, config, channel,
+                      lambda: stop.is_set() or heartbeat.lost(lease), [lease])
+                return True
+        return False
+
+    while not stop.is_set() and _locked(config, "claim", claim_and_work):
+        pass
+
+
+def _work(db: Store, config: Config, channel: Channel, should_stop: Callable[[], bool],
+          held: list[leases.Lease] | None = None) -> bool:
+    """A channel's sync, then the alert check, then the outbox."""
+    _log_result(sync_channel(db, config, channel, _Quiet(), should_stop=should_stop,
+                             held=held or ()))
+    health.raise_and_notify(db, config, datetime.now(UTC))
+    # every channel's outbox: alert mail goes out through the quiet channel's connection
+    # (or [alerts] outgoing)
+    _log_sends(send_outbox(db, config, [], should_stop))
+    return True
 
 
 def _outbox_job(config: Config, stop: threading.Event) -> None:
@@ -121,14 +165,16 @@ def _outbox_job(config: Config, stop: threading.Event) -> None:
             lambda db: _log_sends(send_outbox(db, config, [], stop.is_set)))
 
 
-def _locked(config: Config, what: str, work: Callable[[Store], None]) -> None:
+def _locked(config: Config, what: str, work: Callable[[Store], Any]) -> Any:
+    """`work` under the write lock; its result, or None when it failed (logged)."""
     try:
-        with writing(config.store_path, WRITE_LOCK_WAIT) as db:
-            work(db)
+        with writing(config.store, WRITE_LOCK_WAIT) as db:
+            return work(db)
     except MailbridgeError as exc:
         log.error("%s: not done: %s", what, exc)
     except Exception:  # noqa: BLE001 - one broken run must not end the service
         log.exception("%s: internal error; the next run will try again", what)
+    return None
 
 
 def _log_sends(results: list[DrainResult]) -> None:

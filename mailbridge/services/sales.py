@@ -16,7 +16,7 @@ from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.services.csv_rows import read_rows
 from mailbridge.store import contacts, messages, names, sales
 from mailbridge.store.db import Store
-from mailbridge.store.session import reading, write_transaction
+from mailbridge.store.session import exists, reading, write_transaction
 
 
 def add_opportunity(config: Config, summary: str, contact: str, client: str, kind: str,
@@ -26,7 +26,7 @@ def add_opportunity(config: Config, summary: str, contact: str, client: str, kin
     client, kind, agent = (require(what, label, value) if value else ""
                            for what, value in (("client", client), ("type", kind),
                                                ("agent", agent)))
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         return sales.add_opportunity(db, summary, contact, client, kind, project, agent)
 
 
@@ -35,7 +35,7 @@ def import_opportunities(config: Config, path: Path) -> list[dict[str, Any]]:
     rows = read_rows(path, ("summary", "contact"),
                      ("summary", "contact", "client", "type", "project"))
     results = []
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         for line, row in rows:
             summary, contact = row.get("summary", ""), row.get("contact", "")
             reason = (refusal("summary", label, summary)
@@ -55,7 +55,7 @@ def import_opportunities(config: Config, path: Path) -> list[dict[str, Any]]:
 
 def add_type(config: Config, name: str, exclude: bool) -> None:
     name = require("type name", label, name)
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         sales.add_type(db, name, exclude)
 
 
@@ -75,13 +75,13 @@ def show_opportunity(config: Config, opportunity: int) -> dict[str, Any]:
             raise _no_opportunity(opportunity)
         found["messages"] = sales.messages_of(db, opportunity)
         return found
-    if not config.store_path.exists():
+    if not exists(config.store):
         raise _no_opportunity(opportunity)
     return _read(config, read, {})
 
 
 def set_status(config: Config, opportunity: int, status: str) -> str:
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         previous = sales.set_status(db, opportunity, status)
     if previous is None:
         raise _no_opportunity(opportunity)
@@ -94,13 +94,13 @@ def inbox(config: Config, agent: str | None) -> list[dict[str, Any]]:
         found = pick("agent", agent, names.known(db, "inbox agent") | config.agents(),
                      "see `mailbridge inbox list`") if agent else None
         return sales.inbox(db, found)
-    if agent and not config.store_path.exists():
+    if agent and not exists(config.store):
         pick("agent", agent, config.agents(), "see `mailbridge inbox list`")
     return _read(config, read, [])
 
 
 def inbox_assign(config: Config, item: int, opportunity: int) -> None:
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         found = _item(db, item)
         if sales.get(db, opportunity) is None:
             raise _no_opportunity(opportunity)
@@ -112,7 +112,7 @@ def inbox_assign(config: Config, item: int, opportunity: int) -> None:
 def inbox_new_opportunity(config: Config, item: int, project: bool) -> int:
     """A new opportunity from the mail: its body as the details, whom it is with (the
     sender, or the recipient of the agent's sent mail) as the contact."""
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         found = _item(db, item)
         details = messages.details(db, found["message"])
         opened = sales.add_opportunity(
@@ -127,7 +127,7 @@ def inbox_new_opportunity(config: Config, item: int, project: bool) -> int:
 def inbox_note(config: Config, item: int, client: str | None) -> str:
     """Keep the mail as a CRM note of a client: the one given, else the client of a contact
     with the domain of whom the mail is with, else that domain itself."""
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         found = _item(db, item)
         other = _counterpart(config, found, messages.details(db, found["message"]))
         chosen = require("client", label, client) if client else _suggest_client(db, other)
@@ -141,7 +141,7 @@ def inbox_delete(config: Config, item: int, admin: bool) -> None:
     if not admin:
         raise UsageError("only administrators may delete from My Inbox",
                          "pass --admin if you are one (as in Halo)")
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         _item(db, item)
         sales.handle(db, item, "deleted", "deleted")
 
@@ -179,7 +179,7 @@ def _no_opportunity(opportunity: int) -> NotFoundError:
 
 
 def _read(config: Config, fn: Callable[[Store], Any], empty: Any) -> Any:
-    if not config.store_path.exists():
+    if not exists(config.store):
         return empty
-    with reading(config.store_path) as db:
+    with reading(config.store) as db:
         return fn(db)

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.memory import MemoryFetcher
-from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError
+from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError, TemporaryError
 from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.pipeline.send import DrainResult
-from mailbridge.services import health
+from mailbridge.services import fleet, health
 from mailbridge.services.connectors import build_fetcher, plan_for
-from mailbridge.store import contacts, outbox, runs
-from mailbridge.store.db import Store, translate_errors
-from mailbridge.store.lock import service_lock
-from mailbridge.store.session import writing
+from mailbridge.store import contacts, leases, outbox, runs
+from mailbridge.store.db import Store
+from mailbridge.store.session import service_lock, writing
 
 
 @dataclass
 class ChannelResult:
     channel: str
-    status: str  # ok | partial | failed
+    status: str  # ok | partial | failed | lost (another host took the channel over)
     counts: Counts
     error: MailbridgeError | None = None
 
@@ -53,54 +53,97 @@ class SyncRun:
 def sync(config: Config, names: Sequence[str], reporter: Reporter,
          send: bool = True) -> SyncRun:
     """Fetch and file new mail for each channel, raise and clear alerts as `run` does (for
-    the channels named, else all), then send what the outbox holds (alert mail too)."""
+    the channels named, else all), then send what the outbox holds (alert mail too). On a
+    shared store each channel (each Microsoft 365 mailbox) is leased for its sync; one that
+    another host is syncing is left to it."""
     channels = select_channels(config, names)
-    with service_lock(config.store_path), writing(config.store_path) as db:
-        results = [sync_channel(db, config, ch, reporter) for ch in channels]
-        with translate_errors(config.store_path):
-            alerts = health.raise_and_notify(db, config, datetime.now(UTC),
-                                             list(names) or None, logged=False)
+    with service_lock(config.store), writing(config.store) as db:
+        if db.shared:
+            results = _sync_leased(db, config, channels, reporter)
+        else:
+            results = [sync_channel(db, config, ch, reporter) for ch in channels]
+        alerts = health.raise_and_notify(db, config, datetime.now(UTC), list(names) or None,
+                                         logged=False)
         sends = send_outbox(db, config, [c.name for c in channels]) if send else []
         return SyncRun(results, sends, alerts)
 
 
+def _sync_leased(db: Store, config: Config, channels: Sequence[Channel],
+                 reporter: Reporter) -> list[ChannelResult]:
+    heartbeat = fleet.Heartbeat(config).start()
+    try:
+        results = []
+        for channel in channels:
+            units = fleet.units([channel])
+            if not units:  # a Microsoft 365 channel whose mailboxes are all disabled
+                results.append(sync_channel(db, config, channel, reporter))
+                continue
+            leases.ensure(db, units)
+            with contextlib.ExitStack() as held:
+                got = [lease for unit in units
+                       if (lease := held.enter_context(
+                           fleet.holding(db, heartbeat, unit, channel, due_only=False)))]
+                if not got:
+                    busy = TemporaryError(f"channel {channel.name} is being synced by another "
+                                          "host", "see `mailbridge status`")
+                    results.append(ChannelResult(channel.name, "failed", Counts(), busy))
+                    continue
+                boxes = {lease.mailbox for lease in got}
+                part = channel if len(got) == len(units) else replace(
+                    channel, incoming={**channel.incoming, "mailboxes": [
+                        m for m in channel.mailboxes if m["address"] in boxes]})
+                results.append(sync_channel(
+                    db, config, part, reporter,
+                    should_stop=lambda got=got: any(heartbeat.lost(x) for x in got),
+                    held=got))
+        return results
+    finally:
+        heartbeat.stop()
+
+
 def send_outbox(db: Store, config: Config, names: list[str],
                 should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
-    with translate_errors(config.store_path):
-        if not any(outbox.depth(db, c.name) for c in config.channels
-                   if c.outgoing or config.alerts.outgoing):
-            return []  # nothing to send: do not even load the composing and SMTP code
-        from mailbridge.services import outgoing
+    if not any(outbox.depth(db, c.name) for c in config.channels
+               if c.outgoing or config.alerts.outgoing):
+        return []  # nothing to send: do not even load the composing and SMTP code
+    from mailbridge.services import outgoing
 
-        return outgoing.drain_all(db, config, names, should_stop)
+    return outgoing.drain_all(db, config, names, should_stop)
 
 
 def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter,
-                 should_stop: Callable[[], bool] = lambda: False) -> ChannelResult:
-    with translate_errors(config.store_path):
-        run = runs.start(db, channel.name)
+                 should_stop: Callable[[], bool] = lambda: False,
+                 held: Sequence[leases.Lease] = ()) -> ChannelResult:
+    """One channel's sync. With `held` leases (a shared store) every commit first checks that
+    the batch's mailbox (or the whole channel) is still leased to this host."""
+    run = runs.start(db, channel.name)
     counts = Counts()
+    by_mailbox = {lease.mailbox: lease for lease in held}
+
+    def guard(db: Store, mailbox: str) -> None:
+        leases.check(db, by_mailbox.get(mailbox) or by_mailbox[leases.CHANNEL])
+
     try:
         now = datetime.now(UTC)
-        with translate_errors(config.store_path):
-            first = runs.first_start(db, channel.name)
-            added = (contacts.added_since(db, now - timedelta(hours=channel.window_hours))
-                     if channel.mode == "engagements" else [])
+        first = runs.first_start(db, channel.name)
+        added = (contacts.added_since(db, now - timedelta(hours=channel.window_hours))
+                 if channel.mode == "engagements" else [])
         plan = plan_for(channel, datetime.fromisoformat(first) if first else None, now, added)
         fetcher = build_fetcher(channel, plan)
         try:
-            with translate_errors(config.store_path):
-                counts = ingest(db, plan, fetcher, reporter, should_stop=should_stop)
+            counts = ingest(db, plan, fetcher, reporter, should_stop=should_stop,
+                            guard=guard if held else None)
         finally:
             fetcher.close()
         counts.errors.extend(fetcher.problems)
+    except leases.LeaseLost as exc:
+        result = ChannelResult(channel.name, "lost", counts, exc)
     except MailbridgeError as exc:
         result = ChannelResult(channel.name, "failed", counts, exc)
     else:
         bad = counts.failed + counts.unparsed + len(fetcher.problems)
         result = ChannelResult(channel.name, "partial" if bad else "ok", counts)
-    with translate_errors(config.store_path):
-        runs.finish(db, run, result.status, counts.as_row(), result.problem)
+    runs.finish(db, run, result.status, counts.as_row(), result.problem)
     return result
 
 
@@ -140,6 +183,6 @@ def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,
             outcomes.append(outcome)
             reporter.item(channel, outcome, size)
 
-    with writing(config.store_path, wait_seconds) as db, translate_errors(config.store_path):
+    with writing(config.store, wait_seconds) as db:
         ingest(db, plan_for(channel), MemoryFetcher([raw]), Collect())
     return outcomes[0]

@@ -10,7 +10,7 @@ from mailbridge.store.session import write_transaction
 
 
 def move_ticket(config: Config, ticket: int, queue: str) -> str:
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         previous = tickets.move(db, ticket, queue)
     if previous is None:
         raise _missing(ticket)
@@ -19,7 +19,7 @@ def move_ticket(config: Config, ticket: int, queue: str) -> str:
 
 def set_status(config: Config, ids: list[int], status: str) -> list[tuple[int, str]]:
     """Close or reopen tickets; returns (ticket, previous status). All or nothing."""
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         changed = []
         for ticket in ids:
             previous = tickets.set_status(db, ticket, status)
@@ -32,7 +32,7 @@ def set_status(config: Config, ids: list[int], status: str) -> list[tuple[int, s
 def add_comment(config: Config, ticket: int, text: str, agent: str | None = None) -> int:
     """An internal comment: shown with the ticket, never sent to the client. `agent`, when
     given, must be a known agent."""
-    with write_transaction(config.store_path) as db:
+    with write_transaction(config.store) as db:
         if tickets.get(db, ticket) is None:
             raise _missing(ticket)
         if agent is not None and agents.get(db, agent) is None:

@@ -16,7 +16,7 @@ def upsert(db: Store, name: str, email: str, signature: str | None,
     if existing is None:
         insert_row(db, "agents", {"name": name, "email": email, "signature": signature or "",
                                   "notify_no_messages": int(bool(notify_no_messages)),
-                                  "created_at": now()})
+                                  "created_at": now()}, key=None)
         return True
     db.execute("UPDATE agents SET email=?, signature=?, notify_no_messages=? WHERE name=?",
                [email, existing["signature"] if signature is None else signature,

@@ -11,8 +11,8 @@ CONTACT_COLUMNS = ("email", "name", "client", "created_at")
 
 
 def add_client(db: Store, name: str) -> bool:
-    return db.execute("INSERT OR IGNORE INTO clients (name, created_at) VALUES (?, ?)",
-                      [name, now()]).rowcount > 0
+    return db.execute("INSERT INTO clients (name, created_at) VALUES (?, ?) "
+                      "ON CONFLICT DO NOTHING", [name, now()]).rowcount > 0
 
 
 def clients(db: Store) -> list[dict[str, Any]]:
@@ -25,11 +25,12 @@ def clients(db: Store) -> list[dict[str, Any]]:
 
 
 def upsert_contact(db: Store, email: str, client: str, name: str | None) -> str:
-    """'added', 'updated' or 'unchanged'."""
+    """'added', 'updated' or 'unchanged'. Addresses are kept in lower case."""
+    email = email.lower()
     row = db.execute("SELECT name, client FROM contacts WHERE email=?", [email]).fetchone()
     if row is None:
         db.execute("INSERT INTO contacts (email, name, client, created_at) VALUES (?, ?, ?, ?)",
-                   [email.lower(), name or "", client, now()])
+                   [email, name or "", client, now()])
         return "added"
     new_name = row[0] if name is None else name
     if (new_name, client) == tuple(row):
@@ -68,4 +69,4 @@ def added_since(db: Store, since: datetime) -> list[datetime]:
 
 
 def remove_contact(db: Store, email: str) -> bool:
-    return db.execute("DELETE FROM contacts WHERE email=?", [email]).rowcount > 0
+    return db.execute("DELETE FROM contacts WHERE email=?", [email.lower()]).rowcount > 0

@@ -1,170 +1,108 @@
-"""Opening the store: file mode 600, WAL, busy timeout, migrations; SQLite errors become
-StoreErrors that name the file and what to do.
+"""The store interface every backend implements, and the helpers repositories share.
 
-`Store` is a thin connection wrapper rather than sqlite-utils' `Database`: every command opens
-the store, and that library's import is a quarter of a cron poll (see migrations.py)."""
+Repositories are plain functions `fn(db, …)` over a `Store`: one open connection with
+`execute` and `atomic`. They write SQL that SQLite and PostgreSQL both accept, with `?`
+placeholders (the PostgreSQL store turns them into its own), `ON CONFLICT` and `RETURNING`;
+the little that differs between the two (a string aggregate) is asked of the store. Each
+backend translates its library's errors into `mailbridge.errors` itself, so no caller sees a
+sqlite3 or psycopg exception."""
 
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
-import shutil
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
-from mailbridge.errors import StoreError, TemporaryError, disk_full, os_failure
-from mailbridge.store import migrations
-
-BUSY_TIMEOUT_MS = 10_000
-LOW_SPACE_BYTES = 1 << 20  # less than this free and an I/O error means a full disk
+from typing import Any, Protocol
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
 class Store:
-    """An open store: plain SQL on one connection in autocommit mode, and `atomic` blocks."""
+    """One open connection to a store. Statements outside `atomic` commit at once."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    backend: str = ""  # "sqlite" | "postgresql"
+    shared: bool = False  # several hosts may use it at once (leases, not file locks)
+    clock_sql: str = ""  # SQL for the database's time in seconds since the epoch
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
+    def lock_row(self, skip_locked: bool = False) -> str:
+        """What ends a SELECT that locks the rows it reads until the transaction ends (or, with
+        `skip_locked`, passes over rows another transaction holds). Empty where a writing
+        transaction already excludes every other writer (SQLite)."""
+        return ""
 
-    def executescript(self, sql: str) -> sqlite3.Cursor:
-        return self.conn.executescript(sql)
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def ddl(self, script: str) -> None:
+        """Run a schema script (statements separated by `;`) inside the current transaction,
+        written in SQLite's column types; PostgreSQL translates them."""
+        raise NotImplementedError
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[Store]:
         """One transaction; a nested block is a savepoint inside it."""
-        if self.conn.in_transaction:
-            self.conn.execute("SAVEPOINT nested")
-            try:
-                yield self
-            except BaseException:
-                if self.conn.in_transaction:  # some errors end the transaction themselves
-                    self.conn.execute("ROLLBACK TO nested")
-                    self.conn.execute("RELEASE nested")
-                raise
-            self.conn.execute("RELEASE nested")
-            return
-        self.conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not mid-transaction
-        try:
-            yield self
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+        raise NotImplementedError
+        yield self
+
+    def insert(self, table: str, row: dict[str, Any], key: str | None = "id") -> int:
+        """One INSERT; returns the new row's `key` column (0 when `key` is None)."""
+        raise NotImplementedError
+
+    def string_agg(self, expression: str) -> str:
+        """SQL for the comma-joined distinct values of `expression` in a group."""
+        raise NotImplementedError
+
+    def lock(self, key: str) -> None:
+        """Inside a transaction: wait for, then hold until it ends, the lock named `key`
+        (e.g. `channel:support`: filing mail into a channel reads what is stored, then adds
+        to it). SQLite's writing transactions already exclude each other."""
+
+    def reset_ids(self, table: str) -> None:
+        """After rows were inserted with their ids (a copy): new rows get ids after them."""
+
+    def translated(self) -> contextlib.AbstractContextManager:
+        """A block in which the backend library's errors become `mailbridge.errors`."""
+        raise NotImplementedError
 
     def close(self) -> None:
-        self.conn.close()
+        raise NotImplementedError
 
 
-def open_store(path: Path, *, readonly: bool = False) -> Store:
-    """Open (creating and migrating unless `readonly`) the store at `path`."""
-    if readonly and not path.exists():
-        raise StoreError(f"{path}: no store yet", "run `mailbridge sync` first")
-    try:
-        if not readonly:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    except OSError as exc:
-        raise os_failure(path, "cannot create the store", exc) from None
-    try:
-        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                               isolation_level=None, check_same_thread=False)
-    except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"{path}: cannot open the store: {_reason(exc)}") from None
-    db = Store(conn)
-    with translate_errors(path):
-        conn.execute("PRAGMA foreign_keys = ON")
-        if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            migrations.apply(conn)
-        elif migrations.pending(conn):
-            raise StoreError(f"{path}: store schema is older than this mailbridge",
-                             "run `mailbridge sync` or `mailbridge doctor` to upgrade it")
-    return db
+def insert_row(db: Store, table: str, row: dict[str, Any], key: str | None = "id") -> int:
+    """One INSERT returning the new id. Hot paths use this instead of a generic table
+    object, which inspected the table and converted every value first."""
+    return db.insert(table, row, key)
 
 
-def unwritable(path: Path) -> str | None:
-    """Why a writer (sync, ingest, run) could not use the store at `path`, or None: the
-    file, the files beside it (WAL, shared memory, locks) and the folder they are made in
-    must be writable by this user (root included: a read-only mount stops root too)."""
-    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
-    siblings = sorted(path.parent.glob(glob.escape(path.name) + "*")) if folder else []
-    for candidate in (*siblings, folder):
-        if candidate is not None and not os.access(candidate, os.W_OK):
-            read_only = os.statvfs(candidate).f_flag & os.ST_RDONLY
-            return f"{candidate}: " + ("on a file system mounted read-only" if read_only
-                                       else "not writable by this user")
-    return None
+def upsert_row(db: Store, table: str, row: dict[str, Any], conflict: Sequence[str]) -> None:
+    """INSERT, or UPDATE every other column of the row whose `conflict` columns match."""
+    names = ", ".join(row)
+    updates = ", ".join(f"{c}=excluded.{c}" for c in row if c not in conflict)
+    db.execute(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(row))}) "
+               f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}",
+               list(row.values()))
 
 
-def insert_row(db: Store, table: str, row: dict[str, Any], replace: bool = False) -> int:
-    """One INSERT, returning the rowid. Hot paths use this instead of `db[table].insert`,
-    which inspected the table and converted every value first: a third of a sync's store
-    time."""
-    verb = "INSERT OR REPLACE" if replace else "INSERT"
-    sql = (f"{verb} INTO {table} ({', '.join(row)}) "
-           f"VALUES ({', '.join('?' * len(row))})")
-    return db.conn.execute(sql, list(row.values())).lastrowid or 0
-
-
-def update_row(db: Store, table: str, rowid: int, values: dict[str, Any]) -> None:
+def update_row(db: Store, table: str, ident: int, values: dict[str, Any]) -> None:
     assignments = ", ".join(f"{column}=?" for column in values)
-    db.execute(f"UPDATE {table} SET {assignments} WHERE rowid=?", [*values.values(), rowid])
+    db.execute(f"UPDATE {table} SET {assignments} WHERE id=?", [*values.values(), ident])
 
 
-def schema_status(db: Store) -> tuple[int, int]:
-    """(applied, pending) migration counts."""
-    return len(migrations.applied(db.conn)), len(migrations.pending(db.conn))
-
-
-@contextlib.contextmanager
-def translate_errors(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        if _out_of_space(exc, path):
-            raise disk_full(path, f"SQLite: {exc}") from None
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise TemporaryError(f"{path}: the store is busy", "try again shortly") from None
-        raise StoreError(f"{path}: {_reason(exc)}") from None
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: {_reason(exc)}") from None
-
-
-def _out_of_space(exc: sqlite3.Error, path: Path) -> bool:
-    """SQLite says SQLITE_FULL when the database or its WAL cannot grow, but only "disk I/O
-    error" (SQLITE_IOERR_SHMSIZE, …) when its shared-memory file cannot: for those, ask the
-    file system whether it is full."""
-    code = exc.sqlite_errorcode & 0xFF  # the primary result code
-    if code == sqlite3.SQLITE_FULL:
-        return True
-    if code != sqlite3.SQLITE_IOERR:
-        return False
-    try:
-        return shutil.disk_usage(path.parent).free < LOW_SPACE_BYTES
-    except OSError:
-        return False
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) if isinstance(exc, sqlite3.Error) else (exc.strerror or str(exc))
-    if "not a database" in text:
-        return "the file is not a mailbridge (SQLite) store; point [store] path elsewhere"
-    if "readonly" in text or "read-only" in text or "Permission denied" in text:
-        return "the store is read-only; check the permissions of the file and its folder"
-    if "unable to open" in text:
-        return "cannot open the file; check that its folder exists and is writable"
-    return text
+def split_script(script: str) -> list[str]:
+    """The statements of a schema script (none of ours has `;` inside a string)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -23,7 +23,7 @@ def record(db: Store, channel: str, message: int, direction: str, owner: str,
     engagement = insert_row(db, "engagements", {
         "channel": channel, "message": message, "direction": direction, "owner": owner,
         "occurred_at": occurred_at, "created_at": now()})
-    db.conn.executemany("INSERT INTO engagement_contacts (engagement, contact, client) "
+    db.executemany("INSERT INTO engagement_contacts (engagement, contact, client) "
                         "VALUES (?, ?, ?)", [(engagement, e, c) for e, c in matched])
     return engagement
 
@@ -63,12 +63,12 @@ def list_engagements(db: Store, client: str | None = None, contact: str | None =
         params.append(client)
     if contact:
         where.append("e.id IN (SELECT engagement FROM engagement_contacts WHERE contact=?)")
-        params.append(contact)
+        params.append(contact.lower())
     if since:
         where.append("coalesce(e.occurred_at, e.created_at) >= ?")
         params.append(since)
     sql = ("SELECT e.id, e.channel, e.direction, e.occurred_at, m.from_email, m.to_json, "
-           "m.subject, (SELECT group_concat(DISTINCT client) FROM engagement_contacts "
+           f"m.subject, (SELECT {db.string_agg('client')} FROM engagement_contacts "
            "WHERE engagement = e.id) FROM engagements e JOIN messages m ON m.id = e.message")
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mailbridge.domain.source import SourceRef
-from mailbridge.store.db import Store, insert_row, now
+from mailbridge.store.db import Store, now, upsert_row
 
 
 def status(db: Store, channel: str, ref: SourceRef) -> str | None:
@@ -59,11 +59,11 @@ class LedgerState:
 
 def record(db: Store, channel: str, ref: SourceRef, fingerprint: str,
            message: int | None, status: str) -> None:
-    insert_row(
+    upsert_row(
         db, "ledger",
         {"channel": channel, "mailbox": ref.mailbox, "folder": ref.folder, "source_key": ref.key,
          "fingerprint": fingerprint, "message": message, "status": status, "stored_at": now()},
-        replace=True,
+        ("channel", "mailbox", "folder", "source_key"),
     )
 
 
@@ -77,9 +77,9 @@ def get_cursor(db: Store, channel: str, mailbox: str, folder: str) -> dict[str, 
 
 def save_cursor(db: Store, channel: str, mailbox: str, folder: str,
                 state: dict[str, Any]) -> None:
-    insert_row(
+    upsert_row(
         db, "cursors",
         {"channel": channel, "mailbox": mailbox, "folder": folder,
          "state_json": json.dumps(state, sort_keys=True), "updated_at": now()},
-        replace=True,
+        ("channel", "mailbox", "folder"),
     )

@@ -78,6 +78,14 @@ def update_parse(db: Store, message: int, parsed: ParsedMessage | None,
     _insert_attachments(db, message, parsed)
 
 
+def to_reprocess(db: Store, only_failed: bool) -> list[tuple[int, str, bool]]:
+    """(id, channel, whether its last parse failed) of the messages `reprocess` looks at."""
+    sql = "SELECT id, channel, parse_error IS NOT NULL FROM messages"
+    if only_failed:
+        sql += " WHERE parse_error IS NOT NULL"
+    return [(i, c, bool(f)) for i, c, f in db.execute(sql + " ORDER BY id").fetchall()]
+
+
 def thread_ids(db: Store, message: int) -> tuple[str | None, tuple[str, ...]]:
     """(Message-ID, References) of a stored message: what a reply to it must carry."""
     mid, refs = db.execute("SELECT message_id, references_json FROM messages WHERE id=?",
@@ -115,7 +123,7 @@ def raw_of(db: Store, message: int) -> bytes:
 def _insert_attachments(db: Store, message: int, parsed: ParsedMessage | None) -> None:
     if parsed is None:
         return
-    db.conn.executemany(
+    db.executemany(
         "INSERT INTO attachments (message, position, filename, content_type, size, sha256, "
         "content_id, inline) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(message, i, a.filename, a.content_type, a.size, a.sha256, a.content_id, int(a.inline))

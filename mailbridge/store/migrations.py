@@ -1,24 +1,23 @@
-"""Versioned schema. Append new steps to STEPS; never edit one that has shipped.
+"""Versioned schema, the same steps on every backend. Append new steps to STEPS; never edit
+one that has shipped.
 
-sqlite-utils applies them and records them in its `_sqlite_migrations` table. Importing
-sqlite-utils costs ~70 ms, a quarter of a cron poll, so whether anything is pending is read
-from that table with plain SQL and the library is loaded only when a step must run."""
+Steps are written in SQLite's column types (`Store.ddl` translates them for PostgreSQL). Each
+runs in its own transaction together with its row in `mailbridge_migrations`, so a step is
+applied exactly once even when two hosts start at the same moment (the PostgreSQL backend
+holds a lock while it migrates). Stores made before this table existed recorded their steps
+in sqlite-utils' `_sqlite_migrations`; the SQLite backend adopts those rows once."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from sqlite_utils.migrations import Migrations
+from mailbridge.store.db import Store, now
 
-SET_NAME = "mailbridge"
-TABLE = "_sqlite_migrations"  # sqlite_utils.migrations.Migrations.migrations_table
+TABLE = "mailbridge_migrations"
 
 
-def m001_foundation(db: Any) -> None:
-    db.executescript(
+def m001_foundation(db: Store) -> None:
+    db.ddl(
         """
         CREATE TABLE cursors (
             channel TEXT NOT NULL, mailbox TEXT NOT NULL, folder TEXT NOT NULL,
@@ -100,8 +99,8 @@ def m001_foundation(db: Any) -> None:
     )
 
 
-def m002_operations(db: Any) -> None:
-    db.executescript(
+def m002_operations(db: Store) -> None:
+    db.ddl(
         """
         CREATE INDEX messages_channel_stored ON messages (channel, stored_at);
         CREATE TABLE alerts (
@@ -117,8 +116,8 @@ def m002_operations(db: Any) -> None:
     )
 
 
-def m003_outgoing(db: Any) -> None:
-    db.executescript(
+def m003_outgoing(db: Store) -> None:
+    db.ddl(
         """
         CREATE TABLE agents (
             name TEXT PRIMARY KEY,
@@ -148,8 +147,8 @@ def m003_outgoing(db: Any) -> None:
     )
 
 
-def m004_engagements(db: Any) -> None:
-    db.executescript(
+def m004_engagements(db: Store) -> None:
+    db.ddl(
         """
         CREATE TABLE clients (
             name TEXT PRIMARY KEY,
@@ -182,8 +181,8 @@ def m004_engagements(db: Any) -> None:
     )
 
 
-def m005_sales(db: Any) -> None:
-    db.executescript(
+def m005_sales(db: Store) -> None:
+    db.ddl(
         """
         CREATE TABLE opportunity_types (
             name TEXT PRIMARY KEY,
@@ -231,15 +230,47 @@ def m005_sales(db: Any) -> None:
     )
 
 
-def m006_reply_lookup(db: Any) -> None:
+def m006_reply_lookup(db: Store) -> None:
     # threading a message that arrives after its own reply (tickets.find_for_thread)
-    db.execute("CREATE INDEX messages_in_reply_to ON messages (channel, in_reply_to) "
+    db.ddl("CREATE INDEX messages_in_reply_to ON messages (channel, in_reply_to) "
                "WHERE in_reply_to IS NOT NULL")
 
 
-def m007_tickets_comments(db: Any) -> None:
+def m007_leases(db: Store) -> None:
+    # Several hosts sharing one store (store/leases.py); times are the database's clock in
+    # seconds since the epoch.
+    db.ddl(
+        """
+        CREATE TABLE leases (
+            channel TEXT NOT NULL,
+            mailbox TEXT NOT NULL DEFAULT '',
+            owner TEXT,
+            fence INTEGER NOT NULL DEFAULT 0,
+            lease_until REAL,
+            next_due REAL,
+            claimed_at REAL,
+            released_at REAL,
+            PRIMARY KEY (channel, mailbox)
+        );
+        CREATE INDEX leases_due ON leases (next_due);
+        CREATE TABLE lease_events (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL, mailbox TEXT NOT NULL, owner TEXT, fence INTEGER,
+            event TEXT NOT NULL, at REAL NOT NULL
+        );
+        CREATE TABLE hosts (
+            owner TEXT PRIMARY KEY,
+            host TEXT NOT NULL, pid INTEGER NOT NULL,
+            started_at REAL NOT NULL, heartbeat_at REAL NOT NULL
+        );
+        ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+        """
+    )
+
+
+def m008_ticket_comments(db: Store) -> None:
     # internal comments on tickets (Usedesk's comment field); never sent to the client
-    db.executescript(
+    db.ddl(
         """
         CREATE TABLE ticket_comments (
             id INTEGER PRIMARY KEY,
@@ -253,38 +284,47 @@ def m007_tickets_comments(db: Any) -> None:
     )
 
 
-STEPS: tuple[Callable[[Any], None], ...] = (m001_foundation, m002_operations, m003_outgoing,
-                                            m004_engagements, m005_sales, m006_reply_lookup,
-                                            m007_tickets_comments)
+STEPS: tuple[Callable[[Store], None], ...] = (
+    m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
+    m006_reply_lookup, m007_leases, m008_ticket_comments)
 
 
-def applied(conn: sqlite3.Connection) -> list[str]:
-    try:
-        rows = conn.execute(f"SELECT name FROM {TABLE} WHERE migration_set=? ORDER BY rowid",
-                            [SET_NAME]).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
-    return [row[0] for row in rows]
+def applied(db: Store) -> list[str]:
+    if TABLE not in db.tables():
+        return []
+    return [row[0] for row in db.execute(f"SELECT name FROM {TABLE} ORDER BY applied_order")]
 
 
-def pending(conn: sqlite3.Connection) -> list[str]:
-    done = set(applied(conn))
+def pending(db: Store) -> list[str]:
+    done = set(applied(db))
     return [step.__name__ for step in STEPS if step.__name__ not in done]
 
 
-def apply(conn: sqlite3.Connection) -> None:
-    if pending(conn):
-        from sqlite_utils import Database
-
-        migration_set().apply(Database(conn))
-
-
-def migration_set() -> Migrations:
-    from sqlite_utils.migrations import Migrations
-
-    steps = Migrations(SET_NAME)
+def apply(db: Store) -> list[str]:
+    """Apply what is pending, each step in its own transaction; returns the names applied."""
+    if not pending(db):
+        return []
+    with db.atomic():
+        create_table(db)
+    done = []
     for step in STEPS:
-        steps()(step)
-    return steps
+        with db.atomic():
+            if step.__name__ in applied(db):
+                continue  # another process applied it meanwhile
+            step(db)
+            record(db, [step.__name__])
+            done.append(step.__name__)
+    return done
+
+
+def create_table(db: Store) -> None:
+    db.ddl(f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, "
+           "applied_order INTEGER NOT NULL, applied_at TEXT NOT NULL)")
+
+
+def record(db: Store, names: list[str]) -> None:
+    """Note steps as applied (by a step just run, or adopted from an older table)."""
+    for name in names:
+        db.execute(f"INSERT INTO {TABLE} (name, applied_order, applied_at) VALUES "
+                   f"(?, (SELECT coalesce(max(applied_order), 0) + 1 FROM {TABLE}), ?)",
+                   [name, now()])

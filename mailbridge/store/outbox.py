@@ -7,6 +7,7 @@ and `failed` rows go out again only when an operator says so (`outbox retry`).""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,8 @@ STATES = (PENDING, SENDING, SENT, FAILED, UNKNOWN, CANCELLED)
 INTERRUPTED = ("interrupted while sending: it may or may not have gone out; check, then "
                "`mailbridge outbox retry` or cancel")
 COLUMNS = ("id", "channel", "ticket", "message", "kind", "envelope_from", "recipients_json",
-           "state", "attempts", "last_error", "created_at", "updated_at", "sent_at")
+           "state", "attempts", "last_error", "created_at", "updated_at", "sent_at",
+           "claimed_by")
 
 
 def queue(db: Store, channel: str, ticket: int | None, message: int | None, kind: str,
@@ -31,20 +33,21 @@ def queue(db: Store, channel: str, ticket: int | None, message: int | None, kind
 
 
 def list_rows(db: Store, states: tuple[str, ...] = (),
-              sending_is_unknown: bool = False) -> list[dict[str, Any]]:
-    """Rows in `states` (default: all), oldest first. `sending_is_unknown`: no drain is
-    running, so a row left `sending` was interrupted and is listed as what it is, `unknown`
-    (the next drain marks it so)."""
+              in_flight: Callable[[str | None], bool] | None = None) -> list[dict[str, Any]]:
+    """Rows in `states` (default: all), oldest first. `in_flight(sender)` says whether the
+    process (or host) that claimed a `sending` row may still be sending it; a row whose
+    sender is gone was interrupted and is listed as what it is, `unknown` (the next drain
+    marks it so)."""
     wanted = set(states)
-    if sending_is_unknown and UNKNOWN in wanted:
+    if in_flight is not None and UNKNOWN in wanted:
         wanted.add(SENDING)
     sql = f"SELECT {', '.join(COLUMNS)} FROM outbox"
     if wanted:
         sql += f" WHERE state IN ({', '.join('?' * len(wanted))})"
     rows = [_row(r) for r in db.execute(sql + " ORDER BY id", sorted(wanted))]
-    if sending_is_unknown:
+    if in_flight is not None:
         for row in rows:
-            if row["state"] == SENDING:
+            if row["state"] == SENDING and not in_flight(row["claimed_by"]):
                 row.update(state=UNKNOWN, last_error=INTERRUPTED)
     return [r for r in rows if not states or r["state"] in states]
 
@@ -74,15 +77,31 @@ def set_state(db: Store, row: int, state: str, error: str | None = None,
 def recent(db: Store, recipient: str, kind: str, hours: float = 1.0) -> int:
     """How many `kind` mails went (or are going) to `recipient` in the last `hours`."""
     since = (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="seconds")
-    return db.execute("SELECT count(*) FROM outbox WHERE kind=? AND created_at >= ? AND "
-                      "state != 'cancelled' AND json_extract(recipients_json, '$[0]') = ?",
-                      [kind, since, recipient]).fetchone()[0]
+    rows = db.execute("SELECT recipients_json FROM outbox WHERE kind=? AND created_at >= ? "
+                      "AND state != 'cancelled'", [kind, since])
+    return sum(1 for (found,) in rows if json.loads(found)[:1] == [recipient])
 
 
-def interrupted(db: Store, channel: str) -> list[int]:
-    """Rows a crashed drain left `sending`: they may have gone out; make them `unknown`."""
-    rows = [r[0] for r in db.execute("SELECT id FROM outbox WHERE state=? AND channel=?",
-                                     [SENDING, channel])]
+def claim_next(db: Store, channel: str, owner: str, after: int = 0) -> dict[str, Any] | None:
+    """The oldest pending row of `channel` after row `after`, committed as `sending` by
+    `owner` before anything is sent; rows another host is claiming now are passed over."""
+    with db.atomic():
+        found = db.execute(f"SELECT id FROM outbox WHERE state=? AND channel=? AND id > ? "
+                           f"ORDER BY id LIMIT 1{db.lock_row(skip_locked=True)}",
+                           [PENDING, channel, after]).fetchone()
+        if found is None:
+            return None
+        set_state(db, found[0], SENDING, attempt=True)
+        db.execute("UPDATE outbox SET claimed_by=? WHERE id=?", [owner, found[0]])
+        return get(db, found[0])
+
+
+def interrupted(db: Store, channel: str, alive: set[str] = frozenset()) -> list[int]:
+    """Rows a crashed drain left `sending` (claimed by none of the `alive` senders): they
+    may have gone out; make them `unknown`."""
+    rows = [r[0] for r in db.execute(
+        "SELECT id, claimed_by FROM outbox WHERE state=? AND channel=?", [SENDING, channel])
+        if r[1] not in alive]
     for row in rows:
         set_state(db, row, UNKNOWN, INTERRUPTED)
     return rows

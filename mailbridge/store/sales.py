@@ -27,7 +27,8 @@ def add_opportunity(db: Store, summary: str, contact: str, client: str = "", kin
                     project: bool = False, agent: str = "", details: str = "") -> int:
     stamp = now()
     if kind:
-        db.execute("INSERT OR IGNORE INTO opportunity_types (name) VALUES (?)", [kind])
+        db.execute("INSERT INTO opportunity_types (name) VALUES (?) ON CONFLICT DO NOTHING",
+                   [kind])
     return insert_row(db, "opportunities", {
         "summary": summary, "contact_email": contact.lower(), "client": client, "type": kind,
         "project": int(project), "agent": agent, "details": details, "created_at": stamp,
@@ -76,8 +77,8 @@ def candidates(db: Store, project: bool) -> list[Candidate]:
 
 def attach(db: Store, opportunity: int, message: int, text: str, how: str,
            note: str = "") -> None:
-    db.execute("INSERT OR IGNORE INTO opportunity_messages (opportunity, message, text, how, "
-               "note, added_at) VALUES (?, ?, ?, ?, ?, ?)",
+    db.execute("INSERT INTO opportunity_messages (opportunity, message, text, how, note, "
+               "added_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                [opportunity, message, text, how, note, now()])
     db.execute("UPDATE opportunities SET updated_at=? WHERE id=?", [now(), opportunity])
 

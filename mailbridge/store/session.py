@@ -5,39 +5,53 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
-from mailbridge.store.db import Store, open_store, translate_errors
-from mailbridge.store.lock import write_lock
+from mailbridge.store.backends import StoreTarget, backend, connection
+from mailbridge.store.db import Store
 
 WAIT_SECONDS = 30.0  # a sync holding the lock finishes its batch well within this
 
 
 @contextlib.contextmanager
-def writing(path: Path, wait_seconds: float = 0.0) -> Iterator[Store]:
+def writing(target: StoreTarget, wait_seconds: float = 0.0) -> Iterator[Store]:
     """The store opened (created, migrated) under the write lock; transactions are the
     caller's, as a sync commits batch by batch."""
-    with write_lock(path, wait_seconds):
-        db = open_store(path)
-        try:
-            yield db
-        finally:
-            db.close()
-
-
-@contextlib.contextmanager
-def write_transaction(path: Path, wait_seconds: float = WAIT_SECONDS) -> Iterator[Store]:
-    """One change, all or nothing; SQLite errors become one line naming the file."""
-    with writing(path, wait_seconds) as db, translate_errors(path), db.atomic():
+    with backend(target).write_lock(wait_seconds), connection(target) as db, db.translated():
         yield db
 
 
 @contextlib.contextmanager
-def reading(path: Path) -> Iterator[Store]:
-    """The store read-only, no lock; SQLite errors become one line naming the file."""
-    db = open_store(path, readonly=True)
-    try:
-        with translate_errors(path):
-            yield db
-    finally:
-        db.close()
+def write_transaction(target: StoreTarget, wait_seconds: float = WAIT_SECONDS
+                      ) -> Iterator[Store]:
+    """One change, all or nothing."""
+    with writing(target, wait_seconds) as db, db.atomic():
+        yield db
+
+
+@contextlib.contextmanager
+def reading(target: StoreTarget) -> Iterator[Store]:
+    """The store read-only, no lock."""
+    with connection(target, readonly=True) as db, db.translated():
+        yield db
+
+
+def exists(target: StoreTarget) -> bool:
+    """Whether the store has been created (readers show nothing yet instead of failing)."""
+    return backend(target).exists()
+
+
+def service_lock(target: StoreTarget, wait_seconds: float = 0.0
+                 ) -> contextlib.AbstractContextManager:
+    """Held by `run` for its life and by a one-shot `sync` for its duration (SQLite; shared
+    backends share the work by leases instead)."""
+    return backend(target).service_lock(wait_seconds)
+
+
+def service_pid(target: StoreTarget) -> int | None:
+    """The pid of the `mailbridge run` serving this (SQLite) store, if one is."""
+    return backend(target).service_pid()
+
+
+def writer_alive(target: StoreTarget) -> bool:
+    """SQLite: whether the process that last took the write lock may be writing now."""
+    return backend(target).writer_alive()

@@ -10,7 +10,8 @@ from mailbridge.store.db import Store, insert_row, now
 
 
 def ensure_queue(db: Store, name: str) -> None:
-    db.execute("INSERT OR IGNORE INTO queues (name, created_at) VALUES (?, ?)", [name, now()])
+    db.execute("INSERT INTO queues (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+               [name, now()])
 
 
 def find_for_thread(db: Store, channel: str, related_ids: Sequence[str],
@@ -56,8 +57,8 @@ def create(db: Store, channel: str, queue: str, subject: str, requester_name: st
 
 def add_message(db: Store, ticket: int, message: int, reopen: bool = True) -> None:
     """Thread a message into a ticket; a customer's answer reopens a closed ticket."""
-    cur = db.execute("INSERT OR IGNORE INTO ticket_messages (ticket, message, added_at) "
-                     "VALUES (?, ?, ?)", [ticket, message, now()])
+    cur = db.execute("INSERT INTO ticket_messages (ticket, message, added_at) "
+                     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [ticket, message, now()])
     if cur.rowcount:
         status = ", status='open'" if reopen else ""
         db.execute(f"UPDATE tickets SET message_count = message_count + 1, updated_at=?{status} "

@@ -1,0 +1,281 @@
+"""The StoreContract (DESIGN §4a): what every store backend promises the rest of mailbridge,
+one suite run against each backend (SQLite; PostgreSQL on the tests' own cluster). A new
+backend is a module plus one subclass here."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import PG_PASSWORD_ENV, message
+
+from mailbridge.config.model import StoreSettings
+from mailbridge.connectors.base import Batch, Fetched
+from mailbridge.domain.source import SourceRef
+from mailbridge.errors import StoreError
+from mailbridge.pipeline.ingest import commit_batch
+from mailbridge.pipeline.plan import ChannelPlan
+from mailbridge.store import leases, ledger, migrations, outbox
+from mailbridge.store.backends import backend, close_all, connection
+from mailbridge.store.db import insert_row, upsert_row
+
+
+class StoreContract:
+    @pytest.fixture
+    def target(self):
+        raise NotImplementedError
+
+    def open(self, target, readonly: bool = False):
+        return backend(target).connect(readonly=readonly)
+
+    def test_an_empty_store_is_migrated_once(self, target):
+        assert not backend(target).exists()
+        with connection(target) as db:
+            assert migrations.applied(db) == [s.__name__ for s in migrations.STEPS]
+            assert migrations.pending(db) == []
+        close_all()
+        with connection(target) as db:
+            assert migrations.apply(db) == []  # nothing applied twice
+            count = db.execute(f"SELECT count(*) FROM {migrations.TABLE}").fetchone()[0]
+        assert count == len(migrations.STEPS)
+        assert backend(target).exists()
+
+    def test_a_store_of_the_previous_schema_is_upgraded_and_keeps_its_data(self, target,
+                                                                           monkeypatch):
+        last = migrations.STEPS[-1]
+        with monkeypatch.context() as older:
+            older.setattr(migrations, "STEPS", migrations.STEPS[:-1])
+            with connection(target) as db:
+                db.execute("INSERT INTO queues (name, created_at) VALUES ('kept', 'then')")
+                assert last.__name__ not in migrations.applied(db)
+            close_all()
+        with pytest.raises(StoreError, match="older than this mailbridge"):
+            self.open(target, readonly=True)
+        close_all()
+        with connection(target) as db:
+            assert migrations.applied(db)[-1] == last.__name__
+            assert db.execute("SELECT name FROM queues").fetchall() == [("kept",)]
+
+    def test_a_reader_of_a_store_not_made_yet_is_told_so(self, target):
+        with pytest.raises(StoreError, match="no store yet"):
+            self.open(target, readonly=True)
+
+    def test_atomic_rolls_back_and_a_nested_block_is_a_savepoint(self, target):
+        with connection(target) as db:
+            with pytest.raises(RuntimeError), db.atomic():
+                db.execute("INSERT INTO queues (name, created_at) VALUES ('gone', 'x')")
+                raise RuntimeError("crash")
+            with db.atomic():
+                db.execute("INSERT INTO queues (name, created_at) VALUES ('outer', 'x')")
+                with pytest.raises(RuntimeError), db.atomic():
+                    db.execute("INSERT INTO queues (name, created_at) VALUES ('inner', 'x')")
+                    raise RuntimeError("inner crash")
+            names = [r[0] for r in db.execute("SELECT name FROM queues ORDER BY name")]
+        assert names == ["outer"]
+
+    def test_a_database_error_is_a_store_error_and_the_connection_goes_on(self, target):
+        with connection(target) as db:
+            db.execute("INSERT INTO queues (name, created_at) VALUES ('q', 'x')")
+            with pytest.raises(StoreError), db.atomic():
+                db.execute("INSERT INTO queues (name, created_at) VALUES ('q', 'x')")
+            with pytest.raises(StoreError):
+                db.execute("SELECT no_such_column FROM queues")
+            assert db.execute("SELECT count(*) FROM queues").fetchone()[0] == 1
+
+    def test_insert_returns_ids_and_upsert_replaces(self, target):
+        with connection(target) as db:
+            first = insert_row(db, "runs", {"channel": "c", "started_at": "t1"})
+            second = insert_row(db, "runs", {"channel": "c", "started_at": "t2"})
+            assert second > first > 0
+            row = {"channel": "c", "mailbox": "", "folder": "INBOX", "state_json": "{}",
+                   "updated_at": "t"}
+            upsert_row(db, "cursors", row, ("channel", "mailbox", "folder"))
+            upsert_row(db, "cursors", {**row, "state_json": '{"a": 1}'},
+                       ("channel", "mailbox", "folder"))
+            assert db.execute("SELECT state_json FROM cursors").fetchall() == [('{"a": 1}',)]
+
+    def test_bytes_and_text_come_back_exactly(self, target):
+        raw = bytes(range(256)) * 50 + "Grüße, 中文 ☃ %s ?".encode()
+        with connection(target) as db:
+            ident = insert_row(db, "outbox", {
+                "channel": "c", "kind": "reply", "envelope_from": "a@b.example",
+                "recipients_json": '["x@y.example"]', "raw": raw, "created_at": "t",
+                "updated_at": "t"})
+            assert bytes(outbox.raw_of(db, ident)) == raw
+            db.execute("INSERT INTO queues (name, created_at) VALUES (?, ?)", ["100% ?", "t"])
+            assert db.execute("SELECT name FROM queues WHERE name LIKE '100%'").fetchone() \
+                == ("100% ?",)
+
+    def test_cursors_round_trip_and_move_only_forward_when_saved(self, target):
+        with connection(target) as db:
+            assert ledger.get_cursor(db, "c", "box", "INBOX") is None
+            ledger.save_cursor(db, "c", "box", "INBOX", {"uidvalidity": 7, "last_uid": 10})
+            ledger.save_cursor(db, "c", "box", "INBOX", {"uidvalidity": 7, "last_uid": 12})
+            ledger.save_cursor(db, "c", "box", "Sent", {"uidvalidity": 9, "last_uid": 1})
+            assert ledger.get_cursor(db, "c", "box", "INBOX") == {"uidvalidity": 7,
+                                                                   "last_uid": 12}
+            assert ledger.get_cursor(db, "c", "box", "Sent") == {"uidvalidity": 9,
+                                                                  "last_uid": 1}
+
+    def test_outbox_transitions(self, target):
+        with connection(target) as db:
+            row = outbox.queue(db, "c", None, None, "reply", "a@b.example", ["x@y.example"],
+                               b"raw")
+            assert outbox.get(db, row)["state"] == outbox.PENDING
+            assert outbox.depth(db, "c") == 1
+            outbox.set_state(db, row, outbox.SENDING, attempt=True)
+            assert outbox.interrupted(db, "c") == [row]
+            found = outbox.get(db, row)
+            assert (found["state"], found["attempts"]) == (outbox.UNKNOWN, 1)
+            assert "may or may not" in found["last_error"]
+            outbox.set_state(db, row, outbox.SENT)
+            assert outbox.get(db, row)["sent_at"] is not None
+            assert outbox.recent(db, "x@y.example", "reply") == 1
+            assert outbox.recent(db, "other@y.example", "reply") == 0
+
+    def test_concurrent_writers_of_one_channel_store_each_message_once(self, target):
+        """Four writers commit the same 20 messages (as a sync and piped `ingest` of the same
+        mail might): one row per ledger key and per message, one ticket per thread."""
+        with connection(target):
+            pass  # created and migrated before the race
+        raws = [message(f"Race {i}", message_id=f"race{i}@x") for i in range(20)]
+        batch = Batch("", "new", [Fetched(SourceRef("", "new", f"{i}.m"), raw)
+                                  for i, raw in enumerate(raws)], None)
+        errors: list[BaseException] = []
+
+        def writer() -> None:
+            try:
+                with connection(target) as db:
+                    commit_batch(db, ChannelPlan("support"), batch)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        with connection(target) as db:
+            assert db.execute("SELECT count(*) FROM ledger").fetchone()[0] == 20
+            assert db.execute("SELECT count(*), count(DISTINCT fingerprint) FROM messages"
+                              ).fetchone() == (20, 20)
+            assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 20
+
+    def test_text_keeps_every_character_but_nul(self, target):
+        """PostgreSQL's text cannot hold NUL (broken mail has it): U+FFFD there."""
+        with connection(target) as db:
+            db.execute("INSERT INTO queues (name, created_at) VALUES (?, 't')",
+                       ["a\x00b ☃"])
+            (name,) = db.execute("SELECT name FROM queues").fetchone()
+        assert name == ("a\x00b ☃" if db.backend == "sqlite" else "a\ufffdb ☃")
+
+    def test_a_lease_is_held_renewed_fenced_and_released(self, target):
+        unit = ("support", leases.CHANNEL)
+        with connection(target) as db:
+            leases.ensure(db, [unit])
+            assert leases.due(db, [unit, ("other", "")]) == [unit]
+            first = leases.claim(db, unit, "host-a:1", 30)
+            assert first is not None and first.fence == 1
+            assert leases.claim(db, unit, "host-b:2", 30) is None  # held
+            assert leases.due(db, [unit]) == []
+            assert leases.renew(db, first, 30)
+            with db.atomic():
+                leases.check(db, first)
+            assert leases.release(db, first, next_in=3600)
+            assert leases.claim(db, unit, "host-b:2", 30) is None  # not due for an hour
+            second = leases.claim(db, unit, "host-b:2", 30, due_only=False)
+            assert second is not None and second.fence == 2
+            assert not leases.renew(db, first, 30)  # the old holder cannot extend it
+            with pytest.raises(leases.LeaseLost), db.atomic():
+                leases.check(db, first)
+            assert [e["event"] for e in leases.events(db)] == ["claimed", "released",
+                                                               "claimed"]
+
+    def test_an_expired_lease_is_taken_over_and_its_holder_writes_nothing(self, target):
+        """A paused host (its lease ran out, another host claimed the channel) wakes up and
+        commits a batch: the fence check inside the commit refuses it, so nothing of the
+        batch is stored, not even its ledger rows or cursor."""
+        unit = ("support", leases.CHANNEL)
+        with connection(target) as db:
+            leases.ensure(db, [unit])
+            paused = leases.claim(db, unit, "host-a:1", 0.2)
+            time.sleep(0.4)
+            taker = leases.claim(db, unit, "host-b:2", 30)
+            assert taker is not None and taker.fence == paused.fence + 1
+            batch = Batch("", "new", [Fetched(SourceRef("", "new", "late.m"),
+                                              message("Late", message_id="late@x"))],
+                          {"seen": 1})
+            with pytest.raises(leases.LeaseLost):
+                commit_batch(db, ChannelPlan("support"), batch,
+                             guard=lambda db, _box: leases.check(db, paused))
+            assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+            assert db.execute("SELECT count(*) FROM ledger").fetchone()[0] == 0
+            assert ledger.get_cursor(db, "support", "", "new") is None
+            commit_batch(db, ChannelPlan("support"), batch,
+                         guard=lambda db, _box: leases.check(db, taker))
+            assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+
+    def test_a_lease_released_by_hand_fences_out_its_holder(self, target):
+        unit = ("support", leases.CHANNEL)
+        with connection(target) as db:
+            leases.ensure(db, [unit])
+            stuck = leases.claim(db, unit, "host-a:1", 3600)
+            assert leases.release_by_hand(db, "support") == ["host-a:1"]
+            assert not leases.renew(db, stuck, 3600)
+            with pytest.raises(leases.LeaseLost), db.atomic():
+                leases.check(db, stuck)
+            again = leases.claim(db, unit, "host-a:1", 30)  # due at once; the same owner
+            assert again is not None and again.fence > stuck.fence
+            with pytest.raises(leases.LeaseLost), db.atomic():
+                leases.check(db, stuck)  # the fence, not the owner's name, tells them apart
+
+    def test_of_many_hosts_claiming_at_once_exactly_one_gets_the_lease(self, target):
+        unit = ("support", leases.CHANNEL)
+        with connection(target) as db:
+            leases.ensure(db, [unit])
+        won: list = []
+        errors: list = []
+        start = threading.Barrier(4, timeout=30)  # as many as a process pools connections
+
+        def claimer(n: int) -> None:
+            try:
+                with connection(target) as db:
+                    start.wait()  # connected: now all at once
+                    found = leases.claim(db, unit, f"host-{n}:1", 30)
+                    if found is not None:
+                        won.append(found)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == [] and len(won) == 1 and won[0].fence == 1
+
+    def test_hosts_report_their_heartbeat(self, target):
+        with connection(target) as db:
+            leases.heartbeat(db, "host-a:1", "host-a", 1)
+            assert leases.alive(db, 60) == {"host-a:1"}
+            assert leases.alive(db, -1) == set()
+            (row,) = leases.hosts(db)
+            assert row["host"] == "host-a" and row["heartbeat_age"] < 5
+            leases.forget_host(db, "host-a:1")
+            assert leases.hosts(db) == []
+
+
+class TestSqlite(StoreContract):
+    @pytest.fixture
+    def target(self, tmp_path):
+        yield StoreSettings.sqlite(tmp_path / "store" / "s.db")
+        close_all()
+
+
+class TestPostgres(StoreContract):
+    @pytest.fixture
+    def target(self, pg_url):
+        yield StoreSettings(pg_url, {"env": PG_PASSWORD_ENV})
+        close_all()
