@@ -1,6 +1,7 @@
 import base64
 import hashlib
 import os
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -409,6 +410,31 @@ def test_html_to_text_entities_whitespace_and_blank_lines() -> None:
     html = ("<p>a &amp; b&nbsp;&lt;c&gt;\n   d</p><br><br><br><br><p></p><p>e</p>"
             "<pre>  x\n    y</pre>")
     assert html_to_text(html) == "a & b <c> d\n\ne\n\n  x\n    y"
+
+
+_HOSTILE_HTML = {  # issue 17: each took 14 s to minutes when a pass was quadratic
+    "550 KB of <div>": b"<div>" * 110_000,
+    "1.1 MB of <div>": b"<div>" * 220_000,
+    "400 KB of <br>": b"<br>" * 100_000,
+    "11 MB, 10^6 nested divs": b"<div>" * 1_000_000 + b"x" + b"</div>" * 1_000_000,
+    "<br> runs between divs": (b"<div>" * 1000 + b"<br>") * 300,
+    "spaced block tags": b"<div> " * 200_000,
+}
+
+
+@pytest.mark.parametrize("html", _HOSTILE_HTML.values(), ids=_HOSTILE_HTML.keys())
+def test_hostile_html_parses_in_linear_time(html: bytes) -> None:
+    raw = mail("From: a@example.com", "Content-Type: text/html", body=html)
+    start = time.process_time()  # CPU time: other processes on the machine do not count
+    msg = parse(raw)
+    assert time.process_time() - start < 2.0  # generous: minutes when quadratic
+    assert msg.text in ("", "x")
+
+
+def test_html_block_tag_runs_become_at_most_one_blank_line() -> None:
+    assert html_to_text("a" + "<div>" * 500 + "b") == "a\nb"
+    assert html_to_text("a" + "<div> " * 500 + "<br><br>b") == "a\n\nb"
+    assert html_to_text("a" + "<div>" * 500 + "<p>" + "<br>" * 500 + "b") == "a\n\nb"
 
 
 # --------------------------------------------------------------------------- size

@@ -901,28 +901,35 @@ _LINE, _PARAGRAPH, _BREAK, _PRE_OPEN, _PRE_CLOSE = "\x01", "\x02", "\x03", "\x04
 _HTML_CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _HEAD_RE = re.compile(r"<head\b[^<>]*>.*?(?:</head\s*>|(?=<body[\s>])|\Z)", re.S | re.I)
-_RAW_TEXT_RE = re.compile(
-    r"<(script|style|title|template|xmp)\b[^<>]*>.*?(?:</\1\s*>|\Z)", re.S | re.I)
+_RAW_TEXT_RE = re.compile(  # the lookahead: 5x faster past the other tags
+    r"<(?=[sStTxX])(script|style|title|template|xmp)\b[^<>]*>.*?(?:</\1\s*>|\Z)", re.S | re.I)
 _PRE_RE = re.compile(r"<pre\b[^<>]*>(.*?)(?:</pre\s*>|\Z)", re.S | re.I)
 _LINK_RE = re.compile(r"<a\b([^<>]*)>([^<]*(?:<(?!/?a\b)[^<]*)*)(?:</a\s*>)?", re.I)
 _HREF_RE = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
 _BR_RE = re.compile(r"<br\b[^<>]*>", re.I)
 _LI_RE = re.compile(r"<li\b[^<>]*>", re.I)
-_PARAGRAPH_RE = re.compile(
-    r"</?(?:p|h[1-6]|blockquote|table|ul|ol|dl|hr|address|figure|fieldset)\b[^<>]*>", re.I)
-_LINE_RE = re.compile(
-    r"</?(?:div|tr|li|dt|dd|section|article|aside|header|footer|nav|main|center|form|caption"
-    r"|figcaption|details|summary|thead|tbody|tfoot|dialog|body)\b[^<>]*>", re.I)
+# A run of block tags (and the whitespace between them) is one marker: it means one break
+# however deep the nesting, and a million nested <div> are then one substitution, not a million.
+# (The pattern starts with `<` so that the regex engine skips ahead to the next `<`.)
+
+
+def _tag_run_re(names: str) -> re.Pattern[str]:
+    tag = rf"</?(?:{names})\b[^<>]*+>"
+    return re.compile(rf"{tag}(?:[ \t\n\r\f\v\xa0]*+{tag})*+", re.I)
+
+
+_PARAGRAPH_RE = _tag_run_re("p|h[1-6]|blockquote|table|ul|ol|dl|hr|address|figure|fieldset")
+_LINE_RE = _tag_run_re(
+    "div|tr|li|dt|dd|section|article|aside|header|footer|nav|main|center|form|caption"
+    "|figcaption|details|summary|thead|tbody|tfoot|dialog|body")
 _CELL_RE = re.compile(r"</t[dh]\s*>", re.I)
 _TAG_RE = re.compile(r"<[a-zA-Z/!?][^<>]*>")
 _HTML_WS_RE = re.compile(r"[ \t\n\r\f\v\xa0]+")
-# Runs of markers become line breaks: a paragraph or two <br> give a blank line, others one
-# break. Three constant substitutions instead of one with a callback: much faster.
-_MARKER_PASSES = (
-    (re.compile(r"[\x01\x03 ]*\x02[\x01-\x03 ]*"), "\n\n"),
-    (re.compile(r"[\x01 ]*\x03[\x01 ]*\x03[\x01\x03 ]*"), "\n\n"),
-    (re.compile(r"[\x01\x03][\x01\x03 ]*"), "\n"),
-)
+# A run of markers (with the spaces between them) becomes line breaks: a paragraph or two <br>
+# give a blank line, others one break. The run is matched whole, once: a pattern that looks
+# for a marker inside the run from every position of it is quadratic, minutes for a megabyte
+# of `<br>`. A space before the run is left for the line strip.
+_MARKER_RUN_RE = re.compile(r"[\x01-\x03][\x01-\x03 ]*+")
 _PRE_SLOT_RE = re.compile(r"\x04(\d+)\x05")
 
 
@@ -949,6 +956,11 @@ def _link(match: re.Match[str]) -> str:
     return f"{inner} ({shown})" if label else shown
 
 
+def _line_breaks(run: re.Match[str]) -> str:
+    markers = run.group()
+    return "\n\n" if _PARAGRAPH in markers or markers.count(_BREAK) > 1 else "\n"
+
+
 def html_to_text(html: str) -> str:
     """Readable plain text for a terminal: structure as line breaks, links as `text (url)`."""
     pres: list[str] = []
@@ -966,12 +978,11 @@ def html_to_text(html: str) -> str:
     text = _LINK_RE.sub(_link, text)
     text = _BR_RE.sub(_BREAK, text)
     text = _LI_RE.sub(f"{_LINE}- ", text)
+    text = _LINE_RE.sub(_LINE, text)  # first: <div> is the usual tag of deep nesting
     text = _PARAGRAPH_RE.sub(_PARAGRAPH, text)
-    text = _LINE_RE.sub(_LINE, text)
     text = _CELL_RE.sub(" ", text)
     text = html_lib.unescape(_TAG_RE.sub("", text))
     text = _HTML_WS_RE.sub(" ", text)
-    for pattern, replacement in _MARKER_PASSES:
-        text = pattern.sub(replacement, text)
+    text = _MARKER_RUN_RE.sub(_line_breaks, text)
     text = "\n".join(line.strip(" ") for line in text.split("\n")).strip()
     return _PRE_SLOT_RE.sub(lambda m: pres[int(m.group(1))].strip("\n"), text)
