@@ -1,6 +1,7 @@
 import base64
 import hashlib
 import os
+import random
 import time
 from datetime import UTC, datetime
 
@@ -230,6 +231,43 @@ def test_no_blank_line_between_header_and_body() -> None:
 def test_parse_error_only_when_nothing_usable(raw: bytes, message: str) -> None:
     with pytest.raises(ParseError, match=message):
         parse(raw)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_binary_is_not_a_message(seed: int) -> None:
+    # issue 17: a megabyte of random bytes became a `human` ticket with no requester, its
+    # "header" some byte run that happened to end in a colon
+    raw = random.Random(seed).randbytes(1_000_000)
+    with pytest.raises(ParseError, match="no header block"):
+        parse(raw)
+
+
+@pytest.mark.parametrize("junk", [
+    b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64 + b"\nX-Whatever: 1\n\nbody\n",
+    b"Content: 12\nColour: red\n\nnot a message\n",  # colons, but no mail header field
+])
+def test_a_header_block_must_name_a_mail_field(junk: bytes) -> None:
+    with pytest.raises(ParseError, match="no header block"):
+        parse(junk)
+
+
+@pytest.mark.parametrize("nl", [b"\r", b"\r\n", b"\n"])
+def test_bare_cr_line_endings_in_the_header_block(nl: bytes) -> None:
+    # issue 17: bare CRs between headers made the requester `a@b.example To: s@x.example`,
+    # whatever line endings the body used
+    raw = (b"From: a@b.example\rTo: s@x.example\rSubject: Hi\r\r"
+           b"first line" + nl + b"second line" + nl)
+    msg = parse(raw)
+    assert msg.sender == Address("", "a@b.example")
+    assert msg.to == (Address("", "s@x.example"),)
+    assert msg.subject == "Hi"
+    assert msg.text.split() == ["first", "line", "second", "line"]
+
+
+def test_a_bare_cr_inside_a_header_value_is_a_space() -> None:
+    msg = parse(b"Subject: two\rwords\r\nFrom: a@b.example\r\n\r\nbody\r\n")
+    assert msg.subject == "two words"
+    assert msg.sender == Address("", "a@b.example")
 
 
 def _parse_or_parse_error(raw: bytes) -> None:

@@ -278,6 +278,17 @@ def _to_bytes(value: str) -> bytes:
 # --------------------------------------------------------------------------- header block repair
 
 _HEADER_LINE_RE = re.compile(rb"([\x21-\x39\x3b-\x7e]+)([ \t]*):")
+# In the header block a bare CR ends a line when a header, a folded line or the blank line
+# follows it; any other bare CR is junk inside a value.
+_HEADER_LINE_END_RE = re.compile(rb"\n|\r(?=\r|[ \t]|[\x21-\x39\x3b-\x7e]+[ \t]*:)")
+# A header block names at least one of these, or it is not mail (random bytes often contain
+# a run that ends in a colon).
+_MAIL_FIELDS = frozenset({
+    "from", "sender", "reply-to", "to", "cc", "bcc", "subject", "date", "message-id",
+    "in-reply-to", "references", "received", "return-path", "delivered-to", "x-original-to",
+    "resent-from", "resent-sender", "resent-to", "resent-date", "resent-message-id",
+    "mime-version", "content-type", "content-transfer-encoding",
+})
 
 
 def _repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
@@ -294,12 +305,17 @@ def _repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
         notes.append("bare CR line endings")
     out: list[bytes] = []
     pending: list[bytes] = []
+    names: set[bytes] = set()
     seen_header = changed = False
     pos, size = 0, len(raw)
     while pos < size:
-        end = raw.find(b"\n", pos)
-        end = size if end == -1 else end + 1
+        found = _HEADER_LINE_END_RE.search(raw, pos)
+        end = size if found is None else found.end()
         line = raw[pos:end]
+        if line.endswith(b"\r"):
+            line = line[:-1] + b"\n"
+            changed = True
+            notes.append("bare CR line endings")
         content = line.rstrip(b"\r\n")
         if not content:
             if seen_header:
@@ -322,7 +338,9 @@ def _repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
                 line = re.sub(rb"\r(?!\n)", b" ", line)
                 changed = True
                 notes.append("bare CR inside a header")
-            seen_header = seen_header or bool(header)
+            if header:
+                seen_header = True
+                names.add(header.group(1).lower())
             out.append(line)
         elif not seen_header:
             changed = True
@@ -332,7 +350,7 @@ def _repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
         else:
             out.append(line)
         pos = end
-    if not seen_header:
+    if not any(name.decode("ascii") in _MAIL_FIELDS for name in names):
         raise ParseError("no header block")
     if not changed:
         return raw, notes
