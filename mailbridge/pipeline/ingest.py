@@ -17,7 +17,7 @@ from mailbridge.domain.message import ParsedMessage
 from mailbridge.pipeline.engagements import engagement_for, file_engagement
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.prepare import Prepared
-from mailbridge.pipeline.prepare_helper import Job, Preparer, prepare_all
+from mailbridge.pipeline.prepare_helper import HELPERS, Job, Preparer, prepare_all
 from mailbridge.pipeline.report import (
     DUPLICATE,
     FAILED,
@@ -46,7 +46,7 @@ def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
                 counts.stopped = True
                 break
             ready = None
-            if len(pending) >= preparer.depth:  # collect first, so a helper is free again
+            if len(pending) >= HELPERS:  # collect first, so a helper is free again
                 oldest, job = pending.popleft()
                 ready = (oldest, job())
             pending.append((batch, preparer.submit([item.raw for item in batch.items])))
