@@ -26,12 +26,15 @@ def sync(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True,
                                 help="A line per message (same as the global -v)."),
     no_send: bool = typer.Option(False, "--no-send", help="Hold the outbox: fetch only."),
+    wait: float = typer.Option(30.0, "--wait", min=0, help="Seconds a commit waits for "
+                               "another writer (`ingest`, `reprocess`) before exit 75."),
 ) -> None:
     """Fetch new mail for each channel once and file it, then send the outbox (for cron).
     Exit 4 if any channel or any outgoing mail failed."""
     st = state(ctx)
     with CliReporter(st.verbosity + verbose, quiet) as reporter:
-        run = sync_service.sync(st.config(), channels or [], reporter, send=not no_send)
+        run = sync_service.sync(st.config(), channels or [], reporter, send=not no_send,
+                                wait_seconds=wait)
     results = run.channels
     rows = [r.as_dict() for r in results]
     if fmt is not None:

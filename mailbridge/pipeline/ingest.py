@@ -3,9 +3,10 @@ code, write records + ledger + cursor in ONE transaction, and only then ack at t
 A crash before the commit loses nothing (the source still has it); a crash after the commit
 repeats only the ack (the ledger turns the re-fetch into a no-op).
 
-Batches are pipelined: batch k is parsed in the helper process while batch k+1 is fetched and
-batch k-1 committed and acked. Commits and acks stay in fetch order, so cursors never move
-past a batch that is not committed."""
+Batches are pipelined: batch k is parsed in a helper process while batch k+1 is fetched; then
+batch k is committed and acked while batch k+1 is parsed. Commits and acks stay in fetch order,
+so cursors never move past a batch that is not committed. Fetching and parsing hold no lock:
+the store's write lock is taken by each commit (see `store.session.writing_per_commit`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from mailbridge.domain.message import ParsedMessage
 from mailbridge.pipeline.engagements import engagement_for, file_engagement
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.prepare import Prepared
-from mailbridge.pipeline.prepare_helper import HELPERS, Job, Preparer, prepare_all
+from mailbridge.pipeline.prepare_helper import Job, Preparer, prepare_all
 from mailbridge.pipeline.report import (
     DUPLICATE,
     FAILED,
@@ -36,22 +37,22 @@ from mailbridge.store.db import Store
 
 def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
            parallel: bool = True, should_stop: Callable[[], bool] = lambda: False) -> Counts:
-    """`should_stop` is asked between batches (`run` got SIGTERM): what was fetched is still
-    committed and acked, nothing more is fetched, the rest waits for the next sync."""
+    """`should_stop` is asked after each batch is fetched, and by the connector while it
+    fetches one (`run` got SIGTERM): the batch is ended with the whole messages read so far,
+    it and the one before it are still parsed, committed and acked, nothing more is fetched,
+    the rest waits for the next sync."""
     counts = Counts()
     pending: deque[tuple[Batch, Job]] = deque()
     with Preparer(plan.own_addresses, use_helper=parallel) as preparer:
-        for batch in fetcher.fetch(ledger.LedgerState(db, plan.name)):
+        for batch in fetcher.fetch(ledger.LedgerState(db, plan.name, should_stop)):
+            pending.append((batch, preparer.submit([item.raw for item in batch.items])))
+            # All but the newest batch: it is parsed while the next one is fetched.
+            while len(pending) > 1:
+                oldest, job = pending.popleft()
+                _finish(db, plan, fetcher, reporter, counts, oldest, job())
             if should_stop():
                 counts.stopped = True
                 break
-            ready = None
-            if len(pending) >= HELPERS:  # collect first, so a helper is free again
-                oldest, job = pending.popleft()
-                ready = (oldest, job())
-            pending.append((batch, preparer.submit([item.raw for item in batch.items])))
-            if ready:
-                _finish(db, plan, fetcher, reporter, counts, *ready)
         while pending:
             oldest, job = pending.popleft()
             _finish(db, plan, fetcher, reporter, counts, oldest, job())

@@ -1,4 +1,5 @@
-"""One-shot sync of channels, and `ingest` of one piped message: both under the write lock."""
+"""One-shot sync of channels, and `ingest` of one piped message. Both fetch and parse without
+the write lock and take it for each commit only (`writing_per_commit`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from mailbridge.services.connectors import build_fetcher, plan_for
 from mailbridge.store import outbox, runs
 from mailbridge.store.db import Store, translate_errors
 from mailbridge.store.lock import service_lock
-from mailbridge.store.session import writing
+from mailbridge.store.session import WAIT_SECONDS, writing_per_commit
 
 
 @dataclass
@@ -48,11 +49,14 @@ class SyncRun:
     sends: list[DrainResult]
 
 
-def sync(config: Config, names: Sequence[str], reporter: Reporter,
-         send: bool = True) -> SyncRun:
-    """Fetch and file new mail for each channel, then send what the outbox holds."""
+def sync(config: Config, names: Sequence[str], reporter: Reporter, send: bool = True,
+         wait_seconds: float = WAIT_SECONDS) -> SyncRun:
+    """Fetch and file new mail for each channel, then send what the outbox holds. The service
+    lock makes this the only sync of the store; `wait_seconds` is how long a commit waits for
+    another writer (`ingest`, `reprocess`, a reply being queued)."""
     channels = select_channels(config, names)
-    with service_lock(config.store_path), writing(config.store_path) as db:
+    with service_lock(config.store_path), \
+            writing_per_commit(config.store_path, wait_seconds) as db:
         results = [sync_channel(db, config, ch, reporter) for ch in channels]
         sends = send_outbox(db, config, [c.name for c in channels]) if send else []
         return SyncRun(results, sends)
@@ -70,7 +74,7 @@ def send_outbox(db: Store, config: Config, names: list[str],
 
 def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter,
                  should_stop: Callable[[], bool] = lambda: False) -> ChannelResult:
-    with translate_errors(config.store_path):
+    with translate_errors(config.store_path), db.atomic():
         run = runs.start(db, channel.name)
     counts = Counts()
     try:
@@ -89,7 +93,7 @@ def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter
     else:
         bad = counts.failed + counts.unparsed + len(fetcher.problems)
         result = ChannelResult(channel.name, "partial" if bad else "ok", counts)
-    with translate_errors(config.store_path):
+    with translate_errors(config.store_path), db.atomic():
         runs.finish(db, run, result.status, counts.as_row(), result.problem)
     return result
 
@@ -121,7 +125,8 @@ def send_problem(result: DrainResult) -> str | None:
 
 def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,
                wait_seconds: float) -> Outcome:
-    """`mailbridge ingest`: one message from an MTA, committed before we return."""
+    """`mailbridge ingest`: one message from an MTA, parsed, then committed under the write
+    lock (waiting up to `wait_seconds` for it) before we return."""
     channel = config.require(name)
     outcomes: list[Outcome] = []
 
@@ -130,6 +135,7 @@ def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,
             outcomes.append(outcome)
             reporter.item(channel, outcome, size)
 
-    with writing(config.store_path, wait_seconds) as db, translate_errors(config.store_path):
+    with writing_per_commit(config.store_path, wait_seconds) as db, \
+            translate_errors(config.store_path):
         ingest(db, plan_for(channel), MemoryFetcher([raw]), Collect())
     return outcomes[0]

@@ -4,7 +4,7 @@ written in the same transaction as the records, so a retry after any crash is ha
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailbridge.domain.source import SourceRef
@@ -33,10 +33,13 @@ def known(db: Store, channel: str, mailbox: str, folder: str,
 
 
 class LedgerState:
-    """The store's answers to a connector's questions about one channel (SourceState)."""
+    """The store's answers to a connector's questions about one channel (SourceState), and
+    whether the sync is stopping."""
 
-    def __init__(self, db: Store, channel: str) -> None:
+    def __init__(self, db: Store, channel: str,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self.db, self.channel = db, channel
+        self.stopping = stopping
 
     def cursor(self, mailbox: str, folder: str) -> dict[str, Any] | None:
         return get_cursor(self.db, self.channel, mailbox, folder)
