@@ -4,6 +4,7 @@ parsing helpers quietly; a message that will not parse is stored raw and flagged
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -14,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import drop, message
+from test_prepare_helper import nested_multiparts
 
+from mailbridge.pipeline import prepare_helper
 from mailbridge.pipeline.prepare_helper import IN_PROCESS_BYTES
 
 WAIT = 60.0
@@ -123,3 +126,22 @@ def test_random_binary_is_stored_raw_and_flagged_not_filed(mb):
         tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
     assert stored == [("no header block", len(junk))]
     assert tickets == 0
+
+
+def test_mail_that_ran_past_its_deadline_is_flagged_and_reprocess_is_bounded_too(
+        mb, monkeypatch):
+    mb.drop_channel()
+    slow = nested_multiparts(300, 100_000)  # a few seconds of parsing
+    usual = prepare_helper._BASE_SECONDS, prepare_helper._SECONDS_PER_MB
+    monkeypatch.setattr(prepare_helper, "_BASE_SECONDS", 0.3)
+    monkeypatch.setattr(prepare_helper, "_SECONDS_PER_MB", 0.0)
+    assert mb("ingest", "support", input=slow).exit_code == 0
+    with sqlite3.connect(mb.store) as conn:
+        assert conn.execute("SELECT parse_error FROM messages").fetchall() == [
+            ("parsing took longer than its deadline of 0.3 s; stored raw",)]
+    again = mb("reprocess", "--format", "json")
+    assert json.loads(again.stdout)[0]["still_failing"] == 1
+    monkeypatch.setattr(prepare_helper, "_BASE_SECONDS", usual[0])
+    monkeypatch.setattr(prepare_helper, "_SECONDS_PER_MB", usual[1])
+    fixed = mb("reprocess", "--format", "json")
+    assert json.loads(fixed.stdout)[0]["fixed"] == 1
