@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import drop, message
-from test_prepare_helper import nested_multiparts
+from test_prepare_helper import slow_to_parse
 
 from mailbridge.pipeline import prepare_helper
 from mailbridge.pipeline.prepare_helper import IN_PROCESS_BYTES
@@ -131,14 +131,14 @@ def test_random_binary_is_stored_raw_and_flagged_not_filed(mb):
 def test_mail_that_ran_past_its_deadline_is_flagged_and_reprocess_is_bounded_too(
         mb, monkeypatch):
     mb.drop_channel()
-    slow = nested_multiparts(300, 100_000)  # a few seconds of parsing
+    slow = slow_to_parse()
     usual = prepare_helper._BASE_SECONDS, prepare_helper._SECONDS_PER_MB
-    monkeypatch.setattr(prepare_helper, "_BASE_SECONDS", 0.3)
+    monkeypatch.setattr(prepare_helper, "_BASE_SECONDS", 0.05)
     monkeypatch.setattr(prepare_helper, "_SECONDS_PER_MB", 0.0)
     assert mb("ingest", "support", input=slow).exit_code == 0
     with sqlite3.connect(mb.store) as conn:
         assert conn.execute("SELECT parse_error FROM messages").fetchall() == [
-            ("parsing took longer than its deadline of 0.3 s; stored raw",)]
+            ("parsing took longer than its deadline of 0.05 s; stored raw",)]
     again = mb("reprocess", "--format", "json")
     assert json.loads(again.stdout)[0]["still_failing"] == 1
     monkeypatch.setattr(prepare_helper, "_BASE_SECONDS", usual[0])

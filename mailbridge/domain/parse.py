@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.feedparser import BufferedSubFile, FeedParser
 from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
@@ -405,9 +406,28 @@ class _RawPolicy(Compat32):
 _POLICY = _RawPolicy()
 
 
+class _BoundaryLines(BufferedSubFile):
+    """The stdlib's line buffer tries every line against the boundary of every open multipart,
+    so deep nesting costs depth x lines (seconds for a megabyte 300 levels deep). Only a line
+    that starts with `--` can be a boundary, and only a blank one can end a delivery-status
+    block (the one other end-of-part test): any other line is passed on at once."""
+
+    def readline(self) -> str | object:
+        if self._lines:
+            line = self._lines[0]
+            if line[:2] != "--" and line[:1] not in ("\r", "\n"):
+                return self._lines.popleft()
+        return super().readline()
+
+
 def _parse_mime(data: bytes, ctx: _Context) -> Message:
     try:
-        return BytesParser(policy=_POLICY).parsebytes(data)
+        parser = FeedParser(policy=_POLICY)
+        parser._input = _BoundaryLines()  # noqa: SLF001 - before the first feed, as __init__ does
+        text = data.decode("ascii", "surrogateescape")  # as BytesParser does
+        for start in range(0, len(text), 8192):  # in the chunks Parser.parse feeds
+            parser.feed(text[start:start + 8192])
+        return parser.close()
     except Exception:  # noqa: BLE001 - hostile nesting or stdlib bugs; keep headers and raw body
         ctx.note("MIME structure could not be parsed; body kept as text")
         return BytesParser(policy=_POLICY).parsebytes(data, headersonly=True)
