@@ -131,7 +131,7 @@ def _job(config: Config, name: str, stop: threading.Event) -> None:
 
 def _outbox_job(config: Config, stop: threading.Event) -> None:
     _with_store(config, "outbox",
-            lambda db: _log_sends(send_outbox(db, config, [], stop.is_set)))
+                lambda db: _log_sends(send_outbox(db, config, [], stop.is_set)))
 
 
 def _with_store(config: Config, what: str, work: Callable[[Store], None]) -> None:
