@@ -4,7 +4,8 @@ A crash before the commit loses nothing (the source still has it); a crash after
 repeats only the ack (the ledger turns the re-fetch into a no-op).
 
 Batches are pipelined: batch k is parsed in a helper process while batch k+1 is fetched; then
-batch k is committed and acked while batch k+1 is parsed. Commits and acks stay in fetch order,
+batch k is committed and acked while batch k+1 is parsed. A batch parsed in-process (a few
+small messages) is committed at once. Commits and acks stay in fetch order,
 so cursors never move past a batch that is not committed. Fetching and parsing hold no lock:
 the store's write lock is taken by each commit (see `store.session.writing_per_commit`)."""
 
@@ -45,9 +46,10 @@ def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
     pending: deque[tuple[Batch, Job]] = deque()
     with Preparer(plan.own_addresses, use_helper=parallel) as preparer:
         for batch in fetcher.fetch(ledger.LedgerState(db, plan.name, should_stop)):
-            pending.append((batch, preparer.submit([item.raw for item in batch.items])))
-            # All but the newest batch: it is parsed while the next one is fetched.
-            while len(pending) > 1:
+            newest = preparer.submit([item.raw for item in batch.items])
+            pending.append((batch, newest))
+            # The newest batch waits for the next fetch only if a helper parses it meanwhile.
+            while len(pending) > (1 if newest.in_helper else 0):
                 oldest, job = pending.popleft()
                 _finish(db, plan, fetcher, reporter, counts, oldest, job())
             if should_stop():

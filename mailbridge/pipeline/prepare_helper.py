@@ -45,7 +45,18 @@ _BASE_SECONDS, _SECONDS_PER_MB = 10.0, 1.0
 _GRACE_SECONDS = 5.0  # the helper's own alarm fires first; this is for a helper that is stuck
 _HEADER = struct.Struct("!Q")
 
-Job = Callable[[], list[Prepared | None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """Call it for the results of a submitted batch. `in_helper`: a helper parses the batch
+    meanwhile, so the call can wait; otherwise the call parses it in-process."""
+
+    collect: Callable[[], list[Prepared | None]]
+    in_helper: bool = False
+
+    def __call__(self) -> list[Prepared | None]:
+        return self.collect()
 
 
 def parse_seconds(size: int) -> float:
@@ -130,14 +141,14 @@ class Preparer:
 
     def submit(self, raws: Sequence[bytes | None]) -> Job:
         if not self.use_helper or not _wants_helper(raws):
-            return lambda: prepare_all(raws, self.own)
+            return Job(lambda: prepare_all(raws, self.own))
         try:
             helper = self._idle_helper()
             helper.send(self.own, raws)
         except (OSError, ValueError) as exc:
             self._give_up(f"could not hand a batch to a parsing helper: {exc}")
-            return lambda: prepare_all(raws, self.own)
-        return lambda: self._collect(helper, raws)
+            return Job(lambda: prepare_all(raws, self.own))
+        return Job(lambda: self._collect(helper, raws), in_helper=True)
 
     def close(self, kill: bool = False) -> None:
         helpers, self._helpers = self._helpers, []
