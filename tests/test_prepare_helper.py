@@ -119,6 +119,23 @@ def test_the_helper_stops_a_slow_parse_itself_and_carries_on(monkeypatch):
     assert after.parsed.subject == "After"
 
 
+def test_a_helper_killed_mid_batch_costs_only_the_message_it_was_on():
+    raws = batch()
+    raws.insert(5, slow_to_parse())
+    with Preparer(()) as preparer:
+        job = preparer.submit(raws)
+        helper = preparer._helpers[0]
+        deadline = time.monotonic() + 60
+        while not helper.answers.holds(5) and time.monotonic() < deadline:
+            time.sleep(0.01)  # five messages done: it is on the slow one
+        helper.process.kill()
+        results = job()
+    assert results[5].parsed is None and "ended its parsing helper" in results[5].parse_error
+    others = raws[:5] + raws[6:]
+    assert [comparable(p) for p in results[:5] + results[6:]] == [
+        comparable(p) for p in prepare_all(others, ())]
+
+
 def test_small_messages_in_a_small_batch_are_parsed_in_process():
     large = message(body="x" * (prepare_helper.IN_PROCESS_BYTES + 1))
     with Preparer(()) as preparer:

@@ -3,9 +3,10 @@ code, write records + ledger + cursor in ONE transaction, and only then ack at t
 A crash before the commit loses nothing (the source still has it); a crash after the commit
 repeats only the ack (the ledger turns the re-fetch into a no-op).
 
-Batches are pipelined: batch k is parsed in a helper process while batch k+1 is fetched; then
-batch k is committed and acked while batch k+1 is parsed. A batch parsed in-process (a few
-small messages) is committed at once. Commits and acks stay in fetch order,
+Batches are pipelined: batches k and k+1 are parsed in the two helper processes while batch
+k+2 is fetched; after each fetch, every batch whose parse is done is committed and acked (a
+batch parsed in-process, a few small messages, at once), and the oldest is waited for only
+when both helpers are busy. Commits and acks stay in fetch order,
 so cursors never move past a batch that is not committed. Fetching and parsing hold no lock:
 the store's write lock is taken by each commit (see `store.session.writing_per_commit`)."""
 
@@ -19,7 +20,7 @@ from mailbridge.domain.message import ParsedMessage
 from mailbridge.pipeline.engagements import engagement_for, file_engagement
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.prepare import Prepared
-from mailbridge.pipeline.prepare_helper import Job, Preparer, prepare_all
+from mailbridge.pipeline.prepare_helper import HELPERS, Job, Preparer, prepare_all
 from mailbridge.pipeline.report import (
     DUPLICATE,
     FAILED,
@@ -46,10 +47,11 @@ def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
     pending: deque[tuple[Batch, Job]] = deque()
     with Preparer(plan.own_addresses, use_helper=parallel) as preparer:
         for batch in fetcher.fetch(ledger.LedgerState(db, plan.name, should_stop)):
-            newest = preparer.submit([item.raw for item in batch.items])
-            pending.append((batch, newest))
-            # The newest batch waits for the next fetch only if a helper parses it meanwhile.
-            while len(pending) > (1 if newest.in_helper else 0):
+            if len(pending) >= HELPERS:  # both helpers are busy: wait for the older one
+                oldest, job = pending.popleft()
+                _finish(db, plan, fetcher, reporter, counts, oldest, job())
+            pending.append((batch, preparer.submit([item.raw for item in batch.items])))
+            while pending and pending[0][1].ready():  # what is parsed is committed now
                 oldest, job = pending.popleft()
                 _finish(db, plan, fetcher, reporter, counts, oldest, job())
             if should_stop():

@@ -49,11 +49,12 @@ _HEADER = struct.Struct("!Q")
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """Call it for the results of a submitted batch. `in_helper`: a helper parses the batch
-    meanwhile, so the call can wait; otherwise the call parses it in-process."""
+    """Call it for the results of a submitted batch. `ready` says, without waiting, whether
+    the call would not wait for a helper (a batch parsed in-process always is: the call
+    parses it)."""
 
     collect: Callable[[], list[Prepared | None]]
-    in_helper: bool = False
+    ready: Callable[[], bool] = lambda: True
 
     def __call__(self) -> list[Prepared | None]:
         return self.collect()
@@ -93,6 +94,7 @@ class _Helper:
             [sys.executable, "-P", "-m", "mailbridge.pipeline.prepare_helper"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, env=env,
             process_group=0)
+        self.answers = _FrameReader(self.process.stdout.fileno())  # type: ignore[union-attr]
         self.busy = False
         self.since = 0.0  # when the helper began the message it is on, or later
 
@@ -102,19 +104,23 @@ class _Helper:
         self.busy = True
         self.since = time.monotonic()
 
-    def receive(self, raw: bytes | None) -> Prepared | None:
-        """The next message's result; TimeoutError past its deadline, EOFError if the helper
-        ended."""
-        deadline = self.since + _seconds(raw) + _GRACE_SECONDS
-        answer = pickle.loads(_read_frame(self.process.stdout, deadline))
+    def progress(self, raw: bytes | None) -> None:
+        """Wait until the helper is done with the next message: TimeoutError past its
+        deadline, EOFError if the helper ended."""
+        if self.answers.read(self.since + _seconds(raw) + _GRACE_SECONDS):
+            raise ValueError("a result where progress was due")
         self.since = time.monotonic()
-        if raw is None:
-            if answer is not None:
-                raise ValueError("an answer for an item without a message")
-            return None
-        if not isinstance(answer, Prepared):
-            raise ValueError("the answer is not a prepared message")
-        return dataclasses.replace(answer, raw=raw)
+
+    def results(self, raws: Sequence[bytes | None]) -> list[Prepared | None]:
+        """The batch's results, which follow the last progress frame."""
+        size = sum(len(raw) for raw in raws if raw is not None)
+        answer = pickle.loads(self.answers.read(self.since + _GRACE_SECONDS + size / 1e7))
+        if not isinstance(answer, list) or len(answer) != len(raws) or any(
+                (p is None) != (raw is None) or (p is not None and not isinstance(p, Prepared))
+                for p, raw in zip(answer, raws, strict=False)):
+            raise ValueError("the answer does not match the batch")
+        return [dataclasses.replace(p, raw=raw) if p is not None and raw is not None else None
+                for p, raw in zip(answer, raws, strict=True)]
 
     def close(self, kill: bool = False) -> None:
         if kill:
@@ -122,6 +128,7 @@ class _Helper:
         for stream in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError):  # a dead helper: nothing left to flush
                 stream.close()  # type: ignore[union-attr]
+        self.answers.close()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -148,7 +155,8 @@ class Preparer:
         except (OSError, ValueError) as exc:
             self._give_up(f"could not hand a batch to a parsing helper: {exc}")
             return Job(lambda: prepare_all(raws, self.own))
-        return Job(lambda: self._collect(helper, raws), in_helper=True)
+        return Job(lambda: self._collect(helper, raws),
+                   lambda: helper.answers.holds(len(raws) + 1))
 
     def close(self, kill: bool = False) -> None:
         helpers, self._helpers = self._helpers, []
@@ -172,12 +180,11 @@ class Preparer:
         return self._helpers[-1]
 
     def _collect(self, helper: _Helper, raws: Sequence[bytes | None]) -> list[Prepared | None]:
-        results: list[Prepared | None] = []
         for index, raw in enumerate(raws):
             try:
                 if helper not in self._helpers:
                     raise OSError("the helper was stopped")
-                results.append(helper.receive(raw))
+                helper.progress(raw)
                 continue
             except TimeoutError:
                 why = f"took longer than its deadline of {_seconds(raw):.3g} s"
@@ -185,23 +192,29 @@ class Preparer:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     helper.process.wait(timeout=1)
                 why = f"ended its parsing helper (exit status {helper.process.returncode})"
-            except (OSError, ValueError, pickle.UnpicklingError) as exc:
-                self._give_up(f"a parsing helper failed ({exc}); parsing in-process")
-                return results + prepare_all(raws[index:], self.own)
-            # The message it was on is the likely cause: stored raw, the rest parsed anew.
+            except (OSError, ValueError) as exc:
+                return self._give_up(f"a parsing helper failed ({exc})", raws)
+            # The message it was on is the likely cause: stored raw, the others parsed anew.
             log.warning("parsing a message %s; it is stored raw", why)
             self._helpers.remove(helper)
             helper.close(kill=True)
-            rest = raws[index + 1:]
             flagged = None if raw is None else unparsed(raw, f"parsing {why}; stored raw")
-            return [*results, flagged, *(self.submit(rest)() if rest else [])]
+            before, after = raws[:index], raws[index + 1:]
+            return [*(self.submit(before)() if before else []), flagged,
+                    *(self.submit(after)() if after else [])]
+        try:
+            results = helper.results(raws)
+        except (OSError, ValueError, EOFError, TimeoutError, pickle.UnpicklingError) as exc:
+            return self._give_up(f"a parsing helper failed ({exc})", raws)
         helper.busy = False
         return results
 
-    def _give_up(self, why: str) -> None:
-        log.warning("%s", why)
+    def _give_up(self, why: str, raws: Sequence[bytes | None] = ()) -> list[Prepared | None]:
+        """Helpers are not used again this run; `raws` are parsed in-process."""
+        log.warning("%s; parsing in-process", why)
         self.use_helper = False
         self.close(kill=True)
+        return prepare_all(raws, self.own)
 
 
 def _write_frame(stream: BinaryIO | None, payload: bytes) -> None:
@@ -212,30 +225,56 @@ def _write_frame(stream: BinaryIO | None, payload: bytes) -> None:
     stream.flush()
 
 
-def _read_frame(stream: BinaryIO | None, deadline: float) -> bytes:
-    """One frame, or TimeoutError once `deadline` (monotonic) has passed."""
-    if stream is None:
-        raise OSError("no pipe")
-    fd = stream.fileno()
-    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-    return _read_exact(fd, size, deadline)
+class _FrameReader:
+    """Frames from a pipe, each under a deadline; reads whatever has arrived (up to 1 MB at a
+    time), so a batch of small answers costs a few reads, not two per message."""
 
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(fd, selectors.EVENT_READ)
+        self.buffer = bytearray()
+        self.start = 0  # where the next frame begins in the buffer
 
-def _read_exact(fd: int, size: int, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    remaining = size
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while remaining:
+    def read(self, deadline: float) -> bytearray:
+        """One frame, or TimeoutError once `deadline` (monotonic) has passed."""
+        self._fill(_HEADER.size, deadline)
+        (size,) = _HEADER.unpack_from(self.buffer, self.start)
+        self._fill(_HEADER.size + size, deadline)
+        begin = self.start + _HEADER.size
+        self.start = begin + size
+        return self.buffer[begin:self.start]
+
+    def holds(self, count: int) -> bool:
+        """Whether `count` whole frames have arrived (or the pipe ended); never waits."""
+        with contextlib.suppress(EOFError):
+            while self.selector.select(0):
+                self._take()
+            position = self.start
+            for _ in range(count):
+                if len(self.buffer) - position < _HEADER.size:
+                    return False
+                position += _HEADER.size + _HEADER.unpack_from(self.buffer, position)[0]
+            return position <= len(self.buffer)
+        return True
+
+    def close(self) -> None:
+        self.selector.close()
+
+    def _fill(self, needed: int, deadline: float) -> None:
+        while len(self.buffer) - self.start < needed:
             left = deadline - time.monotonic()
-            if left <= 0 or not selector.select(left):
+            if left <= 0 or not self.selector.select(left):
                 raise TimeoutError("no answer in time")
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                raise EOFError("the helper exited")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-    return b"".join(chunks)
+            self._take()
+
+    def _take(self) -> None:
+        del self.buffer[:self.start]
+        self.start = 0
+        chunk = os.read(self.fd, 1 << 20)
+        if not chunk:
+            raise EOFError("the helper exited")
+        self.buffer += chunk
 
 
 class _DeadlinePassed(BaseException):
@@ -263,13 +302,17 @@ def _prepare_in_time(raw: bytes | None, own: Sequence[str], seconds: float
 
 
 def _serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    """Batches of (own addresses, raw messages, each one's deadline in seconds)."""
+    """Batches of (own addresses, raw messages, each one's deadline in seconds). An empty
+    frame after each message tells the caller's clock it is done; the results follow the
+    batch in one frame, so the pipe never fills up while the batch is parsed."""
     while len(header := stdin.read(_HEADER.size)) == _HEADER.size:
         (size,) = _HEADER.unpack(header)
         own, raws, deadlines = pickle.loads(stdin.read(size))
+        answers = []
         for raw, seconds in zip(raws, deadlines, strict=True):
-            answer = _prepare_in_time(raw, own, seconds)
-            _write_frame(stdout, pickle.dumps(answer, protocol=5))
+            answers.append(_prepare_in_time(raw, own, seconds))
+            _write_frame(stdout, b"")
+        _write_frame(stdout, pickle.dumps(answers, protocol=5))
 
 
 def _slim(prepared: Prepared) -> Prepared:
