@@ -15,6 +15,7 @@ import hashlib
 import html as html_lib
 import mimetypes
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -420,10 +421,16 @@ class _BoundaryLines(BufferedSubFile):
         return super().readline()
 
 
+# The shortcut reads the stdlib buffer's private line queue: used only where it is the deque
+# it has been since Python 3.3, else the stdlib's own buffer does (slower, never wrong).
+_LINES_FIT = isinstance(getattr(BufferedSubFile(), "_lines", None), deque)
+
+
 def _parse_mime(data: bytes, ctx: _Context) -> Message:
     try:
         parser = FeedParser(policy=_POLICY)
-        parser._input = _BoundaryLines()  # noqa: SLF001 - before the first feed, as __init__ does
+        if _LINES_FIT:
+            parser._input = _BoundaryLines()  # noqa: SLF001 - before the first feed
         text = data.decode("ascii", "surrogateescape")  # as BytesParser does
         for start in range(0, len(text), 8192):  # in the chunks Parser.parse feeds
             parser.feed(text[start:start + 8192])
