@@ -1,27 +1,56 @@
-"""Time and peak memory to parse and store one 30 MB message (a 21 MB PDF attachment plus
-text and HTML bodies). Prints figures; asserts nothing.
+"""Time and peak memory to parse and to sync one large message (a PDF attachment plus text and
+HTML bodies), by default 30 MB and 60 MB. Prints figures; asserts nothing.
 
-    python benchmarks/bench_parse_large.py
+    python benchmarks/bench_parse_large.py [MB…]
+
+Each figure comes from a fresh process: the sync (drop channel, new store) reports its own
+peak RSS and that of the parsing helper it started (a message this large is parsed in one).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
-import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+SYNC = """
+import json, resource, sys, time
+from pathlib import Path
 from mailbridge.config.load import validate
-from mailbridge.connectors.drop import deliver, make_spool
-from mailbridge.domain.parse import parse
 from mailbridge.pipeline.report import NullReporter
 from mailbridge.services.sync import sync
+root = Path(sys.argv[1])
+config = validate({"store": {"path": str(root / "s.db")}, "channel": [
+    {"name": "bench", "incoming": {"type": "drop", "spool": str(root / "spool")}}]},
+    root / "c.toml")
+start = time.perf_counter()
+result = sync(config, [], NullReporter())
+print(json.dumps({"seconds": time.perf_counter() - start,
+                  "stored": result.channels[0].counts.stored,
+                  "main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "helper": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+PARSE = """
+import resource, sys, time
+from pathlib import Path
+from mailbridge.domain.parse import parse
+raw = Path(sys.argv[1]).read_bytes()
+start = time.perf_counter()
+parse(raw)
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
 
 
-def big_message() -> bytes:
-    payload = base64.encodebytes(os.urandom(21 * 1024 * 1024)).replace(b"\n", b"\r\n")
+def big_message(megabytes: int) -> bytes:
+    """About `megabytes` MB: a base64 attachment of 70% of it, plus 1.4 MB of bodies."""
+    attachment = int(megabytes * 0.7 * 1024 * 1024)
+    payload = base64.encodebytes(os.urandom(attachment)).replace(b"\n", b"\r\n")
     html = b"<p>" + b"Report line with some text. " * 20 + b"</p>\r\n"
     return (b"From: a@example.com\r\nSubject: big\r\nMessage-ID: <big@bench>\r\n"
             b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
@@ -32,24 +61,32 @@ def big_message() -> bytes:
             b"Content-Transfer-Encoding: base64\r\n\r\n" + payload + b"--b--\r\n")
 
 
-def main() -> None:
-    raw = big_message()
-    start = time.perf_counter()
-    parse(raw)
-    parsed_in = time.perf_counter() - start
+def measure(megabytes: int) -> None:
+    from mailbridge.connectors.drop import deliver, make_spool
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        raw = big_message(megabytes)
+        size = len(raw)
         make_spool(root / "spool")
-        deliver(root / "spool", "big", raw)
-        config = validate({"store": {"path": str(root / "s.db")}, "channel": [
-            {"name": "bench", "incoming": {"type": "drop", "spool": str(root / "spool")}}]},
-            root / "c.toml")
-        start = time.perf_counter()
-        sync(config, [], NullReporter())
-        synced_in = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"30 MB message: {len(raw) / 1e6:.1f} MB, parse {parsed_in:.2f} s, "
-          f"sync into a new store {synced_in:.2f} s, peak RSS {peak:.0f} MB")
+        path = deliver(root / "spool", "big", raw)
+        del raw
+        parsed = subprocess.run([sys.executable, "-c", PARSE, str(path)], check=True,
+                                capture_output=True, text=True).stdout.split()
+        synced = json.loads(subprocess.run([sys.executable, "-c", SYNC, str(root)], check=True,
+                                           capture_output=True, text=True).stdout)
+    assert synced["stored"] == 1
+    print(f"{megabytes} MB case ({size / 1e6:.1f} MB): parse {float(parsed[0]):.2f} s "
+          f"(peak RSS {float(parsed[1]):.0f} MB in-process); sync into a new store "
+          f"{synced['seconds']:.2f} s, peak RSS {synced['main']:.0f} MB main process, "
+          f"{synced['helper']:.0f} MB parsing helper", flush=True)
+
+
+def main() -> None:
+    for megabytes in [int(a) for a in sys.argv[1:]] or [30, 60]:
+        started = time.perf_counter()
+        measure(megabytes)
+        print(f"  (measured in {time.perf_counter() - started:.0f} s)", file=sys.stderr)
 
 
 if __name__ == "__main__":

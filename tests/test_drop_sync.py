@@ -8,8 +8,9 @@ import json
 from conftest import drop, message
 
 from mailbridge.connectors.drop import DropFetcher
-from mailbridge.pipeline.ingest import commit_batch
+from mailbridge.pipeline.ingest import commit_batch, ingest
 from mailbridge.pipeline.plan import ChannelPlan
+from mailbridge.pipeline.report import NullReporter
 from mailbridge.store.ledger import LedgerState
 
 
@@ -183,3 +184,30 @@ def test_reprocess_refiles_messages_that_failed_to_parse(mb, monkeypatch):
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["fixed"] == 1
     assert [t["subject"] for t in tickets(mb)] == ["Later fixed"]
+
+
+def test_a_stop_commits_and_acks_every_batch_fetched_and_fetches_no_more(mb):
+    spool = mb.drop_channel()
+    for i in range(10):
+        drop(spool, message(f"S{i}", message_id=f"{i}@x"), f"{i:02d}.m")
+    db = mb.open()
+    fetcher = DropFetcher("support", spool, batch_size=3)
+    fetched: list[int] = []
+    real_fetch = fetcher.fetch
+
+    def counting_fetch(state):
+        for batch in real_fetch(state):
+            fetched.append(len(batch.items))
+            yield batch
+
+    fetcher.fetch = counting_fetch
+    # SIGTERM arrives while the second batch is being fetched: the check after it says stop
+    counts = ingest(db, ChannelPlan("support"), fetcher, NullReporter(),
+                    should_stop=lambda: len(fetched) >= 2)
+    db.close()
+    assert counts.stopped
+    assert fetched == [3, 3]  # nothing fetched after the stop
+    assert counts.stored == 6  # both batches committed, the one just fetched too
+    assert len(list((spool / "cur").iterdir())) == 6  # and acked
+    assert mb("sync").exit_code == 0
+    assert len(tickets(mb)) == 10

@@ -90,6 +90,9 @@ class MemoryState:
     def known(self, mailbox: str, folder: str, keys: Iterable[str]) -> set[str]:
         return self.keys.get((mailbox, folder), set()) & set(keys)
 
+    def stopping(self) -> bool:
+        return False  # stopping mid-fetch is tested against `mailbridge run` (test_run.py)
+
     def is_known(self, ref: SourceRef) -> bool:
         return ref.key in self.keys.get((ref.mailbox, ref.folder), set())
 

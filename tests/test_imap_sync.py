@@ -8,8 +8,12 @@ import json
 import pytest
 from conftest import message
 
+from mailbridge.config.load import load_config
 from mailbridge.connectors import imap as imap_mod
 from mailbridge.errors import NetworkError
+from mailbridge.pipeline.ingest import ingest
+from mailbridge.pipeline.report import NullReporter
+from mailbridge.services.connectors import build_fetcher, plan_for
 
 PASSWORD_ENV = "MB_TEST_IMAP_PASSWORD"
 
@@ -263,11 +267,11 @@ def test_a_server_restart_mid_sync_loses_and_doubles_nothing(imap, monkeypatch):
     real = imap_mod.ImapFetcher._bodies
     calls = {"n": 0}
 
-    def restart_once(self, plan, uids):
+    def restart_once(self, *args):
         calls["n"] += 1
         if calls["n"] == 2:
             imap.dovecot.restart()
-        return real(self, plan, uids)
+        return real(self, *args)
 
     monkeypatch.setattr(imap_mod.ImapFetcher, "_bodies", restart_once)
     first = imap.mb("sync")
@@ -277,3 +281,37 @@ def test_a_server_restart_mid_sync_loses_and_doubles_nothing(imap, monkeypatch):
     stored = imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0]
     assert stored == (total, total)
     assert imap.unseen() == 0
+
+
+def test_a_stop_mid_message_leaves_read_mail_behind_the_watermark(imap):
+    """Stopping inside a large message: the whole messages before it are committed and the
+    watermark stays below it, so the read mail after it (import_read) is not skipped."""
+    imap.configure(import_read=True)
+    assert imap.mb("sync").exit_code == 0  # the watermark: nothing after it is imported yet
+    imap.append([message("Read 1", message_id="r1@imap.test")], seen=True)
+    imap.append([message("Unread", message_id="u1@imap.test")])
+    imap.append([message("Read big", message_id="r2@imap.test",
+                         body="x" * (3 * imap_mod.FETCH_BYTES))], seen=True)
+    imap.append([message("Read 3", message_id="r3@imap.test")], seen=True)
+    config = load_config(imap.mb.config)
+    channel = config.require("desk")
+    asked = {"n": 0}
+
+    def stop_after_the_first_piece() -> bool:
+        asked["n"] += 1  # asked before each command: the two small ones, the big one's first
+        return asked["n"] > 2  # piece; then after that piece
+
+    db = imap.mb.open()
+    fetcher = build_fetcher(channel, plan_for(channel))
+    try:
+        counts = ingest(db, plan_for(channel), fetcher, NullReporter(),
+                        should_stop=stop_after_the_first_piece)
+    finally:
+        fetcher.close()
+        db.close()
+    assert counts.stopped
+    assert sorted(r[0] for r in imap.rows("SELECT subject FROM messages")) == [
+        "Read 1", "Unread"]
+    assert imap.mb("sync").exit_code == 0
+    assert sorted(r[0] for r in imap.rows("SELECT subject FROM messages")) == [
+        "Read 1", "Read 3", "Read big", "Unread"]

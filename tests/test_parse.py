@@ -1,6 +1,8 @@
 import base64
 import hashlib
 import os
+import random
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -231,6 +233,43 @@ def test_parse_error_only_when_nothing_usable(raw: bytes, message: str) -> None:
         parse(raw)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_random_binary_is_not_a_message(seed: int) -> None:
+    # issue 17: a megabyte of random bytes became a `human` ticket with no requester, its
+    # "header" some byte run that happened to end in a colon
+    raw = random.Random(seed).randbytes(1_000_000)
+    with pytest.raises(ParseError, match="no header block"):
+        parse(raw)
+
+
+@pytest.mark.parametrize("junk", [
+    b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64 + b"\nX-Whatever: 1\n\nbody\n",
+    b"Content: 12\nColour: red\n\nnot a message\n",  # colons, but no mail header field
+])
+def test_a_header_block_must_name_a_mail_field(junk: bytes) -> None:
+    with pytest.raises(ParseError, match="no header block"):
+        parse(junk)
+
+
+@pytest.mark.parametrize("nl", [b"\r", b"\r\n", b"\n"])
+def test_bare_cr_line_endings_in_the_header_block(nl: bytes) -> None:
+    # issue 17: bare CRs between headers made the requester `a@b.example To: s@x.example`,
+    # whatever line endings the body used
+    raw = (b"From: a@b.example\rTo: s@x.example\rSubject: Hi\r\r"
+           b"first line" + nl + b"second line" + nl)
+    msg = parse(raw)
+    assert msg.sender == Address("", "a@b.example")
+    assert msg.to == (Address("", "s@x.example"),)
+    assert msg.subject == "Hi"
+    assert msg.text.split() == ["first", "line", "second", "line"]
+
+
+def test_a_bare_cr_inside_a_header_value_is_a_space() -> None:
+    msg = parse(b"Subject: two\rwords\r\nFrom: a@b.example\r\n\r\nbody\r\n")
+    assert msg.subject == "two words"
+    assert msg.sender == Address("", "a@b.example")
+
+
 def _parse_or_parse_error(raw: bytes) -> None:
     try:
         result = parse(raw)
@@ -409,6 +448,46 @@ def test_html_to_text_entities_whitespace_and_blank_lines() -> None:
     html = ("<p>a &amp; b&nbsp;&lt;c&gt;\n   d</p><br><br><br><br><p></p><p>e</p>"
             "<pre>  x\n    y</pre>")
     assert html_to_text(html) == "a & b <c> d\n\ne\n\n  x\n    y"
+
+
+_HOSTILE_HTML = {  # issue 17: each took 14 s to minutes when a pass was quadratic
+    "550 KB of <div>": b"<div>" * 110_000,
+    "1.1 MB of <div>": b"<div>" * 220_000,
+    "400 KB of <br>": b"<br>" * 100_000,
+    "11 MB, 10^6 nested divs": b"<div>" * 1_000_000 + b"x" + b"</div>" * 1_000_000,
+    "<br> runs between divs": (b"<div>" * 1000 + b"<br>") * 300,
+    "spaced block tags": b"<div> " * 200_000,
+}
+
+
+@pytest.mark.parametrize("html", _HOSTILE_HTML.values(), ids=_HOSTILE_HTML.keys())
+def test_hostile_html_parses_in_linear_time(html: bytes) -> None:
+    raw = mail("From: a@example.com", "Content-Type: text/html", body=html)
+    start = time.process_time()  # CPU time: other processes on the machine do not count
+    msg = parse(raw)
+    assert time.process_time() - start < 2.0  # generous: minutes when quadratic
+    assert msg.text in ("", "x")
+
+
+def test_deeply_nested_multiparts_parse_in_linear_time() -> None:
+    # the stdlib tried every line against every open boundary: 3.6 s for this, 400 x 100 000
+    depth = 400
+    opening = b"".join(b"--b%d\nContent-Type: multipart/mixed; boundary=b%d\n\n" % (i, i + 1)
+                       for i in range(depth))
+    closing = b"".join(b"--b%d--\n" % i for i in reversed(range(depth + 1)))
+    raw = mail("From: a@example.com", "Content-Type: multipart/mixed; boundary=b0",
+               body=opening + b"--b%d\n\n" % depth + b"line of text\n" * 100_000 + closing)
+    start = time.process_time()
+    msg = parse(raw)
+    assert time.process_time() - start < 2.0
+    assert msg.text.split("\n") == ["line of text"] * 100_000
+    assert msg.defects == ()
+
+
+def test_html_block_tag_runs_become_at_most_one_blank_line() -> None:
+    assert html_to_text("a" + "<div>" * 500 + "b") == "a\nb"
+    assert html_to_text("a" + "<div> " * 500 + "<br><br>b") == "a\n\nb"
+    assert html_to_text("a" + "<div>" * 500 + "<p>" + "<br>" * 500 + "b") == "a\n\nb"
 
 
 # --------------------------------------------------------------------------- size

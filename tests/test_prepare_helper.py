@@ -1,10 +1,12 @@
-"""The parsing helper processes: same results as parsing in-process, a dead or hung helper
-costs nothing but speed, and a helper never outlives the sync that started it."""
+"""The parsing helper processes: same results as parsing in-process; a message that runs past
+its deadline, hangs or kills its helper is stored raw and flagged, the rest of its batch is
+parsed by a fresh helper; and a helper never outlives the sync that started it."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -64,31 +66,85 @@ def test_small_batches_are_parsed_in_process():
         assert job()[0].parsed.subject == "Hello"
 
 
-def test_a_killed_helper_costs_only_speed(caplog):
+def test_a_killed_helper_costs_only_the_message_it_was_on(caplog):
     raws = batch()
     with Preparer(()) as preparer:
         job = preparer.submit(raws)
-        preparer._helpers[0].process.kill()
+        first = preparer._helpers[0].process
+        first.kill()
         results = job()
-        assert [comparable(p) for p in results] == [comparable(p) for p in prepare_all(raws, ())]
-        assert not preparer.use_helper and preparer._helpers == []
-        assert preparer.submit(raws)()[0].parsed.subject == "Subject 0"  # in-process now
-    assert "parsing in-process" in caplog.text
+        assert first.wait(timeout=10) is not None
+        assert results[0].parsed is None  # stored raw, flagged: it may be what killed it
+        assert "ended its parsing helper" in results[0].parse_error
+        assert results[0].raw == raws[0]
+        expected = [comparable(p) for p in prepare_all(raws[1:], ())]
+        assert [comparable(p) for p in results[1:]] == expected  # a fresh helper did the rest
+        assert preparer.use_helper and first not in [h.process for h in preparer._helpers]
+    assert "it is stored raw" in caplog.text
 
 
-def test_a_hung_helper_is_abandoned_at_its_deadline(monkeypatch):
+def test_a_hung_helper_is_killed_at_the_deadline(monkeypatch):
     monkeypatch.setattr(prepare_helper, "_BASE_SECONDS", 0.5)
     monkeypatch.setattr(prepare_helper, "_SECONDS_PER_MB", 0.0)
+    monkeypatch.setattr(prepare_helper, "_GRACE_SECONDS", 0.5)
     raws = batch()
     with Preparer(()) as preparer:
         job = preparer.submit(raws)
         process = preparer._helpers[0].process
-        os.kill(process.pid, 19)  # SIGSTOP: alive, never answers
+        os.kill(process.pid, signal.SIGSTOP)  # alive, never answers, deaf to its alarm
         started = time.monotonic()
         results = job()
         assert time.monotonic() - started < 10
-        assert results[0].parsed.subject == "Subject 0"
+        assert results[0].parse_error == ("parsing took longer than its deadline of 0.5 s; "
+                                          "stored raw")
+        assert results[1].parsed.subject == "Subject 1"
         assert process.wait(timeout=10) is not None  # killed, not left stopped
+
+
+def slow_to_parse() -> bytes:
+    """11 MB of nested <div>: linear, but a good half second of parsing."""
+    html = b"<div>" * 1_000_000 + b"x" + b"</div>" * 1_000_000
+    return b"From: a@example.com\nSubject: slow\nContent-Type: text/html\n\n" + html
+
+
+def test_the_helper_stops_a_slow_parse_itself_and_carries_on(monkeypatch):
+    monkeypatch.setattr(prepare_helper, "_BASE_SECONDS", 0.05)
+    monkeypatch.setattr(prepare_helper, "_SECONDS_PER_MB", 0.0)
+    raws = [slow_to_parse(), message("After", message_id="after@x")]
+    with Preparer(()) as preparer:
+        job = preparer.submit(raws)  # two messages, but one is large: a helper parses them
+        helper = preparer._helpers[0].process
+        slow, after = job()
+        assert preparer._helpers[0].process is helper  # answered itself, was not killed
+    assert slow.parsed is None and slow.raw == raws[0]
+    assert slow.parse_error == "parsing took longer than its deadline of 0.05 s; stored raw"
+    assert after.parsed.subject == "After"
+
+
+def test_a_helper_killed_mid_batch_costs_only_the_message_it_was_on():
+    raws = batch()
+    raws.insert(5, slow_to_parse())
+    with Preparer(()) as preparer:
+        job = preparer.submit(raws)
+        helper = preparer._helpers[0]
+        deadline = time.monotonic() + 60
+        while not helper.answers.holds(5) and time.monotonic() < deadline:
+            time.sleep(0.01)  # five messages done: it is on the slow one
+        helper.process.kill()
+        results = job()
+    assert results[5].parsed is None and "ended its parsing helper" in results[5].parse_error
+    others = raws[:5] + raws[6:]
+    assert [comparable(p) for p in results[:5] + results[6:]] == [
+        comparable(p) for p in prepare_all(others, ())]
+
+
+def test_small_messages_in_a_small_batch_are_parsed_in_process():
+    large = message(body="x" * (prepare_helper.IN_PROCESS_BYTES + 1))
+    with Preparer(()) as preparer:
+        preparer.submit([message()] * (MIN_BATCH - 1))()
+        assert preparer._helpers == []
+        assert preparer.submit([message(), large])()[1].parsed is not None
+        assert len(preparer._helpers) == 1
 
 
 CHILD = """

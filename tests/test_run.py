@@ -17,9 +17,11 @@ import pytest
 import tomli_w
 from conftest import drop, message
 from servers.dovecot import free_port
+from servers.slow_link import SlowLink
 from servers.smtp import SmtpServer
 
 from mailbridge.connectors.drop import make_spool
+from mailbridge.connectors.imap import FETCH_BYTES
 from mailbridge.errors import MailbridgeError
 
 WAIT = 60.0
@@ -203,6 +205,39 @@ def test_sigterm_mid_sync_loses_and_doubles_nothing(service):
     stored = svc.mb.query("SELECT count(*), count(DISTINCT message_id) FROM messages")[0]
     assert stored == (total, total)
     assert list((spool / "new").iterdir()) == []
+
+
+def test_sigterm_on_a_slow_link_stops_mid_message_and_commits_what_was_fetched(
+        service, dovecot, imap_user, monkeypatch):
+    svc = service
+    small = [message(f"Small {i}", message_id=f"s{i}@slow.test") for i in range(3)]
+    big = message("Big", message_id="big@slow.test", body="x" * (8 * 1024 * 1024))
+    dovecot.append(imap_user.username, imap_user.password, [*small, big])
+    monkeypatch.setenv("MB_TEST_IMAP_PASSWORD", imap_user.password)
+    link = SlowLink(imap_user.port, bytes_per_second=1024 * 1024)  # the big one takes 8 s
+    try:
+        svc.write([{"name": "desk", "main_email": "desk@example.com", "schedule": "1h",
+                    "incoming": {"type": "imap", "host": "127.0.0.1", "port": link.port,
+                                 "security": "none", "username": imap_user.username,
+                                 "password": {"env": "MB_TEST_IMAP_PASSWORD"}}}])
+        proc = svc.start()
+        wait_for("the big message on the link", lambda: link.downstream > 2 * FETCH_BYTES,
+                 proc)
+        code, err = svc.stop()
+        sent = link.downstream
+    finally:
+        link.close()
+    assert code == 0, err
+    assert "stopped early" in err
+    assert sent < len(big) // 2  # it stopped mid-message, not after all of it
+    assert svc.count() == 3  # the batch before was committed...
+    client = dovecot.client(imap_user.username, imap_user.password)
+    try:
+        client.select_folder("INBOX", readonly=True)
+        unseen = client.search(["UNSEEN"])
+    finally:
+        client.logout()
+    assert len(unseen) == 1  # ...and marked read; the big one waits for the next sync
 
 
 def test_sighup_rereads_the_config(service):

@@ -157,7 +157,7 @@ def test_second_writer_gets_exit_75_naming_the_pid(mb):
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        result = mb("sync")
+        result = mb("sync", "--wait", "0.3")
         assert result.exit_code == 75
         assert f"another mailbridge process (pid {holder.pid})" in result.stderr
         piped = mb("ingest", "support", "--wait", "0.3", input=message())

@@ -21,7 +21,7 @@ def run(ctx: typer.Context) -> None:
     """Sync every enabled channel on its schedule until stopped (for systemd).
 
     Logs a line per channel run to stderr (no timestamps under journald). SIGTERM or Ctrl-C
-    finishes the current batch and exits 0; SIGHUP re-reads the config."""
+    commits what was fetched and exits 0; SIGHUP re-reads the config."""
     from mailbridge.services.run import serve
 
     st = state(ctx)

@@ -55,8 +55,8 @@ def migrate(
 
     Example: mailbridge store migrate --to postgresql://mailbridge@db.example/mailbridge
     --password env:PGPASSWORD"""
-    from mailbridge.services import store_admin
     from mailbridge.config.channel_keys import secret_ref
+    from mailbridge.services import store_admin
 
     config = state(ctx).config()
     target = store_admin.target_settings(to, secret_ref(password) if password else None,

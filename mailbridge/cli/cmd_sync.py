@@ -28,6 +28,9 @@ def sync(
                                help="Print per-channel results as table/json/jsonl/csv/tsv "
                                "on stdout."),
     no_send: bool = typer.Option(False, "--no-send", help="Hold the outbox: fetch only."),
+    wait: float = typer.Option(30.0, "--wait", parser=number("--wait", 0, 3600, "SECONDS"),
+                               help="Seconds a commit waits for "
+                               "another writer (`ingest`, `reprocess`) before exit 75."),
 ) -> None:
     """Fetch new mail for each channel once and file it, raise and clear alerts as `run`
     does (a channel gone quiet is said once on stderr and mailed to the agents who opted
@@ -35,7 +38,8 @@ def sync(
     failed."""
     st = state(ctx)
     with CliReporter(st.verbosity, quiet) as reporter:
-        run = sync_service.sync(st.config(), channels or [], reporter, send=not no_send)
+        run = sync_service.sync(st.config(), channels or [], reporter, send=not no_send,
+                                wait_seconds=wait)
     results = run.channels
     rows = [r.as_dict() for r in results]
     if fmt is not None:

@@ -23,6 +23,11 @@ class SourceState(Protocol):
         """The subset of `keys` already committed to the ledger."""
         ...
 
+    def stopping(self) -> bool:
+        """True once the caller takes no more batches (`run` got SIGTERM): a connector that
+        reads a batch piece by piece ends it early with the whole messages it has."""
+        ...
+
 
 @dataclass(frozen=True)
 class Fetched:

@@ -22,11 +22,16 @@ from mailbridge.domain.source import SourceRef
 from mailbridge.errors import RemoteError
 
 log = logging.getLogger(__name__)
+_STOPPED = "not fetched to the end: the sync was stopping"
 
 SEEN = b"\\Seen"
 BATCH_MESSAGES = 100
 BATCH_BYTES = 4 * 1024 * 1024
 SIZE_CHUNK = 1000  # UIDs per RFC822.SIZE query
+# Bodies are fetched at most this much per command (a larger message in partial fetches), and
+# the caller is asked between commands whether it is stopping: a stop waits for this much of
+# transfer at most, not for a whole batch or a 50 MB message.
+FETCH_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -134,30 +139,38 @@ class ImapFetcher:
                      len(plan.repair))
             self.ack([self._ref(plan, uid) for uid in plan.repair])
         pending_read = sorted(plan.read_only)
-        for uids, oversize in self._batches(plan):
+        for sized, oversize in self._batches(plan):
             items = [Fetched(self._ref(plan, uid), None,
                              too_large(size, self.settings.max_message_mb),
                              plan.arrived.get(uid))
                      for uid, size in oversize]
-            items += self._bodies(plan, uids)
-            done = max([*uids, *(u for u, _ in oversize)])
+            bodies = self._bodies(plan, sized, state)
+            items += bodies
+            stopped = len(bodies) < len(sized)
+            if stopped:  # what was not read is left for the next sync, read mail included
+                done = sized[len(bodies)][0] - 1
+            else:
+                done = max([*(u for u, _ in sized), *(u for u, _ in oversize)])
             pending_read = [u for u in pending_read if u > done]
             # The watermark may pass read mail only once it is committed, or import_read
             # would lose what a crash interrupted; unread mail is found by UNSEEN anyway.
             mark = min(plan.watermark, pending_read[0] - 1) if pending_read else plan.watermark
             yield Batch(self.mailbox, folder, items, self._cursor(plan, mark))
+            if stopped:
+                return
         yield Batch(self.mailbox, folder, [], self._cursor(plan, plan.watermark))
 
     def _cursor(self, plan: FolderPlan, last_uid: int) -> dict[str, Any]:
         return {"uidvalidity": plan.uidvalidity, "last_uid": last_uid}
 
-    def _batches(self, plan: FolderPlan) -> Iterator[tuple[list[int], list[tuple[int, int]]]]:
-        """UIDs in batches bounded by count and bytes; oversize messages are set apart. Each
-        message's INTERNALDATE (when the server received it) is kept in `plan.arrived`; in
-        the copy modes one that arrived before `since` is left out."""
+    def _batches(self, plan: FolderPlan
+                 ) -> Iterator[tuple[list[tuple[int, int]], list[tuple[int, int]]]]:
+        """(UID, size) in batches bounded by count and bytes; oversize messages are set apart.
+        Each message's INTERNALDATE (when the server received it) is kept in `plan.arrived`;
+        in the copy modes one that arrived before `since` is left out."""
         readonly = not self.settings.mark_seen
         since = self.settings.since
-        uids: list[int] = []
+        uids: list[tuple[int, int]] = []
         oversize: list[tuple[int, int]] = []
         size_sum = 0
         for start in range(0, len(plan.todo), SIZE_CHUNK):
@@ -178,23 +191,64 @@ class ImapFetcher:
                 if uids and (len(uids) >= BATCH_MESSAGES or size_sum + size > BATCH_BYTES):
                     yield uids, oversize
                     uids, oversize, size_sum = [], [], 0
-                uids.append(uid)
+                uids.append((uid, size))
                 size_sum += size
         if uids or oversize:
             yield uids, oversize
 
-    def _bodies(self, plan: FolderPlan, uids: list[int]) -> list[Fetched]:
-        if not uids:
-            return []
+    def _bodies(self, plan: FolderPlan, sized: list[tuple[int, int]],
+                state: SourceState) -> list[Fetched]:
+        """The messages in order, up to FETCH_BYTES per command; fewer than asked for when
+        the caller began stopping meanwhile (only whole messages are returned)."""
+        items: list[Fetched] = []
+        group: list[int] = []
+        group_bytes = 0
+        for index, (uid, size) in enumerate(sized):
+            group.append(uid)
+            group_bytes += size
+            following = sized[index + 1][1] if index + 1 < len(sized) else None
+            if following is not None and group_bytes + following <= FETCH_BYTES:
+                continue
+            if state.stopping():
+                break
+            if len(group) == 1 and size > FETCH_BYTES:
+                items.append(self._in_pieces(plan, uid, state))
+                if items[-1].error == _STOPPED:
+                    items.pop()
+                    break
+            else:
+                items += self._whole(plan, group)
+            group, group_bytes = [], 0
+        return items
+
+    def _whole(self, plan: FolderPlan, uids: list[int]) -> list[Fetched]:
         readonly = not self.settings.mark_seen
         data = self.session.call(plan.folder, readonly,
                                  lambda c: c.fetch(uids, ["BODY.PEEK[]"]))
-        items = []
-        for uid in uids:
-            raw = data.get(uid, {}).get(b"BODY[]")
-            error = None if raw is not None else "the server returned no body (deleted?)"
-            items.append(Fetched(self._ref(plan, uid), raw, error, plan.arrived.get(uid)))
-        return items
+        return [self._fetched(plan, uid, data.get(uid, {}).get(b"BODY[]")) for uid in uids]
+
+    def _in_pieces(self, plan: FolderPlan, uid: int, state: SourceState) -> Fetched:
+        """One large message in partial fetches (RFC 3501 `BODY.PEEK[]<start.count>`)."""
+        readonly = not self.settings.mark_seen
+        pieces: list[bytes] = []
+        start = 0
+        for _ in range(self.max_bytes // FETCH_BYTES + 1):
+            item = f"BODY.PEEK[]<{start}.{FETCH_BYTES}>"
+            data = self.session.call(plan.folder, readonly, lambda c, i=item: c.fetch([uid], [i]))
+            piece = data.get(uid, {}).get(f"BODY[]<{start}>".encode())
+            if piece is None:
+                return self._fetched(plan, uid, None)
+            pieces.append(piece)
+            start += len(piece)
+            if len(piece) < FETCH_BYTES:
+                return self._fetched(plan, uid, b"".join(pieces))
+            if state.stopping():
+                return Fetched(self._ref(plan, uid), None, _STOPPED)
+        return Fetched(self._ref(plan, uid), None, too_large(start, self.settings.max_message_mb))
+
+    def _fetched(self, plan: FolderPlan, uid: int, raw: bytes | None) -> Fetched:
+        error = None if raw is not None else "the server returned no body (deleted?)"
+        return Fetched(self._ref(plan, uid), raw, error, plan.arrived.get(uid))
 
 
 def _arrival(internaldate: datetime | None) -> datetime | None:

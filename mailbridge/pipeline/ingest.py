@@ -3,9 +3,12 @@ code, write records + ledger + cursor in ONE transaction, and only then ack at t
 A crash before the commit loses nothing (the source still has it); a crash after the commit
 repeats only the ack (the ledger turns the re-fetch into a no-op).
 
-Batches are pipelined: batch k is parsed in the helper process while batch k+1 is fetched and
-batch k-1 committed and acked. Commits and acks stay in fetch order, so cursors never move
-past a batch that is not committed."""
+Batches are pipelined: batches k and k+1 are parsed in the two helper processes while batch
+k+2 is fetched; after each fetch, every batch whose parse is done is committed and acked (a
+batch parsed in-process, a few small messages, at once), and the oldest is waited for only
+when both helpers are busy. Commits and acks stay in fetch order,
+so cursors never move past a batch that is not committed. Fetching and parsing hold no lock:
+the store's write lock is taken by each commit (see `store.session.writing_per_commit`)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from mailbridge.domain.message import ParsedMessage
 from mailbridge.pipeline.engagements import engagement_for, file_engagement
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.prepare import Prepared
-from mailbridge.pipeline.prepare_helper import Job, Preparer, prepare_all
+from mailbridge.pipeline.prepare_helper import HELPERS, Job, Preparer, prepare_all
 from mailbridge.pipeline.report import (
     DUPLICATE,
     FAILED,
@@ -40,26 +43,28 @@ Guard = Callable[[Store, str], None]  # (store, the batch's mailbox)
 def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
            parallel: bool = True, should_stop: Callable[[], bool] = lambda: False,
            guard: Guard | None = None) -> Counts:
-    """`should_stop` is asked between batches (`run` got SIGTERM): what was fetched is still
-    committed and acked, nothing more is fetched, the rest waits for the next sync. `guard`
-    runs first inside each commit's transaction and raises to write nothing (a host whose
-    lease on the channel was taken over)."""
+    """`should_stop` is asked after each batch is fetched, and by the connector while it
+    fetches one (`run` got SIGTERM): the batch is ended with the whole messages read so far,
+    it and the one before it are still parsed, committed and acked, nothing more is fetched,
+    the rest waits for the next sync. `guard` runs first inside each commit's transaction
+    and raises to write nothing (a host whose lease on the channel was taken over)."""
     counts = Counts()
     pending: deque[tuple[Batch, Job]] = deque()
     with Preparer(plan.own_addresses, use_helper=parallel) as preparer:
         state = ledger.LedgerState(db, plan.name,
-                                   reopen=IGNORED if plan.mode == "engagements" else None)
+                                   reopen=IGNORED if plan.mode == "engagements" else None,
+                                   stopping=should_stop)
         for batch in fetcher.fetch(state):
+            if len(pending) >= HELPERS:  # both helpers are busy: wait for the older one
+                oldest, job = pending.popleft()
+                _finish(db, plan, fetcher, reporter, counts, oldest, job(), guard)
+            pending.append((batch, preparer.submit([item.raw for item in batch.items])))
+            while pending and pending[0][1].ready():  # what is parsed is committed now
+                oldest, job = pending.popleft()
+                _finish(db, plan, fetcher, reporter, counts, oldest, job(), guard)
             if should_stop():
                 counts.stopped = True
                 break
-            ready = None
-            if len(pending) >= preparer.depth:  # collect first, so a helper is free again
-                oldest, job = pending.popleft()
-                ready = (oldest, job())
-            pending.append((batch, preparer.submit([item.raw for item in batch.items])))
-            if ready:
-                _finish(db, plan, fetcher, reporter, counts, *ready, guard)
         while pending:
             oldest, job = pending.popleft()
             _finish(db, plan, fetcher, reporter, counts, oldest, job(), guard)

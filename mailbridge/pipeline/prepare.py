@@ -26,10 +26,13 @@ def prepare(raw: bytes, own_addresses: Iterable[str] = ()) -> Prepared:
 
     try:
         parsed = parse(raw)
-        error = None
     except ParseError as exc:
-        parsed, error = None, str(exc)
+        return unparsed(raw, str(exc))
     except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the message
-        parsed, error = None, f"parser failure: {type(exc).__name__}: {exc}"
-    kind = classify(parsed, own_addresses) if parsed is not None else None
-    return Prepared(raw, parsed, error, kind, fingerprint(parsed, raw))
+        return unparsed(raw, f"parser failure: {type(exc).__name__}: {exc}")
+    return Prepared(raw, parsed, None, classify(parsed, own_addresses), fingerprint(parsed, raw))
+
+
+def unparsed(raw: bytes, error: str) -> Prepared:
+    """A message stored raw and flagged with why it was not parsed."""
+    return Prepared(raw, None, error, None, fingerprint(None, raw))

@@ -1,12 +1,13 @@
 """`mailbridge run`: the foreground service. APScheduler fires one job per enabled channel on
 its schedule (and once at start) — sync, alerts, then that channel's outbox — and an outbox
 job every minute for replies queued in between. Jobs run one at a time in a single worker
-thread, each under the write lock, so a piped `mailbridge ingest` or a `tickets reply` can
-slip in between them. The service lock is held for the whole run, so a cron `sync` beside it
-stops with exit 75.
+thread and take the write lock for each commit only, so a piped `mailbridge ingest` or a
+`tickets reply` gets in between batches. The service lock is held for the whole run, so a cron
+`sync` beside it stops with exit 75.
 
-Stopping (`stop` set by SIGTERM/SIGINT) lets the running job finish the batch it is on; a
-reload (`reload` set by SIGHUP) re-reads the config and reschedules the jobs."""
+Stopping (`stop` set by SIGTERM/SIGINT) ends the running job's fetch early and commits what
+it fetched (see `pipeline.ingest`); a reload (`reload` set by SIGHUP) re-reads the config and
+reschedules the jobs."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ from mailbridge.services.sync import ChannelResult, send_outbox, send_problem, s
 from mailbridge.store import leases
 from mailbridge.store.backends import connection
 from mailbridge.store.db import Store
-from mailbridge.store.session import service_lock, writing
+from mailbridge.store.session import service_lock, writing_per_commit
 
 log = logging.getLogger("mailbridge.run")
 
 SERVICE_LOCK_WAIT = 300.0  # a one-shot sync that is already running gets to finish
-WRITE_LOCK_WAIT = 60.0  # a piped `ingest` holds it for a moment only
+WRITE_LOCK_WAIT = 60.0  # others hold it for one transaction only
 TICK_SECONDS = 0.5  # how often the main thread looks at the stop and reload flags
 OUTBOX_SECONDS = 60
 CLAIM_SECONDS = 2  # shared store: how often a host looks for due channels
@@ -67,7 +68,7 @@ def serve(load: Callable[[], Config], stop: threading.Event, reload: threading.E
                     reload.clear()
                     config = _reload(scheduler, load, config, stop, heartbeat)
         finally:
-            log.info("stopping: letting the running job finish its batch")
+            log.info("stopping: committing what the running job has fetched")
             scheduler.shutdown(wait=True)
             if heartbeat is not None:
                 heartbeat.stop()
@@ -162,13 +163,14 @@ def _work(db: Store, config: Config, channel: Channel, should_stop: Callable[[],
 
 def _outbox_job(config: Config, stop: threading.Event) -> None:
     _locked(config, "outbox",
-            lambda db: _log_sends(send_outbox(db, config, [], stop.is_set)))
+                lambda db: _log_sends(send_outbox(db, config, [], stop.is_set)))
 
 
 def _locked(config: Config, what: str, work: Callable[[Store], Any]) -> Any:
-    """`work` under the write lock; its result, or None when it failed (logged)."""
+    """`work` on the store, whose write lock each of its transactions takes (so a piped
+    `ingest` gets in between); its result, or None when it failed (logged)."""
     try:
-        with writing(config.store, WRITE_LOCK_WAIT) as db:
+        with writing_per_commit(config.store, WRITE_LOCK_WAIT) as db:
             return work(db)
     except MailbridgeError as exc:
         log.error("%s: not done: %s", what, exc)

@@ -1,4 +1,5 @@
-"""One-shot sync of channels, and `ingest` of one piped message: both under the write lock."""
+"""One-shot sync of channels, and `ingest` of one piped message. Both fetch and parse without
+the write lock and take it for each commit only (`writing_per_commit`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from mailbridge.services import fleet, health
 from mailbridge.services.connectors import build_fetcher, plan_for
 from mailbridge.store import contacts, leases, outbox, runs
 from mailbridge.store.db import Store
-from mailbridge.store.session import service_lock, writing
+from mailbridge.store.session import WAIT_SECONDS, service_lock, writing_per_commit
 
 
 @dataclass
@@ -50,14 +51,16 @@ class SyncRun:
     alerts: list[health.AlertEvent]  # raised or cleared by this sync, for the CLI to report
 
 
-def sync(config: Config, names: Sequence[str], reporter: Reporter,
-         send: bool = True) -> SyncRun:
+def sync(config: Config, names: Sequence[str], reporter: Reporter, send: bool = True,
+         wait_seconds: float = WAIT_SECONDS) -> SyncRun:
     """Fetch and file new mail for each channel, raise and clear alerts as `run` does (for
-    the channels named, else all), then send what the outbox holds (alert mail too). On a
+    the channels named, else all), then send what the outbox holds (alert mail too). The
+    service lock makes this the only sync of a SQLite store; `wait_seconds` is how long a
+    commit waits for another writer (`ingest`, `reprocess`, a reply being queued). On a
     shared store each channel (each Microsoft 365 mailbox) is leased for its sync; one that
     another host is syncing is left to it."""
     channels = select_channels(config, names)
-    with service_lock(config.store), writing(config.store) as db:
+    with service_lock(config.store), writing_per_commit(config.store, wait_seconds) as db:
         if db.shared:
             results = _sync_leased(db, config, channels, reporter)
         else:
@@ -116,7 +119,8 @@ def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter
                  held: Sequence[leases.Lease] = ()) -> ChannelResult:
     """One channel's sync. With `held` leases (a shared store) every commit first checks that
     the batch's mailbox (or the whole channel) is still leased to this host."""
-    run = runs.start(db, channel.name)
+    with db.atomic():
+        run = runs.start(db, channel.name)
     counts = Counts()
     by_mailbox = {lease.mailbox: lease for lease in held}
 
@@ -143,7 +147,8 @@ def sync_channel(db: Store, config: Config, channel: Channel, reporter: Reporter
     else:
         bad = counts.failed + counts.unparsed + len(fetcher.problems)
         result = ChannelResult(channel.name, "partial" if bad else "ok", counts)
-    runs.finish(db, run, result.status, counts.as_row(), result.problem)
+    with db.atomic():
+        runs.finish(db, run, result.status, counts.as_row(), result.problem)
     return result
 
 
@@ -174,7 +179,8 @@ def send_problem(result: DrainResult) -> str | None:
 
 def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,
                wait_seconds: float) -> Outcome:
-    """`mailbridge ingest`: one message from an MTA, committed before we return."""
+    """`mailbridge ingest`: one message from an MTA, parsed, then committed under the write
+    lock (waiting up to `wait_seconds` for it) before we return."""
     channel = config.require(name)
     outcomes: list[Outcome] = []
 
@@ -183,6 +189,6 @@ def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,
             outcomes.append(outcome)
             reporter.item(channel, outcome, size)
 
-    with writing(config.store, wait_seconds) as db:
+    with writing_per_commit(config.store, wait_seconds) as db:
         ingest(db, plan_for(channel), MemoryFetcher([raw]), Collect())
     return outcomes[0]

@@ -10,7 +10,7 @@ sqlite3 or psycopg exception."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -35,6 +35,9 @@ class Store:
     backend: str = ""  # "sqlite" | "postgresql"
     shared: bool = False  # several hosts may use it at once (leases, not file locks)
     clock_sql: str = ""  # SQL for the database's time in seconds since the epoch
+    # Entered around each outermost transaction: the write lock, for a writer that holds it
+    # only while it commits (store.session.writing_per_commit).
+    guard: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
 
     def lock_row(self, skip_locked: bool = False) -> str:
         """What ends a SELECT that locks the rows it reads until the transaction ends (or, with

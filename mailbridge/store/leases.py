@@ -51,9 +51,11 @@ def clock(db: Store) -> float:
 
 def ensure(db: Store, units: Iterable[tuple[str, str]]) -> None:
     """A row for every unit, due now if it is new."""
-    stamp = clock(db)
-    db.executemany("INSERT INTO leases (channel, mailbox, fence, next_due) VALUES (?, ?, 0, ?) "
-                   "ON CONFLICT DO NOTHING", [(c, m, stamp) for c, m in units])
+    with db.atomic():
+        stamp = clock(db)
+        db.executemany("INSERT INTO leases (channel, mailbox, fence, next_due) "
+                       "VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING",
+                       [(c, m, stamp) for c, m in units])
 
 
 Stale = Callable[[str], bool]  # a holder known to be gone before its lease runs out

@@ -4,7 +4,7 @@ written in the same transaction as the records, so a retry after any crash is ha
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailbridge.domain.source import SourceRef
@@ -43,12 +43,14 @@ def known(db: Store, channel: str, mailbox: str, folder: str,
 
 
 class LedgerState:
-    """The store's answers to a connector's questions about one channel (SourceState).
-    `reopen` (engagements: "ignored"): items of that status count as unknown again once a
-    contact was added after they were judged."""
+    """The store's answers to a connector's questions about one channel (SourceState), and
+    whether the sync is stopping. `reopen` (engagements: "ignored"): items of that status
+    count as unknown again once a contact was added after they were judged."""
 
-    def __init__(self, db: Store, channel: str, reopen: str | None = None) -> None:
+    def __init__(self, db: Store, channel: str, reopen: str | None = None,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self.db, self.channel, self.reopen = db, channel, reopen
+        self.stopping = stopping
 
     def cursor(self, mailbox: str, folder: str) -> dict[str, Any] | None:
         return get_cursor(self.db, self.channel, mailbox, folder)

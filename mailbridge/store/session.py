@@ -1,5 +1,6 @@
 """The usual ways a command uses the store: writing under the write lock (`writing`, or
-`write_transaction` for one transaction), or reading without any lock (`reading`)."""
+`write_transaction` for one transaction, or `writing_per_commit` for a sync that takes it for
+each commit only), or reading without any lock (`reading`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from mailbridge.store.backends import StoreTarget, backend, connection
 from mailbridge.store.db import Store
 
-WAIT_SECONDS = 30.0  # a sync holding the lock finishes its batch well within this
+WAIT_SECONDS = 30.0  # a writer holding the lock finishes its transaction well within this
 
 
 @contextlib.contextmanager
@@ -18,6 +19,25 @@ def writing(target: StoreTarget, wait_seconds: float = 0.0) -> Iterator[Store]:
     caller's, as a sync commits batch by batch."""
     with backend(target).write_lock(wait_seconds), connection(target) as db, db.translated():
         yield db
+
+
+@contextlib.contextmanager
+def writing_per_commit(target: StoreTarget, wait_seconds: float = WAIT_SECONDS
+                       ) -> Iterator[Store]:
+    """The store for a sync, a job of `run` or `ingest`, which fetch and parse at length
+    between their commits: opened (created, migrated) under the write lock, which is then
+    taken again only by each transaction (`db.atomic()`), so other writers get in between.
+    Every write must be inside `db.atomic()`. (A shared store has no write lock: its
+    transactions are its only guard.)"""
+    found = backend(target)
+    with found.write_lock(wait_seconds):
+        db = found.connect()
+    db.guard = lambda: found.write_lock(wait_seconds)
+    try:
+        with db.translated():
+            yield db
+    finally:
+        db.close()
 
 
 @contextlib.contextmanager

@@ -68,14 +68,15 @@ class SqliteStore(Store):
                     raise
                 conn.execute("RELEASE nested")
                 return
-            conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not mid-transaction
-            try:
-                yield self
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            with self.guard():
+                conn.execute("BEGIN IMMEDIATE")  # take SQLite's lock now, not mid-transaction
+                try:
+                    yield self
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
 
     def insert(self, table: str, row: dict[str, Any], key: str | None = "id") -> int:
         sql = (f"INSERT INTO {table} ({', '.join(row)}) "
