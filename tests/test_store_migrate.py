@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from conftest import CORPUS, PG_PASSWORD_ENV, Mailbridge, drop
+from conftest import PG_PASSWORD_ENV, Mailbridge, drop
 
 from mailbridge.store import copy
 from mailbridge.store.backends import close_all, connection
@@ -25,23 +25,20 @@ def mail(sender: str, to: str, subject: str, mid: str, body: str = "Hello.") -> 
             f"Date: {format_datetime(NOW - timedelta(minutes=5))}\n\n{body}\n").encode()
 
 
-def corpus_files() -> list:
-    files = sorted((CORPUS / "zammad" / "mail").glob("*.eml")) + \
-        sorted((CORPUS / "more" / "mail").glob("*.eml"))
-    if not files:
-        pytest.skip("the shared corpora (../shared/corpus) are not beside this clone")
-    return files
+def corpus_files(corpus) -> list:
+    return sorted((corpus / "zammad" / "mail").glob("*.eml")) + \
+        sorted((corpus / "more" / "mail").glob("*.eml"))
 
 
 @pytest.fixture
-def full_store(tmp_path, dovecot, imap_user, monkeypatch) -> tuple[Mailbridge, object]:
+def full_store(tmp_path, dovecot, imap_user, monkeypatch, corpus) -> tuple[Mailbridge, object]:
     """A SQLite store with something in every kind of table, including an IMAP sales
     channel whose ledger and cursor must survive the move (sales never marks mail read)."""
     mb = Mailbridge(tmp_path)
     monkeypatch.setenv("MB_SALES_PW", imap_user.password)
     spool = mb.drop_channel("support", outgoing={"type": "sendmail",
                                                  "command": ["/bin/false"]})
-    for path in corpus_files():
+    for path in corpus_files(corpus):
         shutil.copyfile(path, spool / "new" / path.name)
     cs = mb.drop_channel("cs", mode="engagements", owner=OWNER,
                          connected_at=(NOW - timedelta(hours=1)).isoformat())

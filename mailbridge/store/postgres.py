@@ -207,7 +207,7 @@ class PostgresBackend:
             pool = ConnectionPool(self.url, kwargs=self._kwargs(), min_size=1,
                                   max_size=POOL_SIZE, open=False, name="mailbridge",
                                   check=ConnectionPool.check_connection,
-                                  timeout=CONNECT_TIMEOUT * 3)
+                                  configure=self._configure, timeout=CONNECT_TIMEOUT * 3)
             try:
                 pool.open(wait=True, timeout=CONNECT_TIMEOUT)
             except PoolTimeout:
@@ -218,6 +218,13 @@ class PostgresBackend:
             return self._pool.getconn()
         except PoolTimeout as exc:
             raise translate(exc, self.describe()) from None
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        """A host paused inside a transaction (SIGSTOP, a frozen VM) would keep its row and
+        advisory locks, and with them the lease it lost, for as long as it stays paused: the
+        server ends such a session once it has been idle in a transaction for a lease."""
+        conn.execute(f"SET idle_in_transaction_session_timeout = "
+                     f"{int(self.lease_seconds * 1000)}")
 
     def _raise_connect_error(self) -> None:
         """The pool only says it timed out; one direct attempt says why."""
