@@ -263,3 +263,26 @@ def test_a_row_a_dead_host_left_sending_is_unknown_and_never_sent_again(tmp_path
     assert mb("sync").exit_code == 4  # the drain marks it unknown, and says so
     assert smtp.received == []
     assert states() == ["unknown"]
+
+
+def test_a_channel_pinned_to_another_host_is_left_to_it(mb):
+    """A drop channel's spool is a folder on one host: `host` names it, and no other host
+    syncs the channel (a named one is refused in one line); `ingest` works anywhere."""
+    import socket
+
+    here = mb.drop_channel("here")
+    there = mb.drop_channel("there", host="mx-elsewhere")
+    drop(here, message("Here", message_id="h@x"))
+    drop(there, message("There", message_id="t@x"))
+    assert mb("sync").exit_code == 0
+    assert mb.query("SELECT channel FROM messages") == [("here",)]
+    refused = mb("sync", "there")
+    assert refused.exit_code == 2
+    assert "synced on host mx-elsewhere, not here" in refused.stderr
+    piped = mb("ingest", "there", input=message("Piped", message_id="p@x"))
+    assert piped.exit_code == 0
+    mb.drop_channel("mine", host=socket.gethostname().upper())  # names compare any case
+    drop(mb.root / "spool" / "mine", message("Mine", message_id="m@x"))
+    assert mb("sync", "mine").exit_code == 0
+    bad = mb.drop_channel("bad", host="not a host")
+    assert mb("sync").exit_code == 2 and bad.exists()

@@ -22,6 +22,7 @@ class Channel:
     name: str
     title: str  # Usedesk's "Channel name" as people read it ("Support Desk"); default: name
     enabled: bool
+    host: str | None  # only mailbridge on this host syncs it (a drop spool is a local folder)
     mode: str
     schedule: str
     signature: str
@@ -46,6 +47,13 @@ class Channel:
     incoming: dict[str, Any]
     outgoing: dict[str, Any] | None
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # the [[m365]] entries used
+
+    @property
+    def syncs_here(self) -> bool:
+        """Whether this host syncs the channel (any host, unless `host` names one)."""
+        import socket
+
+        return self.host is None or self.host.lower() == socket.gethostname().lower()
 
     @property
     def mailboxes(self) -> list[dict[str, Any]]:

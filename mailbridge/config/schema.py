@@ -16,6 +16,7 @@ from mailbridge.domain.checks import (
     did_you_mean,
     duration,
     email,
+    hostname,
     integer,
     label,
     name,
@@ -320,6 +321,7 @@ CHANNEL: dict[str, Key] = {
     "name": Key(name),
     "title": Key(string(), None),  # free text shown beside the name; default: the name
     "enabled": Key(boolean, True),
+    "host": Key(hostname, None),  # only mailbridge on this host syncs it (a drop spool's)
     "mode": Key(choice(*MODES), "tickets"),
     "schedule": Key(schedule, None),
     "signature": Key(string(), ""),

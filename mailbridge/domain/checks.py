@@ -18,6 +18,7 @@ from mailbridge.errors import NotFoundError, UsageError
 
 SQL_INT_MAX = 2**63 - 1  # ids and counts: the largest integer SQLite (and PostgreSQL) store
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 # No spaces, quotes, brackets, commas or semicolons: what would break a header or a list of
 # addresses. (RFC 5322 allows a quoted local part; no mailbox a help desk talks to uses one.)
 _ATOM = r"[^@\s<>()\[\]\\,;:\"]+"
@@ -45,6 +46,13 @@ def name(v: Any) -> str:
 def email(v: Any) -> str:
     if not isinstance(v, str) or not EMAIL_RE.match(v.strip()):
         raise Invalid("must be an e-mail address like support@example.com")
+    return v.strip()
+
+
+def hostname(v: Any) -> str:
+    """A host's name as `hostname` prints it (a channel pinned to one host)."""
+    if not isinstance(v, str) or not HOST_RE.match(v.strip()):
+        raise Invalid('must be a host name as `hostname` prints it, e.g. "mx1"')
     return v.strip()
 
 

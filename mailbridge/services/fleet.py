@@ -68,10 +68,13 @@ def sending_alive(db: Store, config: Config) -> Callable[[str | None], bool]:
 
 
 def units(channels: Sequence[Channel]) -> list[Unit]:
-    """What can be leased: each enabled Microsoft 365 mailbox on its own, so several hosts
-    share a channel of many mailboxes; every other channel whole."""
+    """What this host can lease: each enabled Microsoft 365 mailbox on its own, so several
+    hosts share a channel of many mailboxes; every other channel whole; none pinned to
+    another host."""
     found: list[Unit] = []
     for channel in channels:
+        if not channel.syncs_here:
+            continue  # pinned to another host (`host`)
         if channel.incoming.get("type") == "m365":
             found += [(channel.name, m["address"]) for m in channel.mailboxes if m["enabled"]]
         else:

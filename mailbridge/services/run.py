@@ -94,7 +94,7 @@ def _schedule(scheduler: Any, config: Config, stop: threading.Event,
                           next_run_time=now)
     else:
         for channel in config.channels:
-            if channel.enabled:
+            if channel.enabled and channel.syncs_here:
                 scheduler.add_job(_job, trigger_for(channel),
                                   args=[config, channel.name, stop], id=channel.name,
                                   name=channel.name, next_run_time=now)

@@ -10,7 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.memory import MemoryFetcher
-from mailbridge.errors import EXIT_OK, EXIT_PARTIAL, MailbridgeError, TemporaryError
+from mailbridge.errors import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    MailbridgeError,
+    TemporaryError,
+    UsageError,
+)
 from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.report import Counts, Outcome, Reporter
 from mailbridge.pipeline.send import DrainResult
@@ -39,9 +45,16 @@ class ChannelResult:
 
 
 def select_channels(config: Config, names: Sequence[str]) -> list[Channel]:
+    """The channels named, else every enabled one this host syncs (a channel pinned to
+    another host with `host` is that host's: its spool is a folder there)."""
     if not names:
-        return [c for c in config.channels if c.enabled]
-    return [config.require(name) for name in names]
+        return [c for c in config.channels if c.enabled and c.syncs_here]
+    chosen = [config.require(name) for name in names]
+    for channel in chosen:
+        if not channel.syncs_here:
+            raise UsageError(f"channel {channel.name} is synced on host {channel.host}, not "
+                             "here (its host key)", f"run the sync on {channel.host}")
+    return chosen
 
 
 @dataclass
