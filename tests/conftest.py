@@ -210,6 +210,17 @@ def schema_status(db) -> tuple[int, int]:
     return len(migrations.applied(db)), len(migrations.pending(db))
 
 
+def _started(what: str, start):
+    """A test server started by `start()`; one that cannot start skips locally and fails in
+    CI (MAILBRIDGE_REQUIRE_SERVERS=1)."""
+    try:
+        return start()
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
+        if _servers_required():
+            pytest.fail(f"{what} is required (MAILBRIDGE_REQUIRE_SERVERS=1): {exc}")
+        pytest.skip(f"no {what}: {exc}")
+
+
 def _servers_required() -> bool:
     return os.environ.get("MAILBRIDGE_REQUIRE_SERVERS") == "1"
 
@@ -270,14 +281,13 @@ def postgres():
     it skips locally and fails in CI."""
     from servers.postgres import Postgres
 
-    try:
+    def start() -> Postgres:
         server = Postgres()
         server.start()
         server.sql("CREATE DATABASE mailbridge_tests")
-    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
-        if _servers_required():
-            pytest.fail(f"PostgreSQL is required (MAILBRIDGE_REQUIRE_SERVERS=1): {exc}")
-        pytest.skip(f"no PostgreSQL: {exc}")
+        return server
+
+    server = _started("PostgreSQL", start)
     yield server
     server.close()
 
@@ -306,13 +316,12 @@ def dovecot():
     """One real Dovecot for the session; a missing one skips locally and fails in CI."""
     from servers.dovecot import Dovecot
 
-    try:
+    def start() -> Dovecot:
         server = Dovecot()
         server.start()
-    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
-        if _servers_required():
-            pytest.fail(f"Dovecot is required (MAILBRIDGE_REQUIRE_SERVERS=1): {exc}")
-        pytest.skip(f"no Dovecot: {exc}")
+        return server
+
+    server = _started("Dovecot", start)
     yield server
     server.close()
 
