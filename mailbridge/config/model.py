@@ -106,12 +106,16 @@ class StoreSettings:
 
     @property
     def path(self) -> Path | None:
-        """The SQLite file, or None for a database server."""
+        """The SQLite file, or None for a database server. `sqlite:///var/x.db` and
+        SQLAlchemy's `sqlite:////var/x.db` both name /var/x.db; `sqlite:x.db` is relative."""
         if self.kind != "sqlite":
             return None
         from urllib.parse import unquote, urlsplit
 
-        return Path(unquote(urlsplit(self.url).path)).expanduser()
+        path = unquote(urlsplit(self.url).path)
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        return Path(path).expanduser()
 
     def password(self) -> str | None:
         if self.password_ref is None:
