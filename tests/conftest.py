@@ -251,13 +251,14 @@ def m365_config(mb: Mailbridge, graph, mailboxes: list, mode: str = "tickets",
                 auth: str = "app", channel_keys: dict | None = None,
                 app_keys: dict | None = None, **incoming) -> None:
     """A channel "support" reading `mailboxes` (addresses or tables) of the fake through the
-    [[m365]] app "contoso"; `channel_keys` and `app_keys` add or override keys."""
+    [[m365]] app "contoso"; `channel_keys` and `app_keys` add or override keys (a delegated
+    app keeps its token cache in cache.json, unless `app_keys` give a token_cache_key)."""
     app = {"name": "contoso", "tenant_id": graph.tenant, "client_id": "app-1", "auth": auth,
            "authority_url": graph.url, "graph_url": graph.url, "ca_bundle": str(graph.ca_file),
            **(app_keys or {})}
     if auth == "app":
         app["client_secret"] = {"env": "MB_TEST_SECRET"}
-    else:
+    elif "token_cache_key" not in app:
         app["token_cache"] = {"file": str(mb.root / "cache.json")}
     channel = {"name": "support", "mode": mode, "main_email": "support@contoso.com",
                "incoming": {"type": "m365", "app": "contoso", "mailboxes": mailboxes,

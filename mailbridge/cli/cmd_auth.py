@@ -17,13 +17,20 @@ def login(ctx: typer.Context,
           app: str = typer.Argument(..., help="The [[m365]] app's name."),
           mailbox: str = typer.Option(None, "--mailbox", help="Sign in this mailbox's own "
                                       "user (one sign-in per mailbox under a shared app); "
-                                      "default: one account for every mailbox.")) -> None:
+                                      "default: one account for every mailbox."),
+          replace: bool = typer.Option(False, "--replace", help="Start a new token cache "
+                                       "holding this sign-in alone (the app's other "
+                                       "sign-ins are dropped), e.g. after token_cache_key "
+                                       "changed.")) -> None:
     """Sign in with the device-code flow: open the URL printed here on any device and enter
-    the code. The token cache is saved through the app's token_cache secret reference
-    (default: the keyring entry mailbridge/m365/APP/token-cache) after every refresh."""
+    the code. The token cache is saved after every refresh: through the app's token_cache
+    secret reference (default: the keyring entry mailbridge/m365/APP/token-cache), or with
+    token_cache_key in the store, encrypted, where every host sharing the store uses it.
+
+    Example: mailbridge auth login contoso --mailbox sales@contoso.com"""
     from mailbridge.services import m365  # MSAL loads only for Microsoft 365 commands
 
-    who = m365.login(state(ctx).config(), app, note, mailbox)
+    who = m365.login(state(ctx).config(), app, note, mailbox, replace)
     note(f"signed in as {who} for app {app}")
 
 

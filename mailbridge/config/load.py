@@ -86,6 +86,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
     apps = []
     for i, app in enumerate(_table_list(v, "m365", data.get("m365", []))):
         apps.append(v.table(f"m365[{_label(app, i)}]", app, M365_APP))
+        _check_token_cache(v, f"m365[{_label(app, i)}]", apps[-1])
     channels = []
     seen: set[str] = set()
     for i, raw in enumerate(_table_list(v, "channel", data.get("channel", []))):
@@ -110,9 +111,12 @@ def validate(data: dict[str, Any], path: Path) -> Config:
     if v.problems:
         more = [f"{path}: and {v.more} more problems"] if v.more else []
         raise ConfigError([f"{path}: {p}" for p in v.problems] + more)
+    store_settings = _store_settings(store)
+    for app in apps:  # where a token_cache_key keeps the app's token cache
+        app["token_store"] = store_settings if app.get("token_cache_key") else None
     return Config(
         path=path,
-        store=_store_settings(store),
+        store=store_settings,
         channels=tuple(build_channel(c) for c in channels),
         m365=tuple(apps),
         alerts=AlertSettings(tuple(alerts["command"] or ()), alerts["after_failures"],
@@ -153,6 +157,17 @@ def _table_list(v: Validator, path: str, value: Any) -> list[dict[str, Any]]:
 
 def _label(table: dict[str, Any], index: int) -> str:
     return table["name"] if isinstance(table.get("name"), str) else str(index)
+
+
+def _check_token_cache(v: Validator, where: str, app: dict[str, Any]) -> None:
+    if not app.get("token_cache_key"):
+        return
+    if app.get("auth") != "delegated":
+        v.problem(f"{where}.token_cache_key", 'only a delegated app (auth = "delegated") '
+                  "keeps a token cache")
+    elif app.get("token_cache"):
+        v.problem(f"{where}.token_cache", "give token_cache or token_cache_key, not both "
+                  "(with token_cache_key the cache is kept in the store)")
 
 
 def _check_refs(v: Validator, where: str, ch: dict[str, Any], apps: set[str]) -> None:

@@ -358,6 +358,7 @@ M365_APP: dict[str, Key] = {
     "graph_url": Key(string(allow_empty=False), "https://graph.microsoft.com"),
     "ca_bundle": Key(string(allow_empty=False), None),
     "token_cache": Key(secret, None),
+    "token_cache_key": Key(secret, None),
     "shared": Key(boolean, None),
     "timeout": Key(integer(1, 3600), 60),
 }

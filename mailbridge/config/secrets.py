@@ -204,7 +204,8 @@ def references(config_data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict):
             if len(node) == 1 and next(iter(node)) in ("keyring", "env", "file", "command") \
-                    and path.rsplit(".", 1)[-1] in ("password", "client_secret"):
+                    and path.rsplit(".", 1)[-1] in ("password", "client_secret",
+                                                    "token_cache_key"):
                 found.append((path, node))
                 return
             for k, v in node.items():

@@ -1,6 +1,6 @@
 """Microsoft 365 apps from the config: one sign-in object per app for the process lifetime,
-token caches kept through the secrets layer, the Graph fetcher and the mailbox access test
-for a channel, and `auth login` / `auth status`."""
+its token cache where the app's config keeps it (services/token_caches.py), the Graph fetcher
+and the mailbox access test for a channel, and `auth login` / `auth status`."""
 
 from __future__ import annotations
 
@@ -19,25 +19,9 @@ from mailbridge.connectors.graph.probe import probe_mailboxes
 from mailbridge.connectors.graph.send import GraphSender
 from mailbridge.domain.checks import pick
 from mailbridge.errors import MailbridgeError, SecretError, UsageError
+from mailbridge.services.token_caches import cache_for
 
 _AUTHS: dict[str, AppAuth] = {}
-
-
-class SecretCache:
-    """An MSAL token cache stored where the app's `token_cache` reference points."""
-
-    def __init__(self, ref: dict[str, Any]) -> None:
-        self.ref = ref
-
-    def load(self) -> str | None:
-        return secrets.read_optional(self.ref)
-
-    def save(self, data: str) -> None:
-        secrets.write(self.ref, data)
-
-
-def token_cache_ref(app: dict[str, Any]) -> dict[str, Any]:
-    return app["token_cache"] or {"keyring": f"mailbridge/m365/{app['name']}/token-cache"}
 
 
 def app_auth(app: dict[str, Any]) -> AppAuth:
@@ -52,7 +36,7 @@ def app_auth(app: dict[str, Any]) -> AppAuth:
             auth=app["auth"], authority_url=app["authority_url"], graph_url=app["graph_url"],
             credential=(lambda: _credential(app)) if app["auth"] == "app" else None,
             scopes=tuple(app["permissions"]))
-        cache = SecretCache(token_cache_ref(app)) if app["auth"] == "delegated" else None
+        cache = cache_for(app) if app["auth"] == "delegated" else None
         found = AppAuth(settings, session_for(app["ca_bundle"], app["timeout"]), cache)
         _AUTHS[key] = found
     return found
@@ -140,8 +124,8 @@ def _app(config: Config, name: str) -> dict[str, Any]:
 
 
 def login(config: Config, name: str, show: Callable[[str], None],
-          mailbox: str | None = None) -> str:
-    return app_auth(_app(config, name)).login(show, mailbox)
+          mailbox: str | None = None, replace: bool = False) -> str:
+    return app_auth(_app(config, name)).login(show, mailbox, replace)
 
 
 def status(config: Config) -> list[dict[str, Any]]:

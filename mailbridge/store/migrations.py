@@ -284,9 +284,25 @@ def m008_ticket_comments(db: Store) -> None:
     )
 
 
+def m009_token_caches(db: Store) -> None:
+    # A delegated Microsoft 365 app's MSAL token cache, encrypted (services/token_caches.py),
+    # for every host of the store; `version` goes up with each write.
+    db.ddl(
+        """
+        CREATE TABLE token_caches (
+            app TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            salt TEXT NOT NULL,
+            data TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """
+    )
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
-    m006_reply_lookup, m007_leases, m008_ticket_comments)
+    m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches)
 
 
 def applied(db: Store) -> list[str]:

@@ -3,7 +3,10 @@ written from Microsoft's documentation, for the parts mailbridge uses:
 
 - `{tenant}/v2.0/.well-known/openid-configuration`, the token endpoint (client credentials
   with a secret or a certificate's signed client assertion, device code with
-  `authorization_pending`, refresh token with rotation), the device-code endpoint; errors
+  `authorization_pending`, refresh token with rotation as Microsoft documents it: every
+  redemption returns a new refresh token and the old one keeps working; the fake notes each
+  redemption of a token that was redeemed before, a client's stale copy, in
+  `stale_refreshes`), the device-code endpoint; errors
   as `{"error", "error_description": "AADSTSnnn: …", "error_codes"}`;
 - `/users/{id}` and `/me`: `mailFolders/{id or well-known name}`, `messages` with `$filter`
   (receivedDateTime, isRead), `$orderby` (the documented rule: an ordered property must come
@@ -24,7 +27,8 @@ written from Microsoft's documentation, for the parts mailbridge uses:
   `MailboxNotEnabledForRESTAPI`, `ErrorItemNotFound`, `ErrorSendAsDenied` (a signed-in user
   sending from another user's mailbox without Send As on it);
 - fault injection: 429/503 with Retry-After, dropped connections, expired access tokens,
-  revoked refresh tokens, throttled requests inside a `$batch`.
+  revoked refresh tokens, throttled requests inside a `$batch`, refresh-token grants held
+  until the test lets them go.
 
 Ids depend on `Prefer: IdType="ImmutableId"`: without it a message's id changes when it moves
 folder, as Outlook's default REST ids do. Everything binds 127.0.0.1 only."""
@@ -66,6 +70,7 @@ DEFAULT_PAGE = 10  # documented default page size of a message list
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 EXPAND = re.compile(r"singleValueExtendedProperties\(\$filter=id eq '([^']+)'\)", re.I)
 MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.I)
+HOLD_SECONDS = 60  # the longest a held refresh-token grant waits (hold_refreshes)
 
 
 class Reply(Exception):
@@ -161,6 +166,11 @@ class GraphFake:
         self.mailboxes: dict[str, Mailbox] = {}
         self.tokens: dict[str, Token] = {}
         self.refresh_tokens: dict[str, Token] = {}
+        self.redeemed: set[str] = set()  # refresh tokens exchanged for a new one
+        self.refreshes = 0  # refresh-token grants answered
+        self.stale_refreshes: list[str] = []  # refresh tokens redeemed a second time
+        self.refresh_gate: threading.Event | None = None  # see hold_refreshes
+        self.refreshes_held = 0
         self.device_codes: dict[str, dict] = {}
         self.denied_by_policy: set[tuple[str, str]] = set()  # (client_id, mailbox)
         self.delegations: dict[str, set[str]] = {}  # user -> mailboxes it may read
@@ -257,6 +267,22 @@ class GraphFake:
         with self.lock:
             self.delta_states.clear()
             self.delta_reset = code
+
+    def hold_refreshes(self) -> None:
+        """Refresh-token grants wait at the door (HOLD_SECONDS at most) until
+        `release_refreshes`, so a test can have one in flight while another host starts."""
+        self.refresh_gate = threading.Event()
+
+    def release_refreshes(self) -> None:
+        if self.refresh_gate is not None:
+            self.refresh_gate.set()
+
+    def _at_refresh_gate(self) -> None:
+        gate = self.refresh_gate
+        if gate is not None:
+            with self.lock:
+                self.refreshes_held += 1
+            gate.wait(HOLD_SECONDS)
 
     def revoke(self, user: str) -> None:
         with self.lock:
@@ -361,12 +387,22 @@ class GraphFake:
             del self.device_codes[form["device_code"]]
             return self._issue(client_id, grant_info["user"], grant_info["scopes"], True)
         if grant == "refresh_token":
-            old = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+            presented = form.get("refresh_token", "")
+            old = self.refresh_tokens.get(presented)
             if old is None:
                 raise identity_error(400, "invalid_grant", 50173,
                                      "The provided grant has expired due to it being revoked, "
                                      "a fresh auth token is needed. The user might have "
                                      "changed or reset their password.")
+            # "Refresh tokens replace themselves with a fresh token upon every use. The
+            # Microsoft identity platform doesn't revoke old refresh tokens when used to
+            # fetch new access tokens." (Refresh tokens in the Microsoft identity platform.)
+            # So an old one is honoured, but a client that presents it again kept a copy it
+            # should have replaced (two hosts refreshing from one cache): noted.
+            if presented in self.redeemed:
+                self.stale_refreshes.append(presented)
+            self.redeemed.add(presented)
+            self.refreshes += 1
             return self._issue(client_id, old.user, old.scopes, True)
         raise identity_error(400, "unsupported_grant_type", 70003,
                              "The app requested an unsupported grant type.")
@@ -796,6 +832,8 @@ class _Handler(BaseHTTPRequestHandler):
                                      f"Tenant '{tenant}' not found.")
             return 200, {}, fake.openid_configuration(tenant)
         if path == f"/{tenant}/oauth2/v2.0/token" and method == "POST":
+            if form.get("grant_type") == "refresh_token":
+                fake._at_refresh_gate()
             with fake.lock:
                 return 200, {}, fake.token(form, f"{fake.url}{path}")
         if path == f"/{tenant}/oauth2/v2.0/devicecode" and method == "POST":
