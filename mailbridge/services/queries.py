@@ -8,6 +8,7 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.domain.checks import pick
 from mailbridge.errors import NotFoundError
+from mailbridge.services.listing import Listing, listed
 from mailbridge.store import comments, messages, names, tickets
 from mailbridge.store.session import exists, reading
 
@@ -17,20 +18,19 @@ QUEUES_HINT = "see `mailbridge queues list`"
 
 
 def list_tickets(config: Config, channel: str | None = None, queue: str | None = None,
-                 **filters: Any) -> list[dict[str, Any]]:
-    """Tickets; a channel or queue filter must name one that exists (a typo is an error, not
-    an empty list)."""
+                 status: str | None = None, limit: int | None = None) -> Listing:
+    """Tickets, oldest first; a channel or queue filter must name one that exists (a typo is
+    an error, not an empty list)."""
     if channel:
         channel = config.require(channel).name
-    if not exists(config.store):
-        if queue:
-            pick("queue", queue, config.queues(), QUEUES_HINT)
-        return []
-    with reading(config.store) as db:
-        if queue:
-            queue = pick("queue", queue, config.queues() | names.known(db, "queue"),
-                         QUEUES_HINT)
-        return tickets.list_tickets(db, channel=channel, queue=queue, **filters)
+    if queue:
+        known = config.queues()
+        if exists(config.store):
+            with reading(config.store) as db:
+                known |= names.known(db, "queue")
+        queue = pick("queue", queue, known, QUEUES_HINT)
+    return listed(config.store, lambda db: tickets.list_tickets(db, channel, queue, status),
+                  limit)
 
 
 def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:
