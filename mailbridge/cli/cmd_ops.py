@@ -15,11 +15,11 @@ from mailbridge.errors import EXIT_PARTIAL
 
 STATUS_COLUMNS = ("channel", "title", "enabled", "mode", "health", "last_success",
                   "last_message", "messages_24h", "failures", "last_error", "next_run", "outbox",
-                  "problems")
+                  "problems", "unparsed", "unsent")
 # A table on a terminal: the figures per channel; each problem follows as a line of its own.
 STATUS_TABLE = {"channel": "channel", "health": "health", "last_success": "synced",
-                "last_message": "last mail", "messages_24h": "24h", "outbox": "outbox",
-                "next_run": "next"}
+                "last_message": "last mail", "messages_24h": "24h", "unparsed": "unparsed",
+                "outbox": "outbox", "unsent": "unsent", "next_run": "next"}
 
 
 def run(ctx: typer.Context) -> None:

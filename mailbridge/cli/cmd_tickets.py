@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
 
 import typer
@@ -21,6 +18,7 @@ from mailbridge.cli.output import (
     note,
     row_limit,
 )
+from mailbridge.cli.pages import echo_message, write_raw
 from mailbridge.cli.params import ID, QUEUE, STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
@@ -71,19 +69,6 @@ def show(
     emit_record(data, fmt, lambda: _page(data))
 
 
-def write_raw(blobs: list[bytes]) -> None:
-    """Stored raw mail on stdout: one message as it is, several as an mbox."""
-    out = sys.stdout.buffer
-    stamp = format_datetime(datetime.now(UTC)).replace(",", "")
-    for blob in blobs:
-        if len(blobs) > 1:
-            out.write(f"From mailbridge {stamp}\n".encode())
-        out.write(blob)
-        if len(blobs) > 1:
-            out.write(b"\n")
-    out.flush()
-
-
 def _page(data: dict) -> None:
     print_line(f"#{data['id']} [{data['status']}] {data['subject']}")
     print_line(f"channel: {data['channel']}  queue: {data['queue']}  kind: {data['kind']}  "
@@ -95,20 +80,6 @@ def _page(data: dict) -> None:
         echo_message(m)
     for c in waiting:
         _echo_comment(c)
-
-
-def echo_message(m: dict) -> None:
-    """A stored message as the show pages print it: headers, attachments, text."""
-    print_line("")
-    print_line(f"--- message {m['id']} ({m['classification'] or 'unparsed'}) "
-               f"{m['sent_at'] or m['stored_at']}")
-    print_line(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
-    print_line("To: " + ", ".join(a["email"] for a in m["to"]))
-    print_line(f"Subject: {m['subject']}")
-    for a in m["attachments"]:
-        print_line(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-    print_line("")
-    print_text(m["text"].rstrip() if m["text"] else f"(no text: {m['parse_error'] or ''})")
 
 
 def _echo_comment(c: dict) -> None:

@@ -1,5 +1,5 @@
-"""Read-only views of the store for `tickets list/show` (messages and comments); readers
-never take the write lock."""
+"""Read-only views of the store for `tickets list/show` (messages and comments) and
+`messages list/show`; readers never take the write lock."""
 
 from __future__ import annotations
 
@@ -47,3 +47,33 @@ def raw_messages(config: Config, ticket_id: int) -> list[bytes]:
     ticket = show_ticket(config, ticket_id)
     with reading(config.store) as db:
         return [messages.raw_of(db, m["id"]) for m in ticket["messages"]]
+
+
+MESSAGE_COLUMNS = messages.LIST_COLUMNS  # what `messages list` shows, in order
+
+
+def list_messages(config: Config, channel: str | None = None, unparsed: bool = False,
+                  limit: int | None = None) -> Listing:
+    """Every stored message, or (`unparsed`) those stored raw only, oldest first."""
+    if channel:
+        channel = config.require(channel).name
+    return listed(config.store, lambda db: messages.list_messages(db, channel, unparsed),
+                  limit)
+
+
+def show_message(config: Config, message: int) -> dict[str, Any]:
+    """A stored message with its channel, as `tickets show` prints each of its messages."""
+    missing = NotFoundError(f"no message {message}", "see `mailbridge messages list`")
+    if not exists(config.store):
+        raise missing
+    with reading(config.store) as db:
+        channel = messages.channel_of(db, message)
+        if channel is None:
+            raise missing
+        return {"channel": channel, **messages.details(db, message)}
+
+
+def raw_message(config: Config, message: int) -> bytes:
+    show_message(config, message)  # says so when there is no such message
+    with reading(config.store) as db:
+        return messages.raw_of(db, message)

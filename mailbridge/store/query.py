@@ -28,9 +28,11 @@ class Query:
 
 
 def where(conditions: Sequence[tuple[str, Any]]) -> tuple[str, list[Any]]:
-    """` WHERE a = ? AND …` and its parameters for the conditions whose value is given
-    (neither None nor empty); each condition is SQL with one `?`."""
-    given = [(sql, value) for sql, value in conditions if value not in (None, "")]
+    """` WHERE … AND …` and its parameters. A condition with one `?` applies when its value
+    is given (neither None nor empty); one without, when its value is true."""
+    given = [(sql, value) for sql, value in conditions
+             if (value not in (None, "") if "?" in sql else value)]
     if not given:
         return "", []
-    return " WHERE " + " AND ".join(sql for sql, _ in given), [v for _, v in given]
+    return (" WHERE " + " AND ".join(sql for sql, _ in given),
+            [value for sql, value in given if "?" in sql])
