@@ -105,3 +105,24 @@ def test_quitting_the_pager_early_is_not_an_error(busy):
     assert screen.exit_code == 0, screen.text
     assert len(screen.text.splitlines()) == 3
     assert "Traceback" not in screen.text and "error" not in screen.text
+
+
+@pytest.mark.sqlite_only  # a bound on rendering; the queries of both backends: test_output_formats
+def test_25000_tickets_on_a_terminal_take_a_moment_not_half_a_minute(mb):
+    """Rich's table took 38 s for this at 80 columns (`benchmarks/bench_tickets_list.py`);
+    the first screen is a bounded query, and all of it one pass to measure, one to write."""
+    from mailbridge.store import tickets
+
+    mb.drop_channel("support")
+    db = mb.open()
+    with db.atomic():
+        for i in range(25_000):
+            tickets.create(db, "support", "general", f"Question {i} about an invoice",
+                           "", f"c{i}@customer.example", "human")
+    db.close()
+    first = on_terminal(mb, "tickets", "list")
+    assert first.exit_code == 0 and first.seconds < 5, first.seconds
+    assert "... 24970 more" in first.text
+    every = on_terminal(mb, "tickets", "list", "--all")
+    assert every.exit_code == 0 and every.seconds < 15, every.seconds
+    assert len(every.text.splitlines()) == 25_001
