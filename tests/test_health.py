@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailbridge.domain.health import FAILING, QUIET, ChannelFacts, conditions
+from mailbridge.domain.health import FAILING, QUIET, UNSENT, ChannelFacts, UnsentMail, conditions
 from mailbridge.domain.routing import route_queue
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -50,6 +50,18 @@ def test_failing_after_n_consecutive_failures():
     found = conditions(facts(NOW, failures=3), 0, 3, NOW)
     assert kinds(found) == [FAILING]
     assert "3 syncs in a row failed; last error: boom" in found[0].detail
+
+
+def test_unsent_when_one_mail_failed_n_attempts_or_needs_a_person():
+    def unsent(*rows):
+        return conditions(ChannelFacts("c", True, NOW, NOW, 0, None, rows), 0, 3, NOW)
+
+    assert unsent(UnsentMail(5, "pending", 2, "451 greylisted")) == []  # tried again
+    [found] = unsent(UnsentMail(5, "pending", 2, "451"), UnsentMail(6, "pending", 3, "refused"))
+    assert found.kind == UNSENT and found.detail == "outbox #6 not sent after 3 attempts: refused"
+    [found] = unsent(UnsentMail(7, "unknown", 1, "connection lost"),
+                     UnsentMail(8, "failed", 1, "550"))
+    assert found.detail.startswith("2 outgoing mails failed or may not have gone out")
 
 
 def test_disabled_channels_are_never_judged():

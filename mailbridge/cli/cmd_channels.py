@@ -10,12 +10,13 @@ from mailbridge.cli.output import (
     Format,
     confirm,
     emit,
-    emit_json,
+    emit_record,
     note,
 )
 from mailbridge.cli.params import ADDRESS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line
+from mailbridge.cli.values import shown
 from mailbridge.config.channel_keys import describe_paths
 from mailbridge.errors import EXIT_PARTIAL, UsageError
 from mailbridge.services import channels as service
@@ -38,15 +39,12 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
          fmt: Format = SHOW_FORMAT_OPTION) -> None:
     """Show one channel's settings (secret references are shown, never their values)."""
     details = service.details(state(ctx).config(), name)
-    if fmt in (Format.json, Format.jsonl):
-        emit_json(details)
-        return
-    for key, value in details.items():
-        if isinstance(value, dict):
-            for sub, v in value.items():
-                print_line(f"{key}.{sub}: {v}")
-        else:
-            print_line(f"{key}: {value}")
+
+    def page() -> None:
+        for key, value in details.items():
+            for sub, v in value.items() if isinstance(value, dict) else ((None, value),):
+                print_line(f"{key}{'.' + sub if sub else ''}: {shown(v)}")
+    emit_record(details, fmt, page)
 
 
 @group.command("test")
@@ -67,11 +65,11 @@ def test(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name.
         report["outgoing"] = outgoing.test_outgoing(channel, send_test_to)
     elif send_test_to:
         raise UsageError(f"channel {name} has no outgoing connection to send through")
-    if fmt in (Format.json, Format.jsonl):
-        emit_json(report)
-    else:
+
+    def page() -> None:
         _print_incoming(name, report)
         _print_outgoing(name, report)
+    emit_record(report, fmt, page)
     if report.get("failed"):  # some mailboxes of several could not be used
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -98,7 +96,7 @@ def _print_incoming(name: str, report: dict) -> None:
                 print_line(f"{name}: {row['mailbox']}: read ok ({row['messages']} in the inbox, "
                            f"{row['unread']} unread), mark read {row['mark_read']}")
                 if row["skipped"]:
-                    typer.echo("  not read: " + "; ".join(
+                    print_line("  not read: " + "; ".join(
                         f"{f['folder']} ({f['reason']})" for f in row["skipped"]))
         return
     if report["type"] == "drop":

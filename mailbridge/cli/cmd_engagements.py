@@ -7,8 +7,19 @@ from pathlib import Path
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
-from mailbridge.cli.params import ID, LIMIT
+from mailbridge.cli.output import (
+    ALL_OPTION,
+    FORMAT_OPTION,
+    LIMIT_OPTION,
+    SHOW_FORMAT_OPTION,
+    Format,
+    emit,
+    emit_record,
+    note,
+    row_limit,
+    write,
+)
+from mailbridge.cli.params import ID
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.errors import EXIT_PARTIAL
@@ -42,19 +53,21 @@ def clients_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
 
 
 @clients_group.command("show")
-def clients_show(ctx: typer.Context, name: str = typer.Argument(...),
+def clients_show(ctx: typer.Context, name: str = typer.Argument(..., help="Client name."),
                  fmt: Format = SHOW_FORMAT_OPTION
                  ) -> None:
     """A client's contacts and latest engagements."""
     from mailbridge.services import contacts
 
     found = contacts.show_client(state(ctx).config(), name)
-    if fmt in (Format.json, Format.jsonl):
-        emit_json(found)
-        return
-    print_line(f"client {found['name']}")
-    emit(found["contacts"], Format.table if fmt is None else fmt, CONTACT_COLUMNS)
-    emit(found["engagements"], Format.table if fmt is None else fmt, ENGAGEMENT_COLUMNS)
+
+    def page() -> None:
+        print_line(f"client {found['name']}")
+        print_line("")
+        write(found["contacts"], Format.table, CONTACT_COLUMNS)
+        print_line("")
+        write(found["engagements"], Format.table, ENGAGEMENT_COLUMNS)
+    emit_record(found, fmt, page)
 
 
 @contacts_group.command("add")
@@ -119,15 +132,17 @@ def engagements_list(
     client: str = typer.Option(None, "--client", help="Only this client."),
     contact: str = typer.Option(None, "--contact", help="Only this contact's address."),
     since: str = typer.Option(None, "--since", help="Only newer: 12h, 7d, 2w or a date."),
-    limit: int = typer.Option(None, "--limit", parser=LIMIT, help="At most this many."),
+    limit: int = LIMIT_OPTION,
+    every: bool = ALL_OPTION,
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Engagements, oldest first. JSON fields: id, channel, direction, occurred_at, from, to,
     subject, clients."""
     from mailbridge.services import engagements
 
-    emit(engagements.list_engagements(state(ctx).config(), client, contact, since, limit), fmt,
-         ENGAGEMENT_COLUMNS)
+    found = engagements.list_engagements(state(ctx).config(), client, contact, since,
+                                         row_limit(limit, every))
+    emit(found.rows, fmt, ENGAGEMENT_COLUMNS, more=found.more)
 
 
 @engagements_group.command("show")
@@ -137,9 +152,10 @@ def engagements_show(ctx: typer.Context, engagement: int = typer.Argument(..., p
     from mailbridge.services import engagements
 
     found = engagements.show_engagement(state(ctx).config(), engagement)
-    if fmt in (Format.json, Format.jsonl):
-        emit_json(found)
-        return
+    emit_record(found, fmt, lambda: _engagement_page(found))
+
+
+def _engagement_page(found: dict) -> None:
     m = found["message_details"]
     print_line(f"engagement #{found['id']} ({found['direction']}) {found['occurred_at'] or ''}")
     print_line("contacts: " + ", ".join(f"{c['email']} ({c['client']})"

@@ -7,14 +7,19 @@ import threading
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, default_format, emit
+from mailbridge.cli.output import FORMAT_OPTION, Format, emit, print_fitted, write
 from mailbridge.cli.state import setup_logging, state
+from mailbridge.cli.terminal import print_line
 from mailbridge.config.load import load_config
 from mailbridge.errors import EXIT_PARTIAL
 
 STATUS_COLUMNS = ("channel", "title", "enabled", "mode", "health", "last_success",
                   "last_message", "messages_24h", "failures", "last_error", "next_run", "outbox",
-                  "problems")
+                  "problems", "unparsed", "unsent")
+# A table on a terminal: the figures per channel; each problem follows as a line of its own.
+STATUS_TABLE = {"channel": "channel", "health": "health", "last_success": "synced",
+                "last_message": "last mail", "messages_24h": "24h", "unparsed": "unparsed",
+                "outbox": "outbox", "unsent": "unsent", "next_run": "next"}
 
 
 def run(ctx: typer.Context) -> None:
@@ -41,12 +46,22 @@ def status(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
     config = state(ctx).config()
     rows = health.status(config)
     shared = any("held_by" in row for row in rows)  # a store several hosts share
-    emit(rows, fmt, STATUS_COLUMNS + (("held_by",) if shared else ()))
-    if shared and default_format(fmt) is Format.table:
-        from mailbridge.cli.cmd_store import HOST_COLUMNS
-        from mailbridge.services import fleet
 
-        emit(fleet.host_rows(config), fmt, HOST_COLUMNS, title="hosts")
+    def problems_and_hosts() -> None:
+        problems = [f"{row['channel']}: {problem}" for row in rows for problem in row["problems"]]
+        if problems:
+            print_line("")
+        for problem in problems:
+            print_fitted(problem)
+        if shared:
+            from mailbridge.cli.cmd_store import HOST_COLUMNS
+            from mailbridge.services import fleet
+
+            print_line("")
+            write(fleet.host_rows(config), Format.table, HOST_COLUMNS, title="hosts")
+    emit(rows, fmt, STATUS_COLUMNS + (("held_by",) if shared else ()),
+         table=STATUS_TABLE | ({"held_by": "held by"} if shared else {}),
+         after=problems_and_hosts)
     if not health.healthy(rows):
         raise typer.Exit(EXIT_PARTIAL)
 

@@ -14,13 +14,24 @@ from pathlib import Path
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
+from mailbridge.cli.output import (
+    ALL_OPTION,
+    FORMAT_OPTION,
+    LIMIT_OPTION,
+    Format,
+    emit,
+    note,
+    row_limit,
+)
 from mailbridge.cli.params import ADDRESS, AGENT, ID
 from mailbridge.cli.state import state
 from mailbridge.errors import UsageError
 
 OUTBOX_COLUMNS = ("id", "channel", "ticket", "kind", "recipients", "state", "attempts",
                   "last_error", "created_at", "sent_at")
+OUTBOX_TABLE = {"id": "id", "state": "state", "channel": "channel", "ticket": "ticket",
+                "kind": "kind", "recipients": "to", "last_error": "error",
+                "updated_at": "updated"}
 AGENT_COLUMNS = ("name", "email", "notify_no_messages", "signature")
 
 MESSAGE_HELP = "The text. Else --file, else stdin when it is not a terminal, else $EDITOR."
@@ -122,6 +133,8 @@ def outbox_list(
     ctx: typer.Context,
     states: list[str] = typer.Option(None, "--state", help="pending, sending, sent, failed, "
                                      "unknown or cancelled (repeatable) (default: all)"),
+    limit: int = LIMIT_OPTION,
+    every: bool = ALL_OPTION,
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """The outbox, oldest first. `sending`: in flight, a running sync or `run` is handing it
@@ -129,7 +142,9 @@ def outbox_list(
     was handed over; it may have arrived, so it is never re-sent by itself."""
     from mailbridge.services import outgoing
 
-    emit(outgoing.list_outbox(state(ctx).config(), tuple(states or ())), fmt, OUTBOX_COLUMNS)
+    found = outgoing.list_outbox(state(ctx).config(), tuple(states or ()),
+                                 row_limit(limit, every))
+    emit(found.rows, fmt, OUTBOX_COLUMNS, table=OUTBOX_TABLE, more=found.more)
 
 
 @outbox_group.command("retry")

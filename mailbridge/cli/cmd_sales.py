@@ -7,7 +7,17 @@ from pathlib import Path
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
+from mailbridge.cli.output import (
+    ALL_OPTION,
+    FORMAT_OPTION,
+    LIMIT_OPTION,
+    SHOW_FORMAT_OPTION,
+    Format,
+    emit,
+    emit_record,
+    note,
+    row_limit,
+)
 from mailbridge.cli.params import ID, STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
@@ -15,6 +25,9 @@ from mailbridge.errors import EXIT_PARTIAL
 
 OPPORTUNITY_COLUMNS = ("id", "status", "project", "type", "summary", "contact_email", "client",
                        "agent", "updated_at")
+OPPORTUNITY_TABLE = {"id": "id", "status": "status", "project": "project",
+                     "summary": "summary", "contact_email": "contact", "client": "client",
+                     "agent": "agent", "updated_at": "updated"}
 INBOX_COLUMNS = ("id", "agent", "from", "subject", "created_at")
 
 opportunities_group = typer.Typer(help="Opportunities and projects mail is matched to.",
@@ -56,7 +69,7 @@ def list_cmd(
     from mailbridge.services import sales
 
     emit(sales.list_opportunities(state(ctx).config(), None if status == "all" else status,
-                                  projects), fmt, OPPORTUNITY_COLUMNS)
+                                  projects), fmt, OPPORTUNITY_COLUMNS, table=OPPORTUNITY_TABLE)
 
 
 @opportunities_group.command("show")
@@ -66,9 +79,10 @@ def show(ctx: typer.Context, opportunity: int = typer.Argument(..., parser=ID),
     from mailbridge.services import sales
 
     found = sales.show_opportunity(state(ctx).config(), opportunity)
-    if fmt in (Format.json, Format.jsonl):
-        emit_json(found)
-        return
+    emit_record(found, fmt, lambda: _page(found))
+
+
+def _page(found: dict) -> None:
     kind = "project" if found["project"] else "opportunity"
     print_line(f"{kind} #{found['id']} [{found['status']}] {found['summary']}")
     print_line(f"contact: {found['contact_email']}  client: {found['client'] or '-'}  "
@@ -137,11 +151,13 @@ def types_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
 @inbox_group.command("list")
 def inbox_list(ctx: typer.Context,
                agent: str = typer.Option(None, "--agent", help="Only this agent's."),
+               limit: int = LIMIT_OPTION, every: bool = ALL_OPTION,
                fmt: Format = FORMAT_OPTION) -> None:
     """Mail waiting for manual handling, oldest first."""
     from mailbridge.services import sales
 
-    emit(sales.inbox(state(ctx).config(), agent), fmt, INBOX_COLUMNS)
+    found = sales.inbox(state(ctx).config(), agent, row_limit(limit, every))
+    emit(found.rows, fmt, INBOX_COLUMNS, more=found.more)
 
 
 @inbox_group.command("assign")

@@ -7,8 +7,18 @@ import sys
 
 import typer
 
-from mailbridge.cli.output import FORMAT_OPTION, Format, emit, emit_json, err_console, note
+from mailbridge.cli.output import (
+    FORMAT_OPTION,
+    SHOW_FORMAT_OPTION,
+    Format,
+    emit,
+    emit_record,
+    err_console,
+    note,
+    write,
+)
 from mailbridge.cli.state import state
+from mailbridge.cli.terminal import print_line
 
 store_group = typer.Typer(help="The store: what it is, and moving it to PostgreSQL.",
                           no_args_is_help=True)
@@ -17,22 +27,24 @@ leases_group = typer.Typer(help="Which host syncs which channel when several sha
 
 
 @store_group.command("info")
-def info(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
+def info(ctx: typer.Context, fmt: Format = SHOW_FORMAT_OPTION) -> None:
     """The store's backend and version, schema version and row counts.
 
     Example: mailbridge store info --format json | jq .rows.messages"""
     from mailbridge.services import store_admin
 
     found = store_admin.info(state(ctx).config())
-    if fmt in (Format.json, Format.jsonl):
-        emit_json(found)
-        return
-    if not found["created"]:
-        note(f"{found['where']}: not created yet (the first `mailbridge sync` creates it)")
-        return
-    note(f"{found['backend']} store {found['where']}: {found['version']}, schema version "
-         f"{found['schema_version']} ({found['schema_latest']})")
-    emit([{"table": t, "rows": n} for t, n in found["rows"].items()], fmt, ("table", "rows"))
+
+    def page() -> None:
+        if not found["created"]:
+            print_line(f"{found['where']}: not created yet (the first `mailbridge sync` "
+                       "creates it)")
+            return
+        print_line(f"{found['backend']} store {found['where']}: {found['version']}, schema "
+                   f"version {found['schema_version']} ({found['schema_latest']})")
+        write([{"table": t, "rows": n} for t, n in found["rows"].items()], Format.table,
+              ("table", "rows"))
+    emit_record(found, fmt, page)
 
 
 @store_group.command("migrate")

@@ -12,6 +12,7 @@ from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
 from mailbridge.domain.health import QUIET
 from mailbridge.errors import MailbridgeError, TemporaryError
+from mailbridge.pipeline.report import UNPARSED
 from mailbridge.services import sync as sync_service
 from mailbridge.services.health import RAISED
 from mailbridge.services.maintenance import reprocess_store
@@ -49,19 +50,23 @@ def sync(
             note(f"mailbridge: {r.channel}: {r.status}: {r.problem}")
             if r.error and r.error.hint:
                 note(f"mailbridge: hint: {r.error.hint}")
+            elif r.counts.unparsed:
+                note("mailbridge: hint: `mailbridge messages list --unparsed` lists what was "
+                     "stored raw")
         elif not quiet and fmt is None:
             c = r.counts
             ignored = f", {c.ignored} not copied" if c.ignored else ""  # copy modes
             note(f"{r.channel}: {c.stored} new, {c.duplicates} already stored{ignored}")
-    for sent in run.sends:
-        problem = sync_service.send_problem(sent)
-        if problem:
-            note(f"mailbridge: {sent.channel}: outbox: {problem}")
-            if sent.error and sent.error.hint:
-                note(f"mailbridge: hint: {sent.error.hint}")
-        if (sent.sent or problem) and not quiet:
-            note(f"{sent.channel}: {sent.sent} sent, {sent.retry} to retry, {sent.failed} "
-                 f"failed, {sent.unknown} unknown")
+    for sent in run.sends:  # every outbox row it touched: a problem even with --quiet
+        for row in sent.rows:
+            if row.problem:
+                note(f"mailbridge: {sent.channel}: {row.line()}")
+            elif not quiet:
+                note(f"{sent.channel}: {row.line()}")
+        if sent.error and sent.error.hint:
+            note(f"mailbridge: hint: {sent.error.hint}")
+        if sent.rows and not (quiet and sync_service.send_problem(sent) is None):
+            note(f"{sent.channel}: outbox: {sent.summary()}")
     for alert in run.alerts:
         # a failing channel's error is printed above; a quiet one says so once per period
         if alert.kind == QUIET and (alert.event == RAISED or not quiet):
@@ -91,7 +96,10 @@ def ingest(
         raise TemporaryError(f"internal error: {type(exc).__name__}: {exc}",
                              "the MTA keeps the message and retries; rerun with -vv for the "
                              "traceback and report it as a bug") from exc
-    if st.verbosity:
+    if outcome.kind == UNPARSED:  # kept (exit 0: the MTA must not send it again), not filed
+        note(f"mailbridge: warning: {channel}: message {outcome.message} could not be parsed "
+             f"({outcome.detail}); stored raw: see `mailbridge messages list --unparsed`")
+    elif st.verbosity:
         note(f"{channel}: {outcome.kind} (message {outcome.message}, ticket {outcome.ticket})")
 
 

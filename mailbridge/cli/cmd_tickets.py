@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-import sys
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
 
 import typer
 
 from mailbridge.cli.cmd_outgoing import MESSAGE_HELP, forward, message_text, reply
-from mailbridge.cli.output import FORMAT_OPTION, SHOW_FORMAT_OPTION, Format, emit, emit_json, note
-from mailbridge.cli.params import ID, LIMIT, QUEUE, STATUS
+from mailbridge.cli.output import (
+    ALL_OPTION,
+    FORMAT_OPTION,
+    LIMIT_OPTION,
+    SHOW_FORMAT_OPTION,
+    Format,
+    emit,
+    emit_record,
+    note,
+    row_limit,
+)
+from mailbridge.cli.pages import echo_message, write_raw
+from mailbridge.cli.params import ID, QUEUE, STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.services import queries, triage
 
 group = typer.Typer(help="Read, answer, comment on, move, close and reopen tickets.",
                     no_args_is_help=True)
+
+
+# What a table shows of a ticket on a terminal; --format tsv or json has every field.
+TICKET_TABLE = {"id": "id", "status": "status", "queue": "queue", "requester_email": "from",
+                "subject": "subject", "message_count": "msgs", "updated_at": "updated"}
 
 
 @group.command("list")
@@ -27,14 +40,16 @@ def list_cmd(
     queue: str = typer.Option(None, "--queue", help="Only this queue."),
     status: str = typer.Option("open", "--status", parser=STATUS,
                                 help="open, closed or all."),
-    limit: int = typer.Option(None, "--limit", parser=LIMIT, help="At most this many."),
+    limit: int = LIMIT_OPTION,
+    every: bool = ALL_OPTION,
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """List tickets, oldest first. JSON fields: id, channel, queue, status, kind,
     requester_email, subject, message_count, created_at, updated_at."""
-    rows = queries.list_tickets(state(ctx).config(), channel=channel, queue=queue,
-                                status=None if status == "all" else status, limit=limit)
-    emit(rows, fmt, queries.TICKET_COLUMNS)
+    found = queries.list_tickets(state(ctx).config(), channel=channel, queue=queue,
+                                 status=None if status == "all" else status,
+                                 limit=row_limit(limit, every))
+    emit(found.rows, fmt, queries.TICKET_COLUMNS, table=TICKET_TABLE, more=found.more)
 
 
 @group.command("show")
@@ -48,21 +63,13 @@ def show(
     """Show a ticket and its messages."""
     config = state(ctx).config()
     if raw:
-        blobs = queries.raw_messages(config, ticket)
-        out = sys.stdout.buffer
-        stamp = format_datetime(datetime.now(UTC)).replace(",", "")
-        for blob in blobs:
-            if len(blobs) > 1:
-                out.write(f"From mailbridge {stamp}\n".encode())
-            out.write(blob)
-            if len(blobs) > 1:
-                out.write(b"\n")
-        out.flush()
+        write_raw(queries.raw_messages(config, ticket))
         return
     data = queries.show_ticket(config, ticket)
-    if fmt in (Format.json, Format.jsonl):
-        emit_json(data)
-        return
+    emit_record(data, fmt, lambda: _page(data))
+
+
+def _page(data: dict) -> None:
     print_line(f"#{data['id']} [{data['status']}] {data['subject']}")
     print_line(f"channel: {data['channel']}  queue: {data['queue']}  kind: {data['kind']}  "
                f"requester: {data['requester_email']}")
@@ -70,22 +77,9 @@ def show(
     for m in data["messages"]:
         while waiting and waiting[0]["created_at"] < m["stored_at"]:
             _echo_comment(waiting.pop(0))
-        _echo_message(m)
+        echo_message(m)
     for c in waiting:
         _echo_comment(c)
-
-
-def _echo_message(m: dict) -> None:
-    print_line("")
-    print_line(f"--- message {m['id']} ({m['classification'] or 'unparsed'}) "
-               f"{m['sent_at'] or m['stored_at']}")
-    print_line(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
-    print_line("To: " + ", ".join(a["email"] for a in m["to"]))
-    print_line(f"Subject: {m['subject']}")
-    for a in m["attachments"]:
-        print_line(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-    print_line("")
-    print_text(m["text"].rstrip() if m["text"] else f"(no text: {m['parse_error'] or ''})")
 
 
 def _echo_comment(c: dict) -> None:

@@ -6,7 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-QUIET, FAILING = "quiet", "failing"
+QUIET, FAILING, UNSENT = "quiet", "failing", "unsent"
+NEEDS_A_PERSON = ("failed", "unknown")  # outbox states never sent again by themselves
+
+
+@dataclass(frozen=True)
+class UnsentMail:
+    """An outbox row whose last attempt did not go out."""
+    row: int
+    state: str  # pending (tried again at the next sync), failed or unknown
+    attempts: int
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -17,6 +27,7 @@ class ChannelFacts:
     watching_since: datetime | None  # first sync of the channel: the quiet clock's start
     failures: int  # consecutive failed syncs, newest first
     last_error: str | None
+    unsent: tuple[UnsentMail, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -28,7 +39,10 @@ class Condition:
 
 def conditions(facts: ChannelFacts, no_messages_hours: float, after_failures: int,
                now: datetime) -> list[Condition]:
-    """What is wrong with a channel now; empty when it is healthy (or disabled)."""
+    """What is wrong with a channel now; empty when it is healthy (or disabled). Its mail
+    is *unsent* when a row needs a person (failed, or unknown: it may have gone out) or has
+    failed `after_failures` attempts in a row, the rule for syncs (one refusal, such as
+    greylisting, is tried again and is no alarm yet)."""
     if not facts.enabled:
         return []
     found = []
@@ -36,6 +50,9 @@ def conditions(facts: ChannelFacts, no_messages_hours: float, after_failures: in
         found.append(Condition(facts.channel, FAILING,
                                f"{facts.failures} syncs in a row failed; last error: "
                                f"{facts.last_error or 'unknown'}"))
+    unsent = _unsent(facts.unsent, after_failures)
+    if unsent:
+        found.append(Condition(facts.channel, UNSENT, unsent))
     since = facts.last_message or facts.watching_since
     if no_messages_hours > 0 and since is not None:
         silent = now - since
@@ -46,6 +63,20 @@ def conditions(facts: ChannelFacts, no_messages_hours: float, after_failures: in
                                    f"({_hours(silent)}; no_messages_hours = "
                                    f"{no_messages_hours:g})"))
     return found
+
+
+def _unsent(rows: tuple[UnsentMail, ...], after_failures: int) -> str | None:
+    stuck = [r for r in rows if r.state in NEEDS_A_PERSON]
+    retried = [r for r in rows if r.state not in NEEDS_A_PERSON and r.attempts >= after_failures]
+    said = []
+    if stuck:
+        said.append(f"{len(stuck)} outgoing mail{'s' if len(stuck) > 1 else ''} failed or may "
+                    "not have gone out: see `mailbridge outbox list`, then retry or cancel")
+    if retried:
+        worst = max(retried, key=lambda r: r.attempts)
+        said.append(f"outbox #{worst.row} not sent after {worst.attempts} attempts: "
+                    f"{worst.error or 'unknown'}")
+    return "; ".join(said) or None
 
 
 def _hours(span: timedelta) -> str:

@@ -28,15 +28,65 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
+SENT, RETRY, FAILED, UNKNOWN = "sent", "to retry", "failed", "unknown"
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """What a drain did with one outbox row."""
+    row: int
+    to: str  # its recipient (the first, before a BCC)
+    outcome: str  # SENT | RETRY (left pending) | FAILED | UNKNOWN
+    detail: str = ""  # the error; for a sent row, recipients the server refused
+
+    @property
+    def problem(self) -> bool:
+        return self.outcome != SENT or bool(self.detail)
+
+    def line(self) -> str:
+        said = {SENT: "sent", RETRY: "not sent, tried again at the next sync",
+                FAILED: "failed for good", UNKNOWN: "unknown, it may have gone out"}
+        detail = (", but " if self.outcome == SENT else ": ") + self.detail if self.detail \
+            else ""
+        to = f" to {self.to}" if self.to else ""
+        return f"outbox #{self.row}{to}: {said[self.outcome]}{detail}"
+
+
 @dataclass
 class DrainResult:
+    """Every outbox row a drain touched, in order; `error`: the connection itself failed
+    (that row waits with the rest)."""
     channel: str
-    sent: int = 0
-    retry: int = 0  # left pending after a temporary refusal
-    failed: int = 0
-    unknown: int = 0
-    error: MailbridgeError | None = None  # the connection itself failed; the rest waits
-    notes: list[str] = field(default_factory=list)
+    rows: list[RowResult] = field(default_factory=list)
+    error: MailbridgeError | None = None
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.rows if r.outcome == outcome)
+
+    @property
+    def sent(self) -> int:
+        return self.count(SENT)
+
+    @property
+    def retry(self) -> int:
+        return self.count(RETRY)
+
+    @property
+    def failed(self) -> int:
+        return self.count(FAILED)
+
+    @property
+    def unknown(self) -> int:
+        return self.count(UNKNOWN)
+
+    @property
+    def notes(self) -> list[str]:
+        """A line for each row that did not simply go out."""
+        return [r.line() for r in self.rows if r.problem]
+
+    def summary(self) -> str:
+        return (f"{self.sent} sent, {self.retry} to retry, {self.failed} failed, "
+                f"{self.unknown} unknown")
 
 
 def drain(db: Store, channel: str, sender: Sender, owner: str,
@@ -47,8 +97,7 @@ def drain(db: Store, channel: str, sender: Sender, owner: str,
     result = DrainResult(channel)
     with db.atomic():
         for row in outbox.interrupted(db, channel, alive | {owner}):
-            result.unknown += 1
-            result.notes.append(f"outbox #{row}: interrupted while sending; now unknown")
+            result.rows.append(RowResult(row, "", UNKNOWN, "interrupted while sending"))
     last = 0  # each row once per drain: one refused for now waits for the next
     try:
         while not should_stop():
@@ -63,35 +112,28 @@ def drain(db: Store, channel: str, sender: Sender, owner: str,
 
 def _send_one(db: Store, row: dict, sender: Sender, result: DrainResult) -> bool:
     """False when the connection failed and the rest of the channel's rows should wait."""
-    ident = row["id"]
+    ident, to = row["id"], row["recipients"][0]
     try:
         refused = sender.send(row["envelope_from"], row["recipients"], outbox.raw_of(db, ident))
     except MailbridgeError as exc:  # could not connect or log in: nothing was sent
         with db.atomic():
             outbox.set_state(db, ident, outbox.PENDING, exc.message)
         result.error = exc
+        result.rows.append(RowResult(ident, to, RETRY, exc.message))
         return False
     except SendUnknown as exc:
         with db.atomic():
             outbox.set_state(db, ident, outbox.UNKNOWN, str(exc))
-        result.unknown += 1
-        result.notes.append(f"outbox #{ident}: {exc}")
+        result.rows.append(RowResult(ident, to, UNKNOWN, str(exc)))
         return True
     except SendFailed as exc:
         final = exc.permanent or row["attempts"] >= MAX_ATTEMPTS
         with db.atomic():
             outbox.set_state(db, ident, outbox.FAILED if final else outbox.PENDING, str(exc))
-        if final:
-            result.failed += 1
-            result.notes.append(f"outbox #{ident}: {exc}")
-        else:
-            result.retry += 1
-            result.notes.append(f"outbox #{ident}: {exc} (tried again at the next sync)")
+        result.rows.append(RowResult(ident, to, FAILED if final else RETRY, str(exc)))
         return True
     note = "; ".join(f"{k} refused: {v}" for k, v in refused.items()) or None
     with db.atomic():
         outbox.set_state(db, ident, outbox.SENT, note)
-    result.sent += 1
-    if note:
-        result.notes.append(f"outbox #{ident}: sent, but {note}")
+    result.rows.append(RowResult(ident, to, SENT, note or ""))
     return True

@@ -85,7 +85,7 @@ def show_client(config: Config, name: str) -> dict[str, Any]:
     def read(db: Store) -> dict[str, Any]:
         found = pick("client", name, names.known(db, "client"), CLIENTS_HINT)
         return {"name": found, "contacts": contacts.contacts(db, found),
-                "engagements": engagements.list_engagements(db, client=found, limit=20)}
+                "engagements": list(engagements.list_engagements(db, client=found).rows(20))}
     if not exists(config.store):
         pick("client", name, (), CLIENTS_HINT)
     return _read(config, read)

@@ -16,7 +16,7 @@ from mailbridge.errors import MailbridgeError, SecretError
 from mailbridge.services import fleet, health
 from mailbridge.services.connectors import test_connection
 from mailbridge.store import info as store_info
-from mailbridge.store import outbox, runs
+from mailbridge.store import messages, outbox, runs
 from mailbridge.store.db import Store
 from mailbridge.store.session import exists, reading
 
@@ -76,7 +76,8 @@ def _store_checks(config: Config) -> list[dict[str, str]]:
                                         f"{found['schema_version']}"),
                     *writable, *_clock_check(db), _integrity_check(config, db),
                     _outbox_check(db, config, now),
-                    *(_channel_check(db, config, channel, now) for channel in config.channels)]
+                    *(_channel_check(db, config, channel, now) for channel in config.channels),
+                    *(c for channel in config.channels for c in _unparsed_check(db, channel))]
     except MailbridgeError as exc:
         return [*writable, _check("store", FAIL, str(exc))]
 
@@ -124,15 +125,29 @@ def _channel_check(db: Store, config: Config, channel: Channel,
         return _check(name, OK, "disabled")
     last = runs.latest(db, channel.name)
     success = runs.last_success(db, channel.name)
-    if last is None:
+    newest = messages.newest_received(db, channel.name)
+    if last is None and newest is None:
         return _check(name, WARN, "never synced")
     problems = health.judge(db, config, channel, now)
     if problems:
         return _check(name, FAIL, "; ".join(c.detail for c in problems))
+    if last is None:  # fed by `ingest` alone
+        return _check(name, OK, f"no sync yet; latest mail {newest}")
     if last["status"] == "ok":
         return _check(name, OK, f"last success {success}")
     return _check(name, WARN, f"last run {last['status']}: {last['error']}; "
                               f"last success {success or 'never'}")
+
+
+def _unparsed_check(db: Store, channel: Channel) -> list[dict[str, str]]:
+    """Mail stored raw only is kept but filed nowhere: a person should look at it."""
+    count = messages.unparsed_count(db, channel.name)
+    if not count:
+        return []
+    return [_check(f"unparsed {channel.name}", WARN,
+                   f"{count} message{'s' if count > 1 else ''} stored raw, not parsed: see "
+                   "`mailbridge messages list --unparsed`; `mailbridge reprocess` after an "
+                   "upgrade")]
 
 
 def _connection_check(channel: Channel) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.domain.checks import DURATION_RE, duration, pick, require
 from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.services.listing import Listing, listed
 from mailbridge.store import engagements, messages, names
 from mailbridge.store.session import exists, reading
 
@@ -29,10 +30,10 @@ def since_cutoff(text: str | None, now: datetime | None = None) -> str | None:
 
 
 def list_engagements(config: Config, client: str | None, contact: str | None,
-                     since: str | None, limit: int | None) -> list[dict[str, Any]]:
+                     since: str | None, limit: int | None) -> Listing:
     cutoff = since_cutoff(since)
     if not exists(config.store):
-        return []
+        return Listing(())
     with reading(config.store) as db:
         if client:
             client = pick("client", client, names.known(db, "client"),
@@ -40,7 +41,8 @@ def list_engagements(config: Config, client: str | None, contact: str | None,
         if contact:
             contact = pick("contact", contact, names.known(db, "contact"),
                            "see `mailbridge contacts list`")
-        return engagements.list_engagements(db, client, contact, cutoff, limit)
+    return listed(config.store,
+                  lambda db: engagements.list_engagements(db, client, contact, cutoff), limit)
 
 
 def show_engagement(config: Config, engagement: int) -> dict[str, Any]:

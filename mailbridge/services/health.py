@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbridge.config.model import Channel, Config
-from mailbridge.domain.health import QUIET, ChannelFacts, Condition, conditions
+from mailbridge.domain.health import QUIET, ChannelFacts, Condition, UnsentMail, conditions
 from mailbridge.store import alerts, leases, messages, outbox, runs
 from mailbridge.store.db import Store
 from mailbridge.store.session import exists, reading, service_pid
@@ -28,10 +28,15 @@ def _time(stamp: str | None) -> datetime | None:
 
 
 def facts(db: Store, channel: Channel) -> ChannelFacts:
+    """A channel is watched from its first sync or, fed only by `ingest`, its first mail."""
     failures, error = runs.consecutive_failures(db, channel.name)
+    started = [t for t in (runs.first_start(db, channel.name),
+                           messages.oldest_received(db, channel.name)) if t]
     return ChannelFacts(channel.name, channel.enabled,
                         _time(messages.newest_received(db, channel.name)),
-                        _time(runs.first_start(db, channel.name)), failures, error)
+                        _time(min(started, key=datetime.fromisoformat) if started else None),
+                        failures, error,
+                        tuple(UnsentMail(*row) for row in outbox.unsent(db, channel.name)))
 
 
 def judge(db: Store, config: Config, channel: Channel, now: datetime) -> list[Condition]:
@@ -79,6 +84,8 @@ def status_row(db: Store, config: Config, channel: Channel, now: datetime,
         "schedule": channel.schedule,
         "outbox": outbox.depth(db, channel.name),
         "problems": [c.detail for c in problems],
+        "unparsed": messages.unparsed_count(db, channel.name),
+        "unsent": len(found.unsent),
         **shared,
     }
 
@@ -209,7 +216,7 @@ def _never_synced(channel: Channel) -> dict[str, Any]:
             "mode": channel.mode, "incoming": channel.incoming.get("type"),
             "health": "never synced" if channel.enabled else "disabled",
             "messages_24h": 0, "failures": 0, "schedule": channel.schedule, "outbox": 0,
-            "problems": []}
+            "problems": [], "unparsed": 0, "unsent": 0}
 
 
 def healthy(rows: list[dict[str, Any]]) -> bool:

@@ -22,6 +22,7 @@ from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
 from mailbridge.services import fleet
+from mailbridge.services.listing import Listing, cut
 from mailbridge.store import agents, comments, messages, names, outbox, tickets
 from mailbridge.store.db import Store
 from mailbridge.store.session import exists, reading, write_transaction
@@ -269,15 +270,16 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
     return results
 
 
-def list_outbox(config: Config, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def list_outbox(config: Config, states: tuple[str, ...] = (), limit: int | None = None
+                ) -> Listing:
     """The outbox; a row a crash left `sending` is listed as `unknown` unless the process
-    (or host) that may be sending it is still running."""
+    (or host) that may be sending it is still running (so every row is read, then cut)."""
     for state in states:
         require("outbox state", choice(*outbox.STATES), state)
     if not exists(config.store):
-        return []
+        return Listing(())
     with reading(config.store) as db:
-        return outbox.list_rows(db, states, fleet.sending_alive(db, config))
+        return cut(outbox.list_rows(db, states, fleet.sending_alive(db, config)), limit)
 
 
 def change_outbox(config: Config, ids: list[int], action: str) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from mailbridge.pipeline.report import FAILED, Outcome
 from mailbridge.pipeline.send import DrainResult
 from mailbridge.services import fleet, health
 from mailbridge.services.schedule import trigger_for
-from mailbridge.services.sync import ChannelResult, send_outbox, send_problem, sync_channel
+from mailbridge.services.sync import ChannelResult, send_outbox, sync_channel
 from mailbridge.store import leases
 from mailbridge.store.backends import connection
 from mailbridge.store.db import Store
@@ -180,13 +180,13 @@ def _locked(config: Config, what: str, work: Callable[[Store], Any]) -> Any:
 
 
 def _log_sends(results: list[DrainResult]) -> None:
+    """A line for each outbox row a drain touched, then the channel's counts."""
     for result in results:
-        problem = send_problem(result)
-        if problem:
-            log.warning("%s: outbox: %s", result.channel, problem)
-        if result.sent or problem:
-            log.info("%s: outbox: %d sent, %d to retry, %d failed, %d unknown", result.channel,
-                     result.sent, result.retry, result.failed, result.unknown)
+        for row in result.rows:
+            log.log(logging.WARNING if row.problem else logging.INFO, "%s: %s",
+                    result.channel, row.line())
+        if result.rows:
+            log.info("%s: outbox: %s", result.channel, result.summary())
 
 
 def _log_result(result: ChannelResult) -> None:

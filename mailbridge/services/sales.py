@@ -14,6 +14,7 @@ from mailbridge.domain.sales import domain_of
 from mailbridge.domain.threading import bare_subject
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.services.csv_rows import read_rows
+from mailbridge.services.listing import Listing, listed
 from mailbridge.store import contacts, messages, names, sales
 from mailbridge.store.db import Store
 from mailbridge.store.session import exists, reading, write_transaction
@@ -88,15 +89,14 @@ def set_status(config: Config, opportunity: int, status: str) -> str:
     return previous
 
 
-def inbox(config: Config, agent: str | None) -> list[dict[str, Any]]:
+def inbox(config: Config, agent: str | None, limit: int | None = None) -> Listing:
     """My Inbox, or one agent's (named in any case: "anna" finds Anna's)."""
-    def read(db: Store) -> list[dict[str, Any]]:
-        found = pick("agent", agent, names.known(db, "inbox agent") | config.agents(),
-                     "see `mailbridge inbox list`") if agent else None
-        return sales.inbox(db, found)
-    if agent and not exists(config.store):
-        pick("agent", agent, config.agents(), "see `mailbridge inbox list`")
-    return _read(config, read, [])
+    known = config.agents()
+    if agent and exists(config.store):
+        with reading(config.store) as db:
+            known |= names.known(db, "inbox agent")
+    found = pick("agent", agent, known, "see `mailbridge inbox list`") if agent else None
+    return listed(config.store, lambda db: sales.inbox(db, found), limit)
 
 
 def inbox_assign(config: Config, item: int, opportunity: int) -> None:

@@ -186,8 +186,9 @@ def exit_code(results: Sequence[ChannelResult], sends: Sequence[DrainResult] = (
 
 
 def send_problem(result: DrainResult) -> str | None:
-    notes = [result.error.message] if result.error else []
-    return "; ".join(notes + result.notes) or None
+    """The rows that did not simply go out, in one line (the failed connection is named by
+    the row it stopped)."""
+    return "; ".join(result.notes) or None
 
 
 def ingest_one(config: Config, name: str, raw: bytes, reporter: Reporter,

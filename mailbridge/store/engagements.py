@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from mailbridge.store.db import Store, insert_row, now
+from mailbridge.store.query import Query, where
 
 COLUMNS = ("id", "channel", "message", "direction", "owner", "occurred_at", "created_at")
 
@@ -55,34 +56,25 @@ def link_contact(db: Store, email: str, client: str, since: Mapping[str, str]) -
 
 
 def list_engagements(db: Store, client: str | None = None, contact: str | None = None,
-                     since: str | None = None, limit: int | None = None
-                     ) -> list[dict[str, Any]]:
-    where, params = [], []
-    if client:
-        where.append("e.id IN (SELECT engagement FROM engagement_contacts WHERE client=?)")
-        params.append(client)
-    if contact:
-        where.append("e.id IN (SELECT engagement FROM engagement_contacts WHERE contact=?)")
-        params.append(contact.lower())
-    if since:
-        where.append("coalesce(e.occurred_at, e.created_at) >= ?")
-        params.append(since)
+                     since: str | None = None) -> Query:
+    """Engagements in the order they happened (see store/query.py: read some, or count)."""
+    filters, params = where([
+        ("e.id IN (SELECT engagement FROM engagement_contacts WHERE client=?)", client),
+        ("e.id IN (SELECT engagement FROM engagement_contacts WHERE contact=?)",
+         contact.lower() if contact else None),
+        ("coalesce(e.occurred_at, e.created_at) >= ?", since)])
     sql = ("SELECT e.id, e.channel, e.direction, e.occurred_at, m.from_email, m.to_json, "
            f"m.subject, (SELECT {db.string_agg('client')} FROM engagement_contacts "
-           "WHERE engagement = e.id) FROM engagements e JOIN messages m ON m.id = e.message")
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY coalesce(e.occurred_at, e.created_at), e.id"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    out = []
-    for ident, channel, direction, occurred, sender, to_json, subject, clients in \
-            db.execute(sql, params):
-        out.append({"id": ident, "channel": channel, "direction": direction,
-                    "occurred_at": occurred, "from": sender,
-                    "to": [a["email"] for a in json.loads(to_json)], "subject": subject,
-                    "clients": sorted((clients or "").split(",")) if clients else []})
-    return out
+           f"WHERE engagement = e.id) FROM engagements e JOIN messages m ON m.id = e.message"
+           f"{filters} ORDER BY coalesce(e.occurred_at, e.created_at), e.id")
+    return Query(db, sql, params, _listed)
+
+
+def _listed(row: tuple) -> dict[str, Any]:
+    ident, channel, direction, occurred, sender, to_json, subject, clients = row
+    return {"id": ident, "channel": channel, "direction": direction, "occurred_at": occurred,
+            "from": sender, "to": [a["email"] for a in json.loads(to_json)],
+            "subject": subject, "clients": sorted(clients.split(",")) if clients else []}
 
 
 def get(db: Store, engagement: int) -> dict[str, Any] | None:

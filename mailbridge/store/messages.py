@@ -9,6 +9,7 @@ from typing import Any
 
 from mailbridge.domain.message import Address, ParsedMessage
 from mailbridge.store.db import Store, insert_row, now, update_row
+from mailbridge.store.query import Query, where
 
 
 def find_by_fingerprint(db: Store, channel: str, fingerprint: str) -> int | None:
@@ -20,6 +21,17 @@ def find_by_fingerprint(db: Store, channel: str, fingerprint: str) -> int | None
 def newest_received(db: Store, channel: str) -> str | None:
     return db.execute("SELECT max(stored_at) FROM messages WHERE channel=? AND direction='in'",
                       [channel]).fetchone()[0]
+
+
+def oldest_received(db: Store, channel: str) -> str | None:
+    return db.execute("SELECT min(stored_at) FROM messages WHERE channel=? AND direction='in'",
+                      [channel]).fetchone()[0]
+
+
+def unparsed_count(db: Store, channel: str) -> int:
+    """Messages of `channel` stored raw only: their last parse failed."""
+    return db.execute("SELECT count(*) FROM messages WHERE channel=? AND parse_error IS NOT "
+                      "NULL", [channel]).fetchone()[0]
 
 
 def received_since(db: Store, channel: str, since: str) -> int:
@@ -114,6 +126,23 @@ def details(db: Store, message: int) -> dict[str, Any]:
         for a in db.execute("SELECT filename, content_type, size, sha256 FROM attachments "
                             "WHERE message=? ORDER BY position", [message])]
     return found
+
+
+LIST_COLUMNS = ("id", "channel", "direction", "stored_at", "from_email", "subject",
+                "classification", "size", "parse_error")
+
+
+def list_messages(db: Store, channel: str | None = None, unparsed: bool = False) -> Query:
+    """Stored messages, oldest first; `unparsed`: only those stored raw (see store/query.py)."""
+    filters, params = where([("channel = ?", channel),
+                             ("parse_error IS NOT NULL", unparsed)])
+    return Query(db, f"SELECT {', '.join(LIST_COLUMNS)} FROM messages{filters} ORDER BY id",
+                 params, lambda row: dict(zip(LIST_COLUMNS, row, strict=True)))
+
+
+def channel_of(db: Store, message: int) -> str | None:
+    found = db.execute("SELECT channel FROM messages WHERE id=?", [message]).fetchone()
+    return found[0] if found else None
 
 
 def raw_of(db: Store, message: int) -> bytes:

@@ -66,6 +66,15 @@ def depth(db: Store, channel: str) -> int:
                       [channel, PENDING, SENDING, UNKNOWN]).fetchone()[0]
 
 
+def unsent(db: Store, channel: str) -> list[tuple[int, str, int, str | None]]:
+    """(id, state, attempts, last_error) of `channel`'s rows whose last attempt did not go
+    out: pending after a failed attempt, failed, unknown; oldest first."""
+    return [tuple(r) for r in db.execute(
+        "SELECT id, state, attempts, last_error FROM outbox WHERE channel=? AND (state IN "
+        "(?, ?) OR (state=? AND last_error IS NOT NULL)) ORDER BY id",
+        [channel, FAILED, UNKNOWN, PENDING])]
+
+
 def set_state(db: Store, row: int, state: str, error: str | None = None,
               attempt: bool = False) -> None:
     stamp = now()

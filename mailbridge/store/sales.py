@@ -6,6 +6,7 @@ from typing import Any
 
 from mailbridge.domain.sales import Candidate
 from mailbridge.store.db import Store, insert_row, now
+from mailbridge.store.query import Query, where
 
 OPPORTUNITY_COLUMNS = ("id", "summary", "contact_email", "client", "type", "project", "status",
                        "agent", "details", "created_at", "updated_at")
@@ -98,15 +99,14 @@ def to_inbox(db: Store, channel: str, agent: str, message: int) -> int:
                                           "message": message, "created_at": now()})
 
 
-def inbox(db: Store, agent: str | None) -> list[dict[str, Any]]:
+def inbox(db: Store, agent: str | None) -> Query:
+    """My Inbox items not handled yet, oldest first (see store/query.py)."""
+    filters, params = where([("i.state = ?", "new"), ("i.agent = ?", agent)])
     sql = ("SELECT i.id, i.channel, i.agent, i.message, i.state, i.handled, i.created_at, "
-           "m.from_email, m.subject FROM inbox_items i JOIN messages m ON m.id = i.message "
-           "WHERE i.state = 'new'")
-    params = []
-    if agent:
-        sql, params = sql + " AND i.agent = ?", [agent]
-    return [dict(zip((*INBOX_COLUMNS, "from", "subject"), r, strict=True))
-            for r in db.execute(sql + " ORDER BY i.id", params)]
+           "m.from_email, m.subject FROM inbox_items i JOIN messages m ON m.id = i.message"
+           f"{filters} ORDER BY i.id")
+    return Query(db, sql, params,
+                 lambda row: dict(zip((*INBOX_COLUMNS, "from", "subject"), row, strict=True)))
 
 
 def inbox_item(db: Store, item: int) -> dict[str, Any] | None:

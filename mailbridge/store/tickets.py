@@ -7,6 +7,7 @@ from typing import Any
 
 from mailbridge.store import messages
 from mailbridge.store.db import Store, insert_row, now
+from mailbridge.store.query import Query, where
 
 
 def ensure_queue(db: Store, name: str) -> None:
@@ -70,19 +71,12 @@ LIST_COLUMNS = ("id", "channel", "queue", "status", "kind", "requester_email", "
 
 
 def list_tickets(db: Store, channel: str | None = None, queue: str | None = None,
-                 status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    where, params = [], []
-    for column, value in (("channel", channel), ("queue", queue), ("status", status)):
-        if value:
-            where.append(f"{column} = ?")
-            params.append(value)
-    sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    return [dict(zip(LIST_COLUMNS, row, strict=True)) for row in db.execute(sql, params)]
+                 status: str | None = None) -> Query:
+    """Tickets, oldest first (see store/query.py: read some, or count them)."""
+    filters, params = where([("channel = ?", channel), ("queue = ?", queue),
+                             ("status = ?", status)])
+    return Query(db, f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets{filters} ORDER BY id",
+                 params, lambda row: dict(zip(LIST_COLUMNS, row, strict=True)))
 
 
 def get(db: Store, ticket: int) -> dict[str, Any] | None:
