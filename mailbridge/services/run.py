@@ -1,9 +1,10 @@
 """`mailbridge run`: the foreground service. APScheduler fires one job per enabled channel on
-its schedule (and once at start) — sync, alerts, then that channel's outbox — and an outbox
-job every minute for replies queued in between. Jobs run one at a time in a single worker
-thread and take the write lock for each commit only, so a piped `mailbridge ingest` or a
-`tickets reply` gets in between batches. The service lock is held for the whole run, so a cron
-`sync` beside it stops with exit 75.
+its schedule (and once at start) — sync, that channel's alerts, then the outbox — and a job
+every minute for every channel's alerts and replies queued in between. Jobs run one at a
+time in a single worker thread and take the write lock for each commit only, so a piped
+`mailbridge ingest` or a `tickets reply` gets in between batches. The service lock is held for
+the whole run, so a cron `sync` beside it stops with exit 75. On a shared (PostgreSQL) store
+one job instead claims whatever channel is due and free (services/fleet.py, store/leases.py).
 
 Stopping (`stop` set by SIGTERM/SIGINT) ends the running job's fetch early and commits what
 it fetched (see `pipeline.ingest`); a reload (`reload` set by SIGHUP) re-reads the config and
@@ -154,7 +155,9 @@ def _work(db: Store, config: Config, channel: Channel, should_stop: Callable[[],
     """A channel's sync, then the alert check, then the outbox."""
     _log_result(sync_channel(db, config, channel, _Quiet(), should_stop=should_stop,
                              held=held or ()))
-    health.raise_and_notify(db, config, datetime.now(UTC))
+    # this channel's alerts now; every channel's once a minute (the outbox job), so the
+    # check after each run costs the same with 5 channels as with 500
+    health.raise_and_notify(db, config, datetime.now(UTC), [channel.name])
     # every channel's outbox: alert mail goes out through the quiet channel's connection
     # (or [alerts] outgoing)
     _log_sends(send_outbox(db, config, [], should_stop))
@@ -162,8 +165,14 @@ def _work(db: Store, config: Config, channel: Channel, should_stop: Callable[[],
 
 
 def _outbox_job(config: Config, stop: threading.Event) -> None:
-    _locked(config, "outbox",
-                lambda db: _log_sends(send_outbox(db, config, [], stop.is_set)))
+    """Every minute: the alert round over every channel (one whose schedule is long still
+    goes quiet on time), then whatever the outbox holds (replies queued in between)."""
+
+    def work(db: Store) -> None:
+        health.raise_and_notify(db, config, datetime.now(UTC))
+        _log_sends(send_outbox(db, config, [], stop.is_set))
+
+    _locked(config, "outbox", work)
 
 
 def _locked(config: Config, what: str, work: Callable[[Store], Any]) -> Any:
