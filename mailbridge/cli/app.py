@@ -28,6 +28,14 @@ def report_error(exc: MailbridgeError) -> None:
         note(f"mailbridge: error: {problem}")
     if exc.hint:
         note(f"mailbridge: hint: {exc.hint}")
+    _notes(exc)
+
+
+def _notes(exc: BaseException) -> None:
+    """What a command added to the error on its way out (`add_note`), such as where the text
+    of a reply that could not be queued is kept."""
+    for line in getattr(exc, "__notes__", ()):
+        note(f"mailbridge: note: {line}")
 
 
 # Every top-level command and group, in the order help lists them, and the module under
@@ -111,8 +119,9 @@ class BoundaryGroup(TyperGroup):
             ctx.exit(EXIT_USAGE)
         except typer.Exit:
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             note("mailbridge: interrupted")
+            _notes(exc)
             ctx.exit(130)
         except BrokenPipeError:
             _reader_went_away()
@@ -121,6 +130,7 @@ class BoundaryGroup(TyperGroup):
                 note(redact.scrub(traceback.format_exc()))
             note(redact.scrub(f"mailbridge: internal error: {type(exc).__name__}: {exc}"))
             note("mailbridge: hint: rerun with -vv for the traceback and report it as a bug")
+            _notes(exc)
             ctx.exit(EXIT_INTERNAL)
 
 
