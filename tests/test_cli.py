@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -319,6 +321,52 @@ def test_demo_runs_on_the_embedded_samples(tmp_path):
     assert by_subject["Счёт за ноябрь (invoice)"]["queue"] == "billing"
     kinds = {r["kind"] for r in rows}
     assert {"auto_reply", "bounce", "human"} <= kinds
+
+
+@pytest.mark.parametrize("started", ["script off PATH", "script on PATH", "python -m"])
+def test_the_demo_prints_commands_that_work_as_typed(tmp_path, started):
+    """`.venv/bin/mailbridge demo` (not on PATH) printed `mailbridge --config …`, which the
+    shell could not find; and it did not say how to remove its folder."""
+    script = Path(sys.executable).with_name("mailbridge")
+    path = "/usr/bin:/bin" if started != "script on PATH" else f"{script.parent}:/usr/bin:/bin"
+    argv = [sys.executable, "-m", "mailbridge"] if started == "python -m" else [str(script)]
+    env = {**os.environ, "PATH": path}
+    folder = tmp_path / "demo"
+    shown = subprocess.run([*argv, "demo", "--dir", str(folder)], capture_output=True,
+                           text=True, env=env, cwd=tmp_path, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    said = dict(line.split(": ", 1) for line in shown.stderr.splitlines() if ": " in line)
+    explore = shlex.split(said["explore it"])
+    assert explore[0] == {"script off PATH": str(script), "script on PATH": "mailbridge",
+                          "python -m": sys.executable}[started]
+    ran = subprocess.run(explore, capture_output=True, text=True, env=env, timeout=60)
+    assert ran.returncode == 0 and "Cannot log in since this morning" in ran.stdout, ran.stderr
+    assert shlex.split(said["remove it when done"]) == ["rm", "-r", str(folder)]
+
+
+def test_the_demo_wants_a_folder_of_its_own(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    refused = CliRunner().invoke(app, ["demo", "--dir", str(mine)])
+    assert refused.exit_code == 2 and "is not empty" in refused.stderr
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_init_points_to_the_installed_example_which_is_config_example_toml(tmp_path):
+    """init's comments sent people to "the source tree"; the example ships in the package
+    (a link to the top-level config.example.toml: one copy) and `init --example` prints it."""
+    top = Path(__file__).parent.parent / "config.example.toml"
+    shipped = top.parent / "mailbridge" / "config" / "example.toml"
+    assert shipped.is_symlink() and shipped.resolve() == top.resolve()
+    printed = CliRunner().invoke(app, ["init", "--example"])
+    assert printed.exit_code == 0 and printed.stdout == top.read_text()
+    config = tmp_path / "config.toml"
+    assert CliRunner().invoke(app, ["--config", str(config), "init"]).exit_code == 0
+    named = [line[1:].strip() for line in config.read_text().splitlines()
+             if line.startswith("#") and line.rstrip().endswith("example.toml")]
+    assert named and Path(named[0]).read_text() == top.read_text()
+    assert "source tree" not in config.read_text()
 
 
 def test_a_closed_pipe_is_not_an_error(mb):
