@@ -19,6 +19,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from mailbridge.cli.app import COMMANDS, app, module_commands
+from mailbridge.cli.examples import EXAMPLES
 
 ROOT = get_command(app)
 
@@ -36,6 +37,64 @@ def test_every_command_has_help(mb, path):
     assert result.exit_code == 0
     assert "Usage:" in result.stdout
     assert (_command(path).help or "").strip(), f"{' '.join(path)} has no help text"
+
+
+@pytest.mark.parametrize("path", [(), *all_commands()], ids=lambda p: " ".join(p) or "root")
+def test_every_help_has_examples_that_parse_arguments_by_name_and_every_bracket(path):
+    """Like gh: examples at the end of every command's help, each one a command line its
+    command accepts; arguments by name (`TICKET`, not Typer's `{ticket}`); `[[m365]]` and
+    `[store] url` shown as written, not taken for Rich markup and dropped."""
+    shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert not re.search(r"\{[a-z_]+\}", shown.stdout), shown.stdout
+    command = _command(path)
+    texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+    for text in texts:
+        for bracketed in re.findall(r"\[[^\]\s]*\]+", text.replace("\\[", "[")):
+            assert bracketed in shown.stdout, f"{bracketed} was eaten"
+    for param in command.params:
+        if param.param_type_name == "argument":
+            assert param.metavar and param.metavar.isupper(), param.name
+    found = EXAMPLES.get(" ".join(path), ())
+    assert found, f"{' '.join(path) or 'mailbridge'} has no examples"
+    parsed = 0
+    for line in found:
+        assert f"$ {line.split('#')[0].strip()}" in shown.stdout
+        for words in _mailbridge_commands(line):
+            assert _parsed_path(words)[:len(path)] == path, line
+            parsed += 1
+    assert parsed, "no example runs mailbridge"
+
+
+def _mailbridge_commands(line: str):
+    """The `mailbridge …` commands of an example line (a pipeline's parts, redirections and
+    comments left out)."""
+    words = shlex.split(line, comments=True)
+    part: list[str] = []
+    for word in [*words, "|"]:
+        if word == "|":
+            if part[:1] == ["mailbridge"]:
+                yield part[1:]
+            part = []
+        elif word in (">", "<"):
+            part.append(None)
+        elif part and part[-1] is None:
+            part[-1:] = []
+        else:
+            part.append(word)
+
+
+def _parsed_path(words: list[str]) -> tuple[str, ...]:
+    """Parse `words` as the CLI would (options, values, arguments), without running
+    anything; returns the command path they reach."""
+    ctx = ROOT.make_context("mailbridge", list(words))
+    command, path = ROOT, ()
+    while hasattr(command, "commands"):
+        name, *rest = ctx._protected_args + ctx.args
+        command = command.commands[name]
+        path += (name,)
+        ctx = command.make_context(name, rest, parent=ctx)
+    return path
 
 
 def test_expected_commands_exist():
@@ -92,6 +151,26 @@ def test_a_command_loads_only_its_own_module():
                                               "'mailbridge.cli.cmd_tickets']")
     modules, err = loaded("tickts")
     assert modules == "[]" and "Did you mean 'tickets'" in err
+
+
+def test_shell_completion_is_offered_and_completes_every_command():
+    """--install-completion / --show-completion (Typer's); the commands built only when run
+    are completed too."""
+    script = Path(sys.executable).with_name("mailbridge")
+    shown = subprocess.run([str(script), "--show-completion", "bash"], capture_output=True,
+                           text=True, timeout=60)
+    assert "_MAILBRIDGE_COMPLETE=complete_bash" in shown.stdout
+
+    def complete(line: str) -> list[str]:
+        env = {**os.environ, "_MAILBRIDGE_COMPLETE": "complete_bash", "COMP_WORDS": line,
+               "COMP_CWORD": str(len(line.split()) - 1)}
+        done = subprocess.run([str(script)], capture_output=True, text=True, env=env,
+                              timeout=60)
+        return done.stdout.split()
+
+    assert complete("mailbridge tic") == ["tickets"]
+    assert complete("mailbridge tickets re") == ["reopen", "reply"]
+    assert "--attach" in complete("mailbridge tickets reply 1 --at")
 
 
 def test_unknown_option_is_usage_exit_2(mb):
