@@ -21,6 +21,11 @@ draft = pathlib.Path(sys.argv[-1])
 log = pathlib.Path(os.environ["FAKE_EDITOR_LOG"])
 log.write_text(log.read_text() + draft.read_text() + "\\f" if log.exists() else
                draft.read_text() + "\\f")
+if os.environ.get("FAKE_EDITOR_CTRL_C"):  # Ctrl-C reaches the terminal's foreground group
+    import signal, time
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.kill(os.getppid(), signal.SIGINT)
+    time.sleep(0.5)
 if os.environ.get("FAKE_EDITOR_REMOVE"):
     pathlib.Path(os.environ["FAKE_EDITOR_REMOVE"]).unlink()
 draft.write_text(os.environ.get("FAKE_EDITOR_TEXT", "") + draft.read_text())
@@ -151,6 +156,16 @@ def test_an_editor_that_fails_keeps_the_text_and_an_empty_text_does_nothing(mb, 
     assert empty.exit_code == 2 and "the text is empty; nothing was done" in empty.stderr
     assert list(drafts_folder(mb).iterdir()) == []
     assert json.loads(mb("tickets", "show", "1", "--format", "json").stdout)["comments"] == []
+
+
+def test_ctrl_c_while_the_editor_is_open_is_the_editor_s(mb, editor):
+    """vi takes Ctrl-C for itself; mailbridge, waiting, must not stop and kill it."""
+    desk(mb)
+    result = mb("tickets", "comment", "1", "--edit",
+                env=editor.env("Still here.", FAKE_EDITOR_CTRL_C="1"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(mb("tickets", "show", "1", "--format", "json").stdout)["comments"][0][
+        "text"] == "Still here."
 
 
 def test_without_editor_variables_debian_s_sensible_editor_is_used(mb, tmp_path):

@@ -10,6 +10,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -102,11 +103,18 @@ def _edit(kind: str, ticket: int, start: str, comments: str) -> Text:
     command = editor_command()
     path = drafts.create(kind, ticket, start + comments)
     try:
-        code = subprocess.call([*command, str(path)])
+        editing = subprocess.Popen([*command, str(path)])
     except OSError as exc:
         drafts.discard(path)
         raise UsageError(f"cannot start the editor {command[0]}: {exc.strerror}",
                          "set $EDITOR to an editor that is installed") from None
+    # As git does: while the editor runs, Ctrl-C is the editor's (vi uses it), not a reason
+    # to stop waiting for it and kill it with the text unsaved.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code = editing.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     text = without_comments(path.read_text(encoding="utf-8"))
     if not text.strip():
         drafts.discard(path)
