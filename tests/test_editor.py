@@ -135,7 +135,8 @@ def test_a_text_that_cannot_be_queued_is_kept_and_taken_back_with_file(mb, edito
 
     again = shlex.split(lines[-1].partition("queue it with: ")[2])
     assert again[:3] == ["mailbridge", "--config", str(mb.config)]
-    assert "--cc" in again and "--edit" not in again and again[-2:] != ["--file", ""]
+    assert "--cc" in again and "--edit" not in again
+    assert again[again.index("--file") + 1] == str(draft)
     report.write_bytes(b"%PDF-1.4")
     queued = mb(*again[3:])  # the fixture adds --config itself
     assert queued.exit_code == 0, queued.output
@@ -150,12 +151,17 @@ def test_an_editor_that_fails_keeps_the_text_and_an_empty_text_does_nothing(mb, 
     assert failed.exit_code == 2 and "exited with status 1" in failed.stderr
     [draft] = drafts_folder(mb).iterdir()
     assert draft.read_text() == "Half a thought\n" and str(draft) in failed.stderr
-    draft.unlink()
+    finished = mb("tickets", "comment", "1", "--file", str(draft), "--edit",
+                  env=editor.env("Whole thought: "))
+    assert finished.exit_code == 0, finished.output
+    assert list(drafts_folder(mb).iterdir()) == []  # the draft edited on is used up too
+    comments = json.loads(mb("tickets", "show", "1", "--format", "json").stdout)["comments"]
+    assert [c["text"] for c in comments] == ["Whole thought: Half a thought"]
 
     empty = mb("tickets", "comment", "1", "--edit", env=editor.env(""))
     assert empty.exit_code == 2 and "the text is empty; nothing was done" in empty.stderr
     assert list(drafts_folder(mb).iterdir()) == []
-    assert json.loads(mb("tickets", "show", "1", "--format", "json").stdout)["comments"] == []
+    assert len(json.loads(mb("tickets", "show", "1", "--format", "json").stdout)["comments"]) == 1
 
 
 def test_ctrl_c_while_the_editor_is_open_is_the_editor_s(mb, editor):

@@ -82,6 +82,8 @@ def obtain(kind: str, brief: Brief, message: str | None, file: Path | None, edit
         start, draft = message, None
     if edit or (start is None and sys.stdin.isatty()):
         found = _edit(kind, brief.ticket, start or "", comments)
+        if draft is not None and found.draft is not None:  # edited on: the new draft holds it
+            drafts.discard(draft)
     elif start is not None:
         found = Text(start, draft)
     else:
