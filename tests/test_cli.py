@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from mailbridge.cli.app import COMMANDS, app, module_commands
+from mailbridge.cli.examples import EXAMPLES
 
 ROOT = get_command(app)
 
@@ -34,6 +37,64 @@ def test_every_command_has_help(mb, path):
     assert result.exit_code == 0
     assert "Usage:" in result.stdout
     assert (_command(path).help or "").strip(), f"{' '.join(path)} has no help text"
+
+
+@pytest.mark.parametrize("path", [(), *all_commands()], ids=lambda p: " ".join(p) or "root")
+def test_every_help_has_examples_that_parse_arguments_by_name_and_every_bracket(path):
+    """Like gh: examples at the end of every command's help, each one a command line its
+    command accepts; arguments by name (`TICKET`, not Typer's `{ticket}`); `[[m365]]` and
+    `[store] url` shown as written, not taken for Rich markup and dropped."""
+    shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert not re.search(r"\{[A-Za-z_]+\}", shown.stdout), shown.stdout
+    command = _command(path)
+    texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+    for text in texts:
+        for bracketed in re.findall(r"\[[^\]\s]*\]+", text.replace("\\[", "[")):
+            assert bracketed in shown.stdout, f"{bracketed} was eaten"
+    for param in command.params:
+        if param.param_type_name == "argument":
+            assert param.metavar and param.metavar.isupper(), param.name
+    found = EXAMPLES.get(" ".join(path), ())
+    assert found, f"{' '.join(path) or 'mailbridge'} has no examples"
+    parsed = 0
+    for line in found:
+        assert f"$ {line.split('#')[0].strip()}" in shown.stdout
+        for words in _mailbridge_commands(line):
+            assert _parsed_path(words)[:len(path)] == path, line
+            parsed += 1
+    assert parsed, "no example runs mailbridge"
+
+
+def _mailbridge_commands(line: str):
+    """The `mailbridge …` commands of an example line (a pipeline's parts, redirections and
+    comments left out)."""
+    words = shlex.split(line, comments=True)
+    part: list[str] = []
+    for word in [*words, "|"]:
+        if word == "|":
+            if part[:1] == ["mailbridge"]:
+                yield part[1:]
+            part = []
+        elif word in (">", "<"):
+            part.append(None)
+        elif part and part[-1] is None:
+            part[-1:] = []
+        else:
+            part.append(word)
+
+
+def _parsed_path(words: list[str]) -> tuple[str, ...]:
+    """Parse `words` as the CLI would (options, values, arguments), without running
+    anything; returns the command path they reach."""
+    ctx = ROOT.make_context("mailbridge", list(words))
+    command, path = ROOT, ()
+    while hasattr(command, "commands"):
+        name, *rest = ctx._protected_args + ctx.args
+        command = command.commands[name]
+        path += (name,)
+        ctx = command.make_context(name, rest, parent=ctx)
+    return path
 
 
 def test_expected_commands_exist():
@@ -90,6 +151,26 @@ def test_a_command_loads_only_its_own_module():
                                               "'mailbridge.cli.cmd_tickets']")
     modules, err = loaded("tickts")
     assert modules == "[]" and "Did you mean 'tickets'" in err
+
+
+def test_shell_completion_is_offered_and_completes_every_command():
+    """--install-completion / --show-completion (Typer's); the commands built only when run
+    are completed too."""
+    script = Path(sys.executable).with_name("mailbridge")
+    shown = subprocess.run([str(script), "--show-completion", "bash"], capture_output=True,
+                           text=True, timeout=60)
+    assert "_MAILBRIDGE_COMPLETE=complete_bash" in shown.stdout
+
+    def complete(line: str) -> list[str]:
+        env = {**os.environ, "_MAILBRIDGE_COMPLETE": "complete_bash", "COMP_WORDS": line,
+               "COMP_CWORD": str(len(line.split()) - 1)}
+        done = subprocess.run([str(script)], capture_output=True, text=True, env=env,
+                              timeout=60)
+        return done.stdout.split()
+
+    assert complete("mailbridge tic") == ["tickets"]
+    assert complete("mailbridge tickets re") == ["reopen", "reply"]
+    assert "--attach" in complete("mailbridge tickets reply 1 --at")
 
 
 def test_unknown_option_is_usage_exit_2(mb):
@@ -319,6 +400,52 @@ def test_demo_runs_on_the_embedded_samples(tmp_path):
     assert by_subject["Счёт за ноябрь (invoice)"]["queue"] == "billing"
     kinds = {r["kind"] for r in rows}
     assert {"auto_reply", "bounce", "human"} <= kinds
+
+
+@pytest.mark.parametrize("started", ["script off PATH", "script on PATH", "python -m"])
+def test_the_demo_prints_commands_that_work_as_typed(tmp_path, started):
+    """`.venv/bin/mailbridge demo` (not on PATH) printed `mailbridge --config …`, which the
+    shell could not find; and it did not say how to remove its folder."""
+    script = Path(sys.executable).with_name("mailbridge")
+    path = "/usr/bin:/bin" if started != "script on PATH" else f"{script.parent}:/usr/bin:/bin"
+    argv = [sys.executable, "-m", "mailbridge"] if started == "python -m" else [str(script)]
+    env = {**os.environ, "PATH": path}
+    folder = tmp_path / "demo"
+    shown = subprocess.run([*argv, "demo", "--dir", str(folder)], capture_output=True,
+                           text=True, env=env, cwd=tmp_path, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    said = dict(line.split(": ", 1) for line in shown.stderr.splitlines() if ": " in line)
+    explore = shlex.split(said["explore it"])
+    assert explore[0] == {"script off PATH": str(script), "script on PATH": "mailbridge",
+                          "python -m": sys.executable}[started]
+    ran = subprocess.run(explore, capture_output=True, text=True, env=env, timeout=60)
+    assert ran.returncode == 0 and "Cannot log in since this morning" in ran.stdout, ran.stderr
+    assert shlex.split(said["remove it when done"]) == ["rm", "-r", str(folder)]
+
+
+def test_the_demo_wants_a_folder_of_its_own(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    refused = CliRunner().invoke(app, ["demo", "--dir", str(mine)])
+    assert refused.exit_code == 2 and "is not empty" in refused.stderr
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_init_points_to_the_installed_example_which_is_config_example_toml(tmp_path):
+    """init's comments sent people to "the source tree"; the example ships in the package
+    (a link to the top-level config.example.toml: one copy) and `init --example` prints it."""
+    top = Path(__file__).parent.parent / "config.example.toml"
+    shipped = top.parent / "mailbridge" / "config" / "example.toml"
+    assert shipped.is_symlink() and shipped.resolve() == top.resolve()
+    printed = CliRunner().invoke(app, ["init", "--example"])
+    assert printed.exit_code == 0 and printed.stdout == top.read_text()
+    config = tmp_path / "config.toml"
+    assert CliRunner().invoke(app, ["--config", str(config), "init"]).exit_code == 0
+    named = [line[1:].strip() for line in config.read_text().splitlines()
+             if line.startswith("#") and line.rstrip().endswith("example.toml")]
+    assert named and Path(named[0]).read_text() == top.read_text()
+    assert "source tree" not in config.read_text()
 
 
 def test_a_closed_pipe_is_not_an_error(mb):

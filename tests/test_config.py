@@ -95,7 +95,7 @@ def test_add_channel_keeps_comments_and_validates(mb):
     assert text.startswith("# mailbridge configuration")
     assert (mb.root / "sp" / "new").is_dir()
     bad = mb("add-channel", "--no-input", "--name", "Bad Name")
-    assert bad.exit_code == 2 and "channel.Bad Name.name" in bad.stderr
+    assert bad.exit_code == 2 and "channel name Bad Name: must be lowercase" in bad.stderr
     assert mb.config.read_text() == text  # a rejected channel leaves the file untouched
     dup = mb("add-channel", "--no-input", "--name", "support")
     assert dup.exit_code == 2 and "exists already" in dup.stderr

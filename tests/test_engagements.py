@@ -101,7 +101,7 @@ def test_a_recent_contact_makes_the_sync_look_back_from_when_it_was_added():
 
 def test_contacts_add_import_list_remove(mb, tmp_path):
     mb.drop_channel()
-    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--name", "Bob"
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create", "--name", "Bob"
               ).exit_code == 0
     csv_file = tmp_path / "contacts.csv"
     csv_file.write_text("Email,Name,Client\nbea@acme.test,Bea,ACME\nBOB@acme.test,Robert,ACME\n"
@@ -166,8 +166,8 @@ def test_a_real_mailbox_gives_exactly_the_expected_engagements(mb, dovecot, imap
         "incoming": {"type": "imap", "host": "127.0.0.1", "port": imap_user.port,
                      "security": "none", "username": imap_user.username,
                      "password": {"env": PASSWORD_ENV}, "folders": "*"}}])
-    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
-    assert mb("contacts", "add", "carl@beta.test", "--client", "Beta").exit_code == 0
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
+    assert mb("contacts", "add", "carl@beta.test", "--client", "Beta", "--create").exit_code == 0
     hour = timedelta(hours=1)
 
     def put(raw: bytes, arrived: datetime, folder: str = "INBOX", seen: bool = False):
@@ -256,7 +256,7 @@ def test_a_contact_added_after_the_mail_brings_it_in_on_imap(mb, dovecot, imap_u
     him on it, and leaves mail older than the window out; the mailbox is never changed."""
     now = datetime.now(UTC)
     owner = imap_engagements(mb, imap_user, monkeypatch, now - timedelta(days=3))
-    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
     hour = timedelta(hours=1)
     for raw, arrived in (
             (mail("dan@delta.test", owner, "dan writes", now - hour), now - hour),
@@ -271,7 +271,7 @@ def test_a_contact_added_after_the_mail_brings_it_in_on_imap(mb, dovecot, imap_u
     assert subjects(mb) == ["bob and dan"]
     assert "not an engagement" in first.stderr  # dan writes: dan is no contact yet
 
-    added = mb("contacts", "add", "dan@delta.test", "--client", "Delta")
+    added = mb("contacts", "add", "dan@delta.test", "--client", "Delta", "--create")
     assert added.exit_code == 0
     assert "linked to 1 recent engagement(s)" in added.stderr
     assert subjects(mb, "--contact", "dan@delta.test") == ["bob and dan"]
@@ -298,7 +298,7 @@ def test_a_contact_added_after_the_mail_brings_it_in_on_microsoft_365(mb, graph)
                 channel_keys={"connected_at": (now - timedelta(days=3)).isoformat()})
     assert mb("sync").exit_code == 0
     assert subjects(mb) == []
-    assert mb("contacts", "add", "dan@delta.test", "--client", "Delta").exit_code == 0
+    assert mb("contacts", "add", "dan@delta.test", "--client", "Delta", "--create").exit_code == 0
     assert mb("sync").exit_code == 0
     assert subjects(mb) == ["dan writes"]
     assert mb("sync").exit_code == 0
@@ -321,7 +321,7 @@ def test_folders_the_document_excludes_are_never_read_on_imap(mb, dovecot, imap_
     read too. `channels test` says which folders are skipped and why."""
     now = datetime.now(UTC)
     owner = imap_engagements(mb, imap_user, monkeypatch, now - timedelta(days=1))
-    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
     client = dovecot.client(imap_user.username, imap_user.password)
     for folder in EXCLUDED + READ:
         if not client.folder_exists(folder):
@@ -386,7 +386,7 @@ def test_folders_the_document_excludes_are_never_read_on_microsoft_365(mb, graph
                       folder=ids.get(folder, folder))
     m365_config(mb, graph, [box], mode="engagements",
                 channel_keys={"connected_at": (now - timedelta(days=1)).isoformat()})
-    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
     assert mb("sync").exit_code == 0
     assert subjects(mb) == sorted(f"in {folder}" for folder in read)
 

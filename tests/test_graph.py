@@ -235,7 +235,7 @@ def test_engagements_over_graph_copy_without_touching_the_mailbox(mb, graph):
     m365_config(mb, graph, ["me@contoso.com"], mode="engagements", auth="delegated",
                 channel_keys={"connected_at": connected})
     assert mb("clients", "add", "ACME").exit_code == 0
-    assert mb("contacts", "add", contact, "--client", "ACME").exit_code == 0
+    assert mb("contacts", "add", contact, "--client", "ACME", "--create").exit_code == 0
     login = mb("auth", "login", "contoso")
     assert login.exit_code == 0, login.output
     token = next(iter(graph.tokens.values()))

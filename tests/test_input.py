@@ -125,7 +125,7 @@ def test_a_queue_name_is_checked_as_the_config_checks_it(mb, queue, valid):
     drop(spool, message())
     assert mb("sync").exit_code == 0
     assert config_accepts({"default_queue": queue}) is valid
-    result = mb("tickets", "move", "1", "--queue", queue)
+    result = mb("tickets", "move", "1", "--queue", queue, "--create")
     assert result.exit_code == 0 if valid else refused_in_one_line(result), result.stderr
     moved = json.loads(mb("tickets", "list", "--format", "json").stdout)[0]["queue"]
     assert moved == (queue if valid else "general")
@@ -144,7 +144,7 @@ def test_an_address_is_checked_as_the_config_checks_it(mb, address, valid):
     mb.drop_channel()
     assert config_accepts({"main_email": address}) is valid
     for args in (("agents", "add", "anna", "--email", address),
-                 ("contacts", "add", address, "--client", "ACME"),
+                 ("contacts", "add", address, "--client", "ACME", "--create"),
                  ("opportunities", "add", "--summary", "Deal", "--contact", address)):
         result = mb(*args)
         assert result.exit_code == 0 if valid else refused_in_one_line(result), args
@@ -183,7 +183,7 @@ def _tickets(mb):
 
 def _clients(mb):
     mb.drop_channel()
-    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
     assert mb("agents", "add", "Alice", "--email", "alice@example.com").exit_code == 0
 
 
@@ -256,7 +256,7 @@ def test_a_long_list_of_known_values_is_cut(mb):
     drop(spool, message())
     assert mb("sync").exit_code == 0
     for i in range(20):
-        assert mb("tickets", "move", "1", "--queue", f"q{i:02d}").exit_code == 0
+        assert mb("tickets", "move", "1", "--queue", f"q{i:02d}", "--create").exit_code == 0
     result = mb("tickets", "list", "--queue", "zzz")
     assert "q10 and 9 more)" in result.stderr.splitlines()[0]
 

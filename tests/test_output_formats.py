@@ -72,7 +72,7 @@ def populated(mb, tmp_path):
                          connected_at=connected)
     sales = mb.drop_channel("sales", mode="sales", owner="anna@us.test", agent="Anna",
                             matching=False, connected_at=connected)
-    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
     assert mb("agents", "add", "Anna", "--email", "anna@us.test").exit_code == 0
     drop(desk, message("Printer on fire", message_id="t@x"))
     drop(desk, b"\x00\x01 not mail at all")

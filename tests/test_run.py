@@ -273,7 +273,8 @@ def test_queues_list_and_move(mb):
     assert listed == [{"queue": "billing", "open": 1, "total": 1},
                       {"queue": "general", "open": 1, "total": 1}]
     billing = json.loads(mb("tickets", "list", "--queue", "billing", "--format", "json").stdout)
-    moved = mb("tickets", "move", str(billing[0]["id"]), "--queue", "accounts")
+    moved = mb("tickets", "move", str(billing[0]["id"]), "--queue", "accounts",
+               "--create")
     assert moved.exit_code == 0, moved.stderr
     assert "billing → accounts" in moved.stderr
     listed = {r["queue"]: r["open"] for r in

@@ -138,7 +138,7 @@ def test_mail_lands_as_the_rules_say_and_a_second_run_adds_nothing(mb):
 def test_matching_off_and_my_inbox_actions(mb):
     spool = sales_channel(mb, matching=False)
     assert mb("clients", "add", "ACME").exit_code == 0
-    assert mb("contacts", "add", "bea@acme.test", "--client", "ACME").exit_code == 0
+    assert mb("contacts", "add", "bea@acme.test", "--client", "ACME", "--create").exit_code == 0
     assert mb("opportunities", "add", "--summary", "Deal", "--contact", "bob@acme.test"
               ).exit_code == 0
     for subject in ("Deal", "A question", "Thanks", "Spam-ish"):

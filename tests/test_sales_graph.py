@@ -123,7 +123,7 @@ def test_three_agent_mailboxes_land_as_their_rules_say(mb, graph):
     delivered = deliver_script(graph)
     m365_config(mb, graph, AGENTS, mode="sales", auth="delegated", channel_keys=SALES_KEYS)
     ok(mb("clients", "add", "ACME"))
-    ok(mb("contacts", "add", "dan@acme.test", "--client", "ACME"))
+    ok(mb("contacts", "add", "dan@acme.test", "--client", "ACME", "--create"))
     ok(mb("opportunities", "add", "--summary", "Printer fleet renewal", "--contact",
           "dan@acme.test", "--client", "ACME"))  # 1
     ok(mb("opportunities", "types", "add", "internal", "--exclude-from-matching"))
@@ -221,7 +221,7 @@ def test_plain_mail_read_cannot_reach_another_users_mailbox(mb, graph):
     m365_config(mb, graph, [ALICE], mode="engagements", auth="delegated",
                 channel_keys={"connected_at": SALES_KEYS["connected_at"]})
     ok(mb("clients", "add", "ACME"))
-    ok(mb("contacts", "add", "dan@acme.test", "--client", "ACME"))
+    ok(mb("contacts", "add", "dan@acme.test", "--client", "ACME", "--create"))
     ok(mb("auth", "login", "contoso"))
     refused = mb("sync")
     assert refused.exit_code == 4, refused.output

@@ -52,7 +52,7 @@ def full_store(tmp_path, dovecot, imap_user, monkeypatch, corpus) -> tuple[Mailb
                                   "password": {"env": "MB_SALES_PW"}}})
     mb.write_config(channels)
     for args in (("clients", "add", "ACME"),
-                 ("contacts", "add", "bob@acme.test", "--client", "ACME"),
+                 ("contacts", "add", "bob@acme.test", "--client", "ACME", "--create"),
                  ("opportunities", "add", "--summary", "Deal", "--contact", "bob@acme.test"),
                  ("agents", "add", "alice", "--email", "alice@us.test")):
         assert mb(*args).exit_code == 0

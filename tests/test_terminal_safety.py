@@ -51,7 +51,7 @@ def hostile(mb):
                             matching=False, connected_at=connected)
     mb.drop_channel("gone", enabled=True)
     (mb.root / "spool" / "gone" / "new").rmdir()  # every sync of it fails
-    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
     drop(desk, hostile_mail("eve@evil.test", "desk@example.com", "t@x"))
     drop(cs, hostile_mail("bob@acme.test", "anna@us.test", "e@x"))
     drop(sales, hostile_mail("eve@evil.test", "anna@us.test", "s@x"))

@@ -12,9 +12,10 @@ from typing import NoReturn
 
 import typer
 import typer.main
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from mailbridge import __version__, redact
+from mailbridge.cli import examples
 from mailbridge.cli.output import note
 from mailbridge.cli.state import global_options, setup_logging, state
 from mailbridge.errors import EXIT_INTERNAL, EXIT_USAGE, ConfigError, MailbridgeError
@@ -28,6 +29,14 @@ def report_error(exc: MailbridgeError) -> None:
         note(f"mailbridge: error: {problem}")
     if exc.hint:
         note(f"mailbridge: hint: {exc.hint}")
+    _notes(exc)
+
+
+def _notes(exc: BaseException) -> None:
+    """What a command added to the error on its way out (`add_note`), such as where the text
+    of a reply that could not be queued is kept."""
+    for line in getattr(exc, "__notes__", ()):
+        note(f"mailbridge: note: {line}")
 
 
 # Every top-level command and group, in the order help lists them, and the module under
@@ -48,20 +57,46 @@ COMMANDS = {
 
 
 def module_commands(module: str) -> dict[str, TyperCommand | TyperGroup]:
-    """The commands one cmd_* module registers, built as Typer builds them, each also
-    taking the global options."""
+    """The commands one cmd_* module registers, built as Typer builds them, each finished
+    (`_finish`)."""
     holder = typer.Typer()
     import_module(f"mailbridge.cli.{module}").register(holder)
     commands = dict(typer.main.get_group(holder).commands)
-    for command in commands.values():
-        _add_global_options(command)
+    for name, command in commands.items():
+        _finish(command, name)
     return commands
 
 
-def _add_global_options(command: TyperCommand | TyperGroup) -> None:
+class NamedArgument(TyperArgument):
+    """An argument shown by its name in the usage line, as git and gh show them (`TICKET`,
+    `[CHANNEL]...`), where Typer writes `{ticket}`."""
+
+    def make_metavar(self, ctx: typer.Context, *, usage: bool = False) -> str:
+        shown = (self.metavar or "").removesuffix("...")
+        more = "..." if self.nargs != 1 else ""
+        return f"[{shown}]{more}" if usage and not self.required else shown + more
+
+
+def _finish(command: TyperCommand | TyperGroup, path: str) -> None:
+    """A command as every command is shown: taking the global options, its arguments by
+    name, its examples last, and its help as plain text (Rich markup would take
+    `[[m365]]` or `[store] url` for style tags and drop them)."""
     command.params.extend(global_options(root=False))
-    for sub in getattr(command, "commands", {}).values():
-        _add_global_options(sub)
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            param.__class__ = NamedArgument  # Typer builds every argument as TyperArgument
+            param.metavar = param.metavar or (param.name or "").upper()
+        param.help = _plain(getattr(param, "help", None))
+    command.help = _plain(command.help)
+    command.epilog = _plain(examples.epilog(path))
+    for name, sub in getattr(command, "commands", {}).items():
+        _finish(sub, f"{path} {name}")
+
+
+def _plain(text: str | None) -> str | None:
+    """Help text with each `[` escaped for Rich (not imported for this: a cron poll would
+    pay for it)."""
+    return text.replace("[", "\\[") if text else text
 
 
 class LazyCommands(Mapping):
@@ -90,6 +125,7 @@ class BoundaryGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         self.commands = LazyCommands(dict(self.commands))
         self.params[:0] = global_options(root=True)
+        self.epilog = _plain(examples.epilog(""))
 
     def make_context(self, info_name, args, parent=None, **extra) -> typer.Context:
         try:
@@ -112,8 +148,9 @@ class BoundaryGroup(TyperGroup):
             ctx.exit(EXIT_USAGE)
         except typer.Exit:
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             note("mailbridge: interrupted")
+            _notes(exc)
             ctx.exit(130)
         except BrokenPipeError:
             _reader_went_away()
@@ -122,6 +159,7 @@ class BoundaryGroup(TyperGroup):
                 note(redact.scrub(traceback.format_exc()))
             note(redact.scrub(f"mailbridge: internal error: {type(exc).__name__}: {exc}"))
             note("mailbridge: hint: rerun with -vv for the traceback and report it as a bug")
+            _notes(exc)
             ctx.exit(EXIT_INTERNAL)
 
 
@@ -147,7 +185,7 @@ app = typer.Typer(
     cls=BoundaryGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     help="Turn mailboxes into tickets, engagements and opportunity updates in a local "
          "SQLite store. "
          "Exit codes: 0 ok, 1 internal error, 2 usage or config, 3 auth or credentials, "

@@ -162,7 +162,8 @@ def remove(ctx: typer.Context, name: str = typer.Argument(..., help="Channel nam
 
 @group.command("remove-mailbox")
 def remove_mailbox(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
-                   addresses: list[str] = typer.Argument(..., help="Mailboxes to remove."),
+                   addresses: list[str] = typer.Argument(..., metavar="ADDRESS",
+                                                         help="Mailboxes to remove."),
                    yes: bool = typer.Option(False, "--yes", "-y",
                                             help="Do not ask for confirmation.")) -> None:
     """Remove several mailboxes of a Microsoft 365 channel at once."""
@@ -199,7 +200,7 @@ def set_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Channel na
 
 @group.command("unset", epilog=describe_paths())
 def unset_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Channel name."),
-              keys: list[str] = typer.Argument(..., help="Keys to remove."),
+              keys: list[str] = typer.Argument(..., metavar="KEY", help="Keys to remove."),
               mailbox: str = typer.Option(None, "--mailbox", "-m", help="Remove keys of this "
                                           "mailbox of a Microsoft 365 channel.")) -> None:
     """Remove channel keys, so that their defaults apply again, e.g. `channels unset

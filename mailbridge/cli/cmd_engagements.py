@@ -74,14 +74,16 @@ def clients_show(ctx: typer.Context, name: str = typer.Argument(..., help="Clien
 def contacts_add(
     ctx: typer.Context,
     email: str = typer.Argument(..., help="The contact's address."),
-    client: str = typer.Option(..., "--client", help="Client the contact belongs to "
-                               "(created if new)."),
+    client: str = typer.Option(..., "--client", help="Client the contact belongs to (one "
+                               "that exists, unless --create)."),
     name: str = typer.Option(None, "--name", help="Display name."),
+    create: bool = typer.Option(False, "--create", help="Add the client if it is new."),
 ) -> None:
     """Add a contact, or move it to another client / rename it."""
     from mailbridge.services import contacts
 
-    outcome, created, linked = contacts.add_contact(state(ctx).config(), email, client, name)
+    outcome, created, linked = contacts.add_contact(state(ctx).config(), email, client, name,
+                                                    create)
     if created:
         note(f"client {client} added")
     also = f" (linked to {linked} recent engagement(s))" if linked else ""

@@ -6,14 +6,12 @@ listing the outbox does not pay for composing mail."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
 
+from mailbridge.cli import editor
 from mailbridge.cli.output import (
     ALL_OPTION,
     FORMAT_OPTION,
@@ -26,6 +24,7 @@ from mailbridge.cli.output import (
 from mailbridge.cli.params import ADDRESS, AGENT, ID
 from mailbridge.cli.state import state
 from mailbridge.errors import UsageError
+from mailbridge.services.briefs import Brief
 
 OUTBOX_COLUMNS = ("id", "channel", "ticket", "kind", "recipients", "state", "attempts",
                   "last_error", "created_at", "sent_at")
@@ -34,38 +33,69 @@ OUTBOX_TABLE = {"id": "id", "state": "state", "channel": "channel", "ticket": "t
                 "updated_at": "updated"}
 AGENT_COLUMNS = ("name", "email", "notify_no_messages", "signature")
 
-MESSAGE_HELP = "The text. Else --file, else stdin when it is not a terminal, else $EDITOR."
 ATTACH_HELP = "A file to attach (repeatable)."
+FILE_HELP = "Read the text from this file (a kept draft, for one)."
+MESSAGE = typer.Option(None, "--message", "-m", help=editor.HELP)
+FILE = typer.Option(None, "--file", help=FILE_HELP)
+EDIT = typer.Option(False, "--edit", "-e", help=editor.EDIT_HELP)
 
 
 def reply(
     ctx: typer.Context,
     ticket: int = typer.Argument(..., parser=ID, help="Ticket id."),
-    message: str = typer.Option(None, "--message", "-m", help=MESSAGE_HELP),
-    file: Path = typer.Option(None, "--file", help="Read the text from this file."),
+    message: str = MESSAGE,
+    file: Path = FILE,
+    edit: bool = EDIT,
     agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
     attach: list[Path] = typer.Option(None, "--attach", help=ATTACH_HELP),
     to: list[str] = typer.Option(None, "--to", help="Send to this address instead of the "
                                  "conversation's recipients (repeatable)."),
     cc: list[str] = typer.Option(None, "--cc", help="Also send to this address (repeatable)."),
     drop: list[str] = typer.Option(None, "--drop", help="Leave this address out (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Reply to a ticket an auto-reply or a "
+                               "bounce opened without asking (scripts)."),
 ) -> None:
     """Queue a reply to everyone the client put on the conversation — the senders, To and Cc
     of every incoming mail of the ticket, less the channel's own addresses and automatic
     senders — one mail each; `sync` or `run` sends it. The recipients are printed first.
 
-    Example: mailbridge tickets reply 12 -m "Fixed." --drop dave@customer.example"""
+    Everything is checked before the editor opens; a text that still cannot be queued is kept
+    as a draft (the line says where; --file takes it back). A reply to a closed ticket
+    reopens it; a ticket an auto-reply or a bounce opened asks first (--force)."""
     from mailbridge.services import outgoing
 
     config = state(ctx).config()
     addressing = outgoing.Addressing(*(tuple(a.strip() for a in given or ())
                                        for given in (to, cc, drop)))
-    recipients = outgoing.reply_recipients(config, ticket, addressing)
-    note(f"ticket #{ticket}: reply to {', '.join(recipients)}")
-    text = message_text(message, file)
-    queued = outgoing.reply(config, ticket, text, agent, tuple(attach or ()), recipients)
+    attachments = tuple(attach or ())
+    brief = outgoing.plan_reply(config, ticket, addressing, agent, attachments)
+    _confirm_automatic(brief, force)
+    note(f"ticket #{ticket}: reply to {', '.join(brief.recipients)}")
+    reopens = ["The ticket is closed: this reply reopens it."] if brief.status == "closed" else []
+    if reopens:
+        note(f"ticket #{ticket} is closed; the reply reopens it")
+    comments = editor.template(brief, "Reply to", [
+        f"To: {', '.join(brief.recipients)} (one mail each)", *reopens],
+        "an empty text cancels the reply")
+    text = editor.obtain("reply", brief, message, file, edit, comments)
+    with editor.kept_on_failure(ctx, text, "reply", ticket):
+        queued = outgoing.reply(config, ticket, text.value, agent, attachments, brief.recipients)
     note(f"ticket #{queued.ticket}: reply queued for {', '.join(queued.recipients)} "
          f"(outbox {', '.join(f'#{i}' for i in queued.outbox)})")
+
+
+def _confirm_automatic(brief: Brief, force: bool) -> None:
+    """Answering an out-of-office reply or a bounce is rarely meant: ask on a terminal,
+    refuse elsewhere unless --force."""
+    if not brief.automatic or force:
+        return
+    what = "an auto-reply" if brief.kind == "auto_reply" else "a bounce"
+    sender = f" from {brief.last.email}" if brief.last and brief.last.email else ""
+    if not sys.stdin.isatty():
+        raise UsageError(f"ticket #{brief.ticket} was opened by {what}{sender}, not a person",
+                         "pass --force to reply anyway")
+    typer.confirm(f"ticket #{brief.ticket} was opened by {what}{sender}, not a person; "
+                  "reply anyway?", abort=True, err=True)
 
 
 def forward(
@@ -73,55 +103,27 @@ def forward(
     ticket: int = typer.Argument(..., parser=ID, help="Ticket id."),
     to: str = typer.Option(..., "--to", parser=ADDRESS,
                           help="Address to forward the conversation to."),
-    message: str = typer.Option(None, "--message", "-m", help=MESSAGE_HELP),
-    file: Path = typer.Option(None, "--file", help="Read the text from this file."),
+    message: str = MESSAGE,
+    file: Path = FILE,
+    edit: bool = EDIT,
     agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
     attach: list[Path] = typer.Option(None, "--attach", help=ATTACH_HELP),
 ) -> None:
     """Queue the whole conversation to another address. With the channel's
-    forward_creates_ticket (default), the forward opens a new ticket of its own."""
+    forward_creates_ticket (default), the forward opens a new ticket of its own; else it
+    stays in this one (and reopens it when closed)."""
     from mailbridge.services import outgoing
 
-    text = message_text(message, file, required=False)
-    queued = outgoing.forward(state(ctx).config(), ticket, to, text, agent,
-                              tuple(attach or ()))
+    config = state(ctx).config()
+    attachments = tuple(attach or ())
+    brief = outgoing.plan_forward(config, ticket, agent, attachments)
+    comments = editor.template(brief, "Forward of", [
+        f"To: {to}, with the whole conversation"], "an empty text forwards without a note")
+    text = editor.obtain("forward", brief, message, file, edit, comments, required=False)
+    with editor.kept_on_failure(ctx, text, "forward", ticket):
+        queued = outgoing.forward(config, ticket, to, text.value, agent, attachments)
     where = "new ticket" if queued.ticket != ticket else "ticket"
     note(f"{where} #{queued.ticket}: forward to {to} queued (outbox #{queued.outbox[0]})")
-
-
-def message_text(message: str | None, file: Path | None, required: bool = True) -> str:
-    """The text of a reply, forward or comment: --message, else --file, else stdin when it is
-    not a terminal, else $EDITOR."""
-    if message is not None:
-        text = message
-    elif file is not None:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{file}: cannot read the text: {exc}") from None
-    elif not sys.stdin.isatty():
-        text = sys.stdin.read()
-    elif os.environ.get("EDITOR") or os.environ.get("VISUAL"):
-        text = _edit()
-    elif required:
-        raise UsageError("no text given", "use --message, --file, stdin or set $EDITOR")
-    else:
-        text = ""
-    if required and not text.strip():
-        raise UsageError("the text is empty; nothing was done")
-    return text
-
-
-def _edit() -> str:
-    editor = os.environ.get("VISUAL") or os.environ["EDITOR"]
-    with tempfile.NamedTemporaryFile("w+", suffix=".txt", delete=False) as handle:
-        path = Path(handle.name)
-    try:
-        if subprocess.call([*editor.split(), str(path)]) != 0:
-            raise UsageError(f"{editor} exited with an error; nothing was done")
-        return path.read_text(encoding="utf-8")
-    finally:
-        path.unlink(missing_ok=True)
 
 
 outbox_group = typer.Typer(help="Outgoing mail waiting, sent, failed or unknown.",
@@ -149,7 +151,7 @@ def outbox_list(
 
 @outbox_group.command("retry")
 def outbox_retry(ctx: typer.Context,
-                 ids: list[int] = typer.Argument(..., parser=ID,
+                 ids: list[int] = typer.Argument(..., parser=ID, metavar="ID",
                                                   help="Outbox row ids.")) -> None:
     """Send failed or unknown rows again at the next drain (unknown ones may double)."""
     from mailbridge.services import outgoing
@@ -160,7 +162,7 @@ def outbox_retry(ctx: typer.Context,
 
 @outbox_group.command("cancel")
 def outbox_cancel(ctx: typer.Context,
-                  ids: list[int] = typer.Argument(..., parser=ID,
+                  ids: list[int] = typer.Argument(..., parser=ID, metavar="ID",
                                                    help="Outbox row ids.")) -> None:
     """Never send these rows."""
     from mailbridge.services import outgoing

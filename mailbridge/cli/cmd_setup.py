@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from mailbridge.cli.invocation import program, shell_line
 from mailbridge.cli.output import emit, note
-from mailbridge.cli.params import PORT, number
+from mailbridge.cli.params import ADDRESS, PORT, QUEUE, Checked, number, one_of
 from mailbridge.cli.report import CliReporter
 from mailbridge.cli.state import state
 from mailbridge.config import channel_keys, providers
 from mailbridge.config.model import default_owner
-from mailbridge.config.schema import CHANNEL, MODES, SENDER_KEYS
+from mailbridge.config.schema import CHANNEL, INCOMING, MODES, SENDER_KEYS
+from mailbridge.config.schema import schedule as schedule_rule
 from mailbridge.connectors.imap_session import DEFAULT_PORTS
 from mailbridge.connectors.smtp import DEFAULT_PORTS as SMTP_PORTS
-from mailbridge.domain.checks import choice, require
-from mailbridge.errors import UsageError
+from mailbridge.domain.checks import pick
+from mailbridge.errors import MailbridgeError, UsageError
 from mailbridge.services import channels, demo, setup, sync
 from mailbridge.services import secrets as secrets_service
 from mailbridge.services.queries import TICKET_COLUMNS, list_tickets
@@ -30,25 +33,58 @@ BACKFILL_HOURS = number("--backfill-hours", 0, 24 * 3660, "HOURS")  # ten years 
 def init(
     ctx: typer.Context,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing config."),
+    example: bool = typer.Option(False, "--example", help="Print the example config that "
+                                 "documents every key instead (nothing is written)."),
 ) -> None:
     """Write a commented starting config (at --config, or the platform config path)."""
+    if example:
+        sys.stdout.write(setup.example_config())
+        return
     path = state(ctx).path
     setup.init_config(path, force)
-    note(f"wrote {path}; next: `mailbridge add-channel`")
+    note(f"wrote {path}; next: `{shell_line(program())} add-channel`")
 
 
-def _ask(value: Any, prompt: str, default: Any, interactive: bool, **kw: Any) -> Any:
+ATTEMPTS = 5  # answers to one question before the wizard gives up
+
+# What each answer (and the flag of the same name) must be: the config's rule for the key.
+NAME = Checked("channel name", CHANNEL["name"].check, "NAME")
+MODE = one_of("mode", *MODES)
+INCOMING_KINDS = one_of("incoming connection", "drop", "imap", "m365")
+SECURITY = one_of("security", "ssl", "starttls", "none")
+HOST = Checked("host", INCOMING["imap"]["host"].check, "HOST")
+USERNAME = Checked("username", INCOMING["imap"]["username"].check, "NAME")
+SCHEDULE = Checked("schedule", schedule_rule, "SCHEDULE")
+
+
+def _ask(value: Any, prompt: str, default: Any, interactive: bool,
+         check: Callable[[Any], Any] = lambda v: v) -> Any:
+    """A flag's value, checked (a wrong one ends the command, exit 2); else on a terminal
+    the answer to `prompt`, checked when it is given and asked for again until `check`
+    takes it; else `default`. `check` returns the value or raises a MailbridgeError."""
     if value is not None:
-        return value
-    if interactive:
-        return typer.prompt(prompt, default=default, err=True, **kw)
-    return default
+        return check(value)
+    if not interactive:
+        return default
+    for _ in range(ATTEMPTS):
+        answer = typer.prompt(prompt, default=default, err=True, show_default=bool(default))
+        try:
+            return check(answer)
+        except MailbridgeError as exc:
+            note(f"{exc.message}; try again")
+    raise UsageError(f"{prompt}: no answer taken after {ATTEMPTS} tries")
 
 
-def _choose(value: str | None, prompt: str, choices: list[str], default: str,
-            interactive: bool) -> str:
-    answer = _ask(value, f"{prompt} ({'/'.join(choices)})", default, interactive)
-    return require(prompt.lower(), choice(*choices), answer)
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A check that also takes a blank answer (as "")."""
+    return lambda v: "" if isinstance(v, str) and not v.strip() else check(v)
+
+
+def _addresses(text: str) -> list[str]:
+    found = [ADDRESS(a.strip()) for a in text.split(",") if a.strip()]
+    if not found:
+        raise UsageError("give at least one address")
+    return found
 
 
 CARD = "The mail block (Usedesk's channel card)"
@@ -58,31 +94,37 @@ MODES_PANEL = "Engagements and sales modes"
 
 def add_channel(
     ctx: typer.Context,
-    name: str = typer.Option(None, "--name", help="Channel name: lowercase letters, digits, -_."),
-    mode: str = typer.Option(None, "--mode", help="tickets | engagements | sales."),
-    owner: str = typer.Option(None, "--owner", help="Engagements, sales: the mailbox owner's "
+    name: str = typer.Option(None, "--name", parser=NAME,
+                             help="Channel name: lowercase letters, digits, -_."),
+    mode: str = typer.Option(None, "--mode", parser=MODE, help="tickets | engagements | sales."),
+    owner: str = typer.Option(None, "--owner", parser=ADDRESS,
+                              help="Engagements, sales: the mailbox owner's "
                               "address (default: the mailbox address; engagements without "
                               "one ask on a terminal, else refuse)."),
     backfill_hours: float = typer.Option(0.0, "--backfill-hours", parser=BACKFILL_HOURS,
                                          help="Engagements, sales: also copy mail this many "
                                          "hours older."),
-    email: str = typer.Option(None, "--email", help="The mailbox address: fills in IMAP and "
+    email: str = typer.Option(None, "--email", parser=ADDRESS,
+                              help="The mailbox address: fills in IMAP and "
                               "SMTP for known providers (Gmail, Outlook.com, Yahoo, iCloud, "
                               "Yandex, Mail.ru, GMX, Zoho, Fastmail), else tries "
                               "imap./mail.<domain>."),
-    incoming: str = typer.Option(None, "--incoming", help="Incoming connection: drop | imap | "
-                                 "m365."),
+    incoming: str = typer.Option(None, "--incoming", parser=INCOMING_KINDS,
+                                 help="Incoming connection: drop | imap | m365."),
     app: str = typer.Option(None, "--app", help="Microsoft 365: the [[m365]] app entry to "
                             "sign in with."),
-    mailbox: list[str] = typer.Option(None, "--mailbox", help="Microsoft 365: a mailbox to "
+    mailbox: list[str] = typer.Option(None, "--mailbox", parser=ADDRESS,
+                                      help="Microsoft 365: a mailbox to "
                                       "read (repeat for several; default: --email)."),
     spool: Path = typer.Option(None, "--spool", help="Maildir spool of a drop channel "
                                "(default: <data dir>/spool/<name>)."),
-    host: str = typer.Option(None, "--host", help="IMAP server host name."),
-    security: str = typer.Option(None, "--security", help="IMAP security: ssl | starttls | none."),
+    host: str = typer.Option(None, "--host", parser=HOST, help="IMAP server host name."),
+    security: str = typer.Option(None, "--security", parser=SECURITY,
+                                 help="IMAP security: ssl | starttls | none."),
     port: int = typer.Option(None, "--port", parser=PORT,
                               help="IMAP port (default: 993 ssl, 143 otherwise)."),
-    username: str = typer.Option(None, "--username", help="IMAP login name."),
+    username: str = typer.Option(None, "--username", parser=USERNAME,
+                                 help="IMAP login name."),
     password: str = typer.Option(None, "--password", help="IMAP password as a reference: "
                                  "env:VAR, file:PATH, keyring:NAME or command:PROG ARGS "
                                  "(default on a terminal: prompt, kept in the OS keyring)."),
@@ -92,7 +134,8 @@ def add_channel(
     ca_file: Path = typer.Option(None, "--ca-file", help="Extra CA to trust (private server)."),
     smtp_host: str = typer.Option(None, "--smtp-host", help="SMTP server for replies "
                                   "(default with --email: the provider's)."),
-    smtp_security: str = typer.Option(None, "--smtp-security", help="ssl | starttls | none."),
+    smtp_security: str = typer.Option(None, "--smtp-security", parser=SECURITY,
+                                      help="ssl | starttls | none."),
     smtp_port: int = typer.Option(None, "--smtp-port", parser=PORT,
                                    help="SMTP port (default: 465 ssl, "
                                   "587 starttls, 25 none)."),
@@ -102,16 +145,18 @@ def add_channel(
                                  "default for IMAP with --email or --smtp-host), sendmail (the "
                                  "local MTA: Usedesk's internal connection), m365 (with --app; "
                                  "sends as --email, else the main e-mail) or none."),
-    main_email: str = typer.Option(None, "--main-email", help="Main e-mail: the address "
-                                   "customers write to."),
-    default_queue: str = typer.Option(None, "--default-queue", help="Default queue: where new "
+    main_email: str = typer.Option(None, "--main-email", parser=ADDRESS,
+                                   help="Main e-mail: the address customers write to."),
+    default_queue: str = typer.Option(None, "--default-queue", parser=QUEUE,
+                                      help="Default queue: where new "
                                       "tickets go that no --route matches (general).",
                                       rich_help_panel=ROUTING),
     routes: list[str] = typer.Option(None, "--route", metavar="QUEUE:KEYWORD,…", help="Additional "
                                      "routing: a new ticket whose subject has one of the "
                                      "keywords goes to QUEUE (repeatable; the first match "
                                      "wins).", rich_help_panel=ROUTING),
-    schedule: str = typer.Option(None, "--schedule", help='How often `run` syncs: "5m", cron.'),
+    schedule: str = typer.Option(None, "--schedule", parser=SCHEDULE,
+                                 help='How often `run` syncs: "5m", cron.'),
     additional_email: str = typer.Option(None, "--additional-email", help="Additional e-mail: "
                                          "sends when the main mailbox is closed to external "
                                          "connections.", rich_help_panel=CARD),
@@ -176,12 +221,13 @@ def add_channel(
     """Add a channel (a wizard on a terminal; every prompt is also a flag). The connection is
     tested before anything is written."""
     interactive = not no_input and sys.stdin.isatty()
-    name = _ask(name, "Channel name", None, interactive)
+    path = state(ctx).path
+    name = _ask(name, "Channel name", None, interactive, lambda v: channels.new_name(path, v))
     if not name:
         raise UsageError("a channel needs a name", "pass --name NAME")
     entry: dict[str, Any] = {
         "name": name,
-        "mode": _choose(mode, "Mode", list(MODES), "tickets", interactive),
+        "mode": _ask(mode, f"Mode ({'/'.join(MODES)})", "tickets", interactive, MODE),
     }
     provider = providers.lookup(email) if email else None
     guessing = bool(email) and provider is None and host is None and incoming in (None, "imap")
@@ -196,8 +242,8 @@ def add_channel(
                              "drop --skip-test, or pass --host")
         note(f"{email}: unknown provider; trying imap.{providers.domain_of(email)} and "
              f"mail.{providers.domain_of(email)}")
-    kind = _choose(incoming, "Incoming connection", ["drop", "imap", "m365"],
-                   "imap" if email else "drop", interactive)
+    kind = _ask(incoming, "Incoming connection (drop/imap/m365)", "imap" if email else "drop",
+                interactive, INCOMING_KINDS)
     candidates = providers.guesses(email) if guessing else [provider]
     if entry["mode"] in ("engagements", "sales"):  # never reach back before this moment
         connected = datetime.now(UTC) - timedelta(hours=backfill_hours)
@@ -214,20 +260,21 @@ def add_channel(
         login = entry["incoming"]["username"]
         main_default = email or (login if "@" in login else "")
     elif kind == "m365":
-        entry["incoming"] = _m365_incoming(interactive, app, mailbox or ([email] if email
-                                                                          else []))
+        entry["incoming"] = _m365_incoming(path, interactive, app,
+                                           mailbox or ([email] if email else []))
         main_default = email or entry["incoming"]["mailboxes"][0]
     else:
         entry["incoming"] = {"type": kind}
         if spool is not None:
             entry["incoming"]["spool"] = str(spool.expanduser().resolve())
         main_default = ""
-    for key, value, prompt, default in (
-        ("main_email", main_email, "Main e-mail address (blank: none)", main_default),
-        ("default_queue", default_queue, "Default queue", "general"),
-        ("schedule", schedule, "Schedule (blank: mode default)", ""),
+    for key, value, prompt, default, check in (
+        ("main_email", main_email, "Main e-mail address (blank: none)", main_default,
+         _optional(ADDRESS)),
+        ("default_queue", default_queue, "Default queue", "general", QUEUE),
+        ("schedule", schedule, "Schedule (blank: mode default)", "", _optional(SCHEDULE)),
     ):
-        answer = _ask(value, prompt, default, interactive)
+        answer = _ask(value, prompt, default, interactive, check)
         if answer:
             entry[key] = answer
     out_kind = outgoing or ("smtp" if kind == "imap" and (email or smtp_host) and not no_outgoing
@@ -242,10 +289,10 @@ def add_channel(
         note(f"testing the {kind} connection…")
     if guessing and kind == "imap" and host is None:
         added = channels.add_first_working(
-            state(ctx).path, [_with_servers(entry, c, smtp_host) for c in candidates])
+            path, [_with_servers(entry, c, smtp_host) for c in candidates])
     else:
-        added = channels.add_channel(state(ctx).path, entry, test=not skip_test)
-    note(f"added channel {added.name} to {state(ctx).path}")
+        added = channels.add_channel(path, entry, test=not skip_test)
+    note(f"added channel {added.name} to {path}")
     if added.incoming["type"] == "drop":
         note(f"deliver mail into {added.spool}/new (Maildir), "
              f"or pipe it to `mailbridge ingest {added.name}`")
@@ -329,7 +376,7 @@ def _owner_known(entry: dict[str, Any]) -> bool:
 def _ask_owner(entry: dict[str, Any], interactive: bool) -> None:
     """Engagements are mail between the owner and contacts: a channel without an owner
     could never run, so ask (on a terminal) or refuse with the flag to pass."""
-    answer = _ask(None, "The mailbox owner's address", None, interactive)
+    answer = _ask(None, "The mailbox owner's address", None, interactive, ADDRESS)
     if not answer:
         raise UsageError(f"channel {entry['name']}: engagements need the mailbox owner's "
                          "address, and neither --email, an address as --username nor "
@@ -349,16 +396,19 @@ def _with_servers(entry: dict[str, Any], candidate: providers.Provider,
     return out
 
 
-def _m365_incoming(interactive: bool, app: str | None, mailboxes: list[str]
+def _m365_incoming(path: Path, interactive: bool, app: str | None, mailboxes: list[str]
                    ) -> dict[str, Any]:
-    app = _ask(app, "Microsoft 365 app (an [[m365]] name in the config)", None, interactive)
+    known = channels.app_names(path)
+    if not known:
+        raise UsageError("the config has no [[m365]] app entry for a Microsoft 365 channel to "
+                         "sign in with", "add one (`mailbridge init --example` shows its keys), "
+                         "then add the channel")
+    app = _ask(app, "Microsoft 365 app (an [[m365]] name in the config)", None, interactive,
+               lambda v: pick("[[m365]] app", v, known))
     if not app:
-        raise UsageError("a Microsoft 365 channel needs an app",
-                         "add an [[m365]] entry to the config (see config.example.toml), "
-                         "then pass --app NAME")
+        raise UsageError("a Microsoft 365 channel needs an app", "pass --app NAME")
     if not mailboxes:
-        answer = _ask(None, "Mailboxes (comma-separated)", None, interactive) or ""
-        mailboxes = [m.strip() for m in answer.split(",") if m.strip()]
+        mailboxes = _ask(None, "Mailboxes (comma-separated)", None, interactive, _addresses) or []
     if not mailboxes:
         raise UsageError("a Microsoft 365 channel needs at least one mailbox",
                          "pass --mailbox ADDRESS (repeat for several)")
@@ -368,21 +418,18 @@ def _m365_incoming(interactive: bool, app: str | None, mailboxes: list[str]
 def _imap_incoming(name: str, interactive: bool, host: str | None, security: str | None,
                    port: int | None, username: str | None, password: str | None,
                    folders: str | None, ca_file: Path | None) -> dict[str, Any]:
-    host = _ask(host, "IMAP host", None, interactive)
+    host = _ask(host, "IMAP host", None, interactive, HOST)
     if not host:
         raise UsageError("an IMAP channel needs a host", "pass --host HOST")
-    security = _choose(security, "Security", ["ssl", "starttls", "none"], "ssl", interactive)
-    port = _ask(port, "Port", DEFAULT_PORTS[security], interactive, type=int)
-    username = _ask(username, "Username", None, interactive)
+    security = _ask(security, "Security (ssl/starttls/none)", "ssl", interactive, SECURITY)
+    port = _ask(port, "Port", DEFAULT_PORTS[security], interactive, PORT)
+    username = _ask(username, "Username", None, interactive, USERNAME)
     if not username:
         raise UsageError("an IMAP channel needs a username", "pass --username NAME")
     if password is not None:
         ref = channel_keys.secret_ref(password)
     elif interactive:
-        secrets_service.check_keyring()
-        secret = typer.prompt("Password (kept in the OS keyring)", hide_input=True, err=True)
-        ref = {"keyring": f"mailbridge/{name}"}
-        secrets_service.set_secret(ref["keyring"], secret)
+        ref = _password(name)
     else:
         raise UsageError("an IMAP channel needs a password reference",
                          "pass --password env:VAR (or file:, keyring:, command:)")
@@ -398,17 +445,47 @@ def _imap_incoming(name: str, interactive: bool, host: str | None, security: str
     return out
 
 
+def _password(name: str) -> dict[str, Any]:
+    """The password, kept in the OS keyring; where no keyring is usable (a headless host),
+    a reference to where it is kept instead, which must give a password now."""
+    try:
+        secrets_service.check_keyring()
+    except MailbridgeError as exc:
+        note(f"{exc.message}, so the password cannot be kept there. Give a reference to where "
+             "it is kept instead: env:VAR (an environment variable), file:PATH (a file only "
+             "mailbridge's user can read, such as a systemd credential) or command:PROGRAM "
+             "ARGS (a password manager, e.g. command:pass show mail/desk)")
+        return _ask(None, "Password reference", None, True, _working_reference)
+    ref = {"keyring": f"mailbridge/{name}"}
+    for _ in range(ATTEMPTS):
+        secret = typer.prompt("Password (kept in the OS keyring)", hide_input=True, err=True)
+        try:
+            secrets_service.set_secret(ref["keyring"], secret)
+            return ref
+        except MailbridgeError as exc:
+            note(f"{exc.message}; try again")
+    raise UsageError(f"no password taken after {ATTEMPTS} tries")
+
+
+def _working_reference(text: str) -> dict[str, Any]:
+    ref = channel_keys.secret_ref(text.strip())
+    secrets_service.check_reference(ref)
+    return ref
+
+
 def demo_cmd(
     ctx: typer.Context,
-    directory: Path = typer.Option(None, "--dir", help="Folder for the demo (default: a new "
-                                   "temporary folder)."),
+    directory: Path = typer.Option(None, "--dir", help="A new or empty folder for the demo "
+                                   "(default: a new temporary folder)."),
 ) -> None:
     """Sync the sample mail shipped with mailbridge into a throwaway store and list the tickets."""
     config = demo.create_demo(directory)
     run = sync.sync(config, [], CliReporter(state(ctx).verbosity))
     emit(list_tickets(config), None, TICKET_COLUMNS, title="demo tickets")
     note(f"demo store: {config.store}")
-    note(f"explore it: mailbridge --config {config.path} tickets show 1")
+    with_config = [*program(), "--config", str(config.path)]
+    note(f"explore it: {shell_line([*with_config, 'tickets', 'show', '1'])}")
+    note(f"remove it when done: {shell_line(['rm', '-r', str(config.path.parent)])}")
     code = sync.exit_code(run.channels, run.sends)
     if code:
         raise typer.Exit(code)

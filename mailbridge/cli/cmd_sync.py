@@ -23,7 +23,8 @@ RESULT_COLUMNS = ("channel", "status", "fetched", "stored", "duplicates", "faile
 
 def sync(
     ctx: typer.Context,
-    channels: list[str] = typer.Argument(None, help="Channels to sync (default: all enabled)."),
+    channels: list[str] = typer.Argument(None, metavar="CHANNEL",
+                                         help="Channels to sync (default: all enabled)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (cron)."),
     fmt: Format = typer.Option(None, "--format", "-f", parser=FORMAT,
                                help="Print per-channel results as table/json/jsonl/csv/tsv "

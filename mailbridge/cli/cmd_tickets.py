@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from mailbridge.cli.cmd_outgoing import MESSAGE_HELP, forward, message_text, reply
+from mailbridge.cli import editor
+from mailbridge.cli.cmd_outgoing import EDIT, FILE, MESSAGE, forward, reply
 from mailbridge.cli.output import (
     ALL_OPTION,
     FORMAT_OPTION,
@@ -94,15 +95,20 @@ def _echo_comment(c: dict) -> None:
 def comment(
     ctx: typer.Context,
     ticket: int = typer.Argument(..., parser=ID, help="Ticket id."),
-    message: str = typer.Option(None, "--message", "-m", help=MESSAGE_HELP),
-    file: Path = typer.Option(None, "--file", help="Read the text from this file."),
+    message: str = MESSAGE,
+    file: Path = FILE,
+    edit: bool = EDIT,
     agent: str = typer.Option(None, "--as", help="The agent writing it."),
 ) -> None:
     """Add an internal comment to a ticket: shown by `tickets show`, never sent to the client.
-
-    Example: mailbridge tickets comment 12 -m "Waiting for the vendor." --as alice"""
-    comment_id = triage.add_comment(state(ctx).config(), ticket, message_text(message, file),
-                                    agent)
+    The ticket and the agent are checked before the editor opens."""
+    config = state(ctx).config()
+    brief = triage.plan_comment(config, ticket, agent)
+    comments = editor.template(brief, "Internal comment on", [
+        "Shown with the ticket, never sent to the client."], "an empty text adds nothing")
+    text = editor.obtain("comment", brief, message, file, edit, comments)
+    with editor.kept_on_failure(ctx, text, "comment", ticket):
+        comment_id = triage.add_comment(config, ticket, text.value, agent)
     note(f"ticket #{ticket}: comment #{comment_id} added")
 
 
@@ -111,16 +117,18 @@ def move(
     ctx: typer.Context,
     ticket: int = typer.Argument(..., parser=ID, help="Ticket id."),
     queue: str = typer.Option(..., "--queue", "-q", parser=QUEUE,
-                               help="Queue to move it to."),
+                               help="Queue to move it to: one that exists, unless --create."),
+    create: bool = typer.Option(False, "--create", help="Make the queue if it is new."),
 ) -> None:
-    """Move a ticket to another queue (created if new)."""
-    previous = triage.move_ticket(state(ctx).config(), ticket, queue)
+    """Move a ticket to another queue."""
+    previous, queue = triage.move_ticket(state(ctx).config(), ticket, queue, create)
     note(f"ticket #{ticket}: {previous} → {queue}")
 
 
 @group.command("close")
 def close(ctx: typer.Context,
-          tickets: list[int] = typer.Argument(..., parser=ID, help="Ticket ids.")) -> None:
+          tickets: list[int] = typer.Argument(..., parser=ID, metavar="TICKET",
+                                              help="Ticket ids.")) -> None:
     """Close tickets. A customer's next message reopens a closed ticket (an auto-reply or a
     bounce does not)."""
     for ticket, previous in triage.set_status(state(ctx).config(), tickets, "closed"):
@@ -129,7 +137,8 @@ def close(ctx: typer.Context,
 
 @group.command("reopen")
 def reopen(ctx: typer.Context,
-           tickets: list[int] = typer.Argument(..., parser=ID, help="Ticket ids.")) -> None:
+           tickets: list[int] = typer.Argument(..., parser=ID, metavar="TICKET",
+                                              help="Ticket ids.")) -> None:
     """Reopen tickets."""
     for ticket, previous in triage.set_status(state(ctx).config(), tickets, "open"):
         note(f"ticket #{ticket}: {previous} → open")

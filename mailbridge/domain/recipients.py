@@ -36,12 +36,15 @@ def unique(addresses: Iterable[str], own: Iterable[str]) -> tuple[str, ...]:
 
 
 def conversation(requester: str, incoming: Sequence[Incoming],
-                 own: Iterable[str]) -> tuple[str, ...]:
+                 own: Iterable[str], answer_machines: bool = False) -> tuple[str, ...]:
     """The requester first, then everyone else in the order they joined the conversation.
     An address whose every message was automatic is left out (an out-of-office reply that
     comes back to each answer must not make its sender a recipient), and so is a mail daemon;
-    an automatic message's own To/Cc add nobody either."""
-    people = {m.sender.lower() for m in incoming if m.classification not in _AUTOMATIC}
+    an automatic message's own To/Cc add nobody either. With `answer_machines` (a ticket an
+    automatic mail opened, which the agent has chosen to answer) automatic senders are
+    recipients too; mail daemons still never are."""
+    people = {m.sender.lower() for m in incoming
+              if answer_machines or m.classification not in _AUTOMATIC}
     machines = {m.sender.lower() for m in incoming
                 if m.classification in _AUTOMATIC and m.sender.lower() not in people}
     machines |= {a.lower() for m in incoming for a in (m.sender, *m.to, *m.cc)
@@ -50,6 +53,8 @@ def conversation(requester: str, incoming: Sequence[Incoming],
     for m in incoming:
         if m.classification not in _AUTOMATIC:
             found.extend((m.sender, *m.to, *m.cc))
+        elif answer_machines:
+            found.append(m.sender)
     return unique(found, [*own, *machines])
 
 

@@ -9,19 +9,38 @@ from typing import Any
 from mailbridge.config import channel_keys
 from mailbridge.config.edit import ConfigEdit, has_value, set_entry
 from mailbridge.config.model import Channel, Config
+from mailbridge.config.schema import CHANNEL
 from mailbridge.config.secrets import describe
 from mailbridge.connectors.drop import make_spool
+from mailbridge.domain.checks import require
 from mailbridge.errors import NetworkError, NotFoundError, TlsError, UsageError
 from mailbridge.services.connectors import plan_for, test_connection
+
+
+def new_name(path: Path, name: str) -> str:
+    """A name for a new channel: one the config accepts, and not yet taken in the file."""
+    name = require("channel name", CHANNEL["name"].check, name)
+    _not_taken(ConfigEdit(path, missing_ok=True), name)
+    return name
+
+
+def _not_taken(edit: ConfigEdit, name: str) -> None:
+    if any(c.get("name") == name for c in edit.channels()):
+        raise UsageError(f"a channel called {name} exists already",
+                         "pick another --name, or `mailbridge channels remove` it first")
+
+
+def app_names(path: Path) -> list[str]:
+    """The [[m365]] apps of the file, which a Microsoft 365 channel names."""
+    found = ConfigEdit(path, missing_ok=True).doc.get("m365")
+    return [str(a["name"]) for a in found or () if isinstance(a, dict) and "name" in a]
 
 
 def add_channel(path: Path, channel: dict[str, Any], test: bool = False) -> Channel:
     """Validate the new channel together with the existing config, test its connection when
     asked, and only then append it to the file (so a failed test writes nothing)."""
     edit = ConfigEdit(path, missing_ok=True)
-    if any(c.get("name") == channel["name"] for c in edit.channels()):
-        raise UsageError(f"a channel called {channel['name']} exists already",
-                         "pick another --name, or `mailbridge channels remove` it first")
+    _not_taken(edit, channel["name"])
     edit.append_channel(channel)
     added = edit.check().require(channel["name"])
     plan_for(added)  # refuses a channel that could never sync (engagements without an owner)

@@ -26,15 +26,20 @@ def add_client(config: Config, name: str) -> bool:
         return contacts.add_client(db, name)
 
 
-def add_contact(config: Config, email: str, client: str, name: str | None
-                ) -> tuple[str, bool, int]:
+def add_contact(config: Config, email: str, client: str, name: str | None,
+                create: bool = False) -> tuple[str, bool, int]:
     """(added | updated | unchanged, whether the client was created for it, how many recent
-    engagements it was linked to)."""
+    engagements it was linked to). The client must exist unless `create`: a typo must not
+    start a client of its own."""
     email = require("contact", checks.email, email)
     client = require("client name", label, client)
     if name is not None:
         name = require("contact name", label, name)
     with write_transaction(config.store) as db:
+        if not create:
+            client = pick("client", client, names.known(db, "client"),
+                          f"pass --create to add client {client}, or see "
+                          "`mailbridge clients list`")
         created = contacts.add_client(db, client)
         outcome = contacts.upsert_contact(db, email, client, name)
         linked = _link_new(db, config, email, client) if outcome == "added" else 0

@@ -23,11 +23,15 @@ def sample_messages() -> list[tuple[str, bytes]]:
 
 
 def create_demo(directory: Path | None) -> Config:
-    root = Path(tempfile.mkdtemp(prefix="mailbridge-demo-")) if directory is None else directory
+    """The demo in a new temporary folder, or in `directory` if that is new or empty: the
+    folder is the demo's alone, so removing it removes the demo and nothing else."""
+    root = Path(tempfile.mkdtemp(prefix="mailbridge-demo-")) if directory is None \
+        else directory.expanduser().absolute()  # the commands printed work from anywhere
+    if root.is_dir() and any(root.iterdir()):
+        raise UsageError(f"{root} is not empty; the demo needs a folder of its own",
+                         "pass a new or empty folder as --dir, or leave --dir out")
     root.mkdir(parents=True, exist_ok=True)
     config_path = root / "config.toml"
-    if config_path.exists():
-        raise UsageError(f"{root} holds a demo already", "pass another --dir or remove it")
     create_config(config_path, f"[store]\npath = {toml_text(str(root / 'mailbridge.db'))}\n")
     added = add_channel(config_path, {
         "name": DEMO_CHANNEL, "mode": "tickets", "main_email": "support@example.com",

@@ -22,6 +22,7 @@ from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
 from mailbridge.services import fleet
+from mailbridge.services.briefs import AUTOMATIC_KINDS, Brief, brief
 from mailbridge.services.listing import Listing, cut
 from mailbridge.store import agents, comments, messages, names, outbox, tickets
 from mailbridge.store.db import Store
@@ -87,18 +88,32 @@ class Addressing:
     drop: tuple[str, ...] = ()
 
 
-def reply_recipients(config: Config, ticket: int,
-                     addressing: Addressing = Addressing()) -> tuple[str, ...]:
-    """Who a reply would go to now, each getting a mail of their own: shown before anything
-    is queued (read-only)."""
+def plan_reply(config: Config, ticket: int, addressing: Addressing = Addressing(),
+               agent: str | None = None, attachments: tuple[Path, ...] = ()) -> Brief:
+    """Everything about a reply that can be checked before its text is written (read-only):
+    the ticket and its channel, an outgoing connection and its secret, the agent, the
+    attachments, and who it goes to (`recipients`: each gets a mail of their own)."""
+    _read_attachments(attachments)
     with reading(config.store) as db:
         row, channel = _ticket(db, config, ticket)
-        return _recipients(db, channel, row, addressing)
+        _signature(db, channel, agent)
+        return brief(db, row, _recipients(db, channel, row, addressing))
+
+
+def plan_forward(config: Config, ticket: int, agent: str | None = None,
+                 attachments: tuple[Path, ...] = ()) -> Brief:
+    """What `plan_reply` checks, for a forward (read-only)."""
+    _read_attachments(attachments)
+    with reading(config.store) as db:
+        row, channel = _ticket(db, config, ticket)
+        _signature(db, channel, agent)
+        return brief(db, row)
 
 
 def reply(config: Config, ticket: int, text: str, agent: str | None = None,
           attachments: tuple[Path, ...] = (), to: Sequence[str] | None = None) -> Queued:
-    """Queue a reply to `to` (default: the conversation's recipients, `reply_recipients`)."""
+    """Queue a reply to `to` (default: the conversation's recipients, as `plan_reply` lists
+    them). A closed ticket is reopened."""
     files = _read_attachments(attachments)
     with write_transaction(config.store) as db:
         return _queue_reply(db, config, ticket, text, agent, files, to)
@@ -137,7 +152,8 @@ def _recipients(db: Store, channel: Channel, row: dict[str, Any],
                             tuple(a["email"] for a in m["to"]),
                             tuple(a["email"] for a in m["cc"]))
         for m in tickets.messages_of(db, row["id"]) if m["direction"] == "in"]
-    found = recipients.conversation(row["requester_email"], incoming, own)
+    found = recipients.conversation(row["requester_email"], incoming, own,
+                                    answer_machines=row["kind"] in AUTOMATIC_KINDS)
     try:
         chosen = recipients.adjust(found, addressing.to, addressing.cc, addressing.drop)
     except ValueError as exc:
@@ -146,7 +162,7 @@ def _recipients(db: Store, channel: Channel, row: dict[str, Any],
     if not chosen:
         raise UsageError(f"ticket #{row['id']} has nobody to reply to",
                          "name someone with --to ADDR (the requester is one of the channel's "
-                         "own addresses or only ever answered automatically)")
+                         "own addresses, a mail daemon, or only ever answered automatically)")
     return chosen
 
 
@@ -229,7 +245,7 @@ def _store_and_queue(db: Store, channel: Channel, ticket: int, draft: compose.Dr
                               prep.parse_error, direction="out")
     if channel.quoting == "send_to_client":  # the client gets the history, the ticket not
         messages.set_text(db, message, made.unquoted)
-    tickets.add_message(db, ticket, message, reopen=False)
+    tickets.add_message(db, ticket, message)  # an answer to a closed ticket reopens it
     bcc = (channel.outgoing or {}).get("bcc")
     rows = tuple(
         outbox.queue(db, channel.name, ticket, message, kind, draft.from_email,

@@ -21,6 +21,12 @@ def check_keyring() -> None:
     writable_backend()
 
 
+def check_reference(ref: dict[str, Any]) -> None:
+    """Raise when a reference gives no usable secret now (an unset variable, a missing
+    file, a failing command), so that a wizard can ask again at once."""
+    resolve(ref)
+
+
 def set_secret(name: str, value: str) -> None:
     """Store a login secret: its first line, refused if it holds a control character."""
     store_in_keyring(name, credential(value, f"the value for {name}"))

@@ -1,0 +1,141 @@
+"""Examples shown at the end of every command's help, as gh shows them. They are kept in one
+table, by command path ("" is `mailbridge` itself), so that one test can check that every
+command has some and that each one parses as its command reads it."""
+
+from __future__ import annotations
+
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "": (
+        "mailbridge demo",
+        "mailbridge add-channel",
+        "mailbridge sync --quiet                  # for cron",
+        "mailbridge tickets list --queue billing",
+    ),
+    "init": ("mailbridge init", "mailbridge init --example > config.toml",
+             "mailbridge --config ./test.toml init --force"),
+    "add-channel": (
+        "mailbridge add-channel                   # the wizard, on a terminal",
+        "mailbridge add-channel --name help --email help@gmail.com",
+        "mailbridge add-channel --no-input --name desk --incoming imap --host imap.example.com "
+        "--username desk@example.com --password env:DESK_PASSWORD",
+        "mailbridge add-channel --no-input --name drop --main-email support@example.com "
+        '--route "billing:invoice,refund"',
+    ),
+    "demo": ("mailbridge demo", "mailbridge demo --dir /tmp/mb-demo"),
+    "sync": ("mailbridge sync", "mailbridge sync support sales --no-send",
+             "mailbridge sync --quiet --wait 60     # cron: quiet unless something failed"),
+    "ingest": ("mailbridge ingest support < message.eml",
+               'support: "|mailbridge ingest support"   # in /etc/aliases'),
+    "reprocess": ("mailbridge reprocess", "mailbridge reprocess --all --format json"),
+    "run": ("mailbridge run", "systemctl enable --now mailbridge   # contrib/mailbridge.service"),
+    "status": ("mailbridge status", "mailbridge status --format json | jq '.[].health'"),
+    "doctor": ("mailbridge doctor", "mailbridge doctor --offline"),
+    "messages": ("mailbridge messages list --unparsed", "mailbridge messages show 12 --raw"),
+    "messages list": ("mailbridge messages list --unparsed",
+                      "mailbridge messages list --channel support --all --format jsonl"),
+    "messages show": ("mailbridge messages show 12", "mailbridge messages show 12 --raw > m.eml"),
+    "channels": ("mailbridge channels list", "mailbridge channels test support"),
+    "channels list": ("mailbridge channels list", "mailbridge channels list --format json"),
+    "channels show": ("mailbridge channels show support",),
+    "channels test": ("mailbridge channels test support",
+                      "mailbridge channels test support --send-test-to me@example.com"),
+    "channels enable": ("mailbridge channels enable support",
+                        "mailbridge channels enable o365 --mailbox sales@contoso.com"),
+    "channels disable": ("mailbridge channels disable support",
+                         "mailbridge channels disable o365 --mailbox sales@contoso.com"),
+    "channels remove": ("mailbridge channels remove old-desk --yes",),
+    "channels remove-mailbox": ("mailbridge channels remove-mailbox o365 sales@contoso.com",),
+    "channels set": (
+        'mailbridge channels set support outgoing.from_name "Acme Support"',
+        "mailbridge channels set support schedule 15m no_messages_hours 24",
+        "mailbridge channels set desk incoming.password env:DESK_PASSWORD",
+    ),
+    "channels unset": ("mailbridge channels unset support schedule",),
+    "queues": ("mailbridge queues list",),
+    "queues list": ("mailbridge queues list", "mailbridge queues list --format csv"),
+    "tickets": ("mailbridge tickets list", "mailbridge tickets reply 12"),
+    "tickets list": ("mailbridge tickets list --queue billing",
+                     "mailbridge tickets list --status all --format jsonl | jq .subject"),
+    "tickets show": ("mailbridge tickets show 12", "mailbridge tickets show 12 --raw > t12.mbox"),
+    "tickets comment": ('mailbridge tickets comment 12 -m "Waiting for the vendor." --as alice',
+                        "mailbridge tickets comment 12          # in the editor"),
+    "tickets move": ("mailbridge tickets move 12 --queue billing",
+                     "mailbridge tickets move 12 --queue vip --create"),
+    "tickets close": ("mailbridge tickets close 12 13",),
+    "tickets reopen": ("mailbridge tickets reopen 12",),
+    "tickets reply": (
+        "mailbridge tickets reply 12            # in the editor",
+        'mailbridge tickets reply 12 -m "Fixed, see attached." --attach fix.pdf --as alice',
+        "mailbridge tickets reply 12 --file answer.txt --drop dave@customer.example",
+    ),
+    "tickets forward": ('mailbridge tickets forward 12 --to vendor@example.org '
+                        '-m "Can you look?"',),
+    "outbox": ("mailbridge outbox list --state failed", "mailbridge outbox retry 7"),
+    "outbox list": ("mailbridge outbox list", "mailbridge outbox list --state failed "
+                    "--state unknown"),
+    "outbox retry": ("mailbridge outbox retry 7 8",),
+    "outbox cancel": ("mailbridge outbox cancel 7",),
+    "agents": ("mailbridge agents list",),
+    "agents add": ('mailbridge agents add alice --email alice@example.com --signature '
+                   '"**Alice**, support" --notify-no-messages',),
+    "agents list": ("mailbridge agents list",),
+    "agents remove": ("mailbridge agents remove alice",),
+    "clients": ("mailbridge clients add ACME", "mailbridge clients show ACME"),
+    "clients add": ('mailbridge clients add "Acme Corp"',),
+    "clients list": ("mailbridge clients list",),
+    "clients show": ("mailbridge clients show ACME",),
+    "contacts": ("mailbridge contacts import contacts.csv",),
+    "contacts add": ('mailbridge contacts add bob@acme.example --client ACME --name "Bob"',
+                     "mailbridge contacts add eve@beta.example --client Beta --create"),
+    "contacts import": ("mailbridge contacts import contacts.csv   # email,name,client",),
+    "contacts list": ("mailbridge contacts list --client ACME",),
+    "contacts remove": ("mailbridge contacts remove bob@acme.example",),
+    "engagements": ("mailbridge engagements list --client ACME --since 7d",),
+    "engagements list": ("mailbridge engagements list --client ACME --since 7d",
+                         "mailbridge engagements list --contact bob@acme.example --limit 20"),
+    "engagements show": ("mailbridge engagements show 3",),
+    "opportunities": ("mailbridge opportunities list", "mailbridge opportunities show 1"),
+    "opportunities add": ('mailbridge opportunities add --summary "Printer fleet renewal" '
+                          "--contact bob@acme.example --client ACME",),
+    "opportunities list": ("mailbridge opportunities list --status all --projects",),
+    "opportunities show": ("mailbridge opportunities show 1",),
+    "opportunities close": ("mailbridge opportunities close 1",),
+    "opportunities reopen": ("mailbridge opportunities reopen 1",),
+    "opportunities import": ("mailbridge opportunities import deals.csv   # summary,contact,…",),
+    "opportunities types": ("mailbridge opportunities types list",),
+    "opportunities types add": ("mailbridge opportunities types add internal "
+                                "--exclude-from-matching",),
+    "opportunities types list": ("mailbridge opportunities types list",),
+    "inbox": ("mailbridge inbox list --agent Anna", "mailbridge inbox assign 7 --opportunity 1"),
+    "inbox list": ("mailbridge inbox list --agent Anna",),
+    "inbox assign": ("mailbridge inbox assign 7 --opportunity 1",),
+    "inbox new-opportunity": ("mailbridge inbox new-opportunity 7 --project",),
+    "inbox note": ("mailbridge inbox note 7 --client ACME",),
+    "inbox delete": ("mailbridge inbox delete 7 --admin",),
+    "secrets": ("mailbridge secrets set mailbridge/support", "mailbridge secrets check"),
+    "secrets set": ("mailbridge secrets set mailbridge/support",
+                    "pass show mail/support | mailbridge secrets set mailbridge/support"),
+    "secrets check": ("mailbridge secrets check",),
+    "auth": ("mailbridge auth login contoso", "mailbridge auth status"),
+    "auth login": ("mailbridge auth login contoso",
+                   "mailbridge auth login contoso --mailbox anna@contoso.com"),
+    "auth status": ("mailbridge auth status --format json",),
+    "store": ("mailbridge store info",),
+    "store info": ("mailbridge store info", "mailbridge store info --format json | jq .rows"),
+    "store migrate": ("mailbridge store migrate --to postgresql://mailbridge@db.example/mailbridge"
+                      " --password env:PGPASSWORD", "mailbridge store migrate --to "
+                      "postgresql://mailbridge@db.example/mailbridge --resume"),
+    "leases": ("mailbridge leases list", "mailbridge leases hosts"),
+    "leases list": ("mailbridge leases list",),
+    "leases hosts": ("mailbridge leases hosts --format json",),
+    "leases release": ("mailbridge leases release support",
+                       "mailbridge leases release o365 --mailbox sales@contoso.com"),
+}
+
+
+def epilog(path: str) -> str | None:
+    """The examples of a command as its help's last paragraph."""
+    found = EXAMPLES.get(path)
+    if not found:
+        return None
+    return "Examples:\n" + "\n".join(f"$ {line}" for line in found)
