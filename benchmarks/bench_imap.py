@@ -1,4 +1,5 @@
-"""IMAP sync throughput of mailbridge against a real Dovecot, next to a plain reference loop.
+"""IMAP sync throughput of mailbridge against a real Dovecot, into a SQLite and a PostgreSQL
+store, next to a plain reference loop.
 
 What it measures (prints figures; asserts nothing):
 
@@ -6,21 +7,32 @@ What it measures (prints figures; asserts nothing):
   ~15 % with 5-200 KB base64 attachments, utf-8 / iso-8859-1 / koi8-r / windows-1252 /
   us-ascii bodies in 7bit, 8bit, quoted-printable and base64, ~half of them replies with
   In-Reply-To/References), reproducible (random.Random(42)), are written straight into the
-  Maildir INBOX of two fresh Dovecot users as unread mail (APPEND one by one is far too slow).
-* mailbridge: `python -m mailbridge --config C sync --quiet` in a subprocess on user A - wall
-  time, the child's user+sys CPU, its peak RSS; msg/s and MB/s (bytes as served over IMAP,
-  CRLF). Then, once the sync's writes are on disk, the same command nine more times with
-  nothing new (the cron "poll"): median wall time, interpreter start included.
-* reference: a plain imapclient + email + sqlite-utils loop in a subprocess on user B (SEARCH
-  UNSEEN, FETCH BODY.PEEK[] in batches of 200, parse, insert one transaction per batch, STORE
-  +FLAGS.SILENT \\Seen) - the same figures.
-* --profile: additionally runs the mailbridge sync under cProfile on a third, identically
-  filled user and prints the top 25 entries by cumulative time, the top 25 of mailbridge's own
-  functions by cumulative time, and the top 15 by own time (profile kept in $TMPDIR).
+  Maildir INBOX of fresh Dovecot users (one a store, one for the reference) as unread mail
+  (APPEND one by one is far too slow).
+* mailbridge, for each store (`--store sqlite|postgresql|both`): `python -m mailbridge
+  --config C sync --quiet` in a subprocess into a fresh store - wall time, the child's
+  user+sys CPU, its peak RSS, and the CPU the servers spent meanwhile (Dovecot; PostgreSQL,
+  whose share of the work SQLite does inside the child); msg/s and MB/s (bytes as served over
+  IMAP, CRLF). Then, once the sync's writes are on disk, the same command nine more times with
+  nothing new (the cron "poll"): median wall time, interpreter start included. PostgreSQL is a
+  throwaway cluster (tests/servers/postgres.py) with its durable defaults (fsync and
+  synchronous_commit on), on the same host; SQLite is in WAL mode with synchronous=NORMAL.
+  `--rounds K` repeats the timed syncs, the stores in turn (A B, B A, ...), each time into a
+  fresh store with the mailbox marked unread again; the PostgreSQL/SQLite msg/s ratio is
+  taken round by round, so a drift of the machine's speed cancels out.
+* reference: a plain imapclient + email + sqlite-utils loop in a subprocess on its own user
+  (SEARCH UNSEEN, FETCH BODY.PEEK[] in batches of 200, parse, insert one transaction per
+  batch, STORE +FLAGS.SILENT \\Seen) - the same figures (`--no-reference` skips it).
+* --profile: additionally runs a mailbridge sync under cProfile for each store on another,
+  identically filled user and prints the top 25 entries by cumulative time, the top 25 of
+  mailbridge's own functions by cumulative time, and the top 15 by own time (profiles kept in
+  $TMPDIR); for PostgreSQL also the statements it ran (pg_stat_statements, loaded into the
+  cluster for this): calls per message and the server's time per statement.
 
-Run (as root, with Debian's dovecot-imapd installed; tests/servers/dovecot.py drives it):
+Run (as root, with Debian's dovecot-imapd and postgresql installed; tests/servers/ drives them):
 
-    python benchmarks/bench_imap.py [N] [--quick] [--profile] [--timeout SECONDS] [--python PY]
+    python benchmarks/bench_imap.py [N] [--quick] [--store sqlite|postgresql|both]
+        [--rounds K] [--profile] [--no-reference] [--timeout SECONDS] [--python PY]
 
 N defaults to 20000; --quick means 2000. Every wait is bounded (--timeout per sync, 900 s).
 """
@@ -50,20 +62,24 @@ import tempfile
 import textwrap
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import format_datetime, formataddr
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 from imapclient import IMAPClient
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD_ENV = "MB_BENCH_PW"
+PG_PASSWORD_ENV = "MB_BENCH_PGPASSWORD"
 TIME_BIN = "/usr/bin/time"
 BATCH = 200
 POLLS = 9  # this VM's timing noise is ±30 %: one poll says little
 DOMAIN = "bench.example"
+STORES = ("sqlite", "postgresql")
+TARGET_RATIO = 0.8  # issue 18: PostgreSQL at least 0.8x SQLite's msg/s on one host
 
 # ---------------------------------------------------------------------------------------------
 # Message generation
@@ -403,44 +419,142 @@ def report_failure(label: str, run: Run) -> None:
         print(f"[{label}] (exit 0) stderr:\n{run.stderr[-2000:]}", file=sys.stderr)
 
 
-def store_facts(store: Path) -> str:
+
+def mark_unseen(user, timeout: float = 300) -> None:
+    """The whole INBOX unread again, for the next round's sync."""
+    client = IMAPClient(user.host, user.port, ssl=False, timeout=timeout)
+    try:
+        client.login(user.username, user.password)
+        client.select_folder("INBOX")
+        client.remove_flags("1:*", [b"\\Seen"], silent=True)
+    finally:
+        with contextlib.suppress(Exception):
+            client.logout()
+
+
+def tree_cpu(pid: int) -> float:
+    """User+sys CPU seconds of a server's main process, of the children it has reaped, and of
+    its children alive now (PostgreSQL's backends, Dovecot's imap processes)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        # after the name: state ppid ... utime(14) stime(15) cutime(16) cstime(17)
+        if int(stat.parent.name) == pid:
+            total += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == pid:
+            total += sum(int(f) for f in fields[11:13])
+    return total / ticks
+
+
+FACTS = (("rows in messages", "SELECT count(*) FROM messages"),
+         ("MB raw", "SELECT coalesce(sum(length(raw)), 0) / 1e6 FROM messages"),
+         ("parse errors", "SELECT count(*) FROM messages WHERE parse_error IS NOT NULL"),
+         ("tickets", "SELECT count(*) FROM tickets"))
+
+
+class SqliteStores:
+    """A fresh SQLite store for each sync, in the work folder."""
+
+    kind = "sqlite"
+
+    def __init__(self, work: Path) -> None:
+        self.work, self.made = work, 0
+        self.path: Path | None = None
+
+    def fresh(self) -> dict[str, Any]:
+        """The [store] table of a new, empty store (the previous one is removed)."""
+        self.drop()
+        self.made += 1
+        self.path = self.work / f"sqlite-{self.made}" / "mailbridge.db"
+        self.path.parent.mkdir(parents=True)
+        return {"path": str(self.path)}
+
+    def value(self, sql: str) -> Any:
+        with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as conn:
+            return conn.execute(sql).fetchone()[0]
+
+    def size_mb(self) -> float:
+        return sum(p.stat().st_size for p in self.path.parent.iterdir() if p.is_file()) / 1e6
+
+    def server_cpu(self) -> float:
+        return 0.0  # SQLite works inside the mailbridge process
+
+    def drop(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+            self.path = None
+
+
+class PostgresStores:
+    """A fresh database of the throwaway cluster for each sync."""
+
+    kind = "postgresql"
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.database = ""
+        self.postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+
+    def fresh(self) -> dict[str, Any]:
+        """The [store] table of a new, empty database (the previous one is dropped)."""
+        self.drop()
+        self.database = self.server.new_database()
+        return {"url": self.server.url(self.database), "password": {"env": PG_PASSWORD_ENV}}
+
+    def value(self, sql: str) -> Any:
+        return self.server.sql(sql, self.database)[0][0]
+
+    def size_mb(self) -> float:
+        return float(self.value("SELECT pg_database_size(current_database())")) / 1e6
+
+    def server_cpu(self) -> float:
+        return tree_cpu(self.postmaster)
+
+    def drop(self) -> None:
+        if self.database:
+            self.server.drop_database(self.database)
+            self.database = ""
+
+
+def store_facts(stores) -> str:
     """Rows, raw bytes, parse errors and tickets in the store (whatever of it can be read)."""
     facts = []
-    queries = [("rows in messages", "SELECT count(*) FROM messages"),
-               ("MB raw", "SELECT coalesce(sum(length(raw)), 0) / 1e6 FROM messages"),
-               ("parse errors", "SELECT count(*) FROM messages WHERE parse_error IS NOT NULL"),
-               ("tickets", "SELECT count(*) FROM tickets")]
+    for label, sql in FACTS:
+        try:
+            value = stores.value(sql)
+        except Exception as exc:  # noqa: BLE001 - sqlite3's or psycopg's, reported as found
+            facts.append(f"{label}: {' '.join(str(exc).split())}")
+            continue
+        facts.append(f"{float(value):.1f} {label}" if label == "MB raw" else f"{value} {label}")
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as conn:
-            for label, sql in queries:
-                try:
-                    value = conn.execute(sql).fetchone()[0]
-                    facts.append(f"{value:.1f} {label}" if isinstance(value, float)
-                                 else f"{value} {label}")
-                except sqlite3.Error as exc:
-                    facts.append(f"{label}: {exc}")
-    except sqlite3.Error as exc:
-        return f"store unreadable: {exc}"
-    size = sum(p.stat().st_size for p in store.parent.iterdir() if p.is_file())
-    return ", ".join(facts) + f"; store files {size / 1e6:.1f} MB"
+        size = f"store {stores.size_mb():.1f} MB"
+    except Exception as exc:  # noqa: BLE001 - as above
+        size = f"store size: {exc}"
+    return ", ".join(facts) + "; " + size
 
 
-def write_config(root: Path, user) -> tuple[Path, Path]:
-    store = root / "store" / "mailbridge.db"
-    store.parent.mkdir(parents=True)
+def write_config(root: Path, user, store: dict[str, Any]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "config.toml"
     config.write_text(tomli_w.dumps({
-        "store": {"path": str(store)},
+        "store": store,
         "channel": [{"name": "bench", "main_email": "support@example.com", "incoming": {
             "type": "imap", "host": "127.0.0.1", "port": user.port, "security": "none",
             "username": user.username, "password": {"env": PASSWORD_ENV}}}],
     }))
-    return config, store
+    return config
 
 
 def mb_env(user) -> dict[str, str]:
+    from servers.postgres import PASSWORD
+
     env = dict(os.environ)
     env[PASSWORD_ENV] = user.password
+    env[PG_PASSWORD_ENV] = PASSWORD
     env.pop("MAILBRIDGE_CONFIG", None)
     # An installed tool has its bytecode compiled; without it every poll compiles ~60 modules.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -452,6 +566,81 @@ def fmt_line(label: str, n: int, mb: float, run: Run) -> str:
     return (f"{label} {n} msgs, {mb:.1f} MB in {run.wall:.2f} s = {n / run.wall:.0f} msg/s, "
             f"{mb / run.wall:.2f} MB/s; CPU {run.cpu:.2f} s; peak RSS {rss} "
             f"(all processes together, PSS: {run.tree_rss_mb:.0f} MB)")
+
+
+@dataclass
+class Sync:
+    """A timed sync and the CPU the servers spent while it ran."""
+    run: Run
+    dovecot_cpu: float
+    store_cpu: float
+
+
+@dataclass
+class StoreFigures:
+    """Everything measured of one store kind."""
+    kind: str
+    syncs: list[Sync] = field(default_factory=list)
+    polls: list[float] = field(default_factory=list)
+
+
+def timed_sync(python: str, root: Path, user, stores, dovecot_pid: int,
+               timeout: float) -> Sync:
+    """A sync of `user`'s INBOX into a fresh store of `stores`, after the disk is quiet."""
+    config = write_config(root, user, stores.fresh())
+    os.sync()  # the previous sync's writes are not flushed on this one's time
+    dovecot0, store0 = tree_cpu(dovecot_pid), stores.server_cpu()
+    run = run_child([python, "-m", "mailbridge", "--config", str(config), "sync", "--quiet"],
+                    mb_env(user), timeout)
+    sync = Sync(run, tree_cpu(dovecot_pid) - dovecot0, stores.server_cpu() - store0)
+    report_failure(f"mailbridge sync ({stores.kind})", run)
+    return sync
+
+
+def polls(python: str, root: Path, user) -> list[float]:
+    """The cron poll: the same sync with nothing new, POLLS times (the last store)."""
+    cmd = [python, "-m", "mailbridge", "--config", str(root / "config.toml"), "sync", "--quiet"]
+    # A cron poll comes minutes after the last sync, not while the VM is still writing
+    # back the hundreds of MB that sync wrote (that made the first polls 30 % slower).
+    os.sync()
+    walls = []
+    for k in range(POLLS):
+        poll = run_child(cmd, mb_env(user), 120, sample_memory=False)
+        report_failure(f"mailbridge poll {k + 1}", poll)
+        walls.append(poll.wall)
+    return walls
+
+
+def summary(figures: StoreFigures, n: int, mb: float) -> list[str]:
+    label = f"mailbridge, {figures.kind}:"
+    lines = []
+    for sync in figures.syncs:
+        servers = f"; servers' CPU: Dovecot {sync.dovecot_cpu:.2f} s" + (
+            f", PostgreSQL {sync.store_cpu:.2f} s" if figures.kind == "postgresql" else "")
+        lines.append(fmt_line(label, n, mb, sync.run) + servers
+                     + ("" if sync.run.rc == 0 else f"; EXIT {sync.run.rc}"))
+    if figures.polls:
+        lines.append(f"{label} poll (median of {POLLS}) {statistics.median(figures.polls):.2f} s"
+                     f" ({', '.join(f'{p:.2f}' for p in figures.polls)})")
+    return lines
+
+
+def ratios(sqlite: StoreFigures, postgres: StoreFigures) -> list[str]:
+    """PostgreSQL against SQLite, round by round (msg/s is the inverse of wall time)."""
+    speed = [s.run.wall / p.run.wall for s, p in zip(sqlite.syncs, postgres.syncs, strict=True)]
+    cpu = [p.run.cpu / s.run.cpu for s, p in zip(sqlite.syncs, postgres.syncs, strict=True)]
+    total = [(p.run.cpu + p.store_cpu) / s.run.cpu
+             for s, p in zip(sqlite.syncs, postgres.syncs, strict=True)]
+    rounds = f" (rounds: {', '.join(f'{r:.2f}' for r in speed)})" if len(speed) > 1 else ""
+    met = "met" if statistics.median(speed) >= TARGET_RATIO else "NOT met"
+    lines = [f"PostgreSQL/SQLite msg/s: {statistics.median(speed):.2f}x{rounds}; target "
+             f">= {TARGET_RATIO}x: {met}",
+             f"PostgreSQL/SQLite CPU: mailbridge {statistics.median(cpu):.2f}x, mailbridge + "
+             f"PostgreSQL server {statistics.median(total):.2f}x"]
+    if sqlite.polls and postgres.polls:
+        poll = statistics.median(postgres.polls) / statistics.median(sqlite.polls)
+        lines.append(f"PostgreSQL/SQLite poll: {poll:.2f}x")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,11 +686,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=None, help="messages (20000)")
     parser.add_argument("--quick", action="store_true", help="2000 messages")
+    parser.add_argument("--store", choices=[*STORES, "both"], default="both",
+                        help="which store mailbridge syncs into (both: SQLite, then PostgreSQL "
+                             "in a throwaway cluster)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="timed syncs per store, the stores in turn (1)")
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter that runs mailbridge, e.g. .venv/bin/python of "
                              "scripts/install.sh (default: this one)")
     parser.add_argument("--profile", action="store_true",
-                        help="also profile a mailbridge sync (cProfile) on a third user")
+                        help="also profile a mailbridge sync (cProfile) into each store, on "
+                             "users of their own")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the plain reference loop")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds allowed for each sync (900)")
     parser.add_argument("--reference-worker", nargs=4, metavar=("HOST", "PORT", "USER", "DB"),
@@ -511,102 +708,131 @@ def main() -> int:
         host, port, username, db = args.reference_worker
         reference_worker(host, int(port), username, db)
         return 0
+    if args.rounds < 1:
+        parser.error("--rounds: at least 1")
     n = args.n if args.n is not None else (2000 if args.quick else 20000)
+    kinds = STORES if args.store == "both" else (args.store,)
 
     sys.path.insert(0, str(REPO / "tests"))
     from servers.dovecot import Dovecot
+    from servers.postgres import Postgres
 
     dovecot = Dovecot()
+    # PostgreSQL as deployed (durable defaults), not the tests' fsync-less cluster
+    postgres = Postgres({"shared_preload_libraries": "pg_stat_statements"} if args.profile
+                        else {}) if "postgresql" in kinds else None
     work = Path(tempfile.mkdtemp(prefix="mb-bench-imap-"))
+    stores: dict[str, Any] = {}
     try:
         dovecot.start()
-        users = [dovecot.add_user() for _ in range(3 if args.profile else 2)]
+        if postgres is not None:
+            postgres.start()
+            stores["postgresql"] = PostgresStores(postgres)
+        if "sqlite" in kinds:
+            stores["sqlite"] = SqliteStores(work / "stores")
+        names = [*kinds, *([] if args.no_reference else ["reference"]),
+                 *([f"profile-{k}" for k in kinds] if args.profile else [])]
+        users = {name: dovecot.add_user() for name in names}
         started = time.perf_counter()
-        corpus = fill(dovecot, users, n)
+        corpus = fill(dovecot, list(users.values()), n)
         mb_total = corpus.wire_bytes / 1e6
         print(f"generated {n} messages, {corpus.file_bytes / 1e6:.1f} MB in maildir (LF), "
               f"{mb_total:.1f} MB as served (CRLF), per user, in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
-        for user in users:
+        for name, user in users.items():
             started = time.perf_counter()
             exists, unseen = mailbox_status(user)
-            print(f"  {user.username}: EXISTS {exists}, UNSEEN {unseen} (first SELECT "
+            print(f"  {name} ({user.username}): EXISTS {exists}, UNSEEN {unseen} (first SELECT "
                   f"{time.perf_counter() - started:.1f} s)", flush=True)
             if exists != n or unseen != n:
                 print(f"ERROR: expected {n} unread messages; dovecot log:\n"
                       f"{dovecot.log_tail()}", file=sys.stderr)
                 return 1
-        user_a, user_b = users[0], users[1]
 
-        # mailbridge: the timed sync first (before any other child), then the polls
-        config, store = write_config(work / "a", user_a)
-        cmd = [args.python, "-m", "mailbridge", "--config", str(config), "sync", "--quiet"]
-        env = mb_env(user_a)
-        print("mailbridge sync ...", flush=True)
-        mb_run = run_child(cmd, env, args.timeout)
-        report_failure("mailbridge sync", mb_run)
-        # A cron poll comes minutes after the last sync, not while the VM is still writing
-        # back the hundreds of MB that sync wrote (that made the first polls 30 % slower).
-        os.sync()
-        polls = []
-        for k in range(POLLS):
-            poll = run_child(cmd, env, 120, sample_memory=False)
-            report_failure(f"mailbridge poll {k + 1}", poll)
-            polls.append(poll.wall)
-        exists_a, unseen_a = mailbox_status(user_a)
-        print(f"  mailbridge check: {store_facts(store)}; server EXISTS {exists_a}, "
-              f"UNSEEN {unseen_a}", flush=True)
+        figures = {kind: StoreFigures(kind) for kind in kinds}
+        for k in range(args.rounds):
+            for kind in (kinds if k % 2 == 0 else kinds[::-1]):
+                user = users[kind]
+                if k:
+                    mark_unseen(user)
+                print(f"mailbridge sync into {kind}, round {k + 1} ...", flush=True)
+                figures[kind].syncs.append(timed_sync(args.python, work / kind, user,
+                                                      stores[kind], dovecot.proc.pid,
+                                                      args.timeout))
+                exists, unseen = mailbox_status(user)
+                print(f"  check: {store_facts(stores[kind])}; server EXISTS {exists}, "
+                      f"UNSEEN {unseen}", flush=True)
+                if k == 0:
+                    figures[kind].polls = polls(args.python, work / kind, user)
 
-        # the reference loop
-        print("reference loop ...", flush=True)
-        ref_db = work / "reference.db"
-        ref_cmd = [sys.executable, str(Path(__file__).resolve()), "--reference-worker",
-                   user_b.host, str(user_b.port), user_b.username, str(ref_db)]
-        ref_run = run_child(ref_cmd, mb_env(user_b), args.timeout)
-        report_failure("reference", ref_run)
-        ref_out = {}
-        with contextlib.suppress(ValueError, IndexError):
-            ref_out = json.loads(ref_run.stdout.strip().splitlines()[-1])
-        exists_b, unseen_b = mailbox_status(user_b)
-        print(f"  reference check: {ref_out.get('count')} fetched, "
-              f"{(ref_out.get('bytes') or 0) / 1e6:.1f} MB, {ref_out.get('body_errors')} "
-              f"get_body errors; server EXISTS {exists_b}, UNSEEN {unseen_b}", flush=True)
+        ref_run = None
+        if not args.no_reference:
+            ref_run = reference(work, users["reference"], args.timeout)
 
-        profile_text = ""
+        profiles = []
         if args.profile:
-            profile_text = run_profile(work / "c", users[2], args.timeout)
+            profiles = [run_profile(work / f"profile-{kind}", users[f"profile-{kind}"],
+                                    stores[kind], n, args.timeout) for kind in kinds]
 
         print()
         print("=" * 100)
-        print(fmt_line("mailbridge:", n, mb_total, mb_run)
-              + f"; poll (median of {POLLS}) {statistics.median(polls):.2f} s"
-              + ("" if mb_run.rc == 0 else f"; EXIT {mb_run.rc}"))
-        print(fmt_line("reference: ", n, mb_total, ref_run)
-              + ("" if ref_run.rc == 0 else f"; EXIT {ref_run.rc}"))
-        ratios = [f"wall {mb_run.wall / ref_run.wall:.2f}x", f"CPU {mb_run.cpu / ref_run.cpu:.2f}x"]
-        if mb_run.rss_mb and ref_run.rss_mb:
-            ratios.append(f"peak RSS {mb_run.rss_mb / ref_run.rss_mb:.2f}x")
-        print("ratio mailbridge/reference: " + ", ".join(ratios))
-        print(f"polls (s): {', '.join(f'{p:.2f}' for p in polls)}")
+        for kind in kinds:
+            print("\n".join(summary(figures[kind], n, mb_total)))
+        if ref_run is not None:
+            print(fmt_line("reference: ", n, mb_total, ref_run)
+                  + ("" if ref_run.rc == 0 else f"; EXIT {ref_run.rc}"))
+            for kind in kinds:
+                mine = figures[kind].syncs[0].run
+                found = [f"wall {mine.wall / ref_run.wall:.2f}x",
+                         f"CPU {mine.cpu / ref_run.cpu:.2f}x"]
+                if mine.rss_mb and ref_run.rss_mb:
+                    found.append(f"peak RSS {mine.rss_mb / ref_run.rss_mb:.2f}x")
+                print(f"ratio mailbridge ({kind}, round 1)/reference: " + ", ".join(found))
+        if len(kinds) == 2:
+            print("\n".join(ratios(figures["sqlite"], figures["postgresql"])))
         print("=" * 100)
-        if profile_text:
-            print(profile_text)
+        for text in profiles:
+            print(text)
         return 0
     finally:
+        for found in stores.values():
+            found.drop()
+        if postgres is not None:
+            postgres.close()
         dovecot.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_profile(root: Path, user, timeout: float) -> str:
-    prof = Path(tempfile.gettempdir()) / "mb-bench-imap.prof"
-    config, store = write_config(root, user)
+def reference(work: Path, user, timeout: float) -> Run:
+    print("reference loop ...", flush=True)
+    ref_cmd = [sys.executable, str(Path(__file__).resolve()), "--reference-worker",
+               user.host, str(user.port), user.username, str(work / "reference.db")]
+    ref_run = run_child(ref_cmd, mb_env(user), timeout)
+    report_failure("reference", ref_run)
+    ref_out = {}
+    with contextlib.suppress(ValueError, IndexError):
+        ref_out = json.loads(ref_run.stdout.strip().splitlines()[-1])
+    exists, unseen = mailbox_status(user)
+    print(f"  reference check: {ref_out.get('count')} fetched, "
+          f"{(ref_out.get('bytes') or 0) / 1e6:.1f} MB, {ref_out.get('body_errors')} "
+          f"get_body errors; server EXISTS {exists}, UNSEEN {unseen}", flush=True)
+    return ref_run
+
+
+def run_profile(root: Path, user, stores, n: int, timeout: float) -> str:
+    prof = Path(tempfile.gettempdir()) / f"mb-bench-imap-{stores.kind}.prof"
+    config = write_config(root, user, stores.fresh())
     cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "mailbridge",
            "--config", str(config), "sync", "--quiet"]
-    print("mailbridge sync under cProfile ...", flush=True)
+    print(f"mailbridge sync into {stores.kind} under cProfile ...", flush=True)
+    if stores.kind == "postgresql":
+        stores.server.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        stores.server.sql("SELECT pg_stat_statements_reset()")
     run = run_child(cmd, mb_env(user), timeout)
-    report_failure("mailbridge (cProfile)", run)
+    report_failure(f"mailbridge (cProfile, {stores.kind})", run)
+    statements = statement_stats(stores, n) if stores.kind == "postgresql" else ""
     if not prof.exists():
-        return "profile: no output"
+        return f"profile ({stores.kind}): no output"
     import io
 
     out = io.StringIO()
@@ -614,8 +840,33 @@ def run_profile(root: Path, user, timeout: float) -> str:
     stats.sort_stats("cumulative").print_stats(25)
     stats.sort_stats("cumulative").print_stats(r"/mailbridge/(?!__main__|cli/app)", 25)
     stats.sort_stats("tottime").print_stats(15)
-    return (f"profile ({prof}; wall {run.wall:.2f} s under cProfile, exit {run.rc}):\n"
-            + out.getvalue())
+    return (f"profile, {stores.kind} ({prof}; wall {run.wall:.2f} s under cProfile, exit "
+            f"{run.rc}):\n" + out.getvalue() + statements)
+
+
+def statement_stats(stores, n: int) -> str:
+    """What the sync asked of PostgreSQL (pg_stat_statements, reset before it): statements
+    per message and the server's own time for them, the most frequent first."""
+    rows = stores.server.sql(
+        "SELECT calls, total_exec_time, query FROM pg_stat_statements "
+        f"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{stores.database}') "
+        "ORDER BY calls DESC")
+    calls = sum(r[0] for r in rows)
+    server_ms = sum(r[1] for r in rows)
+    lines = [f"PostgreSQL statements of the profiled sync: {calls} for {n} messages = "
+             f"{calls / n:.1f} a message; the server's execution time {server_ms / 1000:.2f} s "
+             f"({1000 * server_ms / max(calls, 1):.0f} µs a statement)",
+             f"{'calls':>8} {'/msg':>6} {'total s':>8} {'µs each':>8}  statement"]
+    for count, total_ms, query in rows[:20]:
+        lines.append(f"{count:>8} {count / n:>6.2f} {total_ms / 1000:>8.2f} "
+                     f"{1000 * total_ms / count:>8.0f}  {' '.join(query.split())[:110]}")
+    lines.append("tables' scans (a sequential scan of a growing table makes a sync quadratic):")
+    for table, seq, seq_rows, idx in stores.server.sql(
+            "SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0) FROM "
+            "pg_stat_user_tables WHERE seq_scan + coalesce(idx_scan, 0) > 0 ORDER BY seq_tup_read "
+            "DESC", stores.database):
+        lines.append(f"  {table}: {seq} sequential ({seq_rows} rows read), {idx} by index")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from pathlib import Path
 from servers.dovecot import free_port
 
 SUPERUSER, PASSWORD = "mbtest", "pg-test-password"  # a throwaway cluster's superuser
+# Tests need no durability: a cluster that is thrown away afterwards skips every fsync.
+FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 def _bin(name: str) -> str:
@@ -33,8 +35,11 @@ def _bin(name: str) -> str:
 class Postgres:
     START_TIMEOUT = 30.0
 
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        """`settings`: server settings instead of FAST (a benchmark measures a server as
+        it is deployed: `{}` keeps PostgreSQL's durable defaults)."""
         self.initdb, self.pg_ctl = _bin("initdb"), _bin("pg_ctl")
+        self.settings = FAST if settings is None else settings
         self.root = Path(tempfile.mkdtemp(prefix="mb-postgres-"))
         self.root.chmod(0o755)
         self.data = self.root / "data"
@@ -66,10 +71,10 @@ class Postgres:
             raise RuntimeError(f"initdb failed: {done.stderr.strip()[-500:]}")
         for _attempt in range(5):
             self.port = free_port()
-            options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                       f"-c unix_socket_directories={self.root} -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off "
-                       "-c max_connections=200")
+            settings = {"listen_addresses": "127.0.0.1", "port": str(self.port),
+                        "unix_socket_directories": str(self.root), "max_connections": "200",
+                        **self.settings}
+            options = " ".join(f"-c {name}={value}" for name, value in settings.items())
             done = self._run(self.pg_ctl, "-D", str(self.data), "-l",
                              str(self.root / "server.log"), "-o", options, "-w", "-t",
                              str(int(self.START_TIMEOUT)), "start")
