@@ -95,6 +95,25 @@ class StoreContract:
                        ("channel", "mailbox", "folder"))
             assert db.execute("SELECT state_json FROM cursors").fetchall() == [('{"a": 1}',)]
 
+    def test_ids_reserved_in_a_pipeline_are_the_rows_ids_and_never_given_twice(self, target):
+        with connection(target) as db:
+            before = insert_row(db, "runs", {"channel": "c", "started_at": "t0"})
+            with db.atomic(), db.pipeline():
+                db.reserve_ids("runs", 3)
+                ids = [insert_row(db, "runs", {"channel": "c", "started_at": f"p{n}"})
+                       for n in range(2)]
+                found = db.execute("SELECT id, started_at FROM runs WHERE started_at LIKE 'p%' "
+                                   "ORDER BY id").fetchall()  # read inside: waits, then sees
+            assert found == [(ids[0], "p0"), (ids[1], "p1")]
+            assert before < ids[0] < ids[1]
+            after = insert_row(db, "runs", {"channel": "c", "started_at": "t1"})
+            assert after > ids[1]  # the id left over is not handed out again
+            with pytest.raises(StoreError), db.atomic(), db.pipeline():  # an error surfaces
+                db.execute("INSERT INTO runs (id, channel, started_at) VALUES (?, 'c', 'x')",
+                           [after])
+                db.execute("SELECT 1").fetchone()
+            assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+
     def test_bytes_and_text_come_back_exactly(self, target):
         raw = bytes(range(256)) * 50 + "Grüße, 中文 ☃ %s ?".encode()
         with connection(target) as db:
@@ -292,7 +311,7 @@ class TestPostgres(StoreContract):
             db.execute(f"INSERT INTO messages ({columns}) VALUES ('c', 'f0', ?, 0, '', 'in', "
                        "'2026-01-01')", [b""])
             for _ in range(15):  # prepared after five, then planned (generic plans after five)
-                assert messages.find_by_fingerprint(db, "c", "none") is None
+                assert messages.ids_by_fingerprint(db, "c", ["none"]) == {}
             db.execute(f"INSERT INTO messages ({columns}) SELECT 'c', 'f' || g, '', 0, '', "
                        "'in', '2026-01-01' FROM generate_series(1, 5000) g")
 
@@ -303,7 +322,7 @@ class TestPostgres(StoreContract):
 
             with db.atomic():  # no report of the counts in between
                 before = read()
-                assert messages.find_by_fingerprint(db, "c", "f4999") is not None
+                assert "f4999" in messages.ids_by_fingerprint(db, "c", ["f4999"])
                 after = read()
         assert after - before <= 1, f"one lookup read {after - before} rows of messages"
 

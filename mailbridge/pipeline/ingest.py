@@ -18,6 +18,7 @@ from datetime import datetime
 
 from mailbridge.connectors.base import Batch, Fetched, Fetcher
 from mailbridge.domain.message import ParsedMessage
+from mailbridge.domain.source import SourceRef
 from mailbridge.pipeline.engagements import engagement_for, file_engagement
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.prepare import Prepared
@@ -86,23 +87,47 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
                  guard: Guard | None = None) -> list[Outcome]:
     if prepared is None:
         prepared = prepare_all([item.raw for item in batch.items], plan.own_addresses)
-    with db.atomic():
+    with db.atomic(), db.pipeline():
         db.lock(f"channel:{plan.name}")  # threading reads what is stored, then adds to it
         if guard is not None:
             guard(db, batch.mailbox)
         known = contacts.with_added(db) if plan.mode == "engagements" else {}
-        outcomes = [_record(db, plan, item, prep, known)
+        seen = _Seen(db, plan.name, batch.items, prepared)
+        outcomes = [_record(db, plan, item, prep, known, seen)
                     for item, prep in zip(batch.items, prepared, strict=True)]
         if batch.cursor is not None:
             ledger.save_cursor(db, plan.name, batch.mailbox, batch.folder, batch.cursor)
     return outcomes
 
 
+class _Seen:
+    """What the store already has of a batch (ledger entries, messages by fingerprint), read
+    in one query each before the batch is filed and kept current while it is: a database
+    server answers each query in a round trip, and two a message were a third of a sync."""
+
+    def __init__(self, db: Store, channel: str, items: list[Fetched],
+                 prepared: list[Prepared | None]) -> None:
+        self.db, self.channel = db, channel
+        self.statuses = ledger.statuses(db, channel, [item.ref for item in items])
+        self.messages = messages.ids_by_fingerprint(db, channel,
+                                                    [p.fingerprint for p in prepared if p])
+        new = {p.fingerprint for item, p in zip(items, prepared, strict=True)
+               if p and item.ref not in self.statuses and p.fingerprint not in self.messages}
+        db.reserve_ids("messages", len(new))  # at most; fewer where a mode ignores some
+
+    def record(self, ref: SourceRef, fingerprint: str, message: int | None,
+               status: str) -> None:
+        ledger.record(self.db, self.channel, ref, fingerprint, message, status)
+        self.statuses[ref] = status
+        if message is not None:
+            self.messages.setdefault(fingerprint, message)
+
+
 def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
-            known_contacts: dict[str, tuple[str, datetime]]) -> Outcome:
+            known_contacts: dict[str, tuple[str, datetime]], seen: _Seen) -> Outcome:
     if prep is None:
         return Outcome(item.ref, FAILED, detail=item.error or "unreadable")
-    status = ledger.status(db, plan.name, item.ref)
+    status = seen.statuses.get(item.ref)
     # Engagements judge ignored mail again once contacts were added (the ledger hands it
     # back to the connector only then): nothing of it was stored, so nothing can double.
     if status is not None and not (status == IGNORED and plan.mode == "engagements"):
@@ -112,23 +137,23 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
     if plan.mode != "tickets" and prep.parsed is not None:
         filing = _copy_filing(plan, prep.parsed, item, known_contacts)
         if filing is None:  # mail the mode does not copy is never stored: only the ledger
-            ledger.record(db, plan.name, item.ref, prep.fingerprint, None, IGNORED)
+            seen.record(item.ref, prep.fingerprint, None, IGNORED)
             return Outcome(item.ref, IGNORED, subject=subject)
-    existing = messages.find_by_fingerprint(db, plan.name, prep.fingerprint)
+    existing = seen.messages.get(prep.fingerprint)
     if existing is not None:
-        ledger.record(db, plan.name, item.ref, prep.fingerprint, existing, DUPLICATE)
+        seen.record(item.ref, prep.fingerprint, existing, DUPLICATE)
         return Outcome(item.ref, DUPLICATE, existing, subject=subject)
     message = messages.insert(db, plan.name, prep.fingerprint, prep.raw, prep.parsed,
                               prep.classification, prep.parse_error)
     if prep.parsed is None:
-        ledger.record(db, plan.name, item.ref, prep.fingerprint, message, UNPARSED)
+        seen.record(item.ref, prep.fingerprint, message, UNPARSED)
         return Outcome(item.ref, UNPARSED, message, detail=prep.parse_error or "")
     if filing is not None:
         kind, ticket = filing(db, message), None
     else:
         kind, ticket = file_message(db, plan, message, prep.parsed, prep.classification,
                                     item.ref.mailbox)
-    ledger.record(db, plan.name, item.ref, prep.fingerprint, message, kind)
+    seen.record(item.ref, prep.fingerprint, message, kind)
     return Outcome(item.ref, kind, message, ticket, subject)
 
 

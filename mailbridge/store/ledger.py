@@ -11,13 +11,24 @@ from mailbridge.domain.source import SourceRef
 from mailbridge.store.db import Store, now, upsert_row
 
 
-def status(db: Store, channel: str, ref: SourceRef) -> str | None:
-    """The ledger status of this very item, or None if it was never committed."""
-    row = db.execute(
-        "SELECT status FROM ledger WHERE channel=? AND mailbox=? AND folder=? AND source_key=?",
-        [channel, ref.mailbox, ref.folder, ref.key],
-    ).fetchone()
-    return row[0] if row else None
+def statuses(db: Store, channel: str, refs: Iterable[SourceRef]) -> dict[SourceRef, str]:
+    """The ledger status of each of these items that was committed: one query per mailbox
+    folder and 500 keys, not one per item (a round trip each on a database server)."""
+    by_folder: dict[tuple[str, str], list[SourceRef]] = {}
+    for ref in refs:
+        by_folder.setdefault((ref.mailbox, ref.folder), []).append(ref)
+    found: dict[SourceRef, str] = {}
+    for (mailbox, folder), group in by_folder.items():
+        wanted = {ref.key: ref for ref in group}
+        keys = list(wanted)
+        for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
+            chunk = keys[start:start + 500]
+            for key, state in db.execute(
+                    f"SELECT source_key, status FROM ledger WHERE channel=? AND mailbox=? AND "
+                    f"folder=? AND source_key IN ({','.join('?' * len(chunk))})",
+                    [channel, mailbox, folder, *chunk]):
+                found[wanted[key]] = state
+    return found
 
 
 def known(db: Store, channel: str, mailbox: str, folder: str,

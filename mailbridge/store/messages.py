@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -12,10 +13,16 @@ from mailbridge.store.db import Store, insert_row, now, update_row
 from mailbridge.store.query import Query, where
 
 
-def find_by_fingerprint(db: Store, channel: str, fingerprint: str) -> int | None:
-    row = db.execute("SELECT id FROM messages WHERE channel=? AND fingerprint=?",
-                     [channel, fingerprint]).fetchone()
-    return row[0] if row else None
+def ids_by_fingerprint(db: Store, channel: str, fingerprints: Iterable[str]) -> dict[str, int]:
+    """The stored message of each of these fingerprints that `channel` has (500 a query)."""
+    wanted = list(dict.fromkeys(fingerprints))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
+        chunk = wanted[start:start + 500]
+        found.update(db.execute(
+            f"SELECT fingerprint, id FROM messages WHERE channel=? AND fingerprint IN "
+            f"({','.join('?' * len(chunk))})", [channel, *chunk]))
+    return found
 
 
 def newest_received(db: Store, channel: str) -> str | None:

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -100,6 +101,7 @@ class PostgresStore(Store):
         self.conn = conn
         self.where = where
         self._release = release
+        self._reserved: dict[str, deque[int]] = {}  # see reserve_ids
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
         with self.translated():
@@ -123,7 +125,26 @@ class PostgresStore(Store):
         with self.translated(), self.conn.transaction():
             yield self
 
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[object]:
+        try:
+            with self.translated(), self.conn.pipeline() as pipe:
+                yield pipe
+        finally:
+            self._reserved.clear()
+
+    def reserve_ids(self, table: str, count: int) -> None:
+        if count > 0:
+            self._reserved.setdefault(table, deque()).extend(r[0] for r in self.execute(
+                "SELECT nextval(pg_get_serial_sequence(?, 'id')) FROM generate_series(1, ?)",
+                [table, count]))
+
     def insert(self, table: str, row: dict[str, Any], key: str | None = "id") -> int:
+        if key == "id" and self._reserved.get(table):
+            row = {"id": self._reserved[table].popleft(), **row}
+            self.execute(f"INSERT INTO {table} ({', '.join(row)}) "
+                         f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
+            return row["id"]
         sql = (f"INSERT INTO {table} ({', '.join(row)}) "
                f"VALUES ({', '.join('?' * len(row))})")
         if key is None:

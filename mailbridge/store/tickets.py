@@ -58,9 +58,10 @@ def create(db: Store, channel: str, queue: str, subject: str, requester_name: st
 
 def add_message(db: Store, ticket: int, message: int, reopen: bool = True) -> None:
     """Thread a message into a ticket; a customer's answer reopens a closed ticket."""
-    cur = db.execute("INSERT INTO ticket_messages (ticket, message, added_at) "
-                     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [ticket, message, now()])
-    if cur.rowcount:
+    added = db.execute("INSERT INTO ticket_messages (ticket, message, added_at) "
+                       "VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING ticket",
+                       [ticket, message, now()]).fetchone()
+    if added:  # (RETURNING, not rowcount: a row count is unknown inside `Store.pipeline`)
         status = ", status='open'" if reopen else ""
         db.execute(f"UPDATE tickets SET message_count = message_count + 1, updated_at=?{status} "
                    "WHERE id=?", [now(), ticket])
