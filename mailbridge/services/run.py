@@ -37,6 +37,7 @@ WRITE_LOCK_WAIT = 60.0  # others hold it for one transaction only
 TICK_SECONDS = 0.5  # how often the main thread looks at the stop and reload flags
 OUTBOX_SECONDS = 60
 CLAIM_SECONDS = 2  # shared store: how often a host looks for due channels
+CLAIM_JOB = " claim"  # no channel name can start with a space
 
 
 class _Quiet:
@@ -47,12 +48,25 @@ class _Quiet:
             log.warning("%s: %s: %s", channel, outcome.ref.key, outcome.detail)
 
 
+class _ClaimTicksSkipped(logging.Filter):
+    """The claim job works as long as something is due, so its next ticks find it still
+    running; APScheduler would log a warning for each of them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return not (getattr(job, "id", None) == CLAIM_JOB and "skipped" in str(record.msg))
+
+
+_CLAIM_TICKS_SKIPPED = _ClaimTicksSkipped()  # one instance: added again, it is not doubled
+
+
 def serve(load: Callable[[], Config], stop: threading.Event, reload: threading.Event) -> None:
     """Run until `stop` is set. Raises MailbridgeError only for what prevents starting."""
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
 
     config = load()
+    logging.getLogger("apscheduler.scheduler").addFilter(_CLAIM_TICKS_SKIPPED)
     with service_lock(config.store, SERVICE_LOCK_WAIT):
         with connection(config.store) as db:  # create or migrate it before the first job
             heartbeat = fleet.Heartbeat(config).start() if db.shared else None
@@ -91,7 +105,7 @@ def _schedule(scheduler: Any, config: Config, stop: threading.Event,
         enabled = fleet.units([c for c in config.channels if c.enabled])
         _locked(config, "leases", lambda db: leases.ensure(db, enabled))
         scheduler.add_job(_claim_job, "interval", seconds=CLAIM_SECONDS,
-                          args=[config, stop, heartbeat, enabled], id=" claim", name="claim",
+                          args=[config, stop, heartbeat, enabled], id=CLAIM_JOB, name="claim",
                           next_run_time=now)
     else:
         for channel in config.channels:
