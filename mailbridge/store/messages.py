@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
 from typing import Any
 
 from mailbridge.domain.message import Address, ParsedMessage
@@ -160,4 +159,4 @@ def _insert_attachments(db: Store, message: int, parsed: ParsedMessage | None) -
 
 
 def _addresses(addrs: tuple[Address, ...]) -> str:
-    return json.dumps([asdict(a) for a in addrs], ensure_ascii=False)
+    return json.dumps([{"name": a.name, "email": a.email} for a in addrs], ensure_ascii=False)
