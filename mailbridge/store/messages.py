@@ -149,7 +149,7 @@ def raw_of(db: Store, message: int) -> bytes:
 
 
 def _insert_attachments(db: Store, message: int, parsed: ParsedMessage | None) -> None:
-    if parsed is None:
+    if parsed is None or not parsed.attachments:
         return
     db.executemany(
         "INSERT INTO attachments (message, position, filename, content_type, size, sha256, "
