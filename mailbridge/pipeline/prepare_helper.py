@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import os
 import pickle
@@ -47,7 +46,6 @@ IN_PROCESS_BYTES = 256 * 1024
 _BASE_SECONDS, _SECONDS_PER_MB = 10.0, 1.0
 _GRACE_SECONDS = 5.0  # the helper's own alarm fires first; this is for a helper that is stuck
 _HEADER = struct.Struct("!Q")
-_PIPE_BYTES = 1 << 20
 
 
 
@@ -98,8 +96,6 @@ class _Helper:
             [sys.executable, "-P", "-m", "mailbridge.pipeline.prepare_helper"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, env=env,
             process_group=0)
-        for stream in (self.process.stdin, self.process.stdout):
-            _widen(stream.fileno())  # type: ignore[union-attr]
         self.answers = _FrameReader(self.process.stdout.fileno())  # type: ignore[union-attr]
         self.busy = False
         self.since = 0.0  # when the helper began the message it is on, or later
@@ -226,13 +222,6 @@ class Preparer:
         self.use_helper = False
         self.close(kill=True)
         return prepare_all(raws, self.own)
-
-
-def _widen(fd: int) -> None:
-    """A pipe of up to a megabyte (where Linux allows it) instead of 64 KB: a batch goes to a
-    helper in a few writes, not in hundreds of wake-ups of both processes."""
-    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not Linux
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
 
 
 def _write_frame(stream: BinaryIO | None, payload: bytes, flush: bool = True) -> None:
