@@ -1,5 +1,5 @@
 """IMAP sync throughput of mailbridge against a real Dovecot, into a SQLite and a PostgreSQL
-store, next to a plain reference loop.
+store, next to a plain reference loop and mbsync.
 
 What it measures (prints figures; asserts nothing):
 
@@ -23,6 +23,10 @@ What it measures (prints figures; asserts nothing):
 * reference: a plain imapclient + email + sqlite-utils loop in a subprocess on its own user
   (SEARCH UNSEEN, FETCH BODY.PEEK[] in batches of 200, parse, insert one transaction per
   batch, STORE +FLAGS.SILENT \\Seen) - the same figures (`--no-reference` skips it).
+* mbsync (Debian's isync; installed here with apt-get when missing and this runs as root):
+  `mbsync` pulling INBOX into a Maildir on its own, identically filled user - a tool that
+  only copies bytes, the speed of the wire - the same figures (`--no-mbsync` skips it). The
+  msg/s ratios to mailbridge are printed; CPU is in ms per message for every line.
 * --profile: additionally runs a mailbridge sync under cProfile for each store on another,
   identically filled user and prints the top 25 entries by cumulative time, the top 25 of
   mailbridge's own functions by cumulative time, and the top 15 by own time (profiles kept in
@@ -32,7 +36,8 @@ What it measures (prints figures; asserts nothing):
 Run (as root, with Debian's dovecot-imapd and postgresql installed; tests/servers/ drives them):
 
     python benchmarks/bench_imap.py [N] [--quick] [--store sqlite|postgresql|both]
-        [--rounds K] [--profile] [--no-reference] [--timeout SECONDS] [--python PY]
+        [--rounds K] [--profile] [--no-reference] [--no-mbsync] [--timeout SECONDS]
+        [--python PY]
 
 N defaults to 20000; --quick means 2000. Every wait is bounded (--timeout per sync, 900 s).
 """
@@ -564,7 +569,8 @@ def mb_env(user) -> dict[str, str]:
 def fmt_line(label: str, n: int, mb: float, run: Run) -> str:
     rss = f"{run.rss_mb:.0f} MB" if run.rss_mb is not None else "n/a"
     return (f"{label} {n} msgs, {mb:.1f} MB in {run.wall:.2f} s = {n / run.wall:.0f} msg/s, "
-            f"{mb / run.wall:.2f} MB/s; CPU {run.cpu:.2f} s; peak RSS {rss} "
+            f"{mb / run.wall:.2f} MB/s; CPU {run.cpu:.2f} s ({run.cpu / n * 1000:.3f} ms/msg); "
+            f"peak RSS {rss} "
             f"(all processes together, PSS: {run.tree_rss_mb:.0f} MB)")
 
 
@@ -699,6 +705,8 @@ def main() -> int:
                              "users of their own")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the plain reference loop")
+    parser.add_argument("--no-mbsync", action="store_true",
+                        help="skip mbsync (otherwise installed from Debian's isync if missing)")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds allowed for each sync (900)")
     parser.add_argument("--reference-worker", nargs=4, metavar=("HOST", "PORT", "USER", "DB"),
@@ -730,7 +738,9 @@ def main() -> int:
             stores["postgresql"] = PostgresStores(postgres)
         if "sqlite" in kinds:
             stores["sqlite"] = SqliteStores(work / "stores")
+        mbsync_bin = None if args.no_mbsync else ensure_mbsync()
         names = [*kinds, *([] if args.no_reference else ["reference"]),
+                 *([] if mbsync_bin is None else ["mbsync"]),
                  *([f"profile-{k}" for k in kinds] if args.profile else [])]
         users = {name: dovecot.add_user() for name in names}
         started = time.perf_counter()
@@ -768,6 +778,9 @@ def main() -> int:
         ref_run = None
         if not args.no_reference:
             ref_run = reference(work, users["reference"], args.timeout)
+        mbsync_run = None
+        if mbsync_bin is not None:
+            mbsync_run = mbsync(mbsync_bin, work, users["mbsync"], n, args.timeout)
 
         profiles = []
         if args.profile:
@@ -788,6 +801,15 @@ def main() -> int:
                 if mine.rss_mb and ref_run.rss_mb:
                     found.append(f"peak RSS {mine.rss_mb / ref_run.rss_mb:.2f}x")
                 print(f"ratio mailbridge ({kind}, round 1)/reference: " + ", ".join(found))
+        if mbsync_run is not None:
+            print(fmt_line("mbsync:     ", n, mb_total, mbsync_run)
+                  + ("" if mbsync_run.rc == 0 else f"; EXIT {mbsync_run.rc}"))
+            for kind in kinds:
+                wall = statistics.median(sync.run.wall for sync in figures[kind].syncs)
+                cpu = statistics.median(sync.run.cpu for sync in figures[kind].syncs)
+                print(f"ratio mailbridge ({kind})/mbsync: msg/s {mbsync_run.wall / wall:.2f}x, "
+                      f"CPU {cpu / mbsync_run.cpu:.1f}x (median of "
+                      f"{len(figures[kind].syncs)} round(s))")
         if len(kinds) == 2:
             print("\n".join(ratios(figures["sqlite"], figures["postgresql"])))
         print("=" * 100)
@@ -817,6 +839,73 @@ def reference(work: Path, user, timeout: float) -> Run:
           f"{(ref_out.get('bytes') or 0) / 1e6:.1f} MB, {ref_out.get('body_errors')} "
           f"get_body errors; server EXISTS {exists}, UNSEEN {unseen}", flush=True)
     return ref_run
+
+
+def ensure_mbsync() -> str | None:
+    """mbsync, from Debian's isync package when it is not installed yet (root only: apt-get);
+    None, with a word why, when it cannot be had."""
+    found = shutil.which("mbsync")
+    if found or subprocess.run(["dpkg", "-s", "isync"], capture_output=True).returncode == 0:
+        return found
+    if os.geteuid() != 0:
+        print("mbsync: isync is not installed and this is not root; skipped", flush=True)
+        return None
+    print("mbsync: installing Debian's isync ...", flush=True)
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "isync"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (install, ["apt-get", "update", "-q"], install):
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
+        except subprocess.TimeoutExpired:
+            break
+        if done.returncode == 0 and argv is install and shutil.which("mbsync"):
+            return shutil.which("mbsync")
+    print("mbsync: could not install isync; skipped", flush=True)
+    return None
+
+
+MBSYNCRC = """IMAPAccount bench
+Host {host}
+Port {port}
+User {user}
+PassCmd "printenv {password_env}"
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore remote
+Account bench
+
+MaildirStore local
+Path {maildir}/
+Inbox {maildir}/INBOX
+
+Channel bench
+Far :remote:
+Near :local:
+Patterns INBOX
+Sync Pull
+Create Near
+SyncState *
+"""
+
+
+def mbsync(binary: str, work: Path, user, n: int, timeout: float) -> Run:
+    """mbsync pulls INBOX into a fresh Maildir: the speed of a tool that only copies bytes."""
+    print("mbsync ...", flush=True)
+    root = work / "mbsync"
+    (root / "Maildir").mkdir(parents=True)
+    (root / "mbsyncrc").write_text(MBSYNCRC.format(
+        host=user.host, port=user.port, user=user.username, password_env=PASSWORD_ENV,
+        maildir=root / "Maildir"))
+    os.sync()
+    run = run_child([binary, "-q", "-c", str(root / "mbsyncrc"), "bench"], mb_env(user),
+                    timeout)
+    report_failure("mbsync", run)
+    inbox = root / "Maildir" / "INBOX"
+    copied = sum(len(list((inbox / sub).iterdir())) for sub in ("new", "cur")
+                 if (inbox / sub).is_dir())
+    print(f"  mbsync check: {copied} of {n} messages in the Maildir", flush=True)
+    return run
 
 
 def run_profile(root: Path, user, stores, n: int, timeout: float) -> str:

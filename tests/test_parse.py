@@ -509,3 +509,48 @@ def test_30_mb_message_parses_whole() -> None:
     assert msg.attachments[0].sha256 == hashlib.sha256(payload).hexdigest()
     assert msg.attachments[0].size == len(payload)
     assert msg.text.startswith("Some text.")
+
+
+# --------------------------------------------------------------------------- measuring without data
+
+def _with_attachment(payload: bytes, nl: bytes) -> bytes:
+    return nl.join([
+        b"From: a@example.com", b"Subject: att", b"Content-Type: multipart/mixed; boundary=b",
+        b"", b"--b", b"Content-Type: text/plain", b"", b"hi", b"--b",
+        b"Content-Type: application/octet-stream; name=x.bin",
+        b"Content-Transfer-Encoding: base64", b"", payload, b"--b--", b""])
+
+
+def _b64_lines(data: bytes, width: int, nl: bytes) -> bytes:
+    text = base64.b64encode(data)
+    return nl.join(text[i:i + width] for i in range(0, len(text), width))
+
+
+@pytest.mark.parametrize("chunk", [5, 64, 1 << 20])
+def test_attachment_measured_in_pieces_matches_the_decoded_bytes(monkeypatch, chunk) -> None:
+    """Without `attachment_data`, base64 is decoded piece by piece (large runs stay views of
+    the raw message); sizes and hashes must equal those of the whole decode, junk, stray or
+    early padding, a dangling character and odd line widths included."""
+    from mailbridge.domain import parse as parse_module
+
+    monkeypatch.setattr(parse_module, "_STREAM_CHUNK", chunk)
+    rng = random.Random(7)
+    blob = rng.randbytes(30000)
+    variants = [
+        _b64_lines(blob, 76, b"\r\n"),
+        _b64_lines(blob, 75, b"\n"),  # lines that are not whole quads
+        _b64_lines(blob[:-1], 76, b"\n") + b"\n====",  # padding alone on the last line
+        _b64_lines(blob, 76, b"\n") + b"\nQ",  # a dangling character
+        _b64_lines(blob, 76, b"\n") + b"\nQU",  # missing padding
+        _b64_lines(blob, 76, b"\n").replace(b"\nA", b"\n*A", 3),  # junk characters
+        _b64_lines(blob, 76, b"\n") + b"\nQUJD=junk\nREVG",  # data after the padding
+        b"QQ==\n" + _b64_lines(blob, 76, b"\n"),  # padding at the start
+        _b64_lines(blob, 76, b"\n") + b"\n\xff\xfe",  # 8-bit junk
+    ]
+    for nl in (b"\n", b"\r\n"):
+        for payload in variants:
+            raw = _with_attachment(payload.replace(b"\n", nl), nl)
+            whole, slim = parse(raw), parse(raw, attachment_data=False)
+            assert [(a.size, a.sha256) for a in slim.attachments] == [
+                (len(a.data), hashlib.sha256(a.data).hexdigest()) for a in whole.attachments]
+            assert slim.attachments[0].data == b""

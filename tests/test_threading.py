@@ -40,3 +40,17 @@ def test_reply_references_nearest_first_and_ticket_tokens():
     assert ticket_token("Re: #42 Printer") is None
     assert with_token("Printer", 7) == "[#7] Printer"
     assert with_token("[#7] Printer", 7) == "[#7] Printer"
+
+
+def test_fingerprints_stay_those_already_stored_whatever_the_chunking(monkeypatch) -> None:
+    """The body is hashed in chunks (a large message is never copied whole): the result must
+    be the digest stored fingerprints were made with, wherever a chunk ends (inside a CRLF,
+    or right after a bare CR)."""
+    from mailbridge.domain import threading as threading_module
+
+    raw = (b"Received: from x\r\n\tby y\r\nFrom: a@example.com\r\nMessage-ID: <g@x>\r\n"
+           b"Subject: s\r\n\r\nline one\r\r\nline two\r\n\r\n\r\nend\r")
+    stored = "sha256:de8b2bcc10483062c307689b9e2fce2f83bc8f1e7bda3be635f57129ead75485"
+    for chunk in (1, 2, 3, 5, 1 << 20):
+        monkeypatch.setattr(threading_module, "_CHUNK", chunk)
+        assert fingerprint(None, raw) == stored

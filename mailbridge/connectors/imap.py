@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mailbridge.connectors import imap_fetch
 from mailbridge.connectors.base import Batch, Fetched, SourceState, too_large
 from mailbridge.connectors.imap_session import ImapSession, ImapSettings
 from mailbridge.domain.source import SourceRef
@@ -177,7 +178,7 @@ class ImapFetcher:
             chunk = plan.todo[start:start + SIZE_CHUNK]
             sizes = self.session.call(
                 plan.folder, readonly,
-                lambda c, u=chunk: c.fetch(u, ["RFC822.SIZE", "INTERNALDATE"]))
+                lambda c, u=chunk: imap_fetch.fetch(c, u, ["RFC822.SIZE", "INTERNALDATE"]))
             for uid in chunk:
                 arrived = _arrival(sizes.get(uid, {}).get(b"INTERNALDATE"))
                 if arrived is not None:
@@ -224,7 +225,7 @@ class ImapFetcher:
     def _whole(self, plan: FolderPlan, uids: list[int]) -> list[Fetched]:
         readonly = not self.settings.mark_seen
         data = self.session.call(plan.folder, readonly,
-                                 lambda c: c.fetch(uids, ["BODY.PEEK[]"]))
+                                 lambda c: imap_fetch.fetch(c, uids, ["BODY.PEEK[]"]))
         return [self._fetched(plan, uid, data.get(uid, {}).get(b"BODY[]")) for uid in uids]
 
     def _in_pieces(self, plan: FolderPlan, uid: int, state: SourceState) -> Fetched:
@@ -234,7 +235,8 @@ class ImapFetcher:
         start = 0
         for _ in range(self.max_bytes // FETCH_BYTES + 1):
             item = f"BODY.PEEK[]<{start}.{FETCH_BYTES}>"
-            data = self.session.call(plan.folder, readonly, lambda c, i=item: c.fetch([uid], [i]))
+            data = self.session.call(plan.folder, readonly,
+                                     lambda c, i=item: imap_fetch.fetch(c, [uid], [i]))
             piece = data.get(uid, {}).get(f"BODY[]<{start}>".encode())
             if piece is None:
                 return self._fetched(plan, uid, None)

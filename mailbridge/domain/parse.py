@@ -202,25 +202,39 @@ class _Context:
     """Per-message state: defect notes, the charsets the message declares (the best guesses for
     undeclared 8-bit text) and the stashed base64 runs."""
 
-    def __init__(self, notes: Iterable[str] = ()) -> None:
+    def __init__(self, notes: Iterable[str] = (), keep_data: bool = True) -> None:
         self.defects: list[str] = list(notes)
         self.hints: tuple[str, ...] = ()
-        self.blobs: list[bytes] = []
+        self.blobs: list[memoryview] = []
+        self.keep_data = keep_data
 
     def restore(self, data: bytes) -> bytes:
         """Put stashed base64 runs back (see _stash_blobs)."""
         if not self.blobs or _BLOB_TOKEN not in data:
             return data
+        return b"".join(self.pieces(data))
 
-        def put(match: re.Match[bytes]) -> bytes:
+    def pieces(self, data: bytes) -> Iterator[bytes | memoryview]:
+        """`data` with its stashed runs put back, in pieces: the runs are views of the raw
+        message, so a large payload can be read without a copy of it."""
+        if not self.blobs or _BLOB_TOKEN not in data:
+            yield data
+            return
+        position = 0
+        for match in _BLOB_TOKEN_RE.finditer(data):
             index = int(match.group(1))
             if index >= len(self.blobs):
-                return match.group()
+                continue
+            yield data[position:match.start()]
             blob = self.blobs[index]
-            # Without its line break the token ended the payload: so must the blob.
-            return blob if match.group(2) else blob.rstrip(b"\r\n")
-
-        return _BLOB_TOKEN_RE.sub(put, data)
+            if not match.group(2):  # the token ended the payload without its line break
+                end = len(blob)
+                while end and blob[end - 1] in b"\r\n":
+                    end -= 1
+                blob = blob[:end]
+            yield blob
+            position = match.end()
+        yield data[position:]
 
     def note(self, text: str) -> None:
         if text not in self.defects:
@@ -369,21 +383,24 @@ _BLOB_MIN_RUN = 2048
 _BLOB_MIN_MESSAGE = 4 * _BLOB_MIN_RUN
 
 
-def _stash_blobs(raw: bytes) -> tuple[bytes, list[bytes]]:
+def _stash_blobs(raw: bytes) -> tuple[bytes, list[memoryview]]:
     """Swap long base64 runs for one-line tokens before the stdlib parses the message.
 
     Its parser spends about 10 µs in Python on every line, 4 s for a 30 MB attachment; a token
     is one line. A run cannot contain a boundary, header or blank line, so the MIME structure
-    is unchanged, and the bytes go back in when a payload is read (`_Context.restore`).
+    is unchanged, and the bytes go back in when a payload is read (`_Context.restore`). The
+    runs are kept as views of `raw`, not copies.
     """
     if len(raw) < _BLOB_MIN_MESSAGE or _BLOB_TOKEN in raw:
         return raw, []
-    blobs: list[bytes] = []
+    blobs: list[memoryview] = []
+    view = memoryview(raw)
 
     def stash(match: re.Match[bytes]) -> bytes:
-        if len(match.group()) < _BLOB_MIN_RUN:
+        start, end = match.span()
+        if end - start < _BLOB_MIN_RUN:
             return match.group()
-        blobs.append(match.group())
+        blobs.append(view[start:end])
         return b"%s%d\n" % (_BLOB_TOKEN, len(blobs) - 1)
 
     return _B64_RUN_RE.sub(stash, raw), blobs
@@ -460,6 +477,35 @@ def _b64decode(data: bytes) -> bytes:
     data = _B64_JUNK_RE.sub(b"", data)
     data = data[: len(data) - len(data) % 4] if len(data) % 4 == 1 else data
     return binascii.a2b_base64(data + b"=" * (-len(data) % 4))
+
+
+_B64_KEPT = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_B64_DROPPED = bytes(b for b in range(256) if b not in _B64_KEPT)
+_STREAM_CHUNK = 1 << 20
+
+
+class _Base64Stream:
+    """`_b64decode` a piece at a time, with the same result as on the whole: full quads are
+    decoded as they come; from the first `=` on (padding, normally the last line) the rest is
+    kept and decoded by `_b64decode` at the end, which then sees what it would have seen."""
+
+    def __init__(self) -> None:
+        self.carry = b""
+        self.tail: list[bytes] | None = None
+
+    def feed(self, piece: bytes | memoryview) -> bytes:
+        data = self.carry + bytes(piece).translate(None, _B64_DROPPED)
+        if self.tail is not None or b"=" in data:
+            self.tail = [*(self.tail or ()), data]
+            self.carry = b""
+            return b""
+        cut = len(data) - len(data) % 4
+        self.carry = data[cut:]
+        return binascii.a2b_base64(data[:cut])
+
+    def end(self) -> bytes:
+        rest = b"".join(self.tail) if self.tail is not None else self.carry
+        return _b64decode(rest) if rest else b""
 
 
 def _decode_words(text: str, ctx: _Context, where: str) -> str:
@@ -706,6 +752,28 @@ def _payload_bytes(part: Message, ctx: _Context) -> bytes:
     return ctx.restore(data) if isinstance(data, bytes) else b""
 
 
+def _base64_measure(part: Message, ctx: _Context) -> tuple[int, str] | None:
+    """Size and SHA-256 of a base64 payload, decoded a megabyte at a time and never held
+    whole; None when the payload is not one to stream (see `_payload_bytes`)."""
+    if (_header(part, "content-transfer-encoding") or "").lower() != "base64":
+        return None
+    try:
+        payload = part.get_payload()
+    except (UnicodeError, LookupError, TypeError):
+        return None
+    if not isinstance(payload, str):
+        return None
+    stream, digest, size = _Base64Stream(), hashlib.sha256(), 0
+    for piece in ctx.pieces(payload.encode("ascii", "ignore")):
+        for start in range(0, len(piece), _STREAM_CHUNK):
+            data = stream.feed(piece[start:start + _STREAM_CHUNK])
+            digest.update(data)
+            size += len(data)
+    data = stream.end()
+    digest.update(data)
+    return size + len(data), digest.hexdigest()
+
+
 def _serialise(part: Message, ctx: _Context, linesep: str) -> bytes:
     """A message/* part as bytes: the enclosed message for rfc822, the raw blocks otherwise."""
     buffer = BytesIO()
@@ -837,7 +905,15 @@ def _leaf(part: Message, ctype: str, ctx: _Context, body: _Body, linesep: str) -
             body.html.append(text)
         return
     # A multipart leaf is message/*: the stdlib parsed the enclosed message or header blocks.
-    data = _serialise(part, ctx, linesep) if part.is_multipart() else _payload_bytes(part, ctx)
+    measured = None if ctx.keep_data or ctype.startswith("message/") else _base64_measure(
+        part, ctx)
+    if measured is not None:
+        data = b""
+        size, sha256 = measured
+    else:
+        data = (_serialise(part, ctx, linesep) if part.is_multipart()
+                else _payload_bytes(part, ctx))
+        size, sha256 = len(data), hashlib.sha256(data).hexdigest()
     content_id = normalize_message_id(
         ctx.fix_raw(_header(part, "content-id") or "", "a content-id header"))
     cid_name = _CID_FILENAME_RE.match(content_id or "")
@@ -851,8 +927,8 @@ def _leaf(part: Message, ctype: str, ctx: _Context, body: _Body, linesep: str) -
     body.attachments.append(Attachment(
         filename=filename,
         content_type=ctype,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        size=size,
+        sha256=sha256,
         content_id=content_id,
         inline=disposition == "inline" or (disposition is None and content_id is not None),
         data=data,
@@ -867,13 +943,16 @@ def _defect_name(defect: object) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
 
 
-def parse(raw: bytes) -> ParsedMessage:
-    """Parse raw message bytes; raises ParseError only when there is no message to speak of."""
+def parse(raw: bytes, attachment_data: bool = True) -> ParsedMessage:
+    """Parse raw message bytes; raises ParseError only when there is no message to speak of.
+    With `attachment_data` false, attachments other than message/* come without their decoded
+    bytes (`data` is empty; size and SHA-256 are given): a base64 one is then decoded a
+    megabyte at a time instead of whole, so a large message costs little more than itself."""
     raw = bytes(raw)
-    if not raw.strip():
+    if not raw or raw.isspace():  # (not strip(): that copies all but the trailing newline)
         raise ParseError("empty message")
     repaired, notes = _repair_header_block(raw)
-    ctx = _Context(notes)
+    ctx = _Context(notes, keep_data=attachment_data)
     stashed, ctx.blobs = _stash_blobs(repaired)
     msg = _parse_mime(stashed, ctx)
     raw_headers = list(msg.raw_items())

@@ -22,15 +22,25 @@ def fingerprint(parsed: ParsedMessage | None, raw: bytes) -> str:
     a crash, read once over IMAP with CRLF and once from a spool with LF) has the same
     Message-ID and the same content apart from trace headers. Broken mailers reuse Message-IDs
     for different mail, so the content is part of the key. No Message-ID: the content alone."""
-    digest = hashlib.sha256(_content(raw)).hexdigest()
+    digest = _content_digest(raw)
     if parsed is not None and parsed.message_id:
         return f"mid:{parsed.message_id.lower()}#{digest[:16]}"
     return "sha256:" + digest
 
 
-def _content(raw: bytes) -> bytes:
-    text = raw.replace(b"\r\n", b"\n")
-    head, sep, body = text.partition(b"\n\n")
+_HEAD_END_RE = re.compile(rb"\n\r?\n")  # a blank line once CRLF is read as LF
+_CHUNK = 1 << 20
+
+
+def _content_digest(raw: bytes) -> str:
+    """SHA-256 of the message with LF line ends and without trace headers. The body is hashed
+    a megabyte at a time, so a large message is never copied whole."""
+    digest = hashlib.sha256()
+    end = _HEAD_END_RE.search(raw)
+    head_end = len(raw) if end is None else end.start() + 1
+    head = raw[:head_end].replace(b"\r\n", b"\n")
+    if end is not None:
+        head = head[:-1]  # the line break that the blank line follows is the separator's
     kept, keep = [], True
     for line in head.split(b"\n"):
         if line[:1] not in (b" ", b"\t"):  # a new field; continuation lines follow their field
@@ -39,7 +49,18 @@ def _content(raw: bytes) -> bytes:
             keep = not name.startswith(TRACE_HEADERS)
         if keep:
             kept.append(line)
-    return b"\n".join(kept) + sep + body
+    digest.update(b"\n".join(kept))
+    if end is None:
+        return digest.hexdigest()
+    digest.update(b"\n\n")
+    view, position = memoryview(raw), end.end()
+    while position < len(raw):
+        stop = min(position + _CHUNK, len(raw))
+        while stop < len(raw) and raw[stop - 1] == 0x0D:  # a chunk never ends inside a CRLF
+            stop += 1
+        digest.update(bytes(view[position:stop]).replace(b"\r\n", b"\n"))
+        position = stop
+    return digest.hexdigest()
 
 
 # Reply and forward prefixes of many languages, repeated chains included: "Re: AW: Fwd[2]:"

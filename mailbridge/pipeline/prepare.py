@@ -25,7 +25,7 @@ def prepare(raw: bytes, own_addresses: Iterable[str] = ()) -> Prepared:
     from mailbridge.domain.parse import parse
 
     try:
-        parsed = parse(raw)
+        parsed = parse(raw, attachment_data=False)  # stored as metadata only
     except ParseError as exc:
         return unparsed(raw, str(exc))
     except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the message

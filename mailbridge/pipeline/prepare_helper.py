@@ -1,7 +1,9 @@
 """Parsing in helper processes: on a second core, and under a deadline per message.
 
-A helper (`python -m mailbridge.pipeline.prepare_helper`) is fed pickled batches on stdin and
-answers on stdout, one frame per message, one batch in flight. It prepares batch k while this
+A helper (`python -m mailbridge.pipeline.prepare_helper`) is fed batches on stdin (a pickled
+frame saying what follows, then each raw message as a frame of its own, written and read
+without a copy of it being made) and answers on stdout, one frame per message, one batch in
+flight. It prepares batch k while this
 process fetches batch k+1 and commits batch k-1; a small batch (a cron poll, a piped message)
 is parsed in-process unless one of its messages is large, because only a helper can be
 stopped: the parser is linear, so a message of at most `IN_PROCESS_BYTES` parses in well under
@@ -99,8 +101,13 @@ class _Helper:
         self.since = 0.0  # when the helper began the message it is on, or later
 
     def send(self, own: tuple[str, ...], raws: Sequence[bytes | None]) -> None:
-        request = (own, list(raws), [_seconds(raw) for raw in raws])
-        _write_frame(self.process.stdin, pickle.dumps(request, protocol=5))
+        present = [raw is not None for raw in raws]
+        request = (own, present, [_seconds(raw) for raw in raws])
+        _write_frame(self.process.stdin, pickle.dumps(request, protocol=5), flush=False)
+        for raw in raws:
+            if raw is not None:
+                _write_frame(self.process.stdin, raw, flush=False)
+        _write_frame(self.process.stdin, b"")  # (flushes)
         self.busy = True
         self.since = time.monotonic()
 
@@ -217,12 +224,25 @@ class Preparer:
         return prepare_all(raws, self.own)
 
 
-def _write_frame(stream: BinaryIO | None, payload: bytes) -> None:
+def _write_frame(stream: BinaryIO | None, payload: bytes, flush: bool = True) -> None:
     if stream is None:
         raise OSError("no pipe")
     stream.write(_HEADER.pack(len(payload)))
-    stream.write(payload)
-    stream.flush()
+    stream.write(payload)  # (a large payload goes to the pipe as it is, not via the buffer)
+    if flush:
+        stream.flush()
+
+
+def _read_frame(stream: BinaryIO) -> bytes | None:
+    """The next frame, or None at the end of the stream."""
+    header = stream.read(_HEADER.size)
+    if len(header) != _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    payload = stream.read(size)
+    if len(payload) != size:
+        return None
+    return payload
 
 
 class _FrameReader:
@@ -302,12 +322,17 @@ def _prepare_in_time(raw: bytes | None, own: Sequence[str], seconds: float
 
 
 def _serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    """Batches of (own addresses, raw messages, each one's deadline in seconds). An empty
-    frame after each message tells the caller's clock it is done; the results follow the
-    batch in one frame, so the pipe never fills up while the batch is parsed."""
-    while len(header := stdin.read(_HEADER.size)) == _HEADER.size:
-        (size,) = _HEADER.unpack(header)
-        own, raws, deadlines = pickle.loads(stdin.read(size))
+    """Batches of (own addresses, which messages are there, each one's deadline in seconds),
+    then the messages there, one frame each, then an empty frame. The whole batch is read
+    before it is parsed, so the caller is never held up writing it. An empty frame after each
+    message tells the caller's clock it is done; the results follow the batch in one frame,
+    so the pipe never fills up while the batch is parsed."""
+    while (request := _read_frame(stdin)) is not None:
+        own, present, deadlines = pickle.loads(request)
+        raws = [_read_frame(stdin) if there else None for there in present]
+        if _read_frame(stdin) != b"" or any(
+                raw is None for raw, there in zip(raws, present, strict=True) if there):
+            return  # the caller ended mid-batch: nobody wants the answers
         answers = []
         for raw, seconds in zip(raws, deadlines, strict=True):
             answers.append(_prepare_in_time(raw, own, seconds))

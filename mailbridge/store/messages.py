@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict
 from typing import Any
 
 from mailbridge.domain.message import Address, ParsedMessage
@@ -157,7 +156,7 @@ def raw_of(db: Store, message: int) -> bytes:
 
 
 def _insert_attachments(db: Store, message: int, parsed: ParsedMessage | None) -> None:
-    if parsed is None:
+    if parsed is None or not parsed.attachments:
         return
     db.executemany(
         "INSERT INTO attachments (message, position, filename, content_type, size, sha256, "
@@ -167,4 +166,4 @@ def _insert_attachments(db: Store, message: int, parsed: ParsedMessage | None) -
 
 
 def _addresses(addrs: tuple[Address, ...]) -> str:
-    return json.dumps([asdict(a) for a in addrs], ensure_ascii=False)
+    return json.dumps([{"name": a.name, "email": a.email} for a in addrs], ensure_ascii=False)
