@@ -120,7 +120,7 @@ class PostgresStore(Store):
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[Store]:
-        with self.translated(), self.conn.transaction():
+        with self.translated(), self.conn.transaction(), self.staging():
             yield self
 
     def insert(self, table: str, row: dict[str, Any], key: str | None = "id") -> int:
