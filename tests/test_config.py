@@ -30,8 +30,8 @@ def test_every_problem_is_reported_together():
                       "password": "hunter22"}},
         {"name": "support", "incoming": {"type": "carrier-pigeon"}},
     ], "stroe": {}})
-    assert ("config.toml: stroe: unknown key (expected one of: store, alerts, m365, channel); "
-            'did you mean "store"?' in found)
+    assert ("config.toml: stroe: unknown key (expected one of: store, alerts, m365, channel, "
+            'hook); did you mean "store"?' in found)
     assert "config.toml: channel.support.mode: must be one of \"tickets\", \"engagements\", " \
            "\"sales\"" in found
     assert "config.toml: channel.support.colour: unknown key" in found

@@ -30,7 +30,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "run": ("mailbridge run", "systemctl enable --now mailbridge   # contrib/mailbridge.service"),
     "events": ("mailbridge events --after 120",
                "mailbridge events --follow --kind ticket.created,message.added | my-notifier",
-               "mailbridge events --follow --after \"$(cat last-cursor)\""),
+               "mailbridge events --follow --after 120 --format table"),
     "status": ("mailbridge status", "mailbridge status --format json | jq '.[].health'"),
     "doctor": ("mailbridge doctor", "mailbridge doctor --offline"),
     "messages": ("mailbridge messages list --unparsed", "mailbridge messages show 12 --raw"),
