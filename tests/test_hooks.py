@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import tomli_w
 from conftest import drop, message
 
@@ -177,3 +178,25 @@ def test_the_example_config_documents_hooks():
     for kind in KINDS:
         assert f"`{kind}`" in readme, kind
     assert json.dumps(list(KINDS))  # the one list, plain strings
+
+
+@pytest.mark.parametrize("store_backend", ["postgresql"])
+def test_two_hosts_on_a_shared_store_run_a_hook_once_and_hand_it_over(mb):
+    """Two `run` processes on one PostgreSQL store: the hook is leased (`hook:notify`), so
+    each event runs once; when its holder stops, the other takes the hook over."""
+    first, second = Desk(mb), Desk(mb)
+    first.start()
+    second.start()
+    first.mail("One", "Two", "Three", "Four")
+    first.wait("four tickets", lambda: len(first.ran()) == 4)
+    holder = mb.value("SELECT owner FROM leases WHERE channel='hook:notify'")
+    assert holder is not None
+    by_pid = {str(d.proc.pid): d for d in (first, second) if d.proc is not None}
+    stopping = by_pid[holder.rsplit(":", 1)[1]]
+    other = second if stopping is first else first
+    stopping.stop()  # gives the hook's lease back
+    first.mail("Five", "Six")
+    other.wait("the other host", lambda: len(first.ran()) == 6)
+    assert mb.value("SELECT owner FROM leases WHERE channel='hook:notify'") != holder
+    assert first.ran() == first.events("ticket.created", "ticket.closed")  # each once
+    other.stop()
