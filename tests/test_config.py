@@ -128,6 +128,7 @@ def test_example_config_mentions_every_key_the_schema_knows():
 
     text = (REPO / "config.example.toml").read_text()
     specs = [schema.STORE, schema.ALERTS, schema.M365_APP, schema.CHANNEL, schema.ROUTE,
+             schema.HOOK,
              *schema.INCOMING.values(), *schema.OUTGOING.values()]
     missing = sorted({key for spec in specs for key in spec
                       if not re.search(rf"(?:^|[\s{{,#]){key}\s*=", text)})

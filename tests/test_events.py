@@ -68,7 +68,7 @@ def test_bad_input_is_one_line(mb):
     assert 'did you mean "ticket.closed"' in wrong.stderr and "message.added" in wrong.stderr
     assert "Traceback" not in wrong.stderr
     assert mb("events", "--after", "-3").exit_code == 2
-    follow_json = mb("events", "--follow", "--format", "json")
+    follow_json = mb("events", "--follow", "--format", "csv")
     assert follow_json.exit_code == 2 and "jsonl" in follow_json.stderr
     assert mb("events").stdout == ""  # no store yet: nothing happened
 

@@ -10,16 +10,16 @@ import threading
 
 import typer
 
-from mailbridge.cli.output import Format, emit
-from mailbridge.cli.params import LIMIT, one_of, whole
+from mailbridge.cli.output import FORMAT, Format, emit
+from mailbridge.cli.params import LIMIT, whole
 from mailbridge.cli.state import state
+from mailbridge.cli.terminal import print_line
 from mailbridge.errors import UsageError
 
 COLUMNS = ("cursor", "created_at", "kind", "channel", "ticket", "engagement", "opportunity",
            "payload")
 TABLE = {"cursor": "cursor", "created_at": "when", "kind": "kind", "channel": "channel",
          "ticket": "ticket", "payload": "details"}
-EVENT_FORMAT = one_of("--format", "jsonl", "json", "table")
 CURSOR = whole("--after", 0, metavar="CURSOR")
 
 
@@ -35,9 +35,10 @@ def events(
                              help="Only these kinds, comma-separated (see below)."),
     limit: int = typer.Option(None, "--limit", "-n", parser=LIMIT,
                               help="At most this many (not with --follow)."),
-    fmt: str = typer.Option(None, "--format", "-f", parser=EVENT_FORMAT,
-                            help="jsonl (the default in a pipe: one event a line), json "
-                                 "(one list) or table (the default on a terminal)."),
+    fmt: Format = typer.Option(None, "--format", "-f", parser=FORMAT,
+                               help="jsonl (the default in a pipe: one event a line), json "
+                                    "(one list), table (the default on a terminal), csv or "
+                                    "tsv; --follow prints jsonl or table."),
 ) -> None:
     """Print what happened in the store, oldest first: tickets created, closed, reopened
     and moved, messages added, comments, replies queued and sent, engagements and
@@ -54,12 +55,12 @@ def events(
 
     kinds = service.check_kinds([k.strip() for k in kind.split(",") if k.strip()]
                                 if kind else [])
-    fmt = fmt or ("table" if sys.stdout.isatty() else "jsonl")
+    fmt = fmt or (Format.table if sys.stdout.isatty() else Format.jsonl)
     config = state(ctx).config()
     if not follow:
-        emit(service.read(config, after, kinds, limit), Format(fmt), COLUMNS, table=TABLE)
+        emit(service.read(config, after, kinds, limit), fmt, COLUMNS, table=TABLE)
         return
-    if fmt == "json" or limit is not None:
+    if fmt not in (Format.jsonl, Format.table) or limit is not None:
         raise UsageError("--follow prints events as they come: use --format jsonl or table, "
                          "without --limit")
     stop = threading.Event()
@@ -68,13 +69,22 @@ def events(
     try:
         for event in service.follow(config, after, kinds,
                                     lambda: stop.is_set() or _reader_gone()):
-            if fmt == "jsonl":
+            if fmt is Format.jsonl:
                 sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
             else:
-                emit([event], Format.table, COLUMNS, table=TABLE)
+                print_line(_line(event))
             sys.stdout.flush()  # each event reaches the reader as it happens
     except BrokenPipeError:  # the reader went away: it has what it read, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _line(event: dict) -> str:
+    """An event as --follow shows it on a terminal: one line as it happens (a table would
+    need every row first to size its columns)."""
+    about = next((f"{what} {event[what]}" for what in ("ticket", "engagement", "opportunity")
+                  if event[what] is not None), "")
+    return (f"{event['cursor']:>8}  {event['created_at']}  {event['kind']:<19}  "
+            f"{event['channel'] or '-'}  {about}  {json.dumps(event['payload'])}")
 
 
 def _reader_gone() -> bool:

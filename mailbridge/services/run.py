@@ -40,7 +40,7 @@ TICK_SECONDS = 0.5  # how often the main thread looks at the stop and reload fla
 OUTBOX_SECONDS = 60
 CLAIM_SECONDS = 2  # shared store: how often a host looks for due channels
 HOOK_SECONDS = 1  # how often each hook looks for new events
-HOOK_THREADS = 4  # hooks whose commands can run at the same time
+HOOK_THREADS = 4  # hooks whose commands can run at the same time (store/postgres.py POOL_SIZE)
 
 
 class _Quiet:
