@@ -209,3 +209,33 @@ def _config(mb):
     from mailbridge.config.load import load_config
 
     return load_config(Path(mb.config))
+
+
+def test_engagements_opportunities_and_the_outbox_are_events_too(mb):
+    from mailbridge.store import engagements, events, messages, outbox, sales
+
+    db = mb.open()
+    try:
+        with db.atomic():
+            message = messages.insert(db, "crm", "fp-1", b"raw", None, "human", "unparsed")
+            engagement = engagements.record(db, "crm", message, "in", "me@example.com", None,
+                               [("ann@customer.example", "acme")])
+            opened = sales.add_opportunity(db, "Printers", "Bob@Buyer.example")
+            sales.attach(db, opened, message, "text", "opened")  # told by .created
+            sales.attach(db, opened, message, "text", "matched")  # already there: no event
+            sales.set_status(db, opened, "closed")
+            row = outbox.queue(db, "crm", None, None, "alert", "a@x", ["b@x"], b"raw")
+            outbox.set_state(db, row, outbox.SENDING, attempt=True)  # no event
+            outbox.set_state(db, row, outbox.FAILED, "550 no such user")
+        found = events.after(db, 0)
+    finally:
+        db.close()
+    assert [(e["kind"], e["channel"], e["engagement"], e["opportunity"]) for e in found] == [
+        ("engagement.created", "crm", engagement, None),
+        ("opportunity.created", None, None, opened),
+        ("opportunity.updated", None, None, opened), ("outbox.failed", "crm", None, None)]
+    assert found[0]["payload"] == {"clients": ["acme"], "direction": "in", "message": message}
+    assert found[1]["payload"]["contact"] == "bob@buyer.example"
+    assert found[2]["payload"] == {"status": "closed", "was": "open"}
+    assert found[3]["payload"] == {"error": "550 no such user", "outbox": row,
+                                   "outbox_kind": "alert"}
