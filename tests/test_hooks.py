@@ -200,3 +200,26 @@ def test_two_hosts_on_a_shared_store_run_a_hook_once_and_hand_it_over(mb):
     assert mb.value("SELECT owner FROM leases WHERE channel='hook:notify'") != holder
     assert first.ran() == first.events("ticket.created", "ticket.closed")  # each once
     other.stop()
+
+
+def test_a_hook_that_hangs_is_killed_with_its_children_at_its_timeout(tmp_path):
+    from mailbridge.config.model import Hook
+    from mailbridge.services.hooks import retry_in, run_command
+
+    event = {"cursor": 7, "kind": "ticket.created"}
+    pids = tmp_path / "pids"
+    hangs = Hook("slow", ("ticket.created",),
+                 ("sh", "-c", f'sleep 300 & echo $! > {pids}; wait'), 1)
+    assert run_command(hangs, event, lambda: False) == "timed out after 1 s"
+    child = int(pids.read_text())
+    deadline = time.monotonic() + WAIT
+    while Path(f"/proc/{child}").exists() and \
+            Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the hook's child outlived it"
+        time.sleep(0.05)
+    missing = Hook("gone", ("ticket.created",), ("/nonexistent/notify",), 5)
+    assert run_command(missing, event, lambda: False).startswith("cannot run /nonexistent")
+    said = Hook("said", ("ticket.created",), ("sh", "-c", "cat >/dev/null; echo no >&2; exit 4"),
+                5)
+    assert run_command(said, event, lambda: False) == "exited 4: no"
+    assert [retry_in(n) for n in (0, 1, 2, 6, 7, 40)] == [5, 10, 20, 300, 300, 300]

@@ -160,13 +160,14 @@ def run_command(hook: Hook, event: dict[str, Any], stopped: Callable[[], bool]) 
                                 start_new_session=True)
     except OSError as exc:
         return f"cannot run {hook.command[0]}: {exc.strerror or exc}"
-    data = (json.dumps(event, ensure_ascii=False) + "\n").encode()
+    data: bytes | None = (json.dumps(event, ensure_ascii=False) + "\n").encode()
     waited = 0.0
     while True:
         try:
             _out, err = proc.communicate(data, timeout=POLL)
             break
         except subprocess.TimeoutExpired:
+            data = None  # given once: communicate keeps writing what is left of it
             waited += POLL
         if stopped():
             _end(proc, signal.SIGTERM)
