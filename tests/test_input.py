@@ -32,7 +32,8 @@ def numeric_params():
         for param in getattr(_command(path), "params", []):
             checked = parser(param)
             if checked is not None and checked.convert in (int, float):
-                below = "0" if checked.convert is int else "-1"  # every range starts at 1 or 0
+                # every range starts at 1 or 0 (a cursor: 0 is the start of the stream)
+                below = "0" if checked.convert is int and not _valid(checked, "0") else "-1"
                 for value in (HUGE, below, "nan", "12abc"):
                     yield pytest.param(path, param.name, value,
                                        id=f"{' '.join(path)} {param.name} {value}")
@@ -51,6 +52,14 @@ def argv_with(path, target: str, value: str) -> list[str]:
         else:
             options += [max(param.opts, key=len), given]
     return [*path, *options, *arguments]
+
+
+def _valid(checked, value: str) -> bool:
+    try:
+        checked(value)
+    except Exception:  # noqa: BLE001 - any refusal
+        return False
+    return True
 
 
 def _sample(param) -> str:

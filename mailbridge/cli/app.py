@@ -48,7 +48,7 @@ COMMANDS = {
     "sync": "cmd_sync", "ingest": "cmd_sync", "reprocess": "cmd_sync",
     "run": "cmd_ops", "status": "cmd_ops", "doctor": "cmd_admin",
     "channels": "cmd_channels", "queues": "cmd_ops", "tickets": "cmd_tickets",
-    "messages": "cmd_messages",
+    "messages": "cmd_messages", "events": "cmd_events",
     "outbox": "cmd_outgoing", "agents": "cmd_outgoing",
     "clients": "cmd_engagements", "contacts": "cmd_engagements",
     "engagements": "cmd_engagements", "opportunities": "cmd_sales", "inbox": "cmd_sales",

@@ -21,6 +21,8 @@ STATUS_TABLE = {"channel": "channel", "health": "health", "last_success": "synce
                 "last_message": "last mail", "messages_24h": "24h", "unparsed": "unparsed",
                 "outbox": "outbox", "unsent": "unsent", "next_run": "next"}
 
+HOOK_COLUMNS = ("hook", "on", "cursor", "lag", "failures", "retry_in", "last_error")
+
 
 def run(ctx: typer.Context) -> None:
     """Sync every enabled channel on its schedule until stopped (for systemd).
@@ -39,12 +41,14 @@ def run(ctx: typer.Context) -> None:
 
 
 def status(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
-    """Per channel: health, last sync and message, messages in 24 h, failures, next run.
+    """Per channel: health, last sync and message, messages in 24 h, failures, next run;
+    then each [[hook]]: its cursor, lag (events not yet run for), failures and last error.
     Exit 4 if any enabled channel is failing, quiet or never synced (a monitoring check)."""
-    from mailbridge.services import health  # see cmd_outgoing.py
+    from mailbridge.services import health, hooks  # see cmd_outgoing.py
 
     config = state(ctx).config()
     rows = health.status(config)
+    hook_rows = hooks.status(config)
     shared = any("held_by" in row for row in rows)  # a store several hosts share
 
     def problems_and_hosts() -> None:
@@ -59,6 +63,9 @@ def status(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
 
             print_line("")
             write(fleet.host_rows(config), Format.table, HOST_COLUMNS, title="hosts")
+        if hook_rows:
+            print_line("")
+            write(hook_rows, Format.table, HOOK_COLUMNS, title="hooks")
     emit(rows, fmt, STATUS_COLUMNS + (("held_by",) if shared else ()),
          table=STATUS_TABLE | ({"held_by": "held by"} if shared else {}),
          after=problems_and_hosts)

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from mailbridge.config import paths
-from mailbridge.config.model import AlertSettings, Config, StoreSettings, build_channel
+from mailbridge.config.model import AlertSettings, Config, Hook, StoreSettings, build_channel
 from mailbridge.config.schema import (
     ALERTS,
     CHANNEL,
+    HOOK,
     INCOMING,
     M365_APP,
     OUTGOING,
@@ -107,6 +108,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         _check_refs(v, where, ch, {a.get("name") for a in apps})
         channels.append(ch)
     _check_refs(v, "alerts", alerts, {a.get("name") for a in apps})
+    hooks = _hooks(v, data.get("hook", []))
     _link_apps(apps, [*channels, alerts])
     if v.problems:
         more = [f"{path}: and {v.more} more problems"] if v.more else []
@@ -121,6 +123,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         m365=tuple(apps),
         alerts=AlertSettings(tuple(alerts["command"] or ()), alerts["after_failures"],
                              alerts["outgoing"], alerts.get("apps") or {}),
+        hooks=hooks,
         data=data,
     )
 
@@ -146,6 +149,24 @@ def _alert_sender(v: Validator, raw: Any) -> dict[str, Any]:
         v.problem("alerts.outgoing.from_email", "is required: the address alert mail comes "
                   "from (Microsoft 365 sends as its mailbox)")
     return out
+
+
+def _hooks(v: Validator, raw: Any) -> tuple[Hook, ...]:
+    """The [[hook]] tables; a hook's name (default: its program's file name) keeps its place
+    in the event stream, so two hooks cannot share one."""
+    hooks: list[Hook] = []
+    for i, table in enumerate(_table_list(v, "hook", raw)):
+        where = f"hook.{_label(table, i)}"
+        hook = v.table(where, table, HOOK)
+        if not hook.get("command") or not hook.get("on"):
+            continue
+        hook_name = hook["name"] or Path(hook["command"][0]).name
+        if any(h.name == hook_name for h in hooks):
+            v.problem(f"{where}.name", f"{hook_name!r} is the name of another hook: give "
+                      "each [[hook]] a name of its own")
+            continue
+        hooks.append(Hook(hook_name, hook["on"], tuple(hook["command"]), hook["timeout"]))
+    return tuple(hooks)
 
 
 def _table_list(v: Validator, path: str, value: Any) -> list[dict[str, Any]]:

@@ -147,12 +147,23 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class Hook:
+    """A `[[hook]]`: `command` runs for each event of the kinds `on`, the event on stdin."""
+
+    name: str
+    on: tuple[str, ...]
+    command: tuple[str, ...]
+    timeout: int
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     store: StoreSettings
     channels: tuple[Channel, ...] = ()
     m365: tuple[dict[str, Any], ...] = ()
     alerts: AlertSettings = AlertSettings()
+    hooks: tuple[Hook, ...] = ()
     data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def channel(self, name: str) -> Channel | None:

@@ -394,4 +394,24 @@ ALERTS = {
     "command": Key(string_list(), None),
     "after_failures": Key(integer(1, 1000), 3),
 }
-TOP_LEVEL = ("store", "alerts", "m365", "channel")
+def event_kinds(v: Any) -> tuple[str, ...]:
+    """A hook's `on`: one event kind or a list of them (store/events.py has the list)."""
+    from mailbridge.store.events import KINDS
+
+    given = [v] if isinstance(v, str) else v
+    if not isinstance(given, list) or not given or not all(isinstance(k, str) for k in given):
+        raise Invalid('must be an event kind or a list of them, e.g. "ticket.created"')
+    for kind in given:
+        if kind not in KINDS:
+            raise Invalid(f"{kind!r} is not an event kind{did_you_mean(kind, KINDS)} "
+                          f"(known: {', '.join(KINDS)})")
+    return tuple(dict.fromkeys(given))
+
+
+HOOK = {
+    "name": Key(name, None),  # default: the program's file name
+    "on": Key(event_kinds),
+    "command": Key(string_list()),
+    "timeout": Key(integer(1, 86_400), 60),
+}
+TOP_LEVEL = ("store", "alerts", "m365", "channel", "hook")

@@ -5,6 +5,8 @@ time in a single worker thread and take the write lock for each commit only, so 
 `mailbridge ingest` or a `tickets reply` gets in between batches. The service lock is held for
 the whole run, so a cron `sync` beside it stops with exit 75. On a shared (PostgreSQL) store
 one job instead claims whatever channel is due and free (services/fleet.py, store/leases.py).
+Each [[hook]] is a job of its own, every second, on a thread pool of the hooks' own, so a slow
+or failing hook holds up neither the syncs nor the other hooks (services/hooks.py).
 
 Stopping (`stop` set by SIGTERM/SIGINT) ends the running job's fetch early and commits what
 it fetched (see `pipeline.ingest`); a reload (`reload` set by SIGHUP) re-reads the config and
@@ -22,7 +24,7 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.errors import MailbridgeError
 from mailbridge.pipeline.report import FAILED, Outcome
 from mailbridge.pipeline.send import DrainResult
-from mailbridge.services import fleet, health
+from mailbridge.services import fleet, health, hooks
 from mailbridge.services.schedule import trigger_for
 from mailbridge.services.sync import ChannelResult, send_outbox, sync_channel
 from mailbridge.store import leases
@@ -38,6 +40,8 @@ TICK_SECONDS = 0.5  # how often the main thread looks at the stop and reload fla
 OUTBOX_SECONDS = 60
 CLAIM_SECONDS = 2  # shared store: how often a host looks for due channels
 CLAIM_JOB = " claim"  # no channel name can start with a space
+HOOK_SECONDS = 1  # how often each hook looks for new events
+HOOK_THREADS = 4  # hooks whose commands can run at the same time (store/postgres.py POOL_SIZE)
 
 
 class _Quiet:
@@ -70,10 +74,13 @@ def serve(load: Callable[[], Config], stop: threading.Event, reload: threading.E
     with service_lock(config.store, SERVICE_LOCK_WAIT):
         with connection(config.store) as db:  # create or migrate it before the first job
             heartbeat = fleet.Heartbeat(config).start() if db.shared else None
+            hooks.prepare(db, config.hooks)  # before the first sync, whose events they get
         scheduler = BackgroundScheduler(
-            timezone=UTC, executors={"default": ThreadPoolExecutor(1)},
+            timezone=UTC, executors={"default": ThreadPoolExecutor(1),
+                                     "hooks": ThreadPoolExecutor(HOOK_THREADS)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
-        _schedule(scheduler, config, stop, heartbeat)
+        runners: dict[str, hooks.Runner] = {}
+        _schedule(scheduler, config, stop, heartbeat, runners)
         scheduler.start()
         log.info("serving %d channel(s) from %s%s", _enabled(config), config.path,
                  f" as {heartbeat.owner}, sharing the store by leases" if heartbeat else "")
@@ -81,10 +88,12 @@ def serve(load: Callable[[], Config], stop: threading.Event, reload: threading.E
             while not stop.wait(TICK_SECONDS):
                 if reload.is_set():
                     reload.clear()
-                    config = _reload(scheduler, load, config, stop, heartbeat)
+                    config = _reload(scheduler, load, config, stop, heartbeat, runners)
         finally:
             log.info("stopping: committing what the running job has fetched")
             scheduler.shutdown(wait=True)
+            for runner in runners.values():
+                runner.close()
             if heartbeat is not None:
                 heartbeat.stop()
     log.info("stopped")
@@ -95,7 +104,7 @@ def _enabled(config: Config) -> int:
 
 
 def _schedule(scheduler: Any, config: Config, stop: threading.Event,
-              heartbeat: fleet.Heartbeat | None) -> None:
+              heartbeat: fleet.Heartbeat | None, runners: dict[str, hooks.Runner]) -> None:
     """On SQLite a job per channel on its trigger. On a shared store, when each channel is
     due lives in the database (so it is synced once per interval across all hosts), and one
     job claims whatever is due every few seconds."""
@@ -115,10 +124,27 @@ def _schedule(scheduler: Any, config: Config, stop: threading.Event,
                                   name=channel.name, next_run_time=now)
     scheduler.add_job(_outbox_job, "interval", seconds=OUTBOX_SECONDS, args=[config, stop],
                       id=" outbox", name="outbox")  # no channel name can start with a space
+    _schedule_hooks(scheduler, config, stop, heartbeat, runners)
+
+
+def _schedule_hooks(scheduler: Any, config: Config, stop: threading.Event,
+                    heartbeat: fleet.Heartbeat | None, runners: dict[str, hooks.Runner]
+                    ) -> None:
+    """A job per hook; a hook the config no longer has gives its lease back."""
+    wanted = {hook.name: hook for hook in config.hooks}
+    for name in list(runners):
+        if runners[name].hook != wanted.get(name):
+            runners.pop(name).close()
+    for name, hook in wanted.items():
+        runner = runners.setdefault(name, hooks.Runner(config, hook, stop, heartbeat))
+        scheduler.add_job(runner.tick, "interval", seconds=HOOK_SECONDS, executor="hooks",
+                          id=f" hook:{name}", name=f"hook {name}",
+                          next_run_time=datetime.now(UTC))
 
 
 def _reload(scheduler: Any, load: Callable[[], Config], old: Config,
-            stop: threading.Event, heartbeat: fleet.Heartbeat | None) -> Config:
+            stop: threading.Event, heartbeat: fleet.Heartbeat | None,
+            runners: dict[str, hooks.Runner]) -> Config:
     try:
         new = load()
     except MailbridgeError as exc:
@@ -130,7 +156,8 @@ def _reload(scheduler: Any, load: Callable[[], Config], old: Config,
         return old
     if heartbeat is not None:
         heartbeat.config = new
-    _schedule(scheduler, new, stop, heartbeat)
+    _locked(new, "hooks", lambda db: hooks.prepare(db, new.hooks))
+    _schedule(scheduler, new, stop, heartbeat, runners)
     log.info("config reloaded: %d channel(s)", _enabled(new))
     return new
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailbridge.store import events
 from mailbridge.store.db import Store, insert_row, now
 
 COLUMNS = ("id", "author", "text", "created_at")
 
 
 def add(db: Store, ticket: int, author: str, text: str) -> int:
-    return insert_row(db, "ticket_comments", {"ticket": ticket, "author": author,
-                                              "text": text, "created_at": now()})
+    comment = insert_row(db, "ticket_comments", {"ticket": ticket, "author": author,
+                                                 "text": text, "created_at": now()})
+    channel = db.execute("SELECT channel FROM tickets WHERE id=?", [ticket]).fetchone()
+    events.emit(db, events.COMMENT_ADDED, channel[0] if channel else None, ticket,
+                comment=comment, author=author)
+    return comment
 
 
 def of(db: Store, ticket: int) -> list[dict[str, Any]]:

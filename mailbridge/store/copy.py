@@ -19,7 +19,7 @@ TABLES = (
     "tickets", "ticket_messages", "ticket_comments", "runs", "alerts", "outbox",
     "contacts", "engagements", "engagement_contacts",
     "opportunities", "opportunity_messages", "inbox_items", "crm_notes",
-    "leases", "lease_events", "hosts", "token_caches",
+    "leases", "lease_events", "hosts", "token_caches", "events", "hook_state",
 )
 CHUNK_ROWS = 500
 CHUNK_BYTES = 32 * 1024 * 1024  # raw messages: a chunk is committed before it gets larger

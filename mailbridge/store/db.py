@@ -38,6 +38,10 @@ class Store:
     # Entered around each outermost transaction: the write lock, for a writer that holds it
     # only while it commits (store.session.writing_per_commit).
     guard: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
+    # What the current transaction staged to write last, just before it commits (events,
+    # store/events.py): (writer, item) pairs; `staging` keeps it and the nesting depth.
+    _staged: list[tuple[Callable[[Store, list[Any]], None], Any]] | None = None
+    _depth: int = 0
 
     def lock_row(self, skip_locked: bool = False) -> str:
         """What ends a SELECT that locks the rows it reads until the transaction ends (or, with
@@ -61,6 +65,37 @@ class Store:
         """One transaction; a nested block is a savepoint inside it."""
         raise NotImplementedError
         yield self
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[None]:
+        """Around the body of every transaction and savepoint (each backend's `atomic`): what
+        the body staged (`stage`) is dropped when the body fails, and written by its writer
+        when the outermost body ends, inside the transaction just before it commits."""
+        staged = self._staged if self._staged is not None else []
+        self._staged = staged
+        mark = len(staged)
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            del staged[mark:]
+            raise
+        finally:
+            self._depth -= 1
+        if self._depth == 0 and staged:
+            items, self._staged = list(staged), []
+            for writer in dict.fromkeys(w for w, _ in items):
+                writer(self, [item for w, item in items if w is writer])
+
+    def stage(self, writer: Callable[[Store, list[Any]], None], item: Any) -> None:
+        """Have `writer(db, items)` write `item` when the transaction commits (at once, in a
+        transaction of its own, outside one)."""
+        if self._depth:
+            assert self._staged is not None
+            self._staged.append((writer, item))
+            return
+        with self.atomic():
+            self.stage(writer, item)
 
     def pipeline(self) -> contextlib.AbstractContextManager[object]:
         """A block whose statements a database server is sent without waiting for each

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from mailbridge.store import events
 from mailbridge.store.db import Store, insert_row, now
 from mailbridge.store.query import Query, where
 
@@ -26,6 +27,9 @@ def record(db: Store, channel: str, message: int, direction: str, owner: str,
         "occurred_at": occurred_at, "created_at": now()})
     db.executemany("INSERT INTO engagement_contacts (engagement, contact, client) "
                         "VALUES (?, ?, ?)", [(engagement, e, c) for e, c in matched])
+    events.emit(db, events.ENGAGEMENT_CREATED, channel, engagement=engagement,
+                message=message, direction=direction,
+                clients=sorted({c for _e, c in matched}))
     return engagement
 
 

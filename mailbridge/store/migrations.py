@@ -300,9 +300,38 @@ def m009_token_caches(db: Store) -> None:
     )
 
 
+def m012_events(db: Store) -> None:
+    # The event stream (store/events.py): `id` is the readers' cursor. `hook_state` is each
+    # [[hook]]'s place in it (services/hooks.py): the last event it ran for, and its failures.
+    db.ddl(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            channel TEXT,
+            ticket INTEGER,
+            engagement INTEGER,
+            opportunity INTEGER,
+            payload TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX events_kind ON events (kind, id);
+        CREATE TABLE hook_state (
+            name TEXT PRIMARY KEY,
+            cursor INTEGER NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            failed_at TEXT,
+            next_try REAL,
+            updated_at TEXT NOT NULL
+        );
+        """
+    )
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
-    m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches)
+    m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches, m012_events)
 
 
 def applied(db: Store) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mailbridge.store import events
 from mailbridge.store.db import Store, insert_row, now
 
 PENDING, SENDING, SENT, FAILED, UNKNOWN, CANCELLED = (
@@ -26,10 +27,14 @@ COLUMNS = ("id", "channel", "ticket", "message", "kind", "envelope_from", "recip
 def queue(db: Store, channel: str, ticket: int | None, message: int | None, kind: str,
           envelope_from: str, recipients: list[str], raw: bytes) -> int:
     stamp = now()
-    return insert_row(db, "outbox", {
+    row = insert_row(db, "outbox", {
         "channel": channel, "ticket": ticket, "message": message, "kind": kind,
         "envelope_from": envelope_from, "recipients_json": json.dumps(recipients), "raw": raw,
         "state": PENDING, "created_at": stamp, "updated_at": stamp})
+    if ticket is not None:  # a reply or forward of a ticket (alerts are not ticket work)
+        events.emit(db, events.REPLY_QUEUED, channel, ticket, outbox=row, outbox_kind=kind,
+                    message=message)
+    return row
 
 
 def list_rows(db: Store, states: tuple[str, ...] = (),
@@ -81,6 +86,16 @@ def set_state(db: Store, row: int, state: str, error: str | None = None,
     db.execute("UPDATE outbox SET state=?, last_error=?, updated_at=?, "
                "attempts = attempts + ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END "
                "WHERE id=?", [state, error, stamp, int(attempt), state, stamp, row])
+    kind = STATE_EVENTS.get(state)
+    if kind:
+        channel, ticket, what = db.execute("SELECT channel, ticket, kind FROM outbox "
+                                           "WHERE id=?", [row]).fetchone()
+        events.emit(db, kind, channel, ticket, outbox=row, outbox_kind=what, error=error)
+
+
+# The event an outbox row's new state is (the states in between emit none).
+STATE_EVENTS = {SENT: events.OUTBOX_SENT, FAILED: events.OUTBOX_FAILED,
+                UNKNOWN: events.OUTBOX_UNKNOWN}
 
 
 def recent(db: Store, recipient: str, kind: str, hours: float = 1.0) -> int:

@@ -27,7 +27,7 @@ from mailbridge.store import migrations
 from mailbridge.store.db import Store, split_script
 
 CONNECT_TIMEOUT = 10
-POOL_SIZE = 4  # run: the job, the heartbeat and the claim tick, plus one spare
+POOL_SIZE = 8  # run: the job, the heartbeat and the claim tick, one spare, and four hooks
 
 # The pool's own retry loop logs each failed attempt; our one-line error says it instead.
 logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
@@ -122,7 +122,7 @@ class PostgresStore(Store):
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[Store]:
-        with self.translated(), self.conn.transaction():
+        with self.translated(), self.conn.transaction(), self.staging():
             yield self
 
     @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailbridge.domain.sales import Candidate
+from mailbridge.store import events
 from mailbridge.store.db import Store, insert_row, now
 from mailbridge.store.query import Query, where
 
@@ -30,10 +31,13 @@ def add_opportunity(db: Store, summary: str, contact: str, client: str = "", kin
     if kind:
         db.execute("INSERT INTO opportunity_types (name) VALUES (?) ON CONFLICT DO NOTHING",
                    [kind])
-    return insert_row(db, "opportunities", {
+    opportunity = insert_row(db, "opportunities", {
         "summary": summary, "contact_email": contact.lower(), "client": client, "type": kind,
         "project": int(project), "agent": agent, "details": details, "created_at": stamp,
         "updated_at": stamp})
+    events.emit(db, events.OPPORTUNITY_CREATED, opportunity=opportunity, summary=summary,
+                contact=contact.lower(), project=bool(project), agent=agent)
+    return opportunity
 
 
 def get(db: Store, opportunity: int) -> dict[str, Any] | None:
@@ -63,6 +67,9 @@ def set_status(db: Store, opportunity: int, status: str) -> str | None:
         return None
     db.execute("UPDATE opportunities SET status=?, updated_at=? WHERE id=?",
                [status, now(), opportunity])
+    if row[0] != status:
+        events.emit(db, events.OPPORTUNITY_UPDATED, opportunity=opportunity, status=status,
+                    was=row[0])
     return row[0]
 
 
@@ -78,10 +85,16 @@ def candidates(db: Store, project: bool) -> list[Candidate]:
 
 def attach(db: Store, opportunity: int, message: int, text: str, how: str,
            note: str = "") -> None:
-    db.execute("INSERT INTO opportunity_messages (opportunity, message, text, how, note, "
-               "added_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-               [opportunity, message, text, how, note, now()])
+    """File a message to an opportunity: an `opportunity.updated` event, except for the mail
+    that opened it (`opportunity.created` tells of that one)."""
+    added = db.execute("INSERT INTO opportunity_messages (opportunity, message, text, how, "
+                       "note, added_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       [opportunity, message, text, how, note, now()]).rowcount
     db.execute("UPDATE opportunities SET updated_at=? WHERE id=?", [now(), opportunity])
+    if added and how != "opened":
+        channel = db.execute("SELECT channel FROM messages WHERE id=?", [message]).fetchone()
+        events.emit(db, events.OPPORTUNITY_UPDATED, channel[0] if channel else None,
+                    opportunity=opportunity, message=message, how=how)
 
 
 def messages_of(db: Store, opportunity: int) -> list[dict[str, Any]]:

@@ -63,7 +63,8 @@ class SqliteStore(Store):
             if conn.in_transaction:
                 conn.execute("SAVEPOINT nested")
                 try:
-                    yield self
+                    with self.staging():
+                        yield self
                 except BaseException:
                     if conn.in_transaction:  # some errors end the transaction themselves
                         conn.execute("ROLLBACK TO nested")
@@ -74,7 +75,8 @@ class SqliteStore(Store):
             with self.guard():
                 conn.execute("BEGIN IMMEDIATE")  # take SQLite's lock now, not mid-transaction
                 try:
-                    yield self
+                    with self.staging():
+                        yield self
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:

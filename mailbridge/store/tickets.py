@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mailbridge.store import messages
+from mailbridge.store import events, messages
 from mailbridge.store.db import Store, insert_row, now
 from mailbridge.store.query import Query, where
 
@@ -48,23 +48,36 @@ def create(db: Store, channel: str, queue: str, subject: str, requester_name: st
            requester_email: str, kind: str) -> int:
     ensure_queue(db, queue)
     stamp = now()
-    return insert_row(db, "tickets", {
+    ticket = insert_row(db, "tickets", {
         "channel": channel, "queue": queue, "status": "open", "kind": kind,
         "subject": subject, "requester_name": requester_name,
         "requester_email": requester_email, "created_at": stamp, "updated_at": stamp,
         "message_count": 0,
     })
+    events.emit(db, events.TICKET_CREATED, channel, ticket, queue=queue, subject=subject,
+                requester=requester_email, classification=kind)
+    return ticket
 
 
 def add_message(db: Store, ticket: int, message: int, reopen: bool = True) -> None:
-    """Thread a message into a ticket; a customer's answer reopens a closed ticket."""
+    """Thread a message into a ticket; a customer's answer reopens a closed ticket. A message
+    after the first is a `message.added` event (the first comes with `ticket.created`)."""
     added = db.execute("INSERT INTO ticket_messages (ticket, message, added_at) "
                        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING ticket",
                        [ticket, message, now()]).fetchone()
-    if added:  # (RETURNING, not rowcount: a row count is unknown inside `Store.pipeline`)
-        status = ", status='open'" if reopen else ""
-        db.execute(f"UPDATE tickets SET message_count = message_count + 1, updated_at=?{status} "
-                   "WHERE id=?", [now(), ticket])
+    if not added:  # (RETURNING, not rowcount: a row count is unknown inside `Store.pipeline`)
+        return
+    channel, status, count, sender = db.execute(
+        "SELECT t.channel, t.status, t.message_count, coalesce(m.from_email, '') "
+        "FROM tickets t LEFT JOIN messages m ON m.id=? WHERE t.id=?", [message, ticket]).fetchone()
+    set_status = ", status='open'" if reopen else ""
+    db.execute(f"UPDATE tickets SET message_count = message_count + 1, updated_at=?{set_status} "
+               "WHERE id=?", [now(), ticket])
+    if count:
+        events.emit(db, events.MESSAGE_ADDED, channel, ticket, message=message, sender=sender)
+    if reopen and status != "open":
+        events.emit(db, events.TICKET_REOPENED, channel, ticket, by="message", was=status,
+                     message=message)
 
 
 LIST_COLUMNS = ("id", "channel", "queue", "status", "kind", "requester_email", "subject",
@@ -105,18 +118,27 @@ def queue_counts(db: Store) -> list[dict[str, Any]]:
 
 def move(db: Store, ticket: int, queue: str) -> str | None:
     """Put a ticket in another queue; returns the queue it was in (None: no such ticket)."""
-    row = db.execute("SELECT queue FROM tickets WHERE id=?", [ticket]).fetchone()
+    row = db.execute("SELECT queue, channel FROM tickets WHERE id=?", [ticket]).fetchone()
     if row is None:
         return None
     ensure_queue(db, queue)
     db.execute("UPDATE tickets SET queue=?, updated_at=? WHERE id=?", [queue, now(), ticket])
+    if row[0] != queue:
+        events.emit(db, events.TICKET_MOVED, row[1], ticket, queue=queue, was=row[0])
     return row[0]
 
 
 def set_status(db: Store, ticket: int, status: str) -> str | None:
     """Returns the previous status (None: no such ticket)."""
-    row = db.execute("SELECT status FROM tickets WHERE id=?", [ticket]).fetchone()
+    row = db.execute("SELECT status, channel FROM tickets WHERE id=?", [ticket]).fetchone()
     if row is None:
         return None
     db.execute("UPDATE tickets SET status=?, updated_at=? WHERE id=?", [status, now(), ticket])
+    kind = STATUS_EVENTS.get(status)
+    if kind and row[0] != status:
+        events.emit(db, kind, row[1], ticket, by="hand", was=row[0])
     return row[0]
+
+
+# The event a change of status by hand is (a status without one emits nothing).
+STATUS_EVENTS = {"closed": events.TICKET_CLOSED, "open": events.TICKET_REOPENED}
