@@ -113,6 +113,9 @@ class StoreContract:
                            [after])
                 db.execute("SELECT 1").fetchone()
             assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+            with db.atomic(), db.pipeline():  # a row count is right inside a pipeline too
+                assert db.execute("DELETE FROM runs WHERE started_at LIKE 'p%'").rowcount == 2
+                assert db.execute("DELETE FROM runs WHERE started_at = 'none'").rowcount == 0
 
     def test_bytes_and_text_come_back_exactly(self, target):
         raw = bytes(range(256)) * 50 + "Grüße, 中文 ☃ %s ?".encode()

@@ -99,9 +99,8 @@ class Store:
 
     def pipeline(self) -> contextlib.AbstractContextManager[object]:
         """A block whose statements a database server is sent without waiting for each
-        answer: one waits only where a result is read (`fetchone`, `RETURNING`). Inside it a
-        statement's `rowcount` is unknown until its result is read, and an error may surface
-        at a later statement of the block (the transaction fails all the same). Nothing
+        answer: one waits only where a result is read (`fetchone`, `rowcount`). An error may
+        surface at a later statement of the block (the transaction fails all the same). Nothing
         to wait for on SQLite, which runs in this process."""
         return contextlib.nullcontext()
 

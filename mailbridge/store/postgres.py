@@ -88,6 +88,16 @@ def public_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+class _Cursor(psycopg.Cursor):
+    """Inside a pipeline (`Store.pipeline`) psycopg knows a statement's row count only once
+    its result is read: reading `rowcount` reads it first, so a count is never wrong."""
+
+    @property
+    def rowcount(self) -> int:
+        self._fetch_pipeline()  # a no-op outside a pipeline or once the result is in
+        return super().rowcount
+
+
 class PostgresStore(Store):
     backend = "postgresql"
     shared = True
@@ -217,7 +227,7 @@ class PostgresBackend:
 
     def _kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT,
-                                  "application_name": "mailbridge"}
+                                  "application_name": "mailbridge", "cursor_factory": _Cursor}
         password = self._password() if self._password else None
         if password is not None:
             kwargs["password"] = password

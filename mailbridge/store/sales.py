@@ -88,8 +88,9 @@ def attach(db: Store, opportunity: int, message: int, text: str, how: str,
     """File a message to an opportunity: an `opportunity.updated` event, except for the mail
     that opened it (`opportunity.created` tells of that one)."""
     added = db.execute("INSERT INTO opportunity_messages (opportunity, message, text, how, "
-                       "note, added_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                       [opportunity, message, text, how, note, now()]).rowcount
+                       "note, added_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
+                       "RETURNING opportunity",
+                       [opportunity, message, text, how, note, now()]).fetchone()
     db.execute("UPDATE opportunities SET updated_at=? WHERE id=?", [now(), opportunity])
     if added and how != "opened":
         channel = db.execute("SELECT channel FROM messages WHERE id=?", [message]).fetchone()

@@ -65,7 +65,7 @@ def add_message(db: Store, ticket: int, message: int, reopen: bool = True) -> No
     added = db.execute("INSERT INTO ticket_messages (ticket, message, added_at) "
                        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING ticket",
                        [ticket, message, now()]).fetchone()
-    if not added:  # (RETURNING, not rowcount: a row count is unknown inside `Store.pipeline`)
+    if not added:
         return
     channel, status, count, sender = db.execute(
         "SELECT t.channel, t.status, t.message_count, coalesce(m.from_email, '') "
