@@ -15,11 +15,12 @@ from mailbridge.errors import EXIT_PARTIAL
 
 STATUS_COLUMNS = ("channel", "title", "enabled", "mode", "health", "last_success",
                   "last_message", "messages_24h", "failures", "last_error", "next_run", "outbox",
-                  "problems", "unparsed", "unsent")
+                  "problems", "unparsed", "unsent", "unassigned")
 # A table on a terminal: the figures per channel; each problem follows as a line of its own.
 STATUS_TABLE = {"channel": "channel", "health": "health", "last_success": "synced",
                 "last_message": "last mail", "messages_24h": "24h", "unparsed": "unparsed",
-                "outbox": "outbox", "unsent": "unsent", "next_run": "next"}
+                "outbox": "outbox", "unsent": "unsent", "unassigned": "unassigned",
+                "next_run": "next"}
 
 
 def run(ctx: typer.Context) -> None:
@@ -71,10 +72,12 @@ queues_group = typer.Typer(help="Queues tickets are routed to.", no_args_is_help
 
 @queues_group.command("list")
 def queues_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
-    """Every queue with its open and total tickets. JSON fields: queue, open, total."""
+    """Every queue with its open tickets, the open ones nobody is assigned to, the pending
+    ones (waiting for the customer) and all. JSON fields: queue, open, unassigned, pending,
+    total."""
     from mailbridge.services import queues
 
-    emit(queues.list_queues(state(ctx).config()), fmt, ("queue", "open", "total"))
+    emit(queues.list_queues(state(ctx).config()), fmt, queues.COLUMNS)
 
 
 def register(app: typer.Typer) -> None:

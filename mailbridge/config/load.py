@@ -15,6 +15,7 @@ from mailbridge.config.schema import (
     CHANNEL,
     INCOMING,
     M365_APP,
+    ME,
     OUTGOING,
     ROUTE,
     STORE,
@@ -83,6 +84,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
     # the alert mail sender of channels without an outgoing connection of their own
     alerts["outgoing"] = (_alert_sender(v, raw_alerts["outgoing"])
                           if isinstance(raw_alerts, dict) and "outgoing" in raw_alerts else None)
+    me = v.table("me", data.get("me", {}), ME)
     apps = []
     for i, app in enumerate(_table_list(v, "m365", data.get("m365", []))):
         apps.append(v.table(f"m365[{_label(app, i)}]", app, M365_APP))
@@ -121,6 +123,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         m365=tuple(apps),
         alerts=AlertSettings(tuple(alerts["command"] or ()), alerts["after_failures"],
                              alerts["outgoing"], alerts.get("apps") or {}),
+        me_agent=me.get("agent"),
         data=data,
     )
 

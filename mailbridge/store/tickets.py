@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from mailbridge.domain.workflow import DEFAULT_PRIORITY, WOKEN_BY_CUSTOMER
 from mailbridge.store import messages
 from mailbridge.store.db import Store, insert_row, now
 from mailbridge.store.query import Query, where
@@ -45,37 +47,63 @@ def find_for_thread(db: Store, channel: str, related_ids: Sequence[str],
 
 
 def create(db: Store, channel: str, queue: str, subject: str, requester_name: str,
-           requester_email: str, kind: str) -> int:
+           requester_email: str, kind: str, priority: str = DEFAULT_PRIORITY) -> int:
     ensure_queue(db, queue)
     stamp = now()
     return insert_row(db, "tickets", {
         "channel": channel, "queue": queue, "status": "open", "kind": kind,
         "subject": subject, "requester_name": requester_name,
         "requester_email": requester_email, "created_at": stamp, "updated_at": stamp,
-        "message_count": 0,
+        "message_count": 0, "priority": priority,
     })
 
 
-def add_message(db: Store, ticket: int, message: int, reopen: bool = True) -> None:
-    """Thread a message into a ticket; a customer's answer reopens a closed ticket."""
+def add_message(db: Store, ticket: int, message: int,
+                wakes: Sequence[str] = WOKEN_BY_CUSTOMER) -> None:
+    """Thread a message into a ticket; a ticket in one of the states `wakes` is open again
+    (a customer's answer: pending or closed; an auto-reply: none). The assignee stays."""
     cur = db.execute("INSERT INTO ticket_messages (ticket, message, added_at) "
                      "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [ticket, message, now()])
     if cur.rowcount:
-        status = ", status='open'" if reopen else ""
+        status = ""
+        if wakes:
+            status = (f", status = CASE WHEN status IN ({', '.join('?' * len(wakes))}) "
+                      "THEN 'open' ELSE status END")
         db.execute(f"UPDATE tickets SET message_count = message_count + 1, updated_at=?{status} "
-                   "WHERE id=?", [now(), ticket])
+                   "WHERE id=?", [now(), *wakes, ticket])
 
 
-LIST_COLUMNS = ("id", "channel", "queue", "status", "kind", "requester_email", "subject",
-                "message_count", "created_at", "updated_at")
+LIST_COLUMNS = ("id", "channel", "queue", "status", "priority", "assignee", "kind",
+                "requester_email", "subject", "message_count", "created_at", "updated_at")
+
+# domain.workflow.SORTS as SQL; `priority`: most urgent first (unknown values last)
+_URGENCY = ("CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 "
+            "WHEN 'low' THEN 3 ELSE 4 END")
+ORDER = {"id": "id", "created": "created_at DESC, id DESC",
+         "updated": "updated_at DESC, id DESC",
+         "priority": f"{_URGENCY}, updated_at DESC, id DESC"}
 
 
-def list_tickets(db: Store, channel: str | None = None, queue: str | None = None,
-                 status: str | None = None) -> Query:
-    """Tickets, oldest first (see store/query.py: read some, or count them)."""
-    filters, params = where([("channel = ?", channel), ("queue = ?", queue),
-                             ("status = ?", status)])
-    return Query(db, f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets{filters} ORDER BY id",
+@dataclass(frozen=True)
+class Filter:
+    """What `tickets list` narrows to; None (or False) leaves a field free."""
+
+    channel: str | None = None
+    queue: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    assignee: str | None = None
+    unassigned: bool = False
+
+
+def list_tickets(db: Store, only: Filter = Filter(), sort: str = "id") -> Query:
+    """Tickets in the order `sort` names (see ORDER; store/query.py: read some, or count)."""
+    filters, params = where([("channel = ?", only.channel), ("queue = ?", only.queue),
+                             ("status = ?", only.status), ("priority = ?", only.priority),
+                             ("assignee = ?", only.assignee),
+                             ("assignee IS NULL", only.unassigned)])
+    return Query(db, f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets{filters} "
+                     f"ORDER BY {ORDER[sort]}",
                  params, lambda row: dict(zip(LIST_COLUMNS, row, strict=True)))
 
 
@@ -91,13 +119,16 @@ def messages_of(db: Store, ticket: int) -> list[dict[str, Any]]:
     return [messages.details(db, m) for m in ids]
 
 
-QUEUE_COLUMNS = ("queue", "open", "total")
+QUEUE_COLUMNS = ("queue", "open", "unassigned", "pending", "total")
 
 
 def queue_counts(db: Store) -> list[dict[str, Any]]:
-    """Every queue, with open and total tickets (queues without tickets too)."""
+    """Every queue, with its open tickets (and of those the unassigned), its pending ones
+    and all (queues without tickets too)."""
     rows = db.execute(
-        "SELECT q.name, count(t.id) FILTER (WHERE t.status = 'open'), count(t.id) "
+        "SELECT q.name, count(t.id) FILTER (WHERE t.status = 'open'), "
+        "count(t.id) FILTER (WHERE t.status = 'open' AND t.assignee IS NULL), "
+        "count(t.id) FILTER (WHERE t.status = 'pending'), count(t.id) "
         "FROM queues q LEFT JOIN tickets t ON t.queue = q.name GROUP BY q.name ORDER BY q.name")
     return [dict(zip(QUEUE_COLUMNS, row, strict=True)) for row in rows]
 
@@ -112,10 +143,21 @@ def move(db: Store, ticket: int, queue: str) -> str | None:
     return row[0]
 
 
-def set_status(db: Store, ticket: int, status: str) -> str | None:
-    """Returns the previous status (None: no such ticket)."""
-    row = db.execute("SELECT status FROM tickets WHERE id=?", [ticket]).fetchone()
+def unassigned_open(db: Store, channel: str) -> int:
+    return db.execute("SELECT count(*) FROM tickets WHERE channel=? AND status='open' AND "
+                      "assignee IS NULL", [channel]).fetchone()[0]
+
+
+CHANGEABLE = ("status", "priority", "assignee")
+
+
+def change(db: Store, ticket: int, field: str, value: str | None) -> tuple[bool, str | None]:
+    """Set a ticket's status, priority or assignee (None: nobody); returns whether the
+    ticket exists and the field's previous value."""
+    if field not in CHANGEABLE:
+        raise ValueError(field)
+    row = db.execute(f"SELECT {field} FROM tickets WHERE id=?", [ticket]).fetchone()
     if row is None:
-        return None
-    db.execute("UPDATE tickets SET status=?, updated_at=? WHERE id=?", [status, now(), ticket])
-    return row[0]
+        return False, None
+    db.execute(f"UPDATE tickets SET {field}=?, updated_at=? WHERE id=?", [value, now(), ticket])
+    return True, row[0]
