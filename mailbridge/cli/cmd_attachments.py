@@ -32,17 +32,23 @@ def attachments_cmd(
     directories, control characters or leading dots, at most 200 bytes (the extension
     kept); two of one name become `name.pdf`, `name (2).pdf`. A file already in DIR is an
     error (nothing is saved) unless --force. The bytes are the attachment's, decoded from
-    the stored message. JSON fields: message, filename, content_type, size, inline, sha256."""
+    the stored message. JSON fields: message, filename, content_type, size, inline, sha256;
+    with --save also saved_as (the file written)."""
     config = state(ctx).config()
     if save is None:
         if only is not None or force:
             note("mailbridge: hint: --only and --force apply to --save; listing all")
-        emit(attachments.list_attachments(config, ticket), fmt, attachments.COLUMNS,
-             table=TABLE)
+        emit(map(_row, attachments.list_attachments(config, ticket)), fmt,
+             attachments.COLUMNS, table=TABLE)
         return
-    for saved in attachments.save(config, ticket, save, only, force):
-        note(f"message {saved.attachment['message']}: {saved.attachment['filename']} → "
-             f"{saved.path}")
+    done = attachments.save(config, ticket, save, only, force)
+    emit([_row(s.attachment) | {"saved_as": str(s.path)} for s in done], fmt,
+         (*attachments.COLUMNS, "saved_as"), table=TABLE | {"saved_as": "saved as"})
+    note(f"ticket #{ticket}: {len(done)} attachment{'s' * (len(done) != 1)} saved in {save}")
+
+
+def _row(attachment: dict) -> dict:
+    return {k: attachment[k] for k in attachments.COLUMNS}
 
 
 def write_html(parts: list[tuple[int, str]]) -> None:
