@@ -51,7 +51,7 @@ def save(config: Config, ticket: int, directory: Path, only: str | None = None,
         if only is not None:
             name = pick("attachment", only, {a["filename"] for a in found},
                         LIST_HINT.format(ticket=ticket))
-            found = [a for a in found if a["filename"] == name]
+            found = [a for a in found if a["filename"].casefold() == name.casefold()]
         plan = [Saved(a, directory / n) for a, n in zip(found, _file_names(found), strict=True)]
         if not force:
             taken = [s.path.name for s in plan if os.path.lexists(s.path)]
