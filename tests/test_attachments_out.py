@@ -113,6 +113,8 @@ def test_only_saves_the_attachments_of_one_name(mb, files_ticket, tmp_path):
     missing = mb("tickets", "attachments", "1", "--save", str(out), "--only", "reprot.pdf")
     assert missing.exit_code == 2
     assert 'no attachment called reprot.pdf; did you mean "' in missing.stderr
+    alone = mb("tickets", "attachments", "1", "--only", "report.pdf")
+    assert alone.exit_code == 2 and "--only and --force go with --save DIR" in alone.stderr
     nothing = mb("tickets", "attachments", "9")
     assert nothing.exit_code == 2 and "no ticket #9" in nothing.stderr
 
@@ -205,3 +207,14 @@ def test_corpus_attachments_come_out_byte_identical(mb, tmp_path):
     # x-uuencode inside a MIME part, and a part whose base64 the library reads differently
     assert differ <= {"zammad-mail078-content_transfer_encoding_x_uuencode.eml",
                       "zammad-mail062.eml"}
+
+
+def test_an_attachment_that_no_longer_reads_as_stored_is_not_saved(mb, files_ticket, tmp_path):
+    """The bytes are decoded anew from the raw message; should they differ from the digest
+    taken at storing (a parser changed since), nothing wrong is written."""
+    mb.write("UPDATE attachments SET sha256 = 'changed' WHERE position = 5")
+    result = mb("tickets", "attachments", "1", "--save", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "its attachments no longer read as they were stored" in result.stderr
+    assert "reprocess" in result.stderr
+    assert not (tmp_path / "out").exists()

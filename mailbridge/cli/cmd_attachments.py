@@ -13,6 +13,7 @@ from mailbridge.cli.output import FORMAT_OPTION, Format, emit, note
 from mailbridge.cli.params import ID
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import for_terminal
+from mailbridge.errors import UsageError
 from mailbridge.services import attachments
 
 TABLE = {"message": "msg", "filename": "name", "content_type": "type", "size": "size"}
@@ -37,7 +38,9 @@ def attachments_cmd(
     config = state(ctx).config()
     if save is None:
         if only is not None or force:
-            note("mailbridge: hint: --only and --force apply to --save; listing all")
+            raise UsageError("--only and --force go with --save DIR",
+                             f"e.g. `mailbridge tickets attachments {ticket} --save . --only "
+                             "NAME`")
         emit(map(_row, attachments.list_attachments(config, ticket)), fmt,
              attachments.COLUMNS, table=TABLE)
         return

@@ -90,7 +90,8 @@ def _contents(db: Store, found: list[dict[str, Any]]) -> dict[tuple[int, int], b
             data = parts[a["position"]].data if a["position"] < len(parts) else None
             if data is None or hashlib.sha256(data).hexdigest() != a["sha256"]:
                 raise UsageError(f"message {message}: its attachments no longer read as they "
-                                 "were stored", "run `mailbridge reprocess --all`, then again")
+                                 "were stored",
+                                 "run `mailbridge reprocess --all`, then save them again")
             out[message, a["position"]] = data
     return out
 
