@@ -11,7 +11,7 @@ from mailbridge.cli.state import state
 from mailbridge.errors import UsageError
 from mailbridge.services import triage
 
-TICKETS = typer.Argument(..., parser=ID, metavar="TICKET…", help="Ticket ids.")
+TICKETS = typer.Argument(..., parser=ID, metavar="TICKET", help="Ticket ids.")
 AS = typer.Option(None, "--as", parser=AGENT,
                   help="The agent you are (default: $MAILBRIDGE_AGENT, else [me] agent).")
 
