@@ -19,8 +19,7 @@ STATUS_COLUMNS = ("channel", "title", "enabled", "mode", "health", "last_success
 # A table on a terminal: the figures per channel; each problem follows as a line of its own.
 STATUS_TABLE = {"channel": "channel", "health": "health", "last_success": "synced",
                 "last_message": "last mail", "messages_24h": "24h", "unparsed": "unparsed",
-                "outbox": "outbox", "unsent": "unsent", "unassigned": "unassigned",
-                "next_run": "next"}
+                "outbox": "outbox", "unsent": "unsent", "next_run": "next"}
 
 
 def run(ctx: typer.Context) -> None:
@@ -54,6 +53,10 @@ def status(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
             print_line("")
         for problem in problems:
             print_fitted(problem)
+        waiting = [f"{row['channel']} {row['unassigned']}" for row in rows if row["unassigned"]]
+        if waiting:  # a line, not a column: the table is full at 80 columns
+            print_line("")
+            print_fitted("open tickets nobody is assigned to: " + ", ".join(waiting))
         if shared:
             from mailbridge.cli.cmd_store import HOST_COLUMNS
             from mailbridge.services import fleet
