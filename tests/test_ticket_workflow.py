@@ -226,3 +226,13 @@ def test_a_store_from_before_the_workflow_gets_unassigned_normal_tickets(mb, mon
     ok(mb("sync"))  # migrates
     [row] = json.loads(ok(mb("tickets", "list", "--format", "json")).stdout)
     assert (row["status"], row["priority"], row["assignee"]) == ("open", "normal", None)
+
+
+def test_a_terminal_shows_urgent_in_red_and_high_in_yellow():
+    from mailbridge.cli.table import Style, render
+
+    rows = [{"id": 1, "priority": "urgent"}, {"id": 2, "priority": "high"},
+            {"id": 3, "priority": "normal"}]
+    lines = render(rows, {"id": "id", "priority": "prio"}, Style(80, colour=True)).lines
+    assert "\x1b[31murgent" in lines[1] and "\x1b[33mhigh" in lines[2]
+    assert "\x1b[" not in lines[3]
