@@ -164,7 +164,7 @@ def close(ctx: typer.Context,
 def reopen(ctx: typer.Context,
            tickets: list[int] = typer.Argument(..., parser=ID, metavar="TICKET",
                                               help="Ticket ids.")) -> None:
-    """Reopen tickets."""
+    """Reopen tickets: closed or pending ones are open again (an agent's turn)."""
     for ticket, previous in triage.set_status(state(ctx).config(), tickets, "open"):
         note(f"ticket #{ticket}: {previous} → open")
 
