@@ -1,6 +1,7 @@
 """`mailbridge tickets list` over a store of N tickets (default 25 000), in a pipe and on a
 terminal (a pseudo-terminal of 80 columns, read to the end as a terminal would). The store is
-filled through the store's repositories, not by syncing mail: what is timed is the listing.
+filled through the store's repositories, not by syncing mail: what is timed is the listing
+(also sorted by priority, and of the unassigned, where the checkout has --sort).
 Prints figures; asserts nothing.
 
     python benchmarks/bench_tickets_list.py [N] [--runs R] [--source DIR]
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from servers.terminal import run_on_terminal  # noqa: E402
 
 from mailbridge.config.model import StoreSettings  # noqa: E402
+from mailbridge.domain.workflow import PRIORITIES  # noqa: E402
 from mailbridge.store import tickets  # noqa: E402
 from mailbridge.store.backends import backend  # noqa: E402
 
@@ -42,7 +44,8 @@ def fill(store: Path, n: int) -> None:
                 tickets.create(db, "support", ("general", "billing")[i % 2],
                                f"Question number {i} about the invoice of last month, "
                                "and a few more words", f"Customer {i}",
-                               f"customer{i % 500}@a-rather-long-domain.example", "human")
+                               f"customer{i % 500}@a-rather-long-domain.example", "human",
+                               priority=PRIORITIES[i % len(PRIORITIES)])
     finally:
         db.close()
 
@@ -93,6 +96,11 @@ def main() -> None:
                                      capture_output=True, text=True, check=True).stdout:
             cases += [("pipe", in_a_pipe, ["--format", "table", "--all"]),
                       ("terminal", on_a_terminal, ["--all"])]
+        if "--sort" in subprocess.run(base + ["--help"], env=env, cwd=args.source,
+                                      capture_output=True, text=True, check=True).stdout:
+            cases += [("pipe", in_a_pipe, ["--sort", "priority"]),
+                      ("terminal", on_a_terminal, ["--sort", "priority"]),
+                      ("terminal", on_a_terminal, ["--assignee", "none", "--sort", "updated"])]
         print(f"mailbridge from {args.source}")
         for where, run, extra in cases:
             command = " ".join(["tickets list", *extra])

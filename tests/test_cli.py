@@ -147,7 +147,9 @@ def test_a_command_loads_only_its_own_module():
         return out.stdout.splitlines()[-1], out.stderr
 
     assert loaded("sync", "--help")[0] == "['mailbridge.cli.cmd_sync']"
-    assert loaded("tickets", "--help")[0] == ("['mailbridge.cli.cmd_outgoing', "
+    assert loaded("tickets", "--help")[0] == ("['mailbridge.cli.cmd_attachments', "
+                                              "'mailbridge.cli.cmd_outgoing', "
+                                              "'mailbridge.cli.cmd_ticket_work', "
                                               "'mailbridge.cli.cmd_tickets']")
     modules, err = loaded("tickts")
     assert modules == "[]" and "Did you mean 'tickets'" in err
@@ -267,15 +269,17 @@ def test_tickets_list_formats(mb):
     drop(spool, message("Tab\there, comma, \"quote\"", message_id="f@x"))
     assert mb("sync").exit_code == 0
     as_json = json.loads(mb("tickets", "list", "--format", "json").stdout)
-    assert list(as_json[0]) == ["id", "channel", "queue", "status", "kind", "requester_email",
-                                "subject", "message_count", "created_at", "updated_at"]
+    assert list(as_json[0]) == ["id", "channel", "queue", "status", "priority", "assignee",
+                                "kind", "requester_email", "subject", "message_count",
+                                "created_at", "updated_at"]
+    assert (as_json[0]["priority"], as_json[0]["assignee"]) == ("normal", None)
     lines = mb("tickets", "list", "--format", "jsonl").stdout.splitlines()
     assert [json.loads(x)["id"] for x in lines] == [1]
     rows = list(csv.reader(io.StringIO(mb("tickets", "list", "--format", "csv").stdout)))
-    assert rows[1][6] == "Tab here, comma, \"quote\""
+    assert rows[1][8] == "Tab here, comma, \"quote\""
     tsv = mb("tickets", "list").stdout.splitlines()  # not a TTY: tsv by default
     assert tsv[0].split("\t")[0] == "id"
-    assert tsv[1].split("\t")[6] == "Tab here, comma, \"quote\""
+    assert tsv[1].split("\t")[8] == "Tab here, comma, \"quote\""
 
 
 def test_tickets_show_text_json_and_raw(mb):

@@ -61,6 +61,28 @@ def test_each_change_is_an_event_in_order_and_after_resumes(mb, smtp):
     assert reopened["payload"] == {"by": "message", "message": 3, "was": "closed"}
 
 
+def test_pending_assignment_and_priority_are_events_and_a_customer_wakes_a_pending_ticket(mb):
+    spool = mb.drop_channel()
+    drop(spool, message("Printer broken"), "1.test")
+    assert mb("sync").exit_code == 0
+    assert mb("agents", "add", "alice", "--email", "alice@example.com").exit_code == 0
+    assert mb("tickets", "assign", "1", "--to", "alice").exit_code == 0
+    assert mb("tickets", "assign", "1", "--to", "alice").exit_code == 0  # no change: no event
+    assert mb("tickets", "priority", "1", "urgent").exit_code == 0
+    assert mb("tickets", "pending", "1").exit_code == 0
+    drop(spool, message("Re: Printer broken", message_id="m2@customer.example",
+                        extra="In-Reply-To: <m1@customer.example>\n"), "2.test")
+    assert mb("sync").exit_code == 0
+    assert mb("tickets", "unassign", "1").exit_code == 0
+
+    every = json.loads(mb("events", "--format", "json").stdout)
+    assert [(e["kind"], e["payload"].get("to"), e["payload"].get("was")) for e in every] == [
+        ("ticket.created", None, None), ("ticket.assigned", "alice", None),
+        ("ticket.priority", "urgent", "normal"), ("ticket.pending", "pending", "open"),
+        ("message.added", None, None), ("ticket.reopened", None, "pending"),
+        ("ticket.assigned", None, "alice")]
+
+
 def test_bad_input_is_one_line(mb):
     mb.drop_channel()
     wrong = mb("events", "--kind", "ticket.created,ticket.clossed")

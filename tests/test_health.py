@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mailbridge.domain.health import FAILING, QUIET, UNSENT, ChannelFacts, UnsentMail, conditions
-from mailbridge.domain.routing import route_queue
+from mailbridge.domain.routing import Route, first_route
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -68,7 +68,7 @@ def test_disabled_channels_are_never_judged():
     assert conditions(facts(None, NOW - timedelta(days=9), 9, enabled=False), 1, 1, NOW) == []
 
 
-ROUTES = [("billing", ("invoice", "refund")), ("tech", ("error", "crash report"))]
+ROUTES = [Route("billing", ("invoice", "refund")), Route("tech", ("error", "crash report"))]
 
 
 @pytest.mark.parametrize(("subject", "queue"), [
@@ -84,8 +84,9 @@ ROUTES = [("billing", ("invoice", "refund")), ("tech", ("error", "crash report")
     ("Hello", "general"),
 ])
 def test_routing_by_whole_word_case_insensitive(subject, queue):
-    assert route_queue(subject, ROUTES, "general") == queue
+    found = first_route(subject, ROUTES)
+    assert (found.queue if found else "general") == queue
 
 
-def test_a_channel_without_routes_uses_its_default_queue():
-    assert route_queue("invoice", [], "sales") == "sales"
+def test_a_channel_without_routes_routes_nothing():
+    assert first_route("invoice", []) is None

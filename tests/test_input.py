@@ -200,8 +200,8 @@ NO_SUPORT = ('mailbridge: error: no channel called suport; did you mean "support
              "(known: support)")
 NAMED = [
     (_tickets, ("tickets", "list", "--status", "opn"),
-     'mailbridge: error: --status opn: must be one of "open", "closed", "all"; did you mean '
-     '"open"?'),
+     'mailbridge: error: --status opn: must be one of "open", "pending", "closed", "all"; did '
+     'you mean "open"?'),
     *((_tickets, args, NO_SUPORT) for args in (("tickets", "list", "--channel", "suport"),
                                                ("channels", "disable", "suport"),
                                                ("sync", "Support", "suport"))),

@@ -25,8 +25,9 @@ PYTHON_REPR = re.compile(r"^(True|False|None)$|\['|\[\{'|': ")
 # The arguments each command needs (everything else runs as it is); a command that lists or
 # shows something must take --format.
 ARGS = {
-    "tickets show": ["1"], "channels show": ["desk"], "channels test": ["cs"],
-    "clients show": ["ACME"], "engagements show": ["1"], "opportunities show": ["1"],
+    "tickets show": ["1"], "tickets attachments": ["1"], "channels show": ["desk"],
+    "channels test": ["cs"], "clients show": ["ACME"], "engagements show": ["1"],
+    "opportunities show": ["1"],
     "messages show": ["1"], "doctor": ["--offline"], "sync": ["--no-send"],
 }
 SHOWS = {"tickets show", "channels show", "channels test", "clients show",

@@ -270,8 +270,8 @@ def test_queues_list_and_move(mb):
     drop(spool, message("Hello", message_id="h@q.test"))
     assert mb("sync").exit_code == 0
     listed = json.loads(mb("queues", "list", "--format", "json").stdout)
-    assert listed == [{"queue": "billing", "open": 1, "total": 1},
-                      {"queue": "general", "open": 1, "total": 1}]
+    assert listed == [{"queue": "billing", "open": 1, "unassigned": 1, "pending": 0, "total": 1},
+                      {"queue": "general", "open": 1, "unassigned": 1, "pending": 0, "total": 1}]
     billing = json.loads(mb("tickets", "list", "--queue", "billing", "--format", "json").stdout)
     moved = mb("tickets", "move", str(billing[0]["id"]), "--queue", "accounts",
                "--create")

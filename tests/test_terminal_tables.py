@@ -57,7 +57,8 @@ def test_no_row_wraps_at_80_columns(busy, command):
 def test_a_ticket_list_fits_counts_and_colours(busy):
     screen = on_terminal(busy, "tickets", "list")
     lines = screen.text.splitlines()
-    assert lines[0].split() == ["id", "status", "queue", "from", "subject", "msgs", "updated"]
+    assert lines[0].split() == ["id", "status", "prio", "queue", "assignee", "from", "subject",
+                                "msgs", "updated"]
     rows = lines[1:31]
     assert all(row.split()[0].isdigit() for row in rows)  # every row on one line
     assert all("…" in row and "just now" in row for row in rows), rows
@@ -77,6 +78,7 @@ def test_status_shows_each_problem_on_a_line_of_its_own(busy):
     assert "failing" in failing
     assert any(line.startswith("gone: 3 syncs in a row failed") for line in lines), lines
     assert b"\x1b[31mfailing" in screen.output
+    assert f"open tickets nobody is assigned to: support {TICKETS}" in lines
 
 
 def test_long_output_goes_through_the_pager(busy, tmp_path):

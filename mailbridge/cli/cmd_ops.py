@@ -15,7 +15,7 @@ from mailbridge.errors import EXIT_PARTIAL
 
 STATUS_COLUMNS = ("channel", "title", "enabled", "mode", "health", "last_success",
                   "last_message", "messages_24h", "failures", "last_error", "next_run", "outbox",
-                  "problems", "unparsed", "unsent")
+                  "problems", "unparsed", "unsent", "unassigned")
 # A table on a terminal: the figures per channel; each problem follows as a line of its own.
 STATUS_TABLE = {"channel": "channel", "health": "health", "last_success": "synced",
                 "last_message": "last mail", "messages_24h": "24h", "unparsed": "unparsed",
@@ -57,6 +57,10 @@ def status(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
             print_line("")
         for problem in problems:
             print_fitted(problem)
+        waiting = [f"{row['channel']} {row['unassigned']}" for row in rows if row["unassigned"]]
+        if waiting:  # a line, not a column: the table is full at 80 columns
+            print_line("")
+            print_fitted("open tickets nobody is assigned to: " + ", ".join(waiting))
         if shared:
             from mailbridge.cli.cmd_store import HOST_COLUMNS
             from mailbridge.services import fleet
@@ -78,10 +82,12 @@ queues_group = typer.Typer(help="Queues tickets are routed to.", no_args_is_help
 
 @queues_group.command("list")
 def queues_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
-    """Every queue with its open and total tickets. JSON fields: queue, open, total."""
+    """Every queue with its open tickets, the open ones nobody is assigned to, the pending
+    ones (waiting for the customer) and all. JSON fields: queue, open, unassigned, pending,
+    total."""
     from mailbridge.services import queues
 
-    emit(queues.list_queues(state(ctx).config()), fmt, ("queue", "open", "total"))
+    emit(queues.list_queues(state(ctx).config()), fmt, queues.COLUMNS)
 
 
 def register(app: typer.Typer) -> None:

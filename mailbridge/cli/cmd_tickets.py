@@ -1,4 +1,5 @@
-"""`tickets list/show/comment/move/close/reopen` (reply and forward: cmd_outgoing.py)."""
+"""`tickets list/show/comment/move/close/reopen` (reply and forward: cmd_outgoing.py;
+assign, pending, priority: cmd_ticket_work.py; attachments: cmd_attachments.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from mailbridge.cli import editor
+from mailbridge.cli import cmd_ticket_work, editor
+from mailbridge.cli.cmd_attachments import attachments_cmd, write_html
 from mailbridge.cli.cmd_outgoing import EDIT, FILE, MESSAGE, forward, reply
 from mailbridge.cli.output import (
     ALL_OPTION,
@@ -20,18 +22,20 @@ from mailbridge.cli.output import (
     row_limit,
 )
 from mailbridge.cli.pages import echo_message, write_raw
-from mailbridge.cli.params import ID, QUEUE, STATUS
+from mailbridge.cli.params import AGENT, ID, PRIORITY, QUEUE, SORT, TICKET_STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.services import queries, triage
 
-group = typer.Typer(help="Read, answer, comment on, move, close and reopen tickets.",
+group = typer.Typer(help="Read, answer, comment on, assign, move, prioritise, set pending, "
+                         "close and reopen tickets; get their attachments out.",
                     no_args_is_help=True)
 
 
 # What a table shows of a ticket on a terminal; --format tsv or json has every field.
-TICKET_TABLE = {"id": "id", "status": "status", "queue": "queue", "requester_email": "from",
-                "subject": "subject", "message_count": "msgs", "updated_at": "updated"}
+TICKET_TABLE = {"id": "id", "status": "status", "priority": "prio", "queue": "queue",
+                "assignee": "assignee", "requester_email": "from", "subject": "subject",
+                "message_count": "msgs", "updated_at": "updated"}
 
 
 @group.command("list")
@@ -39,17 +43,30 @@ def list_cmd(
     ctx: typer.Context,
     channel: str = typer.Option(None, "--channel", help="Only this channel."),
     queue: str = typer.Option(None, "--queue", help="Only this queue."),
-    status: str = typer.Option("open", "--status", parser=STATUS,
-                                help="open, closed or all."),
+    status: str = typer.Option("open", "--status", parser=TICKET_STATUS,
+                                help="open (an agent's turn), pending (waiting for the "
+                                     "customer), closed or all."),
+    assignee: str = typer.Option(None, "--assignee", parser=AGENT, metavar="AGENT|me|none",
+                                 help="Only those of this agent, yours (me), or nobody's."),
+    priority: str = typer.Option(None, "--priority", parser=PRIORITY,
+                                 help="Only those of this priority."),
+    sort: str = typer.Option("id", "--sort", parser=SORT,
+                             help="id (oldest first), created or updated (newest first), "
+                                  "priority (most urgent first, then last updated)."),
+    agent: str = typer.Option(None, "--as", parser=AGENT,
+                              help="Who `me` is (default: $MAILBRIDGE_AGENT, else [me] "
+                                   "agent)."),
     limit: int = LIMIT_OPTION,
     every: bool = ALL_OPTION,
     fmt: Format = FORMAT_OPTION,
 ) -> None:
-    """List tickets, oldest first. JSON fields: id, channel, queue, status, kind,
-    requester_email, subject, message_count, created_at, updated_at."""
+    """List tickets (by default the open ones, oldest first). JSON fields: id, channel,
+    queue, status, priority, assignee (null: nobody), kind, requester_email, subject,
+    message_count, created_at, updated_at."""
     found = queries.list_tickets(state(ctx).config(), channel=channel, queue=queue,
                                  status=None if status == "all" else status,
-                                 limit=row_limit(limit, every))
+                                 limit=row_limit(limit, every), assignee=assignee,
+                                 priority=priority, sort=sort, agent=agent)
     emit(found.rows, fmt, queries.TICKET_COLUMNS, table=TICKET_TABLE, more=found.more)
 
 
@@ -60,11 +77,16 @@ def show(
     fmt: Format = SHOW_FORMAT_OPTION,
     raw: bool = typer.Option(False, "--raw", help="Write the stored raw message bytes (an mbox "
                              "when the ticket has several messages)."),
+    html: bool = typer.Option(False, "--html", help="Write the HTML part of its messages, for "
+                              "a browser (on a terminal: as text, escapes shown)."),
 ) -> None:
     """Show a ticket and its messages."""
     config = state(ctx).config()
     if raw:
         write_raw(queries.raw_messages(config, ticket))
+        return
+    if html:
+        write_html(queries.html_parts(config, ticket))
         return
     data = queries.show_ticket(config, ticket)
     emit_record(data, fmt, lambda: _page(data))
@@ -74,6 +96,7 @@ def _page(data: dict) -> None:
     print_line(f"#{data['id']} [{data['status']}] {data['subject']}")
     print_line(f"channel: {data['channel']}  queue: {data['queue']}  kind: {data['kind']}  "
                f"requester: {data['requester_email']}")
+    print_line(f"priority: {data['priority']}  assignee: {data['assignee'] or 'nobody'}")
     waiting = list(data["comments"])  # each shown where it was written, among the messages
     for m in data["messages"]:
         while waiting and waiting[0]["created_at"] < m["stored_at"]:
@@ -98,7 +121,9 @@ def comment(
     message: str = MESSAGE,
     file: Path = FILE,
     edit: bool = EDIT,
-    agent: str = typer.Option(None, "--as", help="The agent writing it."),
+    agent: str = typer.Option(None, "--as", parser=AGENT,
+                              help="The agent writing it (default: $MAILBRIDGE_AGENT, else "
+                                   "[me] agent; else nobody)."),
 ) -> None:
     """Add an internal comment to a ticket: shown by `tickets show`, never sent to the client.
     The ticket and the agent are checked before the editor opens."""
@@ -139,7 +164,7 @@ def close(ctx: typer.Context,
 def reopen(ctx: typer.Context,
            tickets: list[int] = typer.Argument(..., parser=ID, metavar="TICKET",
                                               help="Ticket ids.")) -> None:
-    """Reopen tickets."""
+    """Reopen tickets: closed or pending ones are open again (an agent's turn)."""
     for ticket, previous in triage.set_status(state(ctx).config(), tickets, "open"):
         note(f"ticket #{ticket}: {previous} → open")
 
@@ -147,6 +172,11 @@ def reopen(ctx: typer.Context,
 # Here, not in register(), which runs once per command table built (each test invocation).
 group.command("reply")(reply)
 group.command("forward")(forward)
+group.command("assign")(cmd_ticket_work.assign)
+group.command("unassign")(cmd_ticket_work.unassign_cmd)
+group.command("pending")(cmd_ticket_work.pending)
+group.command("priority")(cmd_ticket_work.priority)
+group.command("attachments")(attachments_cmd)
 
 
 def register(app: typer.Typer) -> None:

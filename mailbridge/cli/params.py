@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from mailbridge.domain import checks
+from mailbridge.domain import checks, workflow
 
 
 class Checked:
@@ -52,6 +52,9 @@ ID = whole("id", metavar="ID")
 LIMIT = whole("--limit")
 PORT = whole("port", 1, 65535, "PORT")
 STATUS = one_of("--status", "open", "closed", "all")
+TICKET_STATUS = one_of("--status", *workflow.STATUSES, "all")
+PRIORITY = one_of("priority", *workflow.PRIORITIES)
+SORT = one_of("--sort", *workflow.SORTS)
 QUEUE = Checked("queue", checks.name, "QUEUE")  # like channel names: lowercase, -, _
 ADDRESS = Checked("address", checks.email, "ADDR")
 AGENT = Checked("agent name", checks.label, "NAME")

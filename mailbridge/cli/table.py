@@ -20,14 +20,15 @@ from mailbridge.cli.values import shown
 GAP = 2
 MIN_WIDTH = 5  # a cut column keeps at least this much (four characters and the ellipsis)
 
-# SGR colours of state words (doctor's ok/warn/fail, tickets, outbox rows, channel health)
+# SGR colours of state words (doctor's ok/warn/fail, tickets and their priorities, outbox
+# rows, channel health)
 GREEN, YELLOW, RED, DIM = "32", "33", "31", "2"
 STATE_COLOURS = {
     "ok": GREEN, "open": GREEN, "sent": GREEN, "added": GREEN,
     "warn": YELLOW, "quiet": YELLOW, "pending": YELLOW, "sending": YELLOW,
     "partial": YELLOW, "unknown": YELLOW, "never synced": YELLOW,
     "fail": RED, "failed": RED, "failing": RED, "rejected": RED, "lost": RED,
-    "unsent": RED,
+    "unsent": RED, "urgent": RED, "high": YELLOW,
     "closed": DIM, "cancelled": DIM, "disabled": DIM,
 }
 _RANK = {DIM: 0, GREEN: 1, YELLOW: 2, RED: 3}

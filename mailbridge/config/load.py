@@ -16,6 +16,7 @@ from mailbridge.config.schema import (
     HOOK,
     INCOMING,
     M365_APP,
+    ME,
     OUTGOING,
     ROUTE,
     STORE,
@@ -84,6 +85,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
     # the alert mail sender of channels without an outgoing connection of their own
     alerts["outgoing"] = (_alert_sender(v, raw_alerts["outgoing"])
                           if isinstance(raw_alerts, dict) and "outgoing" in raw_alerts else None)
+    me = v.table("me", data.get("me", {}), ME)
     apps = []
     for i, app in enumerate(_table_list(v, "m365", data.get("m365", []))):
         apps.append(v.table(f"m365[{_label(app, i)}]", app, M365_APP))
@@ -124,6 +126,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         alerts=AlertSettings(tuple(alerts["command"] or ()), alerts["after_failures"],
                              alerts["outgoing"], alerts.get("apps") or {}),
         hooks=hooks,
+        me_agent=me.get("agent"),
         data=data,
     )
 

@@ -9,12 +9,7 @@ from typing import Any
 from mailbridge.config import paths
 from mailbridge.config.schema import DEFAULT_SCHEDULE
 from mailbridge.domain.checks import pick
-
-
-@dataclass(frozen=True)
-class Route:
-    queue: str
-    keywords: tuple[str, ...]
+from mailbridge.domain.routing import Route
 
 
 @dataclass(frozen=True)
@@ -164,6 +159,7 @@ class Config:
     m365: tuple[dict[str, Any], ...] = ()
     alerts: AlertSettings = AlertSettings()
     hooks: tuple[Hook, ...] = ()
+    me_agent: str | None = None  # [me] agent: who "I" am (see services/agents.acting)
     data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def channel(self, name: str) -> Channel | None:
@@ -191,8 +187,13 @@ class Config:
                 if q}
 
 
+def route(data: dict[str, Any]) -> Route:
+    """A checked route table (a channel's, or a Microsoft 365 mailbox's own)."""
+    return Route(data["queue"], tuple(data["keywords"]), data["priority"])
+
+
 def build_channel(data: dict[str, Any]) -> Channel:
-    routes = tuple(Route(r["queue"], tuple(r["keywords"])) for r in data.get("routes") or ())
+    routes = tuple(route(r) for r in data.get("routes") or ())
     values = {k: v for k, v in data.items() if k != "routes"}
     values["schedule"] = values.get("schedule") or DEFAULT_SCHEDULE[values["mode"]]
     values["title"] = (values.get("title") or "").strip() or values["name"]

@@ -22,6 +22,7 @@ from mailbridge.domain.checks import (
     name,
     number,
 )
+from mailbridge.domain.workflow import DEFAULT_PRIORITY, PRIORITIES
 
 REQUIRED = object()
 MODES = ("tickets", "engagements", "sales")
@@ -237,7 +238,10 @@ def route_list(v: Any) -> list[dict[str, Any]]:
         filled = {}
         for key, spec in ROUTE.items():
             if key not in route:
-                raise Invalid(f"route {j + 1}: {key} is required")
+                if spec.default is REQUIRED:
+                    raise Invalid(f"route {j + 1}: {key} is required")
+                filled[key] = spec.default
+                continue
             try:
                 filled[key] = spec.check(route[key])
             except Invalid as exc:
@@ -315,7 +319,8 @@ OUTGOING: dict[str, dict[str, Key]] = {
     },
 }
 
-ROUTE = {"queue": Key(name), "keywords": Key(string_list())}
+ROUTE = {"queue": Key(name), "keywords": Key(string_list()),
+         "priority": Key(choice(*PRIORITIES), DEFAULT_PRIORITY)}  # of the tickets it opens
 
 CHANNEL: dict[str, Key] = {
     "name": Key(name),
@@ -394,6 +399,9 @@ ALERTS = {
     "command": Key(string_list(), None),
     "after_failures": Key(integer(1, 1000), 3),
 }
+# Who "I" am on this machine: the acting agent when neither --as nor MAILBRIDGE_AGENT says.
+ME = {"agent": Key(label, None)}
+
 def event_kinds(v: Any) -> tuple[str, ...]:
     """A hook's `on`: one event kind or a list of them (store/events.py has the list)."""
     from mailbridge.store.events import KINDS
@@ -414,4 +422,4 @@ HOOK = {
     "command": Key(string_list()),
     "timeout": Key(integer(1, 86_400), 60),
 }
-TOP_LEVEL = ("store", "alerts", "m365", "channel", "hook")
+TOP_LEVEL = ("store", "alerts", "me", "m365", "channel", "hook")

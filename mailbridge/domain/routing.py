@@ -1,14 +1,25 @@
-"""Queue routing: the first route whose keyword is a whole word of the subject wins."""
+"""Queue routing: the first route whose keyword is a whole word of the subject wins; it
+names the new ticket's queue and priority."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mailbridge.domain.workflow import DEFAULT_PRIORITY
 
 
-def route_queue(subject: str, routes: Iterable[tuple[str, Sequence[str]]], default: str) -> str:
-    for queue, keywords in routes:
-        for word in keywords:
+@dataclass(frozen=True)
+class Route:
+    queue: str
+    keywords: tuple[str, ...]
+    priority: str = DEFAULT_PRIORITY
+
+
+def first_route(subject: str, routes: Iterable[Route]) -> Route | None:
+    for route in routes:
+        for word in route.keywords:
             if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", subject or "", re.IGNORECASE):
-                return queue
-    return default
+                return route
+    return None

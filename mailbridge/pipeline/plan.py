@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from mailbridge.domain.routing import Route
+
 
 @dataclass(frozen=True)
 class SalesRules:
@@ -23,7 +25,7 @@ class ChannelPlan:
     name: str
     mode: str = "tickets"
     default_queue: str = "general"
-    routes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    routes: tuple[Route, ...] = ()
     own_addresses: tuple[str, ...] = ()
     owner: tuple[str, ...] = ()  # engagements: the mailbox owner's addresses
     window_start: datetime | None = None  # engagements, sales: nothing that arrived earlier
@@ -31,13 +33,13 @@ class ChannelPlan:
     sales: SalesRules | None = None
     mailbox_queues: tuple[tuple[str, str], ...] = ()  # Microsoft 365: a mailbox's own queue
     # Microsoft 365: a mailbox's own keyword routes, in place of the channel's
-    mailbox_routes: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = ()
+    mailbox_routes: tuple[tuple[str, tuple[Route, ...]], ...] = ()
     mailbox_sales: tuple[tuple[str, SalesRules], ...] = ()  # Microsoft 365: an agent's rules
 
     def queue_for(self, mailbox: str) -> str:
         return dict(self.mailbox_queues).get(mailbox, self.default_queue)
 
-    def routes_for(self, mailbox: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    def routes_for(self, mailbox: str) -> tuple[Route, ...]:
         """Routing is set per email account (Agent Desktop): the mailbox's routes where it
         has any table of them (an empty one too), else the channel's."""
         return dict(self.mailbox_routes).get(mailbox, self.routes)

@@ -1,14 +1,43 @@
-"""Agents: personal signatures for replies (`tickets reply --as NAME`) and who gets the
-quiet-channel alert mail (`--notify-no-messages`)."""
+"""Agents: personal signatures for replies (`tickets reply --as NAME`), who gets the
+quiet-channel alert mail (`--notify-no-messages`), who works a ticket, and who "I" am: the
+acting agent."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from mailbridge.config.model import Config
 from mailbridge.domain.checks import pick
+from mailbridge.errors import UsageError
 from mailbridge.store import agents, names
+from mailbridge.store.db import Store
 from mailbridge.store.session import exists, reading, write_transaction
+
+AGENT_ENV = "MAILBRIDGE_AGENT"
+NO_AGENT_HINT = (f"pass --as NAME, set {AGENT_ENV}=NAME, or put [me] agent = \"NAME\" in the "
+                 "config (agents: `mailbridge agents list`)")
+
+
+def acting(db: Store, config: Config, given: str | None) -> str | None:
+    """The acting agent, as stored: `given` (--as), else $MAILBRIDGE_AGENT, else the
+    config's [me] agent; None when none of them names one. A name that is no agent is an
+    error naming the known ones and where the name came from."""
+    for value, source in ((given, "--as"), (os.environ.get(AGENT_ENV), AGENT_ENV),
+                          (config.me_agent, "[me] agent")):
+        if value and value.strip():
+            return pick("agent", value, names.known(db, "agent"),
+                        f"the name comes from {source}; add the agent with `mailbridge agents "
+                        "add`, or see `mailbridge agents list`")
+    return None
+
+
+def require_acting(db: Store, config: Config, given: str | None, doing: str) -> str:
+    """`acting`, for what needs an agent (`doing`: "--assignee me" …)."""
+    found = acting(db, config, given)
+    if found is None:
+        raise UsageError(f"{doing} needs to know which agent you are", NO_AGENT_HINT)
+    return found
 
 
 def add(config: Config, name: str, email: str, signature: str | None,

@@ -190,7 +190,8 @@ def details(config: Config, name: str) -> dict[str, Any]:
     channel = config.require(name)
     hidden = ("incoming", "outgoing", "routes", "apps")  # apps: see [[m365]] in the config
     out = {k: v for k, v in vars(channel).items() if k not in hidden}
-    out["routes"] = [{"queue": r.queue, "keywords": list(r.keywords)} for r in channel.routes]
+    out["routes"] = [{"queue": r.queue, "keywords": list(r.keywords), "priority": r.priority}
+                     for r in channel.routes]
     for side in ("incoming", "outgoing"):
         conn = getattr(channel, side)
         out[side] = None if conn is None else {

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailbridge.config import secrets
-from mailbridge.config.model import Channel
+from mailbridge.config.model import Channel, route
 from mailbridge.connectors.base import Fetcher
 from mailbridge.connectors.drop import DropFetcher
 from mailbridge.connectors.imap import ImapFetcher
@@ -79,13 +79,12 @@ def plan_for(channel: Channel, connected: datetime | None = None,
         name=channel.name,
         mode=channel.mode,
         default_queue=channel.default_queue,
-        routes=tuple((r.queue, r.keywords) for r in channel.routes),
+        routes=channel.routes,
         own_addresses=channel.own_addresses,
         owner=channel.owner_addresses,
         mailbox_queues=tuple((m["address"], m["queue"]) for m in channel.mailboxes
                              if m["queue"]),
-        mailbox_routes=tuple((m["address"], tuple((r["queue"], tuple(r["keywords"]))
-                                                  for r in m["routes"]))
+        mailbox_routes=tuple((m["address"], tuple(route(r) for r in m["routes"]))
                              for m in channel.mailboxes if m.get("routes") is not None),
         window_start=window,
         window_hours=channel.window_hours,

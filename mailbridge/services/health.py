@@ -13,7 +13,7 @@ from typing import Any
 
 from mailbridge.config.model import Channel, Config
 from mailbridge.domain.health import QUIET, ChannelFacts, Condition, UnsentMail, conditions
-from mailbridge.store import alerts, leases, messages, outbox, runs
+from mailbridge.store import alerts, leases, messages, outbox, runs, tickets
 from mailbridge.store.db import Store
 from mailbridge.store.session import exists, reading, service_pid
 
@@ -86,6 +86,7 @@ def status_row(db: Store, config: Config, channel: Channel, now: datetime,
         "problems": [c.detail for c in problems],
         "unparsed": messages.unparsed_count(db, channel.name),
         "unsent": len(found.unsent),
+        "unassigned": tickets.unassigned_open(db, channel.name),  # open, nobody on them
         **shared,
     }
 
@@ -216,7 +217,7 @@ def _never_synced(channel: Channel) -> dict[str, Any]:
             "mode": channel.mode, "incoming": channel.incoming.get("type"),
             "health": "never synced" if channel.enabled else "disabled",
             "messages_24h": 0, "failures": 0, "schedule": channel.schedule, "outbox": 0,
-            "problems": [], "unparsed": 0, "unsent": 0}
+            "problems": [], "unparsed": 0, "unsent": 0, "unassigned": 0}
 
 
 def healthy(rows: list[dict[str, Any]]) -> bool:

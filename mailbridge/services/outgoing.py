@@ -18,6 +18,7 @@ from mailbridge.connectors.sendmail import SendmailSender
 from mailbridge.connectors.smtp import DEFAULT_PORTS, SmtpSender, SmtpSettings
 from mailbridge.domain import checks, compose, recipients
 from mailbridge.domain.checks import choice, pick, require
+from mailbridge.domain.workflow import WOKEN_BY_AGENT
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import DrainResult, Sender, drain
@@ -113,7 +114,7 @@ def plan_forward(config: Config, ticket: int, agent: str | None = None,
 def reply(config: Config, ticket: int, text: str, agent: str | None = None,
           attachments: tuple[Path, ...] = (), to: Sequence[str] | None = None) -> Queued:
     """Queue a reply to `to` (default: the conversation's recipients, as `plan_reply` lists
-    them). A closed ticket is reopened."""
+    them). A closed ticket is reopened (a pending one stays pending)."""
     files = _read_attachments(attachments)
     with write_transaction(config.store) as db:
         return _queue_reply(db, config, ticket, text, agent, files, to)
@@ -245,7 +246,8 @@ def _store_and_queue(db: Store, channel: Channel, ticket: int, draft: compose.Dr
                               prep.parse_error, direction="out")
     if channel.quoting == "send_to_client":  # the client gets the history, the ticket not
         messages.set_text(db, message, made.unquoted)
-    tickets.add_message(db, ticket, message)  # an answer to a closed ticket reopens it
+    # an answer to a closed ticket reopens it; a pending one still waits for the customer
+    tickets.add_message(db, ticket, message, wakes=WOKEN_BY_AGENT)
     bcc = (channel.outgoing or {}).get("bcc")
     rows = tuple(
         outbox.queue(db, channel.name, ticket, message, kind, draft.from_email,

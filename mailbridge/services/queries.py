@@ -8,6 +8,7 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.domain.checks import pick
 from mailbridge.errors import NotFoundError
+from mailbridge.services.agents import require_acting
 from mailbridge.services.listing import Listing, listed
 from mailbridge.store import comments, messages, names, tickets
 from mailbridge.store.session import exists, reading
@@ -18,19 +19,32 @@ QUEUES_HINT = "see `mailbridge queues list`"
 
 
 def list_tickets(config: Config, channel: str | None = None, queue: str | None = None,
-                 status: str | None = None, limit: int | None = None) -> Listing:
-    """Tickets, oldest first; a channel or queue filter must name one that exists (a typo is
-    an error, not an empty list)."""
+                 status: str | None = None, limit: int | None = None,
+                 assignee: str | None = None, priority: str | None = None, sort: str = "id",
+                 agent: str | None = None) -> Listing:
+    """Tickets in the order `sort` names (tickets.ORDER). A channel, queue or assignee filter
+    must name one that exists (a typo is an error, not an empty list); `assignee` is an
+    agent, "me" (the acting agent, `agent` being --as) or "none" (unassigned)."""
     if channel:
         channel = config.require(channel).name
-    if queue:
-        known = config.queues()
-        if exists(config.store):
-            with reading(config.store) as db:
-                known |= names.known(db, "queue")
-        queue = pick("queue", queue, known, QUEUES_HINT)
-    return listed(config.store, lambda db: tickets.list_tickets(db, channel, queue, status),
-                  limit)
+    if not exists(config.store):  # no tickets yet; a queue can still be a typo
+        if queue:
+            pick("queue", queue, config.queues(), QUEUES_HINT)
+        return Listing(())
+    unassigned = assignee == "none"
+    if queue or (assignee and not unassigned):
+        with reading(config.store) as db:
+            if queue:
+                queue = pick("queue", queue, config.queues() | names.known(db, "queue"),
+                             QUEUES_HINT)
+            if assignee == "me":
+                assignee = require_acting(db, config, agent, "--assignee me")
+            elif assignee and not unassigned:
+                assignee = pick("assignee", assignee, names.known(db, "assignee"),
+                                "an agent (`mailbridge agents list`), me or none")
+    only = tickets.Filter(channel, queue, status, priority,
+                          None if unassigned else assignee, unassigned)
+    return listed(config.store, lambda db: tickets.list_tickets(db, only, sort), limit)
 
 
 def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:
@@ -41,6 +55,17 @@ def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:
         ticket["messages"] = tickets.messages_of(db, ticket_id)
         ticket["comments"] = comments.of(db, ticket_id)
         return ticket
+
+
+def html_parts(config: Config, ticket_id: int) -> list[tuple[int, str]]:
+    """(message, HTML part) of the ticket's messages that have one; none is an error."""
+    show_ticket(config, ticket_id)  # says so when there is no such ticket
+    with reading(config.store) as db:
+        found = messages.html_of_ticket(db, ticket_id)
+    if not found:
+        raise NotFoundError(f"ticket #{ticket_id} has no HTML part",
+                            f"`mailbridge tickets show {ticket_id}` shows its text")
+    return found
 
 
 def raw_messages(config: Config, ticket_id: int) -> list[bytes]:

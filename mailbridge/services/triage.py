@@ -1,5 +1,5 @@
-"""What an agent does to tickets by hand: move them between queues, close and reopen them,
-comment on them."""
+"""What an agent does to tickets by hand: move them between queues, assign them, set their
+state (open, pending, closed) and priority, comment on them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.domain.checks import pick
 from mailbridge.errors import NotFoundError
+from mailbridge.services.agents import acting, require_acting
 from mailbridge.services.briefs import Brief, brief
-from mailbridge.store import agents, comments, names, tickets
+from mailbridge.store import comments, names, tickets
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading, write_transaction
 
@@ -28,33 +29,56 @@ def move_ticket(config: Config, ticket: int, queue: str, create: bool = False
 
 
 def set_status(config: Config, ids: list[int], status: str) -> list[tuple[int, str]]:
-    """Close or reopen tickets; returns (ticket, previous status). All or nothing."""
+    """Open, set pending or close tickets; returns (ticket, previous status). All or
+    nothing."""
     with write_transaction(config.store) as db:
-        changed = []
-        for ticket in ids:
-            previous = tickets.set_status(db, ticket, status)
-            if previous is None:
-                raise _missing(ticket)
-            changed.append((ticket, previous))
-        return changed
+        return _change_all(db, ids, "status", status)
+
+
+def set_priority(config: Config, ids: list[int], priority: str) -> list[tuple[int, str]]:
+    """Returns (ticket, previous priority). All or nothing."""
+    with write_transaction(config.store) as db:
+        return _change_all(db, ids, "priority", priority)
+
+
+def assign(config: Config, ids: list[int], to: str | None, agent: str | None = None
+           ) -> tuple[str | None, list[tuple[int, str | None]]]:
+    """Assign tickets to the agent `to` names ("me": the acting agent, `agent` being --as),
+    or (None) to nobody. Returns the agent as stored and (ticket, previous assignee). All or
+    nothing."""
+    with write_transaction(config.store) as db:
+        if to is not None:
+            to = (require_acting(db, config, agent, "--to me") if to == "me"
+                  else pick("agent", to, names.known(db, "agent"), "see `mailbridge agents list`"))
+        return to, _change_all(db, ids, "assignee", to)
+
+
+def _change_all(db: Store, ids: list[int], field: str, value: str | None
+                ) -> list[tuple[int, Any]]:
+    changed = []
+    for ticket in ids:
+        found, previous = tickets.change(db, ticket, field, value)
+        if not found:
+            raise _missing(ticket)
+        changed.append((ticket, previous))
+    return changed
 
 
 def plan_comment(config: Config, ticket: int, agent: str | None = None) -> Brief:
     """What a comment can be checked for before its text is written (read-only): the ticket
-    and the agent exist."""
+    and the acting agent (if any) exist."""
     with reading(config.store) as db:
         row = _existing(db, ticket)
-        _check_agent(db, agent)
+        acting(db, config, agent)
         return brief(db, row)
 
 
 def add_comment(config: Config, ticket: int, text: str, agent: str | None = None) -> int:
-    """An internal comment: shown with the ticket, never sent to the client. `agent`, when
-    given, must be a known agent."""
+    """An internal comment: shown with the ticket, never sent to the client. Its author is
+    the acting agent (`agent` being --as), if any."""
     with write_transaction(config.store) as db:
         _existing(db, ticket)
-        _check_agent(db, agent)
-        return comments.add(db, ticket, agent or "", text)
+        return comments.add(db, ticket, acting(db, config, agent) or "", text)
 
 
 def _existing(db: Store, ticket: int) -> dict[str, Any]:
@@ -62,11 +86,6 @@ def _existing(db: Store, ticket: int) -> dict[str, Any]:
     if row is None:
         raise _missing(ticket)
     return row
-
-
-def _check_agent(db: Store, agent: str | None) -> None:
-    if agent is not None and agents.get(db, agent) is None:
-        raise NotFoundError(f"no agent called {agent}", "see `mailbridge agents list`")
 
 
 def _missing(ticket: int) -> NotFoundError:

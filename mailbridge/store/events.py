@@ -31,6 +31,9 @@ MESSAGE_ADDED = "message.added"
 TICKET_CLOSED = "ticket.closed"
 TICKET_REOPENED = "ticket.reopened"
 TICKET_MOVED = "ticket.moved"
+TICKET_PENDING = "ticket.pending"
+TICKET_ASSIGNED = "ticket.assigned"
+TICKET_PRIORITY = "ticket.priority"
 COMMENT_ADDED = "comment.added"
 REPLY_QUEUED = "reply.queued"
 OUTBOX_SENT = "outbox.sent"
@@ -43,6 +46,7 @@ OPPORTUNITY_UPDATED = "opportunity.updated"
 # Every kind of event, in the order the README lists them (the one list: the CLI's --kind,
 # the config's `on` and the docs are checked against it).
 KINDS = (TICKET_CREATED, MESSAGE_ADDED, TICKET_CLOSED, TICKET_REOPENED, TICKET_MOVED,
+         TICKET_PENDING, TICKET_ASSIGNED, TICKET_PRIORITY,
          COMMENT_ADDED, REPLY_QUEUED, OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_UNKNOWN,
          ENGAGEMENT_CREATED, OPPORTUNITY_CREATED, OPPORTUNITY_UPDATED)
 

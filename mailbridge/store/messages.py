@@ -151,6 +151,27 @@ def channel_of(db: Store, message: int) -> str | None:
     return found[0] if found else None
 
 
+ATTACHMENT_COLUMNS = ("message", "position", "filename", "content_type", "size", "sha256",
+                      "inline")
+
+
+def attachments_of_ticket(db: Store, ticket: int) -> list[dict[str, Any]]:
+    """Every attachment of a ticket's messages, message by message, in their order."""
+    rows = db.execute(
+        f"SELECT {', '.join('a.' + c for c in ATTACHMENT_COLUMNS)} FROM attachments a "
+        "JOIN ticket_messages tm ON tm.message = a.message WHERE tm.ticket=? "
+        "ORDER BY a.message, a.position", [ticket])
+    return [dict(zip(ATTACHMENT_COLUMNS, r, strict=True)) | {"inline": bool(r[-1])}
+            for r in rows]
+
+
+def html_of_ticket(db: Store, ticket: int) -> list[tuple[int, str]]:
+    """(message, HTML part) of a ticket's messages that have one, oldest first."""
+    return [(m, html) for m, html in db.execute(
+        "SELECT m.id, m.html FROM messages m JOIN ticket_messages tm ON tm.message = m.id "
+        "WHERE tm.ticket=? AND m.html IS NOT NULL ORDER BY m.id", [ticket])]
+
+
 def raw_of(db: Store, message: int) -> bytes:
     return db.execute("SELECT raw FROM messages WHERE id=?", [message]).fetchone()[0]
 

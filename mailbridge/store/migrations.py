@@ -300,6 +300,17 @@ def m009_token_caches(db: Store) -> None:
     )
 
 
+def m011_ticket_workflow(db: Store) -> None:
+    """Who works a ticket and how urgent it is; existing tickets are unassigned, normal."""
+    db.ddl(
+        """
+        ALTER TABLE tickets ADD COLUMN assignee TEXT;
+        ALTER TABLE tickets ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
+        CREATE INDEX tickets_assignee ON tickets (assignee, status);
+        """
+    )
+
+
 def m012_events(db: Store) -> None:
     # The event stream (store/events.py): `id` is the readers' cursor. `hook_state` is each
     # [[hook]]'s place in it (services/hooks.py): the last event it ran for, and its failures.
@@ -331,7 +342,8 @@ def m012_events(db: Store) -> None:
 
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
-    m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches, m012_events)
+    m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches,
+    m011_ticket_workflow, m012_events)
 
 
 def applied(db: Store) -> list[str]:

@@ -13,6 +13,8 @@ _SQL = {
     "contact": "SELECT email FROM contacts UNION SELECT DISTINCT contact FROM "
                "engagement_contacts",
     "agent": "SELECT name FROM agents",  # `agents add`: signatures, alert mail
+    # agents, and whom tickets are assigned to (an agent removed since)
+    "assignee": "SELECT name FROM agents UNION SELECT DISTINCT assignee FROM tickets",
     # sales agents, whose My Inbox holds mail (named in the config, else a mailbox address)
     "inbox agent": "SELECT name FROM agents UNION SELECT DISTINCT agent FROM inbox_items",
 }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from mailbridge.domain.workflow import DEFAULT_PRIORITY, WOKEN_BY_CUSTOMER
 from mailbridge.store import events, messages
 from mailbridge.store.db import Store, insert_row, now
 from mailbridge.store.query import Query, where
@@ -45,23 +47,26 @@ def find_for_thread(db: Store, channel: str, related_ids: Sequence[str],
 
 
 def create(db: Store, channel: str, queue: str, subject: str, requester_name: str,
-           requester_email: str, kind: str) -> int:
+           requester_email: str, kind: str, priority: str = DEFAULT_PRIORITY) -> int:
     ensure_queue(db, queue)
     stamp = now()
     ticket = insert_row(db, "tickets", {
         "channel": channel, "queue": queue, "status": "open", "kind": kind,
         "subject": subject, "requester_name": requester_name,
         "requester_email": requester_email, "created_at": stamp, "updated_at": stamp,
-        "message_count": 0,
+        "message_count": 0, "priority": priority,
     })
     events.emit(db, events.TICKET_CREATED, channel, ticket, queue=queue, subject=subject,
                 requester=requester_email, classification=kind)
     return ticket
 
 
-def add_message(db: Store, ticket: int, message: int, reopen: bool = True) -> None:
-    """Thread a message into a ticket; a customer's answer reopens a closed ticket. A message
-    after the first is a `message.added` event (the first comes with `ticket.created`)."""
+def add_message(db: Store, ticket: int, message: int,
+                wakes: Sequence[str] = WOKEN_BY_CUSTOMER) -> None:
+    """Thread a message into a ticket; a ticket in one of the states `wakes` is open again
+    (a customer's answer: pending or closed; an auto-reply: none). The assignee stays. A
+    message after the first is a `message.added` event (the first comes with
+    `ticket.created`)."""
     added = db.execute("INSERT INTO ticket_messages (ticket, message, added_at) "
                        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING ticket",
                        [ticket, message, now()]).fetchone()
@@ -70,26 +75,47 @@ def add_message(db: Store, ticket: int, message: int, reopen: bool = True) -> No
     channel, status, count, sender = db.execute(
         "SELECT t.channel, t.status, t.message_count, coalesce(m.from_email, '') "
         "FROM tickets t LEFT JOIN messages m ON m.id=? WHERE t.id=?", [message, ticket]).fetchone()
-    set_status = ", status='open'" if reopen else ""
-    db.execute(f"UPDATE tickets SET message_count = message_count + 1, updated_at=?{set_status} "
-               "WHERE id=?", [now(), ticket])
+    woken = status in wakes
+    db.execute("UPDATE tickets SET message_count = message_count + 1, updated_at=?, status=? "
+               "WHERE id=?", [now(), "open" if woken else status, ticket])
     if count:
         events.emit(db, events.MESSAGE_ADDED, channel, ticket, message=message, sender=sender)
-    if reopen and status != "open":
+    if woken:
         events.emit(db, events.TICKET_REOPENED, channel, ticket, by="message", was=status,
                      message=message)
 
 
-LIST_COLUMNS = ("id", "channel", "queue", "status", "kind", "requester_email", "subject",
-                "message_count", "created_at", "updated_at")
+LIST_COLUMNS = ("id", "channel", "queue", "status", "priority", "assignee", "kind",
+                "requester_email", "subject", "message_count", "created_at", "updated_at")
+
+# domain.workflow.SORTS as SQL; `priority`: most urgent first (unknown values last)
+_URGENCY = ("CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 "
+            "WHEN 'low' THEN 3 ELSE 4 END")
+ORDER = {"id": "id", "created": "created_at DESC, id DESC",
+         "updated": "updated_at DESC, id DESC",
+         "priority": f"{_URGENCY}, updated_at DESC, id DESC"}
 
 
-def list_tickets(db: Store, channel: str | None = None, queue: str | None = None,
-                 status: str | None = None) -> Query:
-    """Tickets, oldest first (see store/query.py: read some, or count them)."""
-    filters, params = where([("channel = ?", channel), ("queue = ?", queue),
-                             ("status = ?", status)])
-    return Query(db, f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets{filters} ORDER BY id",
+@dataclass(frozen=True)
+class Filter:
+    """What `tickets list` narrows to; None (or False) leaves a field free."""
+
+    channel: str | None = None
+    queue: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    assignee: str | None = None
+    unassigned: bool = False
+
+
+def list_tickets(db: Store, only: Filter = Filter(), sort: str = "id") -> Query:
+    """Tickets in the order `sort` names (see ORDER; store/query.py: read some, or count)."""
+    filters, params = where([("channel = ?", only.channel), ("queue = ?", only.queue),
+                             ("status = ?", only.status), ("priority = ?", only.priority),
+                             ("assignee = ?", only.assignee),
+                             ("assignee IS NULL", only.unassigned)])
+    return Query(db, f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets{filters} "
+                     f"ORDER BY {ORDER[sort]}",
                  params, lambda row: dict(zip(LIST_COLUMNS, row, strict=True)))
 
 
@@ -105,13 +131,16 @@ def messages_of(db: Store, ticket: int) -> list[dict[str, Any]]:
     return [messages.details(db, m) for m in ids]
 
 
-QUEUE_COLUMNS = ("queue", "open", "total")
+QUEUE_COLUMNS = ("queue", "open", "unassigned", "pending", "total")
 
 
 def queue_counts(db: Store) -> list[dict[str, Any]]:
-    """Every queue, with open and total tickets (queues without tickets too)."""
+    """Every queue, with its open tickets (and of those the unassigned), its pending ones
+    and all (queues without tickets too)."""
     rows = db.execute(
-        "SELECT q.name, count(t.id) FILTER (WHERE t.status = 'open'), count(t.id) "
+        "SELECT q.name, count(t.id) FILTER (WHERE t.status = 'open'), "
+        "count(t.id) FILTER (WHERE t.status = 'open' AND t.assignee IS NULL), "
+        "count(t.id) FILTER (WHERE t.status = 'pending'), count(t.id) "
         "FROM queues q LEFT JOIN tickets t ON t.queue = q.name GROUP BY q.name ORDER BY q.name")
     return [dict(zip(QUEUE_COLUMNS, row, strict=True)) for row in rows]
 
@@ -128,17 +157,33 @@ def move(db: Store, ticket: int, queue: str) -> str | None:
     return row[0]
 
 
-def set_status(db: Store, ticket: int, status: str) -> str | None:
-    """Returns the previous status (None: no such ticket)."""
-    row = db.execute("SELECT status, channel FROM tickets WHERE id=?", [ticket]).fetchone()
+def unassigned_open(db: Store, channel: str) -> int:
+    return db.execute("SELECT count(*) FROM tickets WHERE channel=? AND status='open' AND "
+                      "assignee IS NULL", [channel]).fetchone()[0]
+
+
+CHANGEABLE = ("status", "priority", "assignee")
+
+
+def change(db: Store, ticket: int, field: str, value: str | None) -> tuple[bool, str | None]:
+    """Set a ticket's status, priority or assignee (None: nobody); returns whether the
+    ticket exists and the field's previous value. A change is an event (see CHANGE_EVENTS)."""
+    if field not in CHANGEABLE:
+        raise ValueError(field)
+    row = db.execute(f"SELECT {field}, channel FROM tickets WHERE id=?", [ticket]).fetchone()
     if row is None:
-        return None
-    db.execute("UPDATE tickets SET status=?, updated_at=? WHERE id=?", [status, now(), ticket])
-    kind = STATUS_EVENTS.get(status)
-    if kind and row[0] != status:
-        events.emit(db, kind, row[1], ticket, by="hand", was=row[0])
-    return row[0]
+        return False, None
+    previous, channel = row
+    db.execute(f"UPDATE tickets SET {field}=?, updated_at=? WHERE id=?", [value, now(), ticket])
+    kind = CHANGE_EVENTS.get((field, value), CHANGE_EVENTS.get((field, None)))
+    if kind and previous != value:
+        events.emit(db, kind, channel, ticket, by="hand", to=value, was=previous)
+    return True, previous
 
 
-# The event a change of status by hand is (a status without one emits nothing).
-STATUS_EVENTS = {"closed": events.TICKET_CLOSED, "open": events.TICKET_REOPENED}
+# The event each change by hand is: by (field, new value), else by (field, None)
+CHANGE_EVENTS = {("status", "closed"): events.TICKET_CLOSED,
+                 ("status", "open"): events.TICKET_REOPENED,
+                 ("status", "pending"): events.TICKET_PENDING,
+                 ("assignee", None): events.TICKET_ASSIGNED,
+                 ("priority", None): events.TICKET_PRIORITY}
