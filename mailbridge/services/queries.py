@@ -21,6 +21,15 @@ def list_tickets(config: Config, channel: str | None = None, queue: str | None =
                  status: str | None = None, limit: int | None = None) -> Listing:
     """Tickets, oldest first; a channel or queue filter must name one that exists (a typo is
     an error, not an empty list)."""
+    channel, queue = ticket_filters(config, channel, queue)
+    return listed(config.store, lambda db: tickets.list_tickets(db, channel, queue, status),
+                  limit)
+
+
+def ticket_filters(config: Config, channel: str | None, queue: str | None
+                   ) -> tuple[str | None, str | None]:
+    """The channel and queue a filter names, as they are spelled; one that does not exist is
+    an error naming those that do."""
     if channel:
         channel = config.require(channel).name
     if queue:
@@ -29,8 +38,7 @@ def list_tickets(config: Config, channel: str | None = None, queue: str | None =
             with reading(config.store) as db:
                 known |= names.known(db, "queue")
         queue = pick("queue", queue, known, QUEUES_HINT)
-    return listed(config.store, lambda db: tickets.list_tickets(db, channel, queue, status),
-                  limit)
+    return channel, queue
 
 
 def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:

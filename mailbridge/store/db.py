@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from mailbridge.store.fulltext import FullText
 
 
 def now() -> str:
@@ -38,6 +41,7 @@ class Store:
     # Entered around each outermost transaction: the write lock, for a writer that holds it
     # only while it commits (store.session.writing_per_commit).
     guard: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
+    fulltext: FullText  # the full-text index of messages, in this backend's own terms
 
     def lock_row(self, skip_locked: bool = False) -> str:
         """What ends a SELECT that locks the rows it reads until the transaction ends (or, with

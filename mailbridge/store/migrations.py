@@ -300,9 +300,16 @@ def m009_token_caches(db: Store) -> None:
     )
 
 
+def m010_search_index(db: Store) -> None:
+    # `tickets search` (store/fulltext.py: FTS5 on SQLite, a GIN-indexed tsvector on
+    # PostgreSQL), filled here with every message already stored
+    db.fulltext.create()
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
-    m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches)
+    m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches,
+    m010_search_index)
 
 
 def applied(db: Store) -> list[str]:

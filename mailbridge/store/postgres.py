@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from mailbridge.errors import AuthError, MailbridgeError, StoreError, TemporaryError
 from mailbridge.store import migrations
 from mailbridge.store.db import Store, split_script
+from mailbridge.store.fulltext import PostgresFullText
 
 CONNECT_TIMEOUT = 10
 POOL_SIZE = 4  # run: the job, the heartbeat and the claim tick, plus one spare
@@ -99,6 +100,7 @@ class PostgresStore(Store):
                  release: Callable[[psycopg.Connection], None]) -> None:
         self.conn = conn
         self.where = where
+        self.fulltext = PostgresFullText(self)
         self._release = release
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:

@@ -1,0 +1,118 @@
+"""Searching tickets, engagements and opportunities through the full-text index of their
+messages (store/fulltext.py). A hit is the ticket (engagement, opportunity) with its best
+matching message: its score ranks the hit, its snippet shows why it matched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from mailbridge.domain.search import Query as SearchQuery
+from mailbridge.store.db import Store
+from mailbridge.store.query import Query, where
+
+SNIPPET_BATCH = 100  # hits whose snippets are made with one statement
+
+
+class Hits(Query):
+    """A ranked search listing: rows as a Query reads them, each with the snippet of its
+    best message. Snippets are made only for the rows read (a limit's worth), a batch at a
+    time."""
+
+    def __init__(self, db: Store, search: SearchQuery, sql: str, params: Sequence[Any],
+                 row: Callable[[tuple], dict[str, Any]]) -> None:
+        super().__init__(db, sql, params, row)
+        self.search = search
+
+    def rows(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        batch: list[dict[str, Any]] = []
+        for found in super().rows(limit):
+            batch.append(found)
+            if len(batch) == SNIPPET_BATCH:
+                yield from self._with_snippets(batch)
+                batch = []
+        yield from self._with_snippets(batch)
+
+    def _with_snippets(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        snippets = self.db.fulltext.snippets(self.search, [h["message"] for h in batch])
+        for hit in batch:
+            hit["snippet"] = snippets.get(hit["message"], "")
+        return batch
+
+
+def _best(db: Store, search: SearchQuery, link: str, owner: str) -> tuple[str, list[Any]]:
+    """A subquery of (owner, message, score): for each owner (a ticket, an opportunity) its
+    best matching message by way of the `link` table."""
+    matches, params = db.fulltext.matches(search)
+    return (f"SELECT l.{owner} AS owner, h.message AS message, h.score AS score, "
+            f"row_number() OVER (PARTITION BY l.{owner} ORDER BY h.score DESC, h.message DESC)"
+            f" AS n FROM ({matches}) AS h JOIN {link} l ON l.message = h.message", params)
+
+
+TICKET_COLUMNS = ("id", "channel", "queue", "status", "requester_email", "subject",
+                  "updated_at", "message", "score")
+
+
+def search_tickets(db: Store, search: SearchQuery, channel: str | None = None,
+                   queue: str | None = None, status: str | None = None,
+                   since: str | None = None) -> Hits:
+    """Tickets with a message matching `search`, best first; `since`: updated since then."""
+    best, params = _best(db, search, "ticket_messages", "ticket")
+    filters, more = where([("t.channel = ?", channel), ("t.queue = ?", queue),
+                           ("t.status = ?", status), ("t.updated_at >= ?", since)])
+    filters = filters.replace(" WHERE ", " AND ", 1)
+    sql = (f"SELECT t.id, t.channel, t.queue, t.status, t.requester_email, t.subject, "
+           f"t.updated_at, b.message, b.score FROM ({best}) AS b JOIN tickets t ON t.id = b.owner"
+           f" WHERE b.n = 1{filters} ORDER BY b.score DESC, t.id DESC")
+    return Hits(db, search, sql, params + more, _row(TICKET_COLUMNS))
+
+
+ENGAGEMENT_COLUMNS = ("id", "channel", "direction", "occurred_at", "from", "subject",
+                      "message", "score")
+
+
+def search_engagements(db: Store, search: SearchQuery, client: str | None = None,
+                       contact: str | None = None, since: str | None = None) -> Hits:
+    """Engagements whose message matches `search`, best first."""
+    matches, params = db.fulltext.matches(search)
+    filters, more = where([
+        ("e.id IN (SELECT engagement FROM engagement_contacts WHERE client=?)", client),
+        ("e.id IN (SELECT engagement FROM engagement_contacts WHERE contact=?)",
+         contact.lower() if contact else None),
+        ("coalesce(e.occurred_at, e.created_at) >= ?", since)])
+    sql = (f"SELECT e.id, e.channel, e.direction, e.occurred_at, m.from_email, m.subject, "
+           f"h.message, h.score FROM ({matches}) AS h JOIN engagements e ON e.message = h.message"
+           f" JOIN messages m ON m.id = h.message{filters} ORDER BY h.score DESC, e.id DESC")
+    return Hits(db, search, sql, params + more, _row(ENGAGEMENT_COLUMNS))
+
+
+OPPORTUNITY_COLUMNS = ("id", "status", "project", "type", "client", "contact_email",
+                       "summary", "updated_at", "message", "score")
+
+
+def search_opportunities(db: Store, search: SearchQuery, status: str | None = None,
+                         project: bool | None = None) -> Hits:
+    """Opportunities (and projects) with a matched message matching `search`, best first."""
+    best, params = _best(db, search, "opportunity_messages", "opportunity")
+    filters, more = where([("o.status = ?", status),
+                           ("o.project = ?", None if project is None else int(project))])
+    filters = filters.replace(" WHERE ", " AND ", 1)
+    sql = (f"SELECT o.id, o.status, o.project, o.type, o.client, o.contact_email, o.summary, "
+           f"o.updated_at, b.message, b.score FROM ({best}) AS b "
+           f"JOIN opportunities o ON o.id = b.owner WHERE b.n = 1{filters} "
+           f"ORDER BY b.score DESC, o.id DESC")
+    return Hits(db, search, sql, params + more, _opportunity)
+
+
+def _row(columns: Sequence[str]) -> Callable[[tuple], dict[str, Any]]:
+    def row(found: tuple) -> dict[str, Any]:
+        hit = dict(zip(columns, found, strict=True))
+        hit["score"] = round(float(hit["score"]), 4)
+        return hit
+    return row
+
+
+def _opportunity(found: tuple) -> dict[str, Any]:
+    hit = _row(OPPORTUNITY_COLUMNS)(found)
+    hit["project"] = bool(hit["project"])
+    return hit
