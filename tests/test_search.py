@@ -115,6 +115,7 @@ def test_ranking_puts_the_subject_first_and_a_reply_finds_its_ticket(mb):
     hits = found(mb, "paperclip")
     assert [h["id"] for h in hits] == [1]  # one hit a ticket, by its best message
     assert hits[0]["message"] == 3
+    assert ids(mb, "scanner") == [1]  # in two of its messages: still one hit
 
 
 def test_charsets_koi8r_and_iso_8859(mb):
@@ -259,8 +260,25 @@ def test_search_follows_reprocess(mb, monkeypatch):
     monkeypatch.setattr(parse_mod, "parse", real)
     assert mb("reprocess").exit_code == 0
     assert ids(mb, "magenta") == ids(mb, "toner") == [1]
-    assert mb("reprocess", "--all").exit_code == 0  # again: the index holds it once
-    assert ids(mb, "magenta") == [1]
+
+
+def test_reprocess_takes_the_old_words_out_of_the_index(mb, monkeypatch):
+    import dataclasses
+
+    import mailbridge.domain.parse as parse_mod
+
+    spool = mb.drop_channel()
+    real = parse_mod.parse
+    monkeypatch.setattr(parse_mod, "parse", lambda raw: dataclasses.replace(
+        real(raw), text="Obsolete wording.", subject="Mangled"))  # a parser bug, since fixed
+    drop(spool, message("Toner again", body="Magenta cartridge."))
+    assert mb("sync").exit_code == 0
+    assert ids(mb, "obsolete") == ids(mb, "mangled") == [1] and ids(mb, "magenta") == []
+    monkeypatch.setattr(parse_mod, "parse", real)
+    assert mb("reprocess", "--all").exit_code == 0
+    assert ids(mb, "obsolete") == ids(mb, "mangled") == []
+    assert ids(mb, "magenta") == ids(mb, "toner") == [1]
+    assert "Magenta" in found(mb, "magenta")[0]["snippet"]
 
 
 def test_a_store_from_before_the_index_is_indexed_by_its_migration(mb):
@@ -307,3 +325,27 @@ def test_engagements_and_opportunities_are_searched_by_their_mail(mb):
     assert [h["id"] for h in hits] == [1] and hits[0]["summary"] == "Fleet"
     assert found(mb, "licence", "--status", "closed", what="opportunities") == []
     assert found(mb, "licence", "--projects", what="opportunities") == []
+
+
+def test_on_a_terminal_hits_fit_the_width_and_the_matched_words_are_highlighted(mb):
+    from rich.cells import cell_len
+    from test_terminal_tables import on_terminal
+
+    from mailbridge.cli.hits import HIGHLIGHT
+
+    spool = mb.drop_channel()
+    for i in range(35):
+        drop(spool, message(f"Question {i} about a charge", message_id=f"q{i}@x",
+                            body="We were charged twice for the invoice of last month, on the "
+                                 "company card that the accounts department uses for travel."))
+    assert mb("sync").exit_code == 0
+    screen = on_terminal(mb, "tickets", "search", "invoice")
+    assert screen.exit_code == 0, screen.text
+    lines = screen.text.splitlines()
+    assert lines[0].split() == ["id", "status", "queue", "from", "subject", "updated"]
+    assert all(cell_len(line) <= 80 for line in lines), screen.text
+    assert lines[1].split()[0].isdigit() and lines[2].startswith("    ") and "invoice" in lines[2]
+    assert lines[-1] == "... 5 more; --limit N or --all to see them"
+    assert f"{HIGHLIGHT}invoice\x1b[0m".encode() in screen.output
+    assert "\x1b[" not in on_terminal(mb, "tickets", "search", "invoice",
+                                      NO_COLOR="1").output.decode()
