@@ -13,6 +13,7 @@ import pytest
 from conftest import CORPUS, drop, message, needs_corpus
 
 from mailbridge.domain.search import MARK_END, MARK_START, Term, parse
+from mailbridge.store import search
 from mailbridge.store.backends import close_all
 from mailbridge.store.fulltext import fts5_query, tsquery
 
@@ -176,6 +177,15 @@ def test_filters_combine_and_a_wrong_value_is_one_line(mb):
     assert sorted(ids(mb, "toner", "--since", "1d")) == [1, 2, 3]
     assert ids(mb, "toner", "--since", "2999-01-01") == []
     assert len(ids(mb, "toner", "--limit", "2")) == 2
+    db = mb.open()  # what "… N more" counts: the hits the filters pass
+    try:
+        assert search.search_tickets(db, parse("toner")).count() == 3
+        assert search.search_tickets(db, parse("toner"), status="open").count() == 2
+        assert search.search_tickets(db, parse("toner"), "sales-desk", "general").count() == 1
+        assert search.search_engagements(db, parse("toner")).count() == 0
+        assert search.search_opportunities(db, parse("toner")).count() == 0
+    finally:
+        db.close()
     for args, words in ((("--queue", "biling"), "no queue called biling"),
                         (("--channel", "nope"), "nope"),
                         (("--status", "opn"), "--status"),

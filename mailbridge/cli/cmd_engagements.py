@@ -129,12 +129,18 @@ def contacts_remove(ctx: typer.Context, email: str = typer.Argument(...)) -> Non
     note(f"contact {email} removed")
 
 
+# the filters of `engagements list` and `engagements search`
+CLIENT_OPTION = typer.Option(None, "--client", help="Only this client.")
+CONTACT_OPTION = typer.Option(None, "--contact", help="Only this contact's address.")
+SINCE_OPTION = typer.Option(None, "--since", help="Only newer: 12h, 7d, 2w or a date.")
+
+
 @engagements_group.command("list")
 def engagements_list(
     ctx: typer.Context,
-    client: str = typer.Option(None, "--client", help="Only this client."),
-    contact: str = typer.Option(None, "--contact", help="Only this contact's address."),
-    since: str = typer.Option(None, "--since", help="Only newer: 12h, 7d, 2w or a date."),
+    client: str = CLIENT_OPTION,
+    contact: str = CONTACT_OPTION,
+    since: str = SINCE_OPTION,
     limit: int = LIMIT_OPTION,
     every: bool = ALL_OPTION,
     fmt: Format = FORMAT_OPTION,
@@ -152,9 +158,9 @@ def engagements_list(
 def engagements_search(
     ctx: typer.Context,
     query: list[str] = QUERY,
-    client: str = typer.Option(None, "--client", help="Only this client."),
-    contact: str = typer.Option(None, "--contact", help="Only this contact's address."),
-    since: str = typer.Option(None, "--since", help="Only newer: 12h, 7d, 2w or a date."),
+    client: str = CLIENT_OPTION,
+    contact: str = CONTACT_OPTION,
+    since: str = SINCE_OPTION,
     limit: int = LIMIT_OPTION,
     every: bool = ALL_OPTION,
     fmt: Format = FORMAT_OPTION,

@@ -49,9 +49,10 @@ class FullText:
         """Take these messages out: called before their indexed fields change."""
         raise NotImplementedError
 
-    def matches(self, query: Query) -> tuple[str, list[Any]]:
+    def matches(self, query: Query, ranked: bool = True) -> tuple[str, list[Any]]:
         """A subquery (and its parameters) of `(message, score)` for every message that
-        matches all of `query`'s terms; a higher score is a better match."""
+        matches all of `query`'s terms; a higher score is a better match. Not `ranked`: of
+        `message` alone (counting needs no score)."""
         raise NotImplementedError
 
     def snippets(self, query: Query, messages: Sequence[int]) -> dict[int, str]:
@@ -107,9 +108,10 @@ class SqliteFullText(FullText):
                         f"SELECT 'delete', id, {self.COLUMNS} FROM message_search_source "
                         f"WHERE id IN ({_marks(len(messages))})", list(messages))
 
-    def matches(self, query: Query) -> tuple[str, list[Any]]:
-        return (f"SELECT rowid AS message, -bm25(message_fts, {self.WEIGHTS}) AS score "
-                "FROM message_fts WHERE message_fts MATCH ?", [fts5_query(query)])
+    def matches(self, query: Query, ranked: bool = True) -> tuple[str, list[Any]]:
+        score = f", -bm25(message_fts, {self.WEIGHTS}) AS score" if ranked else ""
+        return (f"SELECT rowid AS message{score} FROM message_fts WHERE message_fts MATCH ?",
+                [fts5_query(query)])
 
     def snippets(self, query: Query, messages: Sequence[int]) -> dict[int, str]:
         if not messages:
@@ -185,8 +187,11 @@ class PostgresFullText(FullText):
         self.db.execute(f"DELETE FROM message_search WHERE message IN "
                         f"({_marks(len(messages))})", list(messages))
 
-    def matches(self, query: Query) -> tuple[str, list[Any]]:
+    def matches(self, query: Query, ranked: bool = True) -> tuple[str, list[Any]]:
         text = tsquery(query)
+        if not ranked:
+            return ("SELECT message FROM message_search "
+                    "WHERE document @@ to_tsquery('simple', ?)", [text])
         return ("SELECT message, ts_rank(document, to_tsquery('simple', ?)) AS score "
                 "FROM message_search WHERE document @@ to_tsquery('simple', ?)", [text, text])
 

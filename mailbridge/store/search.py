@@ -17,12 +17,20 @@ SNIPPET_BATCH = 100  # hits whose snippets are made with one statement
 class Hits(Query):
     """A ranked search listing: rows as a Query reads them, each with the snippet of its
     best message. Snippets are made only for the rows read (a limit's worth), a batch at a
-    time."""
+    time. `counting`: a SELECT of the hits' ids that neither ranks nor sorts them, so that
+    the "… N more" count does not rank every match a second time."""
 
     def __init__(self, db: Store, search: SearchQuery, sql: str, params: Sequence[Any],
-                 row: Callable[[tuple], dict[str, Any]]) -> None:
+                 row: Callable[[tuple], dict[str, Any]],
+                 counting: tuple[str, Sequence[Any]]) -> None:
         super().__init__(db, sql, params, row)
         self.search = search
+        self.counting = counting
+
+    def count(self) -> int:
+        sql, params = self.counting
+        return self.db.execute(f"SELECT count(*) FROM ({sql}) AS counted",
+                               list(params)).fetchone()[0]
 
     def rows(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
         batch: list[dict[str, Any]] = []
@@ -49,6 +57,16 @@ def _best(db: Store, search: SearchQuery, link: str, owner: str) -> tuple[str, l
             f" AS n FROM ({matches}) AS h JOIN {link} l ON l.message = h.message", params)
 
 
+def _owners(db: Store, search: SearchQuery, table: str, link: str, owner: str, filters: str,
+            params: list[Any]) -> tuple[str, list[Any]]:
+    """The ids of `table` (an alias after its name) that have a message matching `search` by
+    way of `link` and pass `filters` (` AND …`, with `params`)."""
+    matching, ids = db.fulltext.matches(search, ranked=False)
+    alias = table.split()[1]
+    return (f"SELECT {alias}.id FROM {table} WHERE {alias}.id IN (SELECT l.{owner} FROM "
+            f"{link} l WHERE l.message IN ({matching})){filters}", ids + params)
+
+
 TICKET_COLUMNS = ("id", "channel", "queue", "status", "requester_email", "subject",
                   "updated_at", "message", "score")
 
@@ -64,7 +82,8 @@ def search_tickets(db: Store, search: SearchQuery, channel: str | None = None,
     sql = (f"SELECT t.id, t.channel, t.queue, t.status, t.requester_email, t.subject, "
            f"t.updated_at, b.message, b.score FROM ({best}) AS b JOIN tickets t ON t.id = b.owner"
            f" WHERE b.n = 1{filters} ORDER BY b.score DESC, t.id DESC")
-    return Hits(db, search, sql, params + more, _row(TICKET_COLUMNS))
+    return Hits(db, search, sql, params + more, _row(TICKET_COLUMNS),
+                _owners(db, search, "tickets t", "ticket_messages", "ticket", filters, more))
 
 
 ENGAGEMENT_COLUMNS = ("id", "channel", "direction", "occurred_at", "from", "subject",
@@ -83,7 +102,10 @@ def search_engagements(db: Store, search: SearchQuery, client: str | None = None
     sql = (f"SELECT e.id, e.channel, e.direction, e.occurred_at, m.from_email, m.subject, "
            f"h.message, h.score FROM ({matches}) AS h JOIN engagements e ON e.message = h.message"
            f" JOIN messages m ON m.id = h.message{filters} ORDER BY h.score DESC, e.id DESC")
-    return Hits(db, search, sql, params + more, _row(ENGAGEMENT_COLUMNS))
+    matching, ids = db.fulltext.matches(search, ranked=False)
+    return Hits(db, search, sql, params + more, _row(ENGAGEMENT_COLUMNS),
+                (f"SELECT e.id FROM engagements e WHERE e.message IN ({matching})"
+                 f"{filters.replace(' WHERE ', ' AND ', 1)}", ids + more))
 
 
 OPPORTUNITY_COLUMNS = ("id", "status", "project", "type", "client", "contact_email",
@@ -101,7 +123,9 @@ def search_opportunities(db: Store, search: SearchQuery, status: str | None = No
            f"o.updated_at, b.message, b.score FROM ({best}) AS b "
            f"JOIN opportunities o ON o.id = b.owner WHERE b.n = 1{filters} "
            f"ORDER BY b.score DESC, o.id DESC")
-    return Hits(db, search, sql, params + more, _opportunity)
+    return Hits(db, search, sql, params + more, _opportunity,
+                _owners(db, search, "opportunities o", "opportunity_messages", "opportunity",
+                        filters, more))
 
 
 def _row(columns: Sequence[str]) -> Callable[[tuple], dict[str, Any]]:
