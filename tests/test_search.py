@@ -93,10 +93,23 @@ def test_words_phrases_and_prefixes_in_every_indexed_field(mb):
                         "updated_at", "message", "score", "snippet"}
 
 
+FORWARDED = mime(
+    "Fwd: a thing", "Fay <fay@customer.example>",
+    'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\n'
+    "See below.\n--b\nContent-Type: message/rfc822\n\n"
+    "From: Innerperson <inner@quoted.example>\nTo: nobody@quoted.example\n"
+    "Subject: Old news\nX-Trace: hiddenheaderword\n\nInner wording.\n--b--\n",
+    message_id="fwd@customer.example")
+
+
 def test_a_word_only_in_another_header_finds_nothing(mb):
-    desk(mb)
-    for word in ("xylophone", "zebrafish", "wombat", "elsewhere", "support"):
+    spool = desk(mb)
+    drop(spool, FORWARDED, "6.test")
+    assert mb("sync").exit_code == 0
+    for word in ("xylophone", "zebrafish", "wombat", "elsewhere", "support",
+                 "innerperson", "quoted.example", "hiddenheaderword", "nobody"):
         assert ids(mb, word) == [], word
+    assert ids(mb, "fay") == [6]
     assert ids(mb, "routine") == [5]  # the message itself is indexed
     # quoted mail in the text is text: found as text, the ticket is not the quoted sender's
     assert ids(mb, "quentin") == [1]
