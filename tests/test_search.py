@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import CORPUS, drop, message, needs_corpus
@@ -323,7 +324,9 @@ def test_a_store_from_before_the_index_is_indexed_by_its_migration(mb):
 
 
 def test_engagements_and_opportunities_are_searched_by_their_mail(mb):
-    spool = mb.drop_channel("cs", mode="engagements", owner="anna@us.test")
+    connected = (datetime.now(UTC) - timedelta(hours=1)).isoformat()  # mail after it counts
+    spool = mb.drop_channel("cs", mode="engagements", owner="anna@us.test",
+                            connected_at=connected)
     assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
     for i, (subject, body) in enumerate((("Renewal", "The quarterly licence renewal."),
                                          ("Lunch", "Friday?")), 1):
