@@ -29,6 +29,8 @@ ARGS = {
     "channels test": ["cs"], "clients show": ["ACME"], "engagements show": ["1"],
     "opportunities show": ["1"],
     "messages show": ["1"], "doctor": ["--offline"], "sync": ["--no-send"],
+    "tickets search": ["printer"], "engagements search": ["renewal"],
+    "opportunities search": ["quote"],
 }
 SHOWS = {"tickets show", "channels show", "channels test", "clients show",
          "engagements show", "opportunities show", "messages show"}

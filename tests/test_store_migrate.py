@@ -89,6 +89,8 @@ def test_migrate_copies_everything_and_a_sync_afterwards_fetches_nothing(full_st
     moved = dict(pg.query("SELECT id, raw FROM messages"))
     assert moved.keys() == raws.keys()
     assert all(bytes(moved[i]) == bytes(raws[i]) for i in raws)
+    for query in ("grüßen", "ticket*", "engaged"):  # the target's search index was built
+        assert sorted(_hits(pg, query)) == sorted(_hits(mb, query)) != [], query
 
     again = pg("sync", "--no-send", "--format", "json")
     assert again.exit_code in (0, 4), again.stderr
@@ -100,6 +102,13 @@ def test_migrate_copies_everything_and_a_sync_afterwards_fetches_nothing(full_st
     new_ticket = pg("tickets", "reply", "2", "-m", "A new row gets a new id.")
     assert new_ticket.exit_code == 0, new_ticket.stderr
     assert pg.value("SELECT min(id) FROM outbox WHERE ticket=2") == before["outbox"] + 1
+
+
+def _hits(store: Mailbridge, query: str) -> list[int]:
+    what = "engagements" if query == "engaged" else "tickets"
+    found = store(what, "search", query, "--format", "json")
+    assert found.exit_code == 0, found.stderr
+    return [hit["id"] for hit in json.loads(found.stdout)]
 
 
 def test_a_copy_cut_off_half_way_resumes_and_a_full_target_is_refused(full_store, pg_url,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from mailbridge.cli.hits import QUERY, emit_hits
 from mailbridge.cli.output import (
     ALL_OPTION,
     FORMAT_OPTION,
@@ -128,12 +129,18 @@ def contacts_remove(ctx: typer.Context, email: str = typer.Argument(...)) -> Non
     note(f"contact {email} removed")
 
 
+# the filters of `engagements list` and `engagements search`
+CLIENT_OPTION = typer.Option(None, "--client", help="Only this client.")
+CONTACT_OPTION = typer.Option(None, "--contact", help="Only this contact's address.")
+SINCE_OPTION = typer.Option(None, "--since", help="Only newer: 12h, 7d, 2w or a date.")
+
+
 @engagements_group.command("list")
 def engagements_list(
     ctx: typer.Context,
-    client: str = typer.Option(None, "--client", help="Only this client."),
-    contact: str = typer.Option(None, "--contact", help="Only this contact's address."),
-    since: str = typer.Option(None, "--since", help="Only newer: 12h, 7d, 2w or a date."),
+    client: str = CLIENT_OPTION,
+    contact: str = CONTACT_OPTION,
+    since: str = SINCE_OPTION,
     limit: int = LIMIT_OPTION,
     every: bool = ALL_OPTION,
     fmt: Format = FORMAT_OPTION,
@@ -145,6 +152,31 @@ def engagements_list(
     found = engagements.list_engagements(state(ctx).config(), client, contact, since,
                                          row_limit(limit, every))
     emit(found.rows, fmt, ENGAGEMENT_COLUMNS, more=found.more)
+
+
+@engagements_group.command("search")
+def engagements_search(
+    ctx: typer.Context,
+    query: list[str] = QUERY,
+    client: str = CLIENT_OPTION,
+    contact: str = CONTACT_OPTION,
+    since: str = SINCE_OPTION,
+    limit: int = LIMIT_OPTION,
+    every: bool = ALL_OPTION,
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Search engagements by the subject, text, sender and attachment names of their mail,
+    best match first, each with a snippet. JSON fields: id, channel, direction, occurred_at,
+    from, subject, message, score, snippet."""
+    from mailbridge.services import search
+
+    found = search.search_engagements(state(ctx).config(), " ".join(query), client, contact,
+                                      since, row_limit(limit, every))
+    emit_hits(found, fmt, search.ENGAGEMENT_COLUMNS, ENGAGEMENT_HIT_TABLE, "engagements")
+
+
+ENGAGEMENT_HIT_TABLE = {"id": "id", "direction": "dir", "occurred_at": "when", "from": "from",
+                        "subject": "subject"}
 
 
 @engagements_group.command("show")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from mailbridge.cli.hits import QUERY, emit_hits
 from mailbridge.cli.output import (
     ALL_OPTION,
     FORMAT_OPTION,
@@ -70,6 +71,34 @@ def list_cmd(
 
     emit(sales.list_opportunities(state(ctx).config(), None if status == "all" else status,
                                   projects), fmt, OPPORTUNITY_COLUMNS, table=OPPORTUNITY_TABLE)
+
+
+@opportunities_group.command("search")
+def search_cmd(
+    ctx: typer.Context,
+    query: list[str] = QUERY,
+    status: str = typer.Option("all", "--status", parser=STATUS,
+                               help="open, closed or all (the default)."),
+    projects: bool = typer.Option(None, "--projects/--opportunities",
+                                  help="Only projects, or only opportunities (default: both)."),
+    limit: int = LIMIT_OPTION,
+    every: bool = ALL_OPTION,
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Search opportunities and projects by the mail matched to them (subject, text, sender,
+    attachment names), best match first, each with a snippet. JSON fields: id, status,
+    project, type, client, contact_email, summary, updated_at, message, score, snippet."""
+    from mailbridge.services import search
+
+    found = search.search_opportunities(state(ctx).config(), " ".join(query),
+                                        None if status == "all" else status, projects,
+                                        row_limit(limit, every))
+    emit_hits(found, fmt, search.OPPORTUNITY_COLUMNS, OPPORTUNITY_HIT_TABLE, "opportunities")
+
+
+OPPORTUNITY_HIT_TABLE = {"id": "id", "status": "status", "project": "project",
+                         "summary": "summary", "contact_email": "contact",
+                         "updated_at": "updated"}
 
 
 @opportunities_group.command("show")

@@ -10,6 +10,7 @@ import typer
 from mailbridge.cli import cmd_ticket_work, editor
 from mailbridge.cli.cmd_attachments import attachments_cmd, write_html
 from mailbridge.cli.cmd_outgoing import EDIT, FILE, MESSAGE, forward, reply
+from mailbridge.cli.hits import QUERY, emit_hits
 from mailbridge.cli.output import (
     ALL_OPTION,
     FORMAT_OPTION,
@@ -25,7 +26,7 @@ from mailbridge.cli.pages import echo_message, write_raw
 from mailbridge.cli.params import AGENT, ID, PRIORITY, QUEUE, SORT, TICKET_STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
-from mailbridge.services import queries, triage
+from mailbridge.services import queries, search, triage
 
 group = typer.Typer(help="Read, answer, comment on, assign, move, prioritise, set pending, "
                          "close and reopen tickets; get their attachments out.",
@@ -68,6 +69,43 @@ def list_cmd(
                                  limit=row_limit(limit, every), assignee=assignee,
                                  priority=priority, sort=sort, agent=agent)
     emit(found.rows, fmt, queries.TICKET_COLUMNS, table=TICKET_TABLE, more=found.more)
+
+
+# What a table shows of a search hit (its snippet follows on a line of its own).
+HIT_TABLE = {"id": "id", "status": "status", "queue": "queue", "requester_email": "from",
+             "subject": "subject", "updated_at": "updated"}
+
+
+@group.command("search")
+def search_cmd(
+    ctx: typer.Context,
+    query: list[str] = QUERY,
+    channel: str = typer.Option(None, "--channel", help="Only this channel."),
+    queue: str = typer.Option(None, "--queue", help="Only this queue."),
+    status: str = typer.Option("all", "--status", parser=TICKET_STATUS,
+                                help="open, pending, closed or all (the default)."),
+    assignee: str = typer.Option(None, "--assignee", parser=AGENT, metavar="AGENT|me|none",
+                                 help="Only those of this agent, yours (me), or nobody's."),
+    priority: str = typer.Option(None, "--priority", parser=PRIORITY,
+                                 help="Only those of this priority."),
+    since: str = typer.Option(None, "--since", help="Only tickets updated since: 12h, 7d, 2w "
+                              "or a date."),
+    agent: str = typer.Option(None, "--as", parser=AGENT,
+                              help="Who `me` is (default: $MAILBRIDGE_AGENT, else [me] "
+                                   "agent)."),
+    limit: int = LIMIT_OPTION,
+    every: bool = ALL_OPTION,
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Search tickets by the subject, text, sender (name or address) and attachment names of
+    their messages, best match first, each with a snippet of its best message; the filters
+    are those of `tickets list`. JSON fields: id, channel, queue, status, requester_email,
+    subject, updated_at, message (the best matching message), score, snippet."""
+    found = search.search_tickets(state(ctx).config(), " ".join(query), channel=channel,
+                                  queue=queue, status=None if status == "all" else status,
+                                  since=since, limit=row_limit(limit, every),
+                                  assignee=assignee, priority=priority, agent=agent)
+    emit_hits(found, fmt, search.TICKET_COLUMNS, HIT_TABLE, "tickets")
 
 
 @group.command("show")

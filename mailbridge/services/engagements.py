@@ -34,6 +34,15 @@ def list_engagements(config: Config, client: str | None, contact: str | None,
     cutoff = since_cutoff(since)
     if not exists(config.store):
         return Listing(())
+    client, contact = engagement_filters(config, client, contact)
+    return listed(config.store,
+                  lambda db: engagements.list_engagements(db, client, contact, cutoff), limit)
+
+
+def engagement_filters(config: Config, client: str | None, contact: str | None
+                       ) -> tuple[str | None, str | None]:
+    """The client and contact a filter names (the store exists); one that is not known is an
+    error naming those that are."""
     with reading(config.store) as db:
         if client:
             client = pick("client", client, names.known(db, "client"),
@@ -41,8 +50,7 @@ def list_engagements(config: Config, client: str | None, contact: str | None,
         if contact:
             contact = pick("contact", contact, names.known(db, "contact"),
                            "see `mailbridge contacts list`")
-    return listed(config.store,
-                  lambda db: engagements.list_engagements(db, client, contact, cutoff), limit)
+    return client, contact
 
 
 def show_engagement(config: Config, engagement: int) -> dict[str, Any]:

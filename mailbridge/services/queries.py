@@ -22,17 +22,26 @@ def list_tickets(config: Config, channel: str | None = None, queue: str | None =
                  status: str | None = None, limit: int | None = None,
                  assignee: str | None = None, priority: str | None = None, sort: str = "id",
                  agent: str | None = None) -> Listing:
-    """Tickets in the order `sort` names (tickets.ORDER). A channel, queue or assignee filter
-    must name one that exists (a typo is an error, not an empty list); `assignee` is an
-    agent, "me" (the acting agent, `agent` being --as) or "none" (unassigned)."""
+    """Tickets in the order `sort` names (tickets.ORDER), narrowed as `ticket_filter` says."""
+    only = ticket_filter(config, channel, queue, status, priority, assignee, agent)
+    if not exists(config.store):
+        return Listing(())
+    return listed(config.store, lambda db: tickets.list_tickets(db, only, sort), limit)
+
+
+def ticket_filter(config: Config, channel: str | None = None, queue: str | None = None,
+                  status: str | None = None, priority: str | None = None,
+                  assignee: str | None = None, agent: str | None = None) -> tickets.Filter:
+    """What `tickets list` and `tickets search` narrow to. A channel, queue or assignee must
+    name one that exists (a typo is an error, not an empty list); `assignee` is an agent,
+    "me" (the acting agent, `agent` being --as) or "none" (unassigned)."""
     if channel:
         channel = config.require(channel).name
+    unassigned = assignee == "none"
     if not exists(config.store):  # no tickets yet; a queue can still be a typo
         if queue:
             pick("queue", queue, config.queues(), QUEUES_HINT)
-        return Listing(())
-    unassigned = assignee == "none"
-    if queue or (assignee and not unassigned):
+    elif queue or (assignee and not unassigned):
         with reading(config.store) as db:
             if queue:
                 queue = pick("queue", queue, config.queues() | names.known(db, "queue"),
@@ -42,9 +51,8 @@ def list_tickets(config: Config, channel: str | None = None, queue: str | None =
             elif assignee and not unassigned:
                 assignee = pick("assignee", assignee, names.known(db, "assignee"),
                                 "an agent (`mailbridge agents list`), me or none")
-    only = tickets.Filter(channel, queue, status, priority,
+    return tickets.Filter(channel, queue, status, priority,
                           None if unassigned else assignee, unassigned)
-    return listed(config.store, lambda db: tickets.list_tickets(db, only, sort), limit)
 
 
 def show_ticket(config: Config, ticket_id: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from mailbridge.store import migrations
 from mailbridge.store.db import Store
+from mailbridge.store.fulltext import is_index_table
 
 # Parents before children (foreign keys). A table a new migration adds must be listed here;
 # tests/test_store_migrate.py checks that every table of a current store is.
@@ -41,8 +42,8 @@ def counts(db: Store) -> dict[str, int]:
 def unlisted(db: Store) -> list[str]:
     """Tables of the store that the copy would miss."""
     internal = {migrations.TABLE}
-    return sorted(t for t in db.tables()
-                  if t not in TABLES and t not in internal and not t.startswith("sqlite_"))
+    return sorted(t for t in db.tables() if t not in TABLES and t not in internal
+                  and not t.startswith("sqlite_") and not is_index_table(t))
 
 
 def is_empty(db: Store) -> bool:
@@ -51,7 +52,8 @@ def is_empty(db: Store) -> bool:
 
 def copy(source: Store, target: Store, progress: Progress = lambda *_: None
          ) -> list[TableCount]:
-    """Copy every table; rows the target already has (a resumed copy) are kept as they are."""
+    """Copy every table; rows the target already has (a resumed copy) are kept as they are.
+    The target's search index is made afresh from the messages at the end."""
     for table in TABLES:
         total = source.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         columns = _columns(source, table)
@@ -66,6 +68,8 @@ def copy(source: Store, target: Store, progress: Progress = lambda *_: None
             progress(table, min(done, total), total)
         if "id" in columns:
             target.reset_ids(table)
+    with target.atomic():  # the search index, made from the messages copied
+        target.fulltext.rebuild()
     after_source, after_target = counts(source), counts(target)
     return [TableCount(t, after_source[t], after_target[t]) for t in TABLES]
 

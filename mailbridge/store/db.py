@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from mailbridge.store.fulltext import FullText
 
 
 def now() -> str:
@@ -42,6 +45,7 @@ class Store:
     # store/events.py): (writer, item) pairs; `staging` keeps it and the nesting depth.
     _staged: list[tuple[Callable[[Store, list[Any]], None], Any]] | None = None
     _depth: int = 0
+    fulltext: FullText  # the full-text index of messages, in this backend's own terms
 
     def lock_row(self, skip_locked: bool = False) -> str:
         """What ends a SELECT that locks the rows it reads until the transaction ends (or, with

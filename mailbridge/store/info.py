@@ -9,6 +9,7 @@ from typing import Any
 from mailbridge.store import migrations
 from mailbridge.store.backends import StoreTarget, backend
 from mailbridge.store.db import Store
+from mailbridge.store.fulltext import is_index_table
 
 INTERNAL = (migrations.TABLE,)
 
@@ -21,7 +22,8 @@ def describe(target: StoreTarget) -> str:
 def summary(target: StoreTarget, db: Store) -> dict[str, Any]:
     found = backend(target)
     done = migrations.applied(db)
-    tables = sorted(t for t in db.tables() if t not in INTERNAL and not t.startswith("sqlite_"))
+    tables = sorted(t for t in db.tables() if t not in INTERNAL and not t.startswith("sqlite_")
+                    and not is_index_table(t))
     return {
         "backend": found.name,
         "where": found.describe(),

@@ -85,15 +85,19 @@ def insert(db: Store, channel: str, fingerprint: str, raw: bytes,
     }
     message = insert_row(db, "messages", row)
     _insert_attachments(db, message, parsed)
+    db.fulltext.add([message])
     return message
 
 
 def update_parse(db: Store, message: int, parsed: ParsedMessage | None,
                  classification: str | None, parse_error: str | None) -> None:
-    """Re-parse results for `reprocess`; the raw bytes are never touched."""
+    """Re-parse results for `reprocess`; the raw bytes are never touched. The search index
+    follows the new subject, text, sender and attachments."""
+    db.fulltext.remove([message])
     update_row(db, "messages", message, parsed_columns(parsed, classification, parse_error))
     db.execute("DELETE FROM attachments WHERE message=?", [message])
     _insert_attachments(db, message, parsed)
+    db.fulltext.add([message])
 
 
 def to_reprocess(db: Store, only_failed: bool) -> list[tuple[int, str, bool]]:
@@ -112,7 +116,9 @@ def thread_ids(db: Store, message: int) -> tuple[str | None, tuple[str, ...]]:
 
 
 def set_text(db: Store, message: int, text: str) -> None:
+    db.fulltext.remove([message])
     db.execute("UPDATE messages SET text=? WHERE id=?", [text, message])
+    db.fulltext.add([message])
 
 
 DETAIL_COLUMNS = ("id", "message_id", "direction", "classification", "from_name", "from_email",

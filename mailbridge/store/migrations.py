@@ -300,6 +300,12 @@ def m009_token_caches(db: Store) -> None:
     )
 
 
+def m010_search_index(db: Store) -> None:
+    # `tickets search` (store/fulltext.py: FTS5 on SQLite, a GIN-indexed tsvector on
+    # PostgreSQL), filled here with every message already stored
+    db.fulltext.create()
+
+
 def m011_ticket_workflow(db: Store) -> None:
     """Who works a ticket and how urgent it is; existing tickets are unassigned, normal."""
     db.ddl(
@@ -343,7 +349,7 @@ def m012_events(db: Store) -> None:
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
     m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches,
-    m011_ticket_workflow, m012_events)
+    m010_search_index, m011_ticket_workflow, m012_events)
 
 
 def applied(db: Store) -> list[str]:

@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from mailbridge.errors import AuthError, MailbridgeError, StoreError, TemporaryError
 from mailbridge.store import migrations
 from mailbridge.store.db import Store, split_script
+from mailbridge.store.fulltext import PostgresFullText
 
 CONNECT_TIMEOUT = 10
 POOL_SIZE = 8  # run: the job, the heartbeat and the claim tick, one spare, and four hooks
@@ -110,6 +111,7 @@ class PostgresStore(Store):
                  release: Callable[[psycopg.Connection], None]) -> None:
         self.conn = conn
         self.where = where
+        self.fulltext = PostgresFullText(self)
         self._release = release
         self._reserved: dict[str, deque[int]] = {}  # see reserve_ids
 

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from mailbridge.errors import MailbridgeError, StoreError, TemporaryError, disk_full, os_failure
 from mailbridge.store import lock, migrations
 from mailbridge.store.db import Store, split_script
+from mailbridge.store.fulltext import SqliteFullText
 
 BUSY_TIMEOUT_MS = 10_000
 LOW_SPACE_BYTES = 1 << 20  # less than this free and an I/O error means a full disk
@@ -37,6 +38,7 @@ class SqliteStore(Store):
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        self.fulltext = SqliteFullText(self)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         # A plain try, not `translated()`: two context managers cost more than the statement.

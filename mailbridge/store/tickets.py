@@ -107,13 +107,17 @@ class Filter:
     assignee: str | None = None
     unassigned: bool = False
 
+    def conditions(self, prefix: str = "") -> list[tuple[str, Any]]:
+        """(SQL, value) pairs for store.query.where; `prefix`: the tickets table's alias."""
+        return [(f"{prefix}channel = ?", self.channel), (f"{prefix}queue = ?", self.queue),
+                (f"{prefix}status = ?", self.status), (f"{prefix}priority = ?", self.priority),
+                (f"{prefix}assignee = ?", self.assignee),
+                (f"{prefix}assignee IS NULL", self.unassigned)]
+
 
 def list_tickets(db: Store, only: Filter = Filter(), sort: str = "id") -> Query:
     """Tickets in the order `sort` names (see ORDER; store/query.py: read some, or count)."""
-    filters, params = where([("channel = ?", only.channel), ("queue = ?", only.queue),
-                             ("status = ?", only.status), ("priority = ?", only.priority),
-                             ("assignee = ?", only.assignee),
-                             ("assignee IS NULL", only.unassigned)])
+    filters, params = where(only.conditions())
     return Query(db, f"SELECT {', '.join(LIST_COLUMNS)} FROM tickets{filters} "
                      f"ORDER BY {ORDER[sort]}",
                  params, lambda row: dict(zip(LIST_COLUMNS, row, strict=True)))
