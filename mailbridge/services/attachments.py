@@ -14,8 +14,8 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.domain.checks import pick
 from mailbridge.domain.filenames import numbered, safe_filename
+from mailbridge.domain.message import Attachment
 from mailbridge.errors import NotFoundError, UsageError
-from mailbridge.pipeline.prepare import prepare
 from mailbridge.store import messages, tickets
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading
@@ -84,8 +84,7 @@ def _contents(db: Store, found: list[dict[str, Any]]) -> dict[tuple[int, int], b
     """Each attachment's bytes from its message's raw source, checked against its digest."""
     out = {}
     for message in dict.fromkeys(a["message"] for a in found):
-        parsed = prepare(bytes(messages.raw_of(db, message))).parsed
-        parts = parsed.attachments if parsed else ()
+        parts = _attachments_with_data(bytes(messages.raw_of(db, message)))
         for a in (a for a in found if a["message"] == message):
             data = parts[a["position"]].data if a["position"] < len(parts) else None
             if data is None or hashlib.sha256(data).hexdigest() != a["sha256"]:
@@ -94,6 +93,17 @@ def _contents(db: Store, found: list[dict[str, Any]]) -> dict[tuple[int, int], b
                                  "run `mailbridge reprocess --all`, then save them again")
             out[message, a["position"]] = data
     return out
+
+
+def _attachments_with_data(raw: bytes) -> tuple[Attachment, ...]:
+    """A stored message's attachments decoded whole (ingest keeps only their size and
+    digest); none when the message no longer parses."""
+    from mailbridge.domain.parse import parse  # here: `tickets list` never loads the parser
+
+    try:
+        return parse(raw, attachment_data=True).attachments
+    except Exception:  # noqa: BLE001 - a parser failure is reported as attachments unreadable
+        return ()
 
 
 def _make(directory: Path) -> None:
