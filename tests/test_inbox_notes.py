@@ -35,6 +35,13 @@ def test_the_client_suggested_and_why(sender, client, reason):
     assert (found.client, found.reason) == (client, reason)
 
 
+def test_a_domain_several_clients_contacts_share_is_suggested_with_the_others_named():
+    found = suggest_client("eli@gamma.test", CONTACTS, {}, [])
+    assert (found.client, found.reason) == (
+        "Delta", "domain gamma.test is that of Delta's contact dan@gamma.test; also of "
+        "contacts of Gamma")
+
+
 def test_domain_matching_takes_the_clients_domains_but_never_the_agents_own():
     candidates = [Candidate(1, "Deal", "bob@gmail.test", "2026-11-20", domains=frozenset(
         {"acme.test"})), Candidate(2, "Ours", "x@gmail.test", "2026-11-21",

@@ -72,7 +72,8 @@ def suggest_client(counterpart: str, contacts: Mapping[str, str],
                    ) -> Suggestion:
     """The client a mail with `counterpart` is about (My Inbox's "Add as CRM Note"): the
     client of that very contact, else the client whose domain it is, else the client of a
-    contact at the same domain (the first by client and address). The agent's own domains
+    contact at the same domain (the first by client and address; the reason names the
+    others). The agent's own domains
     suggest nothing: a colleague's mail is no client's. `contacts`: address (lower case) →
     client; `client_domains`: domain → client."""
     address = counterpart.lower()
@@ -88,7 +89,9 @@ def suggest_client(counterpart: str, contacts: Mapping[str, str],
                   if domain_of(email) == domain)
     if same:
         client, email = same[0]
-        return Suggestion(client, f"domain {domain} is that of {client}'s contact {email}")
+        others = sorted({c for c, _ in same} - {client})
+        also = f"; also of contacts of {', '.join(others)}" if others else ""
+        return Suggestion(client, f"domain {domain} is that of {client}'s contact {email}{also}")
     return Suggestion(None, f"no suggestion: no client or contact has the domain {domain}")
 
 
