@@ -140,9 +140,12 @@ def test_inbox_note_client_override_unknown_and_create(mb, inbox):
               "--create-client")
     assert made.exit_code == 0
     assert "client Nowhere Ltd added" in made.stderr and "CRM note of Nowhere Ltd" in made.stderr
+    known = mb("inbox", "note", str(inbox["From Bea"]), "--client", "nowhere ltd",
+               "--create-client")  # names the one just made: no second client
+    assert known.exit_code == 0 and "added" not in known.stderr
     notes = json.loads(mb("notes", "list", "--format", "json").stdout)
-    assert [(n["client"], n["subject"]) for n in notes] == [("Beta", "From ACME"),
-                                                            ("Nowhere Ltd", "Stranger")]
+    assert [(n["client"], n["subject"]) for n in notes] == [
+        ("Beta", "From ACME"), ("Nowhere Ltd", "Stranger"), ("Nowhere Ltd", "From Bea")]
 
 
 def test_notes_are_listed_with_filters_and_formats(mb, inbox):

@@ -150,11 +150,7 @@ def inbox_note(config: Config, item: int, client: str | None, create: bool = Fal
     with write_transaction(config.store) as db:
         found = _item(db, item)
         if client:
-            chosen = require("client", label, client)
-            if not create:
-                chosen = pick("client", chosen, names.known(db, "client"),
-                              f"pass --create-client to add it, or `mailbridge clients add "
-                              f"{shlex.quote(chosen)}` first")
+            chosen = _client_named(db, require("client", label, client), create)
         else:
             suggestion = _suggestion(config, db, found, messages.details(db, found["message"]))
             if suggestion.client is None:
@@ -199,6 +195,15 @@ def _counterpart(config: Config, found: dict[str, Any], details: dict[str, Any])
     others = [a["email"] for a in (*details["to"], *details["cc"])
               if a.get("email") and a["email"].lower() not in own]
     return others[0] if others else sender
+
+
+def _client_named(db: Store, name: str, create: bool) -> str:
+    """The known client `name` names in any case; else with `create` the new one it names."""
+    known = names.known(db, "client")
+    if create and name.casefold() not in {k.casefold() for k in known}:
+        return name
+    return pick("client", name, known, f"pass --create-client to add it, or "
+                f"`mailbridge clients add {shlex.quote(name)}` first")
 
 
 def _suggestion(config: Config, db: Store, found: dict[str, Any],
