@@ -178,6 +178,15 @@ def test_notes_are_listed_with_filters_and_formats(mb, inbox):
     bad_since = mb("notes", "list", "--since", "yesterday")
     assert bad_since.exit_code == 2 and "--since" in bad_since.stderr
 
+    one = json.loads(mb("notes", "show", "3", "--format", "json").stdout)
+    assert (one["client"], one["mail"]["from_email"], one["mail"]["text"]) == (
+        "ACME", "carl@beta.test", "Body of From Carl.\n")
+    page = mb("notes", "show", "3").stdout.splitlines()
+    assert page[0].startswith("CRM note #3 of ACME, ")
+    assert {"From: carl@beta.test", "Subject: From Carl", "Body of From Carl."} <= set(page)
+    missing = mb("notes", "show", "9")
+    assert missing.exit_code == 2 and "no CRM note #9" in missing.stderr
+
     shown = json.loads(mb("clients", "show", "ACME", "--format", "json").stdout)
     assert shown["domains"] == ["acme.test"]
     assert [n["subject"] for n in shown["notes"]] == ["From Carl", "From ACME"]  # newest first

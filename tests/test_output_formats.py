@@ -28,10 +28,11 @@ ARGS = {
     "tickets show": ["1"], "channels show": ["desk"], "channels test": ["cs"],
     "clients show": ["ACME"], "engagements show": ["1"], "opportunities show": ["1"],
     "messages show": ["1"], "doctor": ["--offline"], "sync": ["--no-send"],
-    "inbox show": ["1"],
+    "inbox show": ["1"], "notes show": ["1"],
 }
 SHOWS = {"tickets show", "channels show", "channels test", "clients show",
-         "engagements show", "opportunities show", "messages show", "inbox show"}
+         "engagements show", "opportunities show", "messages show", "inbox show",
+         "notes show"}
 # Each run of these gives other values (it changes the store, or counts seconds): their csv
 # and tsv are compared by header only.
 CHANGING = {"contacts import", "opportunities import", "store migrate", "leases list",

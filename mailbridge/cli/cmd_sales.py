@@ -253,6 +253,21 @@ def notes_list(
     emit(found.rows, fmt, NOTE_COLUMNS, table=NOTE_TABLE, more=found.more)
 
 
+@notes_group.command("show")
+def notes_show(ctx: typer.Context, note_id: int = typer.Argument(..., parser=ID, metavar="NOTE"),
+               fmt: Format = SHOW_FORMAT_OPTION) -> None:
+    """One CRM note: its client and its mail. JSON fields: id, client, message, created_at,
+    mail (from_email, to, cc, subject, sent_at, text, attachments, …)."""
+    from mailbridge.services import sales
+
+    found = sales.show_note(state(ctx).config(), note_id)
+
+    def page() -> None:
+        print_line(f"CRM note #{found['id']} of {found['client']}, {found['created_at']}")
+        echo_message(found["mail"])
+    emit_record(found, fmt, page)
+
+
 def register(app: typer.Typer) -> None:
     opportunities_group.add_typer(types_group, name="types")
     app.add_typer(opportunities_group, name="opportunities")

@@ -197,6 +197,18 @@ def _counterpart(config: Config, found: dict[str, Any], details: dict[str, Any])
     return others[0] if others else sender
 
 
+def show_note(config: Config, note: int) -> dict[str, Any]:
+    """A CRM note and its mail."""
+    missing = NotFoundError(f"no CRM note #{note}", "see `mailbridge notes list`")
+    if not exists(config.store):
+        raise missing
+    with reading(config.store) as db:
+        found = sales.get_note(db, note)
+        if found is None:
+            raise missing
+        return {**found, "mail": messages.details(db, found["message"])}
+
+
 def _client_named(db: Store, name: str, create: bool) -> str:
     """The known client `name` names in any case; else with `create` the new one it names."""
     known = names.known(db, "client")

@@ -144,6 +144,13 @@ def notes(db: Store, client: str | None = None, since: str | None = None,
     return Query(db, sql, params, lambda row: dict(zip(NOTE_COLUMNS, row, strict=True)))
 
 
+def get_note(db: Store, note: int) -> dict[str, Any] | None:
+    row = db.execute("SELECT id, client, message, created_at FROM crm_notes WHERE id=?",
+                     [note]).fetchone()
+    return dict(zip(("id", "client", "message", "created_at"), row, strict=True)) if row \
+        else None
+
+
 def _opportunity(row: tuple) -> dict[str, Any]:
     found = dict(zip(OPPORTUNITY_COLUMNS, row, strict=True))
     found["project"] = bool(found["project"])
