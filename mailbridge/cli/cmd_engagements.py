@@ -28,7 +28,7 @@ CONTACT_COLUMNS = ("email", "name", "client", "created_at")
 NOTE_COLUMNS = ("id", "created_at", "from", "subject", "message")
 ENGAGEMENT_COLUMNS = ("id", "occurred_at", "direction", "clients", "from", "to", "subject")
 
-clients_group = typer.Typer(help="Clients whose contacts' mail becomes engagements.",
+clients_group = typer.Typer(help="Clients: their mail domains, contacts and CRM notes.",
                             no_args_is_help=True)
 contacts_group = typer.Typer(help="Contacts: the people of each client.", no_args_is_help=True)
 engagements_group = typer.Typer(help="Copies of mail to or from contacts.",

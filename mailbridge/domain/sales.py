@@ -73,9 +73,8 @@ def suggest_client(counterpart: str, contacts: Mapping[str, str],
     """The client a mail with `counterpart` is about (My Inbox's "Add as CRM Note"): the
     client of that very contact, else the client whose domain it is, else the client of a
     contact at the same domain (the first by client and address; the reason names the
-    others). The agent's own domains
-    suggest nothing: a colleague's mail is no client's. `contacts`: address (lower case) →
-    client; `client_domains`: domain → client."""
+    others). The agent's own domains suggest nothing: a colleague's mail is no client's.
+    `contacts`: address (lower case) → client; `client_domains`: domain → client."""
     address = counterpart.lower()
     if address in contacts:
         return Suggestion(contacts[address], f"contact {address} belongs to {contacts[address]}")
