@@ -31,9 +31,11 @@ ARGS = {
     "messages show": ["1"], "doctor": ["--offline"], "sync": ["--no-send"],
     "tickets search": ["printer"], "engagements search": ["renewal"],
     "opportunities search": ["quote"],
+    "inbox show": ["1"], "notes show": ["1"],
 }
 SHOWS = {"tickets show", "channels show", "channels test", "clients show",
-         "engagements show", "opportunities show", "messages show"}
+         "engagements show", "opportunities show", "messages show", "inbox show",
+         "notes show"}
 # Each run of these gives other values (it changes the store, or counts seconds): their csv
 # and tsv are compared by header only.
 CHANGING = {"contacts import", "opportunities import", "store migrate", "leases list",
@@ -67,7 +69,8 @@ def test_every_list_and_show_command_takes_format():
 @pytest.fixture
 def populated(mb, tmp_path):
     """A ticket with a reply in the outbox, an engagement, an opportunity with mail, a My
-    Inbox item, an agent, a contact and a message that could only be stored raw."""
+    Inbox item, a CRM note, an agent, a contact, a client domain and a message that could
+    only be stored raw."""
     connected = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     desk = mb.drop_channel("desk", outgoing={"type": "smtp", "host": "127.0.0.1", "port": 9,
                                              "security": "none"})
@@ -83,9 +86,12 @@ def populated(mb, tmp_path):
                      extra="Cc: anna@us.test\n"))
     drop(sales, message("Quote", sender="eve@evil.test", message_id="s@x"))
     drop(sales, message("Quote 2", sender="eve@evil.test", message_id="s2@x"))
+    drop(sales, message("Quote 3", sender="eve@evil.test", message_id="s3@x"))
     assert mb("sync", "--no-send").exit_code == 4  # the raw message
     assert mb("tickets", "reply", "1", "-m", "On it.").exit_code == 0
     assert mb("inbox", "new-opportunity", "1").exit_code == 0
+    assert mb("clients", "set", "ACME", "--domain", "acme.test").exit_code == 0
+    assert mb("inbox", "note", "3", "--client", "ACME").exit_code == 0  # a CRM note
     (tmp_path / "contacts.csv").write_text("email,name,client\ncid@acme.test,Cid,ACME\n")
     (tmp_path / "opps.csv").write_text("summary,contact,client,type,project\n"
                                        "Deal,cid@acme.test,ACME,,no\n")

@@ -26,48 +26,75 @@ from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.errors import EXIT_PARTIAL
 
 CONTACT_COLUMNS = ("email", "name", "client", "created_at")
+NOTE_COLUMNS = ("id", "created_at", "from", "subject", "message")
 ENGAGEMENT_COLUMNS = ("id", "occurred_at", "direction", "clients", "from", "to", "subject")
 
-clients_group = typer.Typer(help="Clients whose contacts' mail becomes engagements.",
+clients_group = typer.Typer(help="Clients: their mail domains, contacts and CRM notes.",
                             no_args_is_help=True)
 contacts_group = typer.Typer(help="Contacts: the people of each client.", no_args_is_help=True)
 engagements_group = typer.Typer(help="Copies of mail to or from contacts.",
                                 no_args_is_help=True)
 
 
+DOMAIN_HELP = ("A mail domain of the client, like acme.com (repeat for more): My Inbox "
+               "suggests the client for mail from it, and domain matching gives its "
+               "opportunities mail from it.")
+
+
 @clients_group.command("add")
-def clients_add(ctx: typer.Context, name: str = typer.Argument(..., help="Client name.")) -> None:
-    """Add a client."""
+def clients_add(ctx: typer.Context, name: str = typer.Argument(..., help="Client name."),
+                domains: list[str] = typer.Option([], "--domain", help=DOMAIN_HELP)) -> None:
+    """Add a client (an existing one gets the --domain given)."""
     from mailbridge.services import contacts
 
-    added = contacts.add_client(state(ctx).config(), name)
-    note(f"client {name} {'added' if added else 'exists already'}")
+    added = contacts.add_client(state(ctx).config(), name, domains)
+    with_domains = f" (domains: {', '.join(domains)})" if domains else ""
+    note(f"client {name} {'added' if added else 'exists already'}{with_domains}")
+
+
+@clients_group.command("set")
+def clients_set(ctx: typer.Context, name: str = typer.Argument(..., help="Client name."),
+                add: list[str] = typer.Option([], "--domain", help=DOMAIN_HELP),
+                remove: list[str] = typer.Option([], "--no-domain",
+                                                 help="Take this domain away (repeat for "
+                                                 "more).")) -> None:
+    """Change a client: give it mail domains or take them away."""
+    from mailbridge.services import contacts
+
+    domains = contacts.set_client(state(ctx).config(), name, add, remove)
+    note(f"client {name}: domains {', '.join(domains) or 'none'}")
 
 
 @clients_group.command("list")
 def clients_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
-    """Clients with their numbers of contacts and engagements."""
+    """Clients with their domains and their numbers of contacts, engagements and CRM notes.
+    JSON fields: name, domains, contacts, engagements, notes, created_at."""
     from mailbridge.services import contacts
 
     emit(contacts.list_clients(state(ctx).config()), fmt,
-         ("name", "contacts", "engagements", "created_at"))
+         ("name", "domains", "contacts", "engagements", "notes", "created_at"))
 
 
 @clients_group.command("show")
 def clients_show(ctx: typer.Context, name: str = typer.Argument(..., help="Client name."),
                  fmt: Format = SHOW_FORMAT_OPTION
                  ) -> None:
-    """A client's contacts and latest engagements."""
+    """A client: its domains, contacts, latest engagements and latest CRM notes."""
     from mailbridge.services import contacts
 
     found = contacts.show_client(state(ctx).config(), name)
 
     def page() -> None:
         print_line(f"client {found['name']}")
+        print_line(f"domains: {', '.join(found['domains']) or '-'}")
         print_line("")
         write(found["contacts"], Format.table, CONTACT_COLUMNS)
         print_line("")
         write(found["engagements"], Format.table, ENGAGEMENT_COLUMNS)
+        print_line("")
+        print_line(f"CRM notes (latest {contacts.SHOWN_NOTES}; `mailbridge notes list "
+                   "--client` has them all):")
+        write(found["notes"], Format.table, NOTE_COLUMNS)
     emit_record(found, fmt, page)
 
 

@@ -19,6 +19,7 @@ from mailbridge.cli.output import (
     note,
     row_limit,
 )
+from mailbridge.cli.pages import echo_message
 from mailbridge.cli.params import ID, STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
@@ -30,12 +31,17 @@ OPPORTUNITY_TABLE = {"id": "id", "status": "status", "project": "project",
                      "summary": "summary", "contact_email": "contact", "client": "client",
                      "agent": "agent", "updated_at": "updated"}
 INBOX_COLUMNS = ("id", "agent", "from", "subject", "created_at")
+NOTE_COLUMNS = ("id", "client", "created_at", "message", "date", "from", "subject")
+NOTE_TABLE = {"id": "id", "client": "client", "created_at": "noted", "from": "from",
+              "subject": "subject", "message": "message"}
 
 opportunities_group = typer.Typer(help="Opportunities and projects mail is matched to.",
                                   no_args_is_help=True)
 types_group = typer.Typer(help="Opportunity types (exclude some from matching).",
                           no_args_is_help=True)
 inbox_group = typer.Typer(help="My Inbox: sales mail no opportunity took.", no_args_is_help=True)
+notes_group = typer.Typer(help="CRM notes: mail kept for a client (`inbox note`).",
+                          no_args_is_help=True)
 
 
 @opportunities_group.command("add")
@@ -189,6 +195,27 @@ def inbox_list(ctx: typer.Context,
     emit(found.rows, fmt, INBOX_COLUMNS, more=found.more)
 
 
+@inbox_group.command("show")
+def inbox_show(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
+               fmt: Format = SHOW_FORMAT_OPTION) -> None:
+    """One My Inbox item: its mail and the client `inbox note` would file it to, and why.
+    JSON fields: id, channel, agent, message, state, handled, created_at, suggestion
+    (client, reason), mail (from_email, to, cc, subject, sent_at, text, attachments, …)."""
+    from mailbridge.services import sales
+
+    found = sales.inbox_show(state(ctx).config(), item)
+    emit_record(found, fmt, lambda: _inbox_page(found))
+
+
+def _inbox_page(found: dict) -> None:
+    handled = f" ({found['handled']})" if found["handled"] else ""
+    print_line(f"inbox #{found['id']} [{found['state']}]{handled} agent: {found['agent']}  "
+               f"channel: {found['channel']}")
+    suggested = found["suggestion"]
+    print_line(f"suggested client: {suggested['client'] or '-'} ({suggested['reason']})")
+    echo_message(found["mail"])
+
+
 @inbox_group.command("assign")
 def inbox_assign(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
                  opportunity: int = typer.Option(..., "--opportunity", parser=ID,
@@ -212,12 +239,17 @@ def inbox_new(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
 
 @inbox_group.command("note")
 def inbox_note(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
-               client: str = typer.Option(None, "--client", help="Client (default: suggested "
-                                          "from the sender's domain).")) -> None:
-    """Keep the mail as a CRM note of a client."""
+               client: str = typer.Option(None, "--client", help="Client (default: the one "
+                                          "`inbox show` suggests); one that exists, unless "
+                                          "--create-client."),
+               create: bool = typer.Option(False, "--create-client",
+                                           help="Add the --client if it is new.")) -> None:
+    """Keep the mail as a CRM note of a client (`notes list` and `clients show` list them)."""
     from mailbridge.services import sales
 
-    chosen = sales.inbox_note(state(ctx).config(), item, client)
+    chosen, created = sales.inbox_note(state(ctx).config(), item, client, create)
+    if created:
+        note(f"client {chosen} added")
     note(f"inbox #{item} → CRM note of {chosen}")
 
 
@@ -232,7 +264,41 @@ def inbox_delete(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
     note(f"inbox #{item} deleted")
 
 
+@notes_group.command("list")
+def notes_list(
+    ctx: typer.Context,
+    client: str = typer.Option(None, "--client", help="Only this client's."),
+    since: str = typer.Option(None, "--since", help="Only notes made since: 12h, 7d, 2w or a "
+                              "date."),
+    limit: int = LIMIT_OPTION,
+    every: bool = ALL_OPTION,
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """CRM notes, oldest first. JSON fields: id, client, created_at (when noted), message
+    (`messages show` has it whole), date, from, subject."""
+    from mailbridge.services import sales
+
+    found = sales.list_notes(state(ctx).config(), client, since, row_limit(limit, every))
+    emit(found.rows, fmt, NOTE_COLUMNS, table=NOTE_TABLE, more=found.more)
+
+
+@notes_group.command("show")
+def notes_show(ctx: typer.Context, note_id: int = typer.Argument(..., parser=ID, metavar="NOTE"),
+               fmt: Format = SHOW_FORMAT_OPTION) -> None:
+    """One CRM note: its client and its mail. JSON fields: id, client, message, created_at,
+    mail (from_email, to, cc, subject, sent_at, text, attachments, …)."""
+    from mailbridge.services import sales
+
+    found = sales.show_note(state(ctx).config(), note_id)
+
+    def page() -> None:
+        print_line(f"CRM note #{found['id']} of {found['client']}, {found['created_at']}")
+        echo_message(found["mail"])
+    emit_record(found, fmt, page)
+
+
 def register(app: typer.Typer) -> None:
     opportunities_group.add_typer(types_group, name="types")
     app.add_typer(opportunities_group, name="opportunities")
     app.add_typer(inbox_group, name="inbox")
+    app.add_typer(notes_group, name="notes")

@@ -28,8 +28,11 @@ def echo_message(m: dict) -> None:
     print_line("")
     print_line(f"--- message {m['id']} ({m['classification'] or 'unparsed'}) "
                f"{m['sent_at'] or m['stored_at']}")
-    print_line(f"From: {m['from_name']} <{m['from_email']}>".replace(" <>", ""))
+    sender = f"{m['from_name']} <{m['from_email']}>" if m["from_name"] else m["from_email"]
+    print_line(f"From: {sender}")
     print_line("To: " + ", ".join(a["email"] for a in m["to"]))
+    if m.get("cc"):
+        print_line("Cc: " + ", ".join(a["email"] for a in m["cc"]))
     print_line(f"Subject: {m['subject']}")
     for a in m["attachments"]:
         print_line(f"Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")

@@ -23,6 +23,10 @@ HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 # addresses. (RFC 5322 allows a quoted local part; no mailbox a help desk talks to uses one.)
 _ATOM = r"[^@\s<>()\[\]\\,;:\"]+"
 EMAIL_RE = re.compile(rf"^{_ATOM}@{_ATOM}\.{_ATOM}$")
+# A mail domain as it follows the @ of an address: dot-separated labels of letters, digits and
+# inner hyphens (RFC 1035's host names; an internationalised one in its xn-- form).
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN_RE = re.compile(rf"^(?=.{{4,253}}$){_LABEL}(?:\.{_LABEL})+$")
 DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 LABEL_MAX = 200
@@ -47,6 +51,16 @@ def email(v: Any) -> str:
     if not isinstance(v, str) or not EMAIL_RE.match(v.strip()):
         raise Invalid("must be an e-mail address like support@example.com")
     return v.strip()
+
+
+def mail_domain(v: Any) -> str:
+    """The part of an address after the @ (`acme.com`), in lower case: a client's domain."""
+    text = v.strip().lower() if isinstance(v, str) else ""
+    if not DOMAIN_RE.match(text):
+        hint = (" without the @" if "@" in text else
+                " (an internationalised one in its xn-- form)" if not text.isascii() else "")
+        raise Invalid(f"must be a mail domain like example.com{hint}")
+    return text
 
 
 def hostname(v: Any) -> str:

@@ -4,7 +4,7 @@ new one it opens, or the agent's "My Inbox" for manual handling. Pure rules."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mailbridge.domain.threading import bare_subject
@@ -26,6 +26,7 @@ class Candidate:
     contact: str  # lower case
     updated_at: str
     excluded: bool = False  # its type is excluded from matching
+    domains: frozenset[str] = frozenset()  # its client's domains (`clients add --domain`)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,41 @@ def decide(counterparts: Sequence[str], subject: str, candidates: Iterable[Candi
         return _pick(hits) if hits else Decision(NEW)
     ours = {d.lower() for d in agent_domains}
     domains = {domain_of(a) for a in others} - ours
-    hits = [c for c in open_ones if domain_of(c.contact) in domains]
+    hits = [c for c in open_ones if domain_of(c.contact) in domains or c.domains & domains]
     return _pick(hits) if hits else Decision(INBOX)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    client: str | None
+    reason: str  # why this client, or why none: shown before anything is done
+
+
+def suggest_client(counterpart: str, contacts: Mapping[str, str],
+                   client_domains: Mapping[str, str], agent_domains: Iterable[str]
+                   ) -> Suggestion:
+    """The client a mail with `counterpart` is about (My Inbox's "Add as CRM Note"): the
+    client of that very contact, else the client whose domain it is, else the client of a
+    contact at the same domain (the first by client and address; the reason names the
+    others). The agent's own domains suggest nothing: a colleague's mail is no client's.
+    `contacts`: address (lower case) → client; `client_domains`: domain → client."""
+    address = counterpart.lower()
+    if address in contacts:
+        return Suggestion(contacts[address], f"contact {address} belongs to {contacts[address]}")
+    domain = domain_of(address)
+    if not domain or domain in {d.lower() for d in agent_domains}:
+        return Suggestion(None, f"no suggestion: {domain or address} is your own domain"
+                          if domain else "no suggestion: the mail has no sender")
+    if domain in client_domains:
+        return Suggestion(client_domains[domain], f"domain {domain} is {client_domains[domain]}'s")
+    same = sorted((client, email) for email, client in contacts.items()
+                  if domain_of(email) == domain)
+    if same:
+        client, email = same[0]
+        others = sorted({c for c, _ in same} - {client})
+        also = f"; also of contacts of {', '.join(others)}" if others else ""
+        return Suggestion(client, f"domain {domain} is that of {client}'s contact {email}{also}")
+    return Suggestion(None, f"no suggestion: no client or contact has the domain {domain}")
 
 
 def _pick(hits: list[Candidate]) -> Decision:

@@ -1,8 +1,10 @@
-"""Clients and contacts for engagements mode: add, list, import from CSV, remove."""
+"""Clients (with their mail domains) and contacts: add, change, list, import from CSV,
+remove."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,9 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.domain import checks
 from mailbridge.domain.checks import label, pick, refusal, require
-from mailbridge.errors import NotFoundError
+from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.services.csv_rows import read_rows
-from mailbridge.store import contacts, engagements, names
+from mailbridge.store import contacts, engagements, names, sales
 from mailbridge.store.db import Store
 from mailbridge.store.session import exists, reading, write_transaction
 
@@ -20,10 +22,48 @@ CLIENTS_HINT = "see `mailbridge clients list`"
 CSV_COLUMNS = ("email", "name", "client")
 
 
-def add_client(config: Config, name: str) -> bool:
+SHOWN_NOTES = 20  # `clients show`: its latest notes; `notes list --client` has them all
+
+
+def add_client(config: Config, name: str, domains: Sequence[str] = ()) -> bool:
+    """Whether the client is new; an existing one gets the domains too."""
     name = require("client name", label, name)
+    wanted = _domains(domains)
     with write_transaction(config.store) as db:
-        return contacts.add_client(db, name)
+        added = contacts.add_client(db, name)
+        _give(db, name, wanted)
+        return added
+
+
+def set_client(config: Config, name: str, add: Sequence[str], remove: Sequence[str]
+               ) -> list[str]:
+    """Give a client domains and take others away; its domains afterwards."""
+    if not add and not remove:
+        raise UsageError("nothing to change", "pass --domain DOMAIN or --no-domain DOMAIN")
+    wanted, unwanted = _domains(add), _domains(remove)
+    with write_transaction(config.store) as db:
+        found = pick("client", name, names.known(db, "client"), CLIENTS_HINT)
+        for domain in unwanted:
+            if not contacts.remove_domain(db, found, domain):
+                have = contacts.domains_by_client(db).get(found, [])
+                raise UsageError(f"client {found} has no domain {domain} "
+                                 f"(its domains: {', '.join(have) or 'none'})")
+        _give(db, found, wanted)
+        return contacts.domains_by_client(db).get(found, [])
+
+
+def _domains(given: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(require("domain", checks.mail_domain, d) for d in given))
+
+
+def _give(db: Store, client: str, domains: Sequence[str]) -> None:
+    """A domain is one client's: another client's is refused with the way to move it."""
+    for domain in domains:
+        holder = contacts.add_domain(db, client, domain)
+        if holder not in (None, client):
+            raise UsageError(f"domain {domain} is client {holder}'s already",
+                             f"move it: `mailbridge clients set {shlex.quote(holder)} --no-domain "
+                             f"{domain}`, then add it here")
 
 
 def add_contact(config: Config, email: str, client: str, name: str | None,
@@ -89,8 +129,11 @@ def list_clients(config: Config) -> list[dict[str, Any]]:
 def show_client(config: Config, name: str) -> dict[str, Any]:
     def read(db: Store) -> dict[str, Any]:
         found = pick("client", name, names.known(db, "client"), CLIENTS_HINT)
-        return {"name": found, "contacts": contacts.contacts(db, found),
-                "engagements": list(engagements.list_engagements(db, client=found).rows(20))}
+        return {"name": found,
+                "domains": contacts.domains_by_client(db).get(found, []),
+                "contacts": contacts.contacts(db, found),
+                "engagements": list(engagements.list_engagements(db, client=found).rows(20)),
+                "notes": list(sales.notes(db, found, newest_first=True).rows(SHOWN_NOTES))}
     if not exists(config.store):
         pick("client", name, (), CLIENTS_HINT)
     return _read(config, read)

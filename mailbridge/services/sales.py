@@ -1,8 +1,10 @@
-"""Sales mode by hand: opportunities and projects, their types, and the agents' My Inbox
-(assign to an opportunity, open a new one, keep as a CRM note, delete)."""
+"""Sales mode by hand: opportunities and projects, their types, the agents' My Inbox (show
+with the suggested client, assign to an opportunity, open a new one, keep as a CRM note,
+delete) and the CRM notes."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,10 +12,11 @@ from typing import Any
 from mailbridge.config.model import Config
 from mailbridge.domain import checks
 from mailbridge.domain.checks import label, pick, refusal, require
-from mailbridge.domain.sales import domain_of
+from mailbridge.domain.sales import Suggestion, domain_of, suggest_client
 from mailbridge.domain.threading import bare_subject
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.services.csv_rows import read_rows
+from mailbridge.services.engagements import since_cutoff
 from mailbridge.services.listing import Listing, listed
 from mailbridge.store import contacts, messages, names, sales
 from mailbridge.store.db import Store
@@ -124,17 +127,52 @@ def inbox_new_opportunity(config: Config, item: int, project: bool) -> int:
         return opened
 
 
-def inbox_note(config: Config, item: int, client: str | None) -> str:
-    """Keep the mail as a CRM note of a client: the one given, else the client of a contact
-    with the domain of whom the mail is with, else that domain itself."""
+def inbox_show(config: Config, item: int) -> dict[str, Any]:
+    """A My Inbox item (handled ones too), its mail, and the client a CRM note of it would
+    go to, with the reason."""
+    if not exists(config.store):
+        raise _no_item(item)
+    with reading(config.store) as db:
+        found = sales.inbox_item(db, item)
+        if found is None:
+            raise _no_item(item)
+        details = messages.details(db, found["message"])
+        suggestion = _suggestion(config, db, found, details)
+    return {**found, "suggestion": {"client": suggestion.client, "reason": suggestion.reason},
+            "mail": details}
+
+
+def inbox_note(config: Config, item: int, client: str | None, create: bool = False
+               ) -> tuple[str, bool]:
+    """Keep the mail as a CRM note of a client: the one given (which must exist unless
+    `create`: a typo must not start a client of its own), else the suggested one (see
+    `inbox show`). The client's name and whether it was created."""
     with write_transaction(config.store) as db:
         found = _item(db, item)
-        other = _counterpart(config, found, messages.details(db, found["message"]))
-        chosen = require("client", label, client) if client else _suggest_client(db, other)
-        contacts.add_client(db, chosen)
+        if client:
+            chosen = _client_named(db, require("client", label, client), create)
+        else:
+            suggestion = _suggestion(config, db, found, messages.details(db, found["message"]))
+            if suggestion.client is None:
+                raise UsageError(f"inbox #{item}: {suggestion.reason}; pass --client NAME")
+            chosen = suggestion.client
+        created = contacts.add_client(db, chosen)
         sales.add_note(db, chosen, found["message"])
         sales.handle(db, item, "done", f"CRM note of {chosen}")
-        return chosen
+        return chosen, created
+
+
+def list_notes(config: Config, client: str | None, since: str | None,
+               limit: int | None) -> Listing:
+    """CRM notes, oldest first; a client filter must name one that exists."""
+    cutoff = since_cutoff(since)
+    if client and exists(config.store):
+        with reading(config.store) as db:
+            client = pick("client", client, names.known(db, "client"),
+                          "see `mailbridge clients list`")
+    elif client:
+        pick("client", client, (), "see `mailbridge clients list`")
+    return listed(config.store, lambda db: sales.notes(db, client, cutoff), limit)
 
 
 def inbox_delete(config: Config, item: int, admin: bool) -> None:
@@ -159,12 +197,33 @@ def _counterpart(config: Config, found: dict[str, Any], details: dict[str, Any])
     return others[0] if others else sender
 
 
-def _suggest_client(db: Store, sender: str) -> str:
-    domain = domain_of(sender)
-    for email, client in contacts.by_email(db).items():
-        if domain_of(email) == domain:
-            return client
-    return domain
+def show_note(config: Config, note: int) -> dict[str, Any]:
+    """A CRM note and its mail."""
+    missing = NotFoundError(f"no CRM note #{note}", "see `mailbridge notes list`")
+    if not exists(config.store):
+        raise missing
+    with reading(config.store) as db:
+        found = sales.get_note(db, note)
+        if found is None:
+            raise missing
+        return {**found, "mail": messages.details(db, found["message"])}
+
+
+def _client_named(db: Store, name: str, create: bool) -> str:
+    """The known client `name` names in any case; else with `create` the new one it names."""
+    known = names.known(db, "client")
+    if create and name.casefold() not in {k.casefold() for k in known}:
+        return name
+    return pick("client", name, known, f"pass --create-client to add it, or "
+                f"`mailbridge clients add {shlex.quote(name)}` first")
+
+
+def _suggestion(config: Config, db: Store, found: dict[str, Any],
+                details: dict[str, Any]) -> Suggestion:
+    channel = config.channel(found["channel"])
+    own = {domain_of(a) for a in channel.owner_addresses} if channel else set()
+    return suggest_client(_counterpart(config, found, details), contacts.by_email(db),
+                          contacts.client_of_domain(db), own)
 
 
 def _item(db: Store, item: int) -> dict[str, Any]:
@@ -172,6 +231,10 @@ def _item(db: Store, item: int) -> dict[str, Any]:
     if found is None or found["state"] != "new":
         raise NotFoundError(f"no open My Inbox item #{item}", "see `mailbridge inbox list`")
     return found
+
+
+def _no_item(item: int) -> NotFoundError:
+    return NotFoundError(f"no My Inbox item #{item}", "see `mailbridge inbox list`")
 
 
 def _no_opportunity(opportunity: int) -> NotFoundError:

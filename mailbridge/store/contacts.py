@@ -1,4 +1,5 @@
-"""Clients and their contacts: who counts as a customer for engagements mode."""
+"""Clients, their mail domains and their contacts: who counts as a customer for engagements
+mode, and whom sales mail is from."""
 
 from __future__ import annotations
 
@@ -17,11 +18,45 @@ def add_client(db: Store, name: str) -> bool:
 
 def clients(db: Store) -> list[dict[str, Any]]:
     rows = db.execute(
-        "SELECT c.name, count(DISTINCT k.email), count(DISTINCT ec.engagement), c.created_at "
+        "SELECT c.name, count(DISTINCT k.email), count(DISTINCT ec.engagement), "
+        "count(DISTINCT n.id), c.created_at "
         "FROM clients c LEFT JOIN contacts k ON k.client = c.name "
-        "LEFT JOIN engagement_contacts ec ON ec.client = c.name GROUP BY c.name ORDER BY c.name")
-    return [dict(zip(("name", "contacts", "engagements", "created_at"), r, strict=True))
-            for r in rows]
+        "LEFT JOIN engagement_contacts ec ON ec.client = c.name "
+        "LEFT JOIN crm_notes n ON n.client = c.name GROUP BY c.name ORDER BY c.name")
+    domains = domains_by_client(db)
+    return [{"name": name, "domains": domains.get(name, []), "contacts": contacts,
+             "engagements": engagements, "notes": notes, "created_at": created}
+            for name, contacts, engagements, notes, created in rows]
+
+
+def add_domain(db: Store, client: str, domain: str) -> str | None:
+    """Give `client` the (lower-case) `domain`; the client that has it already, if any
+    (itself included)."""
+    row = db.execute("SELECT client FROM client_domains WHERE domain=?", [domain]).fetchone()
+    if row is not None:
+        return row[0]
+    db.execute("INSERT INTO client_domains (domain, client, created_at) VALUES (?, ?, ?)",
+               [domain, client, now()])
+    return None
+
+
+def remove_domain(db: Store, client: str, domain: str) -> bool:
+    return db.execute("DELETE FROM client_domains WHERE client=? AND domain=?",
+                      [client, domain]).rowcount > 0
+
+
+def domains_by_client(db: Store) -> dict[str, list[str]]:
+    """Each client's domains, sorted."""
+    found: dict[str, list[str]] = {}
+    for client, domain in db.execute("SELECT client, domain FROM client_domains "
+                                     "ORDER BY client, domain"):
+        found.setdefault(client, []).append(domain)
+    return found
+
+
+def client_of_domain(db: Store) -> dict[str, str]:
+    """Every client domain and its client: what suggestions and matching need."""
+    return dict(db.execute("SELECT domain, client FROM client_domains").fetchall())
 
 
 def upsert_contact(db: Store, email: str, client: str, name: str | None) -> str:

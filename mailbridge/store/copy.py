@@ -18,7 +18,7 @@ TABLES = (
     "queues", "clients", "agents", "opportunity_types",
     "messages", "attachments", "ledger", "cursors",
     "tickets", "ticket_messages", "ticket_comments", "runs", "alerts", "outbox",
-    "contacts", "engagements", "engagement_contacts",
+    "contacts", "client_domains", "engagements", "engagement_contacts",
     "opportunities", "opportunity_messages", "inbox_items", "crm_notes",
     "leases", "lease_events", "hosts", "token_caches", "events", "hook_state",
 )

@@ -346,10 +346,27 @@ def m012_events(db: Store) -> None:
     )
 
 
+def m013_client_domains(db: Store) -> None:
+    # The mail domains of a client (`clients add/set --domain`): My Inbox suggests the client
+    # for mail from them, and domain matching takes the client's opportunities. A domain is
+    # one client's, so neither is ever a guess between two.
+    db.ddl(
+        """
+        CREATE TABLE client_domains (
+            domain TEXT PRIMARY KEY,
+            client TEXT NOT NULL REFERENCES clients(name),
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX client_domains_client ON client_domains (client);
+        CREATE INDEX crm_notes_client ON crm_notes (client, created_at);
+        """
+    )
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
     m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches,
-    m010_search_index, m011_ticket_workflow, m012_events)
+    m010_search_index, m011_ticket_workflow, m012_events, m013_client_domains)
 
 
 def applied(db: Store) -> list[str]:

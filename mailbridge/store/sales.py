@@ -6,6 +6,7 @@ from typing import Any
 
 from mailbridge.domain.sales import Candidate
 from mailbridge.store import events
+from mailbridge.store.contacts import domains_by_client
 from mailbridge.store.db import Store, insert_row, now
 from mailbridge.store.query import Query, where
 
@@ -74,13 +75,17 @@ def set_status(db: Store, opportunity: int, status: str) -> str | None:
 
 
 def candidates(db: Store, project: bool) -> list[Candidate]:
-    """The open opportunities (or projects) a mail may match."""
+    """The open opportunities (or projects) a mail may match, each with its client's
+    domains (the client named in any case)."""
     rows = db.execute(
         "SELECT o.id, o.summary, o.contact_email, o.updated_at, "
-        "coalesce(t.exclude_from_matching, 0) FROM opportunities o "
+        "coalesce(t.exclude_from_matching, 0), o.client FROM opportunities o "
         "LEFT JOIN opportunity_types t ON t.name = o.type "
-        "WHERE o.status = 'open' AND o.project = ?", [int(project)])
-    return [Candidate(i, s, c.lower(), u, bool(x)) for i, s, c, u, x in rows]
+        "WHERE o.status = 'open' AND o.project = ?", [int(project)]).fetchall()
+    domains = {client.casefold(): frozenset(found)
+               for client, found in domains_by_client(db).items()}
+    return [Candidate(i, s, c.lower(), u, bool(x), domains.get(client.casefold(), frozenset()))
+            for i, s, c, u, x, client in rows]
 
 
 def attach(db: Store, opportunity: int, message: int, text: str, how: str,
@@ -136,6 +141,28 @@ def handle(db: Store, item: int, state: str, how: str) -> None:
 def add_note(db: Store, client: str, message: int) -> int:
     return insert_row(db, "crm_notes", {"client": client, "message": message,
                                         "created_at": now()})
+
+
+NOTE_COLUMNS = ("id", "client", "created_at", "message", "date", "from", "subject")
+
+
+def notes(db: Store, client: str | None = None, since: str | None = None,
+          newest_first: bool = False) -> Query:
+    """CRM notes with their mail's sender, date and subject, in the order they were made
+    (see store/query.py); `since`: made at or after this ISO time."""
+    filters, params = where([("n.client = ?", client), ("n.created_at >= ?", since)])
+    order = "DESC" if newest_first else "ASC"
+    sql = ("SELECT n.id, n.client, n.created_at, n.message, coalesce(m.sent_at, m.stored_at), "
+           "m.from_email, m.subject FROM crm_notes n JOIN messages m ON m.id = n.message"
+           f"{filters} ORDER BY n.id {order}")
+    return Query(db, sql, params, lambda row: dict(zip(NOTE_COLUMNS, row, strict=True)))
+
+
+def get_note(db: Store, note: int) -> dict[str, Any] | None:
+    row = db.execute("SELECT id, client, message, created_at FROM crm_notes WHERE id=?",
+                     [note]).fetchone()
+    return dict(zip(("id", "client", "message", "created_at"), row, strict=True)) if row \
+        else None
 
 
 def _opportunity(row: tuple) -> dict[str, Any]:
