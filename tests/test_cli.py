@@ -159,8 +159,10 @@ def test_shell_completion_is_offered_and_completes_every_command():
     """--install-completion / --show-completion (Typer's); the commands built only when run
     are completed too."""
     script = Path(sys.executable).with_name("mailbridge")
-    shown = subprocess.run([str(script), "--show-completion", "bash"], capture_output=True,
-                           text=True, timeout=60)
+    # Typer finds the shell among the command's parents: run it from one (`; true` keeps
+    # bash from exec'ing it), so that a test runner without a shell above it passes too
+    shown = subprocess.run(["bash", "-c", f"'{script}' --show-completion bash; true"],
+                           capture_output=True, text=True, timeout=60)
     assert "_MAILBRIDGE_COMPLETE=complete_bash" in shown.stdout
 
     def complete(line: str) -> list[str]:

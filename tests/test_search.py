@@ -303,8 +303,8 @@ def test_reprocess_takes_the_old_words_out_of_the_index(mb, monkeypatch):
 
     spool = mb.drop_channel()
     real = parse_mod.parse
-    monkeypatch.setattr(parse_mod, "parse", lambda raw: dataclasses.replace(
-        real(raw), text="Obsolete wording.", subject="Mangled"))  # a parser bug, since fixed
+    monkeypatch.setattr(parse_mod, "parse", lambda raw, **kw: dataclasses.replace(
+        real(raw, **kw), text="Obsolete wording.", subject="Mangled"))  # a parser bug, fixed
     drop(spool, message("Toner again", body="Magenta cartridge."))
     assert mb("sync").exit_code == 0
     assert ids(mb, "obsolete") == ids(mb, "mangled") == [1] and ids(mb, "magenta") == []
