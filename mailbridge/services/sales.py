@@ -12,7 +12,8 @@ from mailbridge.domain import checks
 from mailbridge.domain.checks import label, pick, refusal, require
 from mailbridge.domain.sales import domain_of
 from mailbridge.domain.threading import bare_subject
-from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.errors import NotFoundError
+from mailbridge.services.agents import require_admin
 from mailbridge.services.csv_rows import read_rows
 from mailbridge.services.listing import Listing, listed
 from mailbridge.store import contacts, messages, names, sales
@@ -137,13 +138,14 @@ def inbox_note(config: Config, item: int, client: str | None) -> str:
         return chosen
 
 
-def inbox_delete(config: Config, item: int, admin: bool) -> None:
-    if not admin:
-        raise UsageError("only administrators may delete from My Inbox",
-                         "pass --admin if you are one (as in Halo)")
+def inbox_delete(config: Config, item: int, agent: str | None) -> str:
+    """Remove the item from My Inbox (the stored mail stays) for the acting agent (`agent`:
+    --as), who must be an administrator, as in Halo; returns that agent."""
     with write_transaction(config.store) as db:
+        who = require_admin(db, config, agent, "inbox delete", "delete mail from My Inbox")
         _item(db, item)
-        sales.handle(db, item, "deleted", "deleted")
+        sales.handle(db, item, "deleted", f"deleted by {who}")
+        return who
 
 
 def _counterpart(config: Config, found: dict[str, Any], details: dict[str, Any]) -> str:
