@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -31,7 +32,7 @@ OUTBOX_COLUMNS = ("id", "channel", "ticket", "kind", "recipients", "state", "att
 OUTBOX_TABLE = {"id": "id", "state": "state", "channel": "channel", "ticket": "ticket",
                 "kind": "kind", "recipients": "to", "last_error": "error",
                 "updated_at": "updated"}
-AGENT_COLUMNS = ("name", "email", "notify_no_messages", "signature")
+AGENT_COLUMNS = ("name", "email", "admin", "notify_no_messages", "signature")
 
 ATTACH_HELP = "A file to attach (repeatable)."
 FILE_HELP = "Read the text from this file (a kept draft, for one)."
@@ -171,7 +172,23 @@ def outbox_cancel(ctx: typer.Context,
         note(f"outbox #{row['id']}: cancelled")
 
 
-agents_group = typer.Typer(help="Agents: signatures and alert mail.", no_args_is_help=True)
+agents_group = typer.Typer(help="Agents: signatures, alert mail and roles.",
+                           no_args_is_help=True)
+SIGNATURE = typer.Option(None, "--signature", help="Personal signature; it wins over the "
+                         "channel's common one. Plain text, Markdown-like (**bold**, "
+                         "[text](url)) or simple HTML.")
+NOTIFY = typer.Option(None, "--notify-no-messages/--no-notify-no-messages",
+                      help="Mail this agent when a channel goes quiet.")
+ADMIN = typer.Option(None, "--admin/--no-admin", help="An administrator: may delete from My "
+                     "Inbox (a new agent is not one).")
+
+
+def _fields(email: str | None, signature: str | None, notify: bool | None,
+            admin: bool | None) -> dict[str, Any]:
+    """The options given, as the agent's fields."""
+    given = {"email": email, "signature": signature, "notify_no_messages": notify,
+             "admin": admin}
+    return {field: value for field, value in given.items() if value is not None}
 
 
 @agents_group.command("add")
@@ -180,22 +197,35 @@ def agents_add(
     name: str = typer.Argument(..., parser=AGENT, help="Agent name, as used with --as."),
     email: str = typer.Option(..., "--email", parser=ADDRESS,
                               help="The agent's address (alert mail)."),
-    signature: str = typer.Option(None, "--signature", help="Personal signature; it wins "
-                                  "over the channel's common one. Plain text, Markdown-like "
-                                  "(**bold**, [text](url)) or simple HTML."),
-    notify: bool = typer.Option(None, "--notify-no-messages/--no-notify-no-messages",
-                                help="Mail this agent when a channel goes quiet."),
+    signature: str = SIGNATURE, notify: bool = NOTIFY, admin: bool = ADMIN,
 ) -> None:
     """Add an agent, or change one (only the options given)."""
     from mailbridge.services import agents as agents_service
 
-    added = agents_service.add(state(ctx).config(), name, email, signature, notify)
+    added = agents_service.add(state(ctx).config(), name,
+                               _fields(email, signature, notify, admin))
     note(f"agent {name} {'added' if added else 'updated'}")
+
+
+@agents_group.command("set")
+def agents_set(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Agent name (see `mailbridge agents list`)."),
+    email: str = typer.Option(None, "--email", parser=ADDRESS, help="The agent's address."),
+    signature: str = SIGNATURE, notify: bool = NOTIFY, admin: bool = ADMIN,
+) -> None:
+    """Change an agent: only the options given (its role with --admin/--no-admin)."""
+    from mailbridge.services import agents as agents_service
+
+    fields = _fields(email, signature, notify, admin)
+    found = agents_service.change(state(ctx).config(), name, fields)
+    role = {True: ": an administrator", False: ": not an administrator"}
+    note(f"agent {found} updated{role.get(fields.get('admin'), '')}")
 
 
 @agents_group.command("list")
 def agents_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
-    """Agents. JSON fields: name, email, signature, notify_no_messages, created_at."""
+    """Agents. JSON fields: name, email, signature, notify_no_messages, admin, created_at."""
     from mailbridge.services import agents as agents_service
 
     emit(agents_service.list_agents(state(ctx).config()), fmt, AGENT_COLUMNS)

@@ -20,7 +20,7 @@ from mailbridge.cli.output import (
     row_limit,
 )
 from mailbridge.cli.pages import echo_message
-from mailbridge.cli.params import ID, STATUS
+from mailbridge.cli.params import AGENT, ID, STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.errors import EXIT_PARTIAL
@@ -255,13 +255,15 @@ def inbox_note(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
 
 @inbox_group.command("delete")
 def inbox_delete(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
-                 admin: bool = typer.Option(False, "--admin", help="Confirm you are an "
-                                            "administrator (only they may delete).")) -> None:
-    """Remove the mail from My Inbox (the stored copy stays)."""
+                 agent: str = typer.Option(None, "--as", parser=AGENT,
+                                           help="The agent you are, an administrator (default: "
+                                                "$MAILBRIDGE_AGENT, else [me] agent).")) -> None:
+    """Remove the mail from My Inbox (the stored copy stays). Only administrators may: the
+    acting agent's role (`agents set NAME --admin`) decides."""
     from mailbridge.services import sales
 
-    sales.inbox_delete(state(ctx).config(), item, admin)
-    note(f"inbox #{item} deleted")
+    who = sales.inbox_delete(state(ctx).config(), item, agent)
+    note(f"inbox #{item} deleted by {who}")
 
 
 @notes_group.command("list")

@@ -1,6 +1,6 @@
 """Agents: personal signatures for replies (`tickets reply --as NAME`), who gets the
-quiet-channel alert mail (`--notify-no-messages`), who works a ticket, and who "I" am: the
-acting agent."""
+quiet-channel alert mail (`--notify-no-messages`), who works a ticket, who "I" am (the acting
+agent) and what the acting agent may do (its role: administrator or not)."""
 
 from __future__ import annotations
 
@@ -40,10 +40,40 @@ def require_acting(db: Store, config: Config, given: str | None, doing: str) -> 
     return found
 
 
-def add(config: Config, name: str, email: str, signature: str | None,
-        notify_no_messages: bool | None) -> bool:
+def require_admin(db: Store, config: Config, given: str | None, command: str,
+                  doing: str) -> str:
+    """`require_acting`, for what only administrators may do (`command`: "inbox delete",
+    `doing`: "delete mail from My Inbox"): an agent without the role is refused, and the hint
+    names those who have it."""
+    found = require_acting(db, config, given, command)
+    agent = agents.get(db, found)
+    if agent is None or not agent["admin"]:
+        admins = [a["name"] for a in agents.list_agents(db) if a["admin"]]
+        raise UsageError(f"agent {found} is not an administrator: only administrators {doing}",
+                         (f"act as one with --as NAME (administrators: {', '.join(admins)}), or "
+                          if admins else "no agent is one yet; ")
+                         + f"`mailbridge agents set {found} --admin` gives the role")
+    return found
+
+
+def add(config: Config, name: str, fields: dict[str, Any]) -> bool:
+    """Add the agent `name` with `fields` (email required), or change only the `fields` of
+    the one it names; True when added."""
     with write_transaction(config.store) as db:
-        return agents.upsert(db, name, email, signature, notify_no_messages)
+        return agents.upsert(db, name, fields)
+
+
+def change(config: Config, name: str, fields: dict[str, Any]) -> str:
+    """Change only the `fields` of the agent `name` names (ignoring case); returns its name as
+    stored. Nothing to change is an error, so is an agent that does not exist."""
+    if not fields:
+        raise UsageError("nothing to change", "give at least one option: see `mailbridge agents "
+                         "set --help`")
+    with write_transaction(config.store) as db:
+        found = pick("agent", name, names.known(db, "agent"),
+                     "add it with `mailbridge agents add`, or see `mailbridge agents list`")
+        agents.change(db, found, fields)
+        return found
 
 
 def remove(config: Config, name: str) -> str:

@@ -15,6 +15,7 @@ from mailbridge.domain.checks import label, pick, refusal, require
 from mailbridge.domain.sales import Suggestion, domain_of, suggest_client
 from mailbridge.domain.threading import bare_subject
 from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.services.agents import require_admin
 from mailbridge.services.csv_rows import read_rows
 from mailbridge.services.engagements import since_cutoff
 from mailbridge.services.listing import Listing, listed
@@ -175,13 +176,14 @@ def list_notes(config: Config, client: str | None, since: str | None,
     return listed(config.store, lambda db: sales.notes(db, client, cutoff), limit)
 
 
-def inbox_delete(config: Config, item: int, admin: bool) -> None:
-    if not admin:
-        raise UsageError("only administrators may delete from My Inbox",
-                         "pass --admin if you are one (as in Halo)")
+def inbox_delete(config: Config, item: int, agent: str | None) -> str:
+    """Remove the item from My Inbox (the stored mail stays) for the acting agent (`agent`:
+    --as), who must be an administrator, as in Halo; returns that agent."""
     with write_transaction(config.store) as db:
+        who = require_admin(db, config, agent, "inbox delete", "delete mail from My Inbox")
         _item(db, item)
-        sales.handle(db, item, "deleted", "deleted")
+        sales.handle(db, item, "deleted", f"deleted by {who}")
+        return who
 
 
 def _counterpart(config: Config, found: dict[str, Any], details: dict[str, Any]) -> str:

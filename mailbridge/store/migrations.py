@@ -363,10 +363,16 @@ def m013_client_domains(db: Store) -> None:
     )
 
 
+def m014_agent_roles(db: Store) -> None:
+    """An agent's role: administrators may delete from My Inbox; existing agents are not."""
+    db.ddl("ALTER TABLE agents ADD COLUMN admin INTEGER NOT NULL DEFAULT 0")
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
     m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches,
-    m010_search_index, m011_ticket_workflow, m012_events, m013_client_domains)
+    m010_search_index, m011_ticket_workflow, m012_events, m013_client_domains,
+    m014_agent_roles)
 
 
 def applied(db: Store) -> list[str]:
