@@ -79,7 +79,10 @@ def test_an_agent_replies_from_her_own_mailbox_and_the_answer_comes_back(mb, gra
     assert sent["Subject"] == "Re: Printer fleet"
     assert mb.value("SELECT state FROM outbox") == "sent"
 
-    ok(mb("sync"))  # reads Sent Items: the copy there is the one already stored
+    # Exchange may rewrite a header or two of its Sent Items copy: the Message-ID still tells
+    graph.deliver(ALICE, b"Thread-Index: AdkXyz==\r\n" + mime, folder="sentitems",
+                  is_read=True)
+    ok(mb("sync"))  # reads Sent Items: both copies there are the mail already stored
     hows = [m["how"] for m in shown(mb, opportunity)]
     assert hows == ["opened", "sent"]
 
