@@ -199,3 +199,22 @@ def test_the_editor_template_names_the_opportunity_and_quotes_its_latest_mail(mb
     [_, sent] = shown(mb, 1)
     assert sent["how"] == "sent" and sent["text"].startswith("400 EUR.")
     assert "> Price for 10?" in sent["text"]  # the client gets the quoted mail
+
+
+def test_a_service_account_without_send_as_gets_the_remedy(mb, graph):
+    graph.add_mailbox(ALICE)
+    graph.delegations[SERVICE] = {ALICE}  # reads Alice's mailbox, may not send as her
+    graph.approve_device_as = SERVICE
+    m365_config(mb, graph, [{"address": ALICE, "agent": "Alice"}], mode="sales",
+                auth="delegated",
+                channel_keys={"connected_at": (NOW - timedelta(days=1)).isoformat()})
+    agents(mb, "Alice")
+    ok(mb("auth", "login", "contoso"))
+    graph.deliver(ALICE, mail(DAN, ALICE, "Printer fleet", "Price?", "s1@acme.test"))
+    ok(mb("sync"))
+    ok(mb("opportunities", "reply", "1", "-m", "Soon.", "--as", "Alice"))
+    synced = mb("sync")
+    assert graph.sent == [] and "Traceback" not in synced.output
+    [row] = json.loads(ok(mb("outbox", "list", "--format", "json")).stdout)
+    assert row["state"] == "failed" and row["opportunity"] == 1
+    assert "needs Send As" in row["last_error"]
