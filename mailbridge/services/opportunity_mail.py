@@ -136,9 +136,13 @@ def _queue(db: Store, sending: _Sending, kind: str, text: str, subject: str,
         signature=outgoing.signature_for(db, channel, name),
         quote=channel.quoting != "none", attachments=files, **threading)
     opportunity = sending.opportunity["id"]
-    message, rows = outgoing.store_and_queue(db, channel, draft, kind, opportunity=opportunity)
-    sales.attach(db, opportunity, message, messages.details(db, message)["text"] or "",
-                 "sent", f"sent by {name} from {sending.box.address}")
+
+    def file(message: int) -> None:
+        sales.attach(db, opportunity, message, messages.details(db, message)["text"] or "",
+                     "sent", f"sent by {name} from {sending.box.address}")
+
+    message, rows = outgoing.store_and_queue(db, channel, draft, kind, file,
+                                             opportunity=opportunity)
     return Queued(opportunity, name, sending.box.address, message, rows, recipients)
 
 

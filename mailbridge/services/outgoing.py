@@ -238,19 +238,22 @@ def _history(rows: list[dict[str, Any]], limit: int | None = compose.MAX_QUOTED
 
 def _store_and_queue(db: Store, channel: Channel, ticket: int, draft: compose.Draft,
                      kind: str) -> Queued:
-    message, rows = store_and_queue(db, channel, draft, kind, ticket=ticket)
-    # an answer to a closed ticket reopens it; a pending one still waits for the customer
-    tickets.add_message(db, ticket, message, wakes=WOKEN_BY_AGENT)
+    def file(message: int) -> None:
+        # an answer to a closed ticket reopens it; a pending one still waits for the customer
+        tickets.add_message(db, ticket, message, wakes=WOKEN_BY_AGENT)
+
+    message, rows = store_and_queue(db, channel, draft, kind, file, ticket=ticket)
     return Queued(ticket, message, rows, draft.recipients)
 
 
 def store_and_queue(db: Store, channel: Channel, draft: compose.Draft, kind: str,
-                    ticket: int | None = None, opportunity: int | None = None
-                    ) -> tuple[int, tuple[int, ...]]:
+                    file: Callable[[int], None], ticket: int | None = None,
+                    opportunity: int | None = None) -> tuple[int, tuple[int, ...]]:
     """Compose the draft, store it as the channel's outgoing message (its text as the
-    conversation keeps it) and queue one outbox row per recipient, about `ticket` or
-    `opportunity`. Returns the stored message and the rows. The stored copy is the first
-    recipient's mail, so a copy that comes back from Sent Items has its fingerprint."""
+    conversation keeps it), `file` it (on its ticket or opportunity: that event comes
+    first), and queue one outbox row per recipient, about `ticket` or `opportunity`.
+    Returns the stored message and the rows. The stored copy is the first recipient's
+    mail, so a copy that comes back from Sent Items has its fingerprint."""
     domain = draft.from_email.rpartition("@")[2]
     made = compose.compose(draft, uuid.uuid4().hex[:16], domain)
     first = made.copies[0][1]
@@ -259,6 +262,7 @@ def store_and_queue(db: Store, channel: Channel, draft: compose.Draft, kind: str
                               prep.parse_error, direction="out")
     if channel.quoting == "send_to_client":  # the client gets the history, the ticket not
         messages.set_text(db, message, made.unquoted)
+    file(message)
     bcc = (channel.outgoing or {}).get("bcc")
     rows = tuple(
         outbox.queue(db, channel.name, ticket, message, kind, draft.from_email,
