@@ -13,6 +13,7 @@ from email.utils import format_datetime
 
 from conftest import drop, m365_config
 from test_editor import editor  # noqa: F401 (a fixture)
+from test_sales import imap_sales_channel
 from test_sales_graph import ok, one_error
 
 SERVICE = "svc@contoso.com"
@@ -119,16 +120,8 @@ def test_reply_needs_an_acting_agent_and_mail_to_answer(mb, graph):
 
 def test_an_imap_sales_channel_replies_over_its_smtp(mb, dovecot, imap_user, smtp,
                                                     monkeypatch):
-    monkeypatch.setenv("MB_SALES_PW", imap_user.password)
-    owner = f"{imap_user.username}@us.test"
-    mb.write_config([{
-        "name": "sales", "mode": "sales", "owner": owner, "agent": "Anna",
-        "connected_at": (NOW - timedelta(hours=1)).isoformat(),
-        "incoming": {"type": "imap", "host": "127.0.0.1", "port": imap_user.port,
-                     "security": "none", "username": imap_user.username,
-                     "password": {"env": "MB_SALES_PW"}},
-        "outgoing": {"type": "smtp", "host": "127.0.0.1", "port": smtp.port,
-                     "security": "none"}}])
+    owner = imap_sales_channel(mb, imap_user, monkeypatch, outgoing={
+        "type": "smtp", "host": "127.0.0.1", "port": smtp.port, "security": "none"})
     ok(mb("agents", "add", "Anna", "--email", owner))
     ok(mb("agents", "add", "Ben", "--email", "ben@us.test"))
     dovecot.append(imap_user.username, imap_user.password,

@@ -195,7 +195,8 @@ def test_opportunities_import(mb, tmp_path):
     assert [o["project"] for o in opportunities(mb)] == [False, True]
 
 
-def test_an_imap_sales_mailbox_is_never_modified(mb, dovecot, imap_user, monkeypatch):
+def imap_sales_channel(mb, imap_user, monkeypatch, **extra) -> str:
+    """Anna's sales channel reading the Dovecot user's mailbox; returns her address."""
     monkeypatch.setenv("MB_SALES_PW", imap_user.password)
     owner = f"{imap_user.username}@us.test"
     mb.write_config([{
@@ -203,7 +204,12 @@ def test_an_imap_sales_mailbox_is_never_modified(mb, dovecot, imap_user, monkeyp
         "connected_at": (NOW - timedelta(hours=1)).isoformat(),
         "incoming": {"type": "imap", "host": "127.0.0.1", "port": imap_user.port,
                      "security": "none", "username": imap_user.username,
-                     "password": {"env": "MB_SALES_PW"}}}])
+                     "password": {"env": "MB_SALES_PW"}}, **extra}])
+    return owner
+
+
+def test_an_imap_sales_mailbox_is_never_modified(mb, dovecot, imap_user, monkeypatch):
+    owner = imap_sales_channel(mb, imap_user, monkeypatch)
     assert mb("opportunities", "add", "--summary", "Deal", "--contact", "bob@acme.test"
               ).exit_code == 0
     dovecot.append(imap_user.username, imap_user.password,
