@@ -57,6 +57,16 @@ def test_domain_matching_takes_the_most_recently_updated_and_says_so():
     assert decide(["zed@zeta.test"], "x", CANDIDATES, True, DOMAIN, []).kind == INBOX
 
 
+@pytest.mark.parametrize("matching_type", [ADDRESS_AND_SUBJECT, DOMAIN])
+def test_an_answer_to_mail_of_an_opportunity_updates_it_first(matching_type):
+    # another sender and subject; the nearest answered open opportunity wins
+    found = decide(["new@else.test"], "Order", CANDIDATES, True, matching_type, [],
+                   answers=[9, 4, 2, 1])  # 9 is not open, 4 is excluded
+    assert (found.kind, found.opportunity) == (UPDATE, 2)
+    assert decide(["bob@acme.test"], "Printer fleet renewal", CANDIDATES, False,
+                  matching_type, [], answers=[2]).kind == INBOX  # matching off: My Inbox
+
+
 def test_matching_off_keeps_everything_for_the_agent():
     assert decide(["bob@acme.test"], "Printer fleet renewal", CANDIDATES, False,
                   ADDRESS_AND_SUBJECT, []).kind == INBOX

@@ -181,22 +181,14 @@ def _sending(db: Store, config: Config, opportunity: int, agent: str | None,
 
 
 def _last_incoming(db: Store, config: Config, opportunity: int) -> dict[str, Any]:
-    found = _latest_incoming(db, config, opportunity)
-    if found is None:
-        raise UsageError(f"opportunity #{opportunity} has no incoming mail to answer",
-                         f"start one with `mailbridge opportunities mail {opportunity}`")
-    return found
-
-
-def _latest_incoming(db: Store, config: Config, opportunity: int) -> dict[str, Any] | None:
     """The newest mail on the opportunity from outside: not sent by us, nor from any sales
     mailbox (an agent's sent items)."""
     ours = {a for c in config.channels if c.mode == "sales" for a in c.owner_addresses}
     for row in reversed(sales.messages_of(db, opportunity)):
-        if row["how"] == "sent" or (row["from"] or "").lower() in ours or not row["from"]:
-            continue
-        return messages.details(db, row["message"])
-    return None
+        if row["how"] != "sent" and row["from"] and row["from"].lower() not in ours:
+            return messages.details(db, row["message"])
+    raise UsageError(f"opportunity #{opportunity} has no incoming mail to answer",
+                     f"start one with `mailbridge opportunities mail {opportunity}`")
 
 
 def _quoted(last: dict[str, Any]) -> compose.Quoted:
