@@ -57,6 +57,16 @@ def test_domain_matching_takes_the_most_recently_updated_and_says_so():
     assert decide(["zed@zeta.test"], "x", CANDIDATES, True, DOMAIN, []).kind == INBOX
 
 
+@pytest.mark.parametrize("matching_type", [ADDRESS_AND_SUBJECT, DOMAIN])
+def test_an_answer_to_mail_of_an_opportunity_updates_it_first(matching_type):
+    # another sender and subject; the nearest answered open opportunity wins
+    found = decide(["new@else.test"], "Order", CANDIDATES, True, matching_type, [],
+                   answers=[9, 4, 2, 1])  # 9 is not open, 4 is excluded
+    assert (found.kind, found.opportunity) == (UPDATE, 2)
+    assert decide(["bob@acme.test"], "Printer fleet renewal", CANDIDATES, False,
+                  matching_type, [], answers=[2]).kind == INBOX  # matching off: My Inbox
+
+
 def test_matching_off_keeps_everything_for_the_agent():
     assert decide(["bob@acme.test"], "Printer fleet renewal", CANDIDATES, False,
                   ADDRESS_AND_SUBJECT, []).kind == INBOX
@@ -194,7 +204,8 @@ def test_opportunities_import(mb, tmp_path):
     assert [o["project"] for o in opportunities(mb)] == [False, True]
 
 
-def test_an_imap_sales_mailbox_is_never_modified(mb, dovecot, imap_user, monkeypatch):
+def imap_sales_channel(mb, imap_user, monkeypatch, **extra) -> str:
+    """Anna's sales channel reading the Dovecot user's mailbox; returns her address."""
     monkeypatch.setenv("MB_SALES_PW", imap_user.password)
     owner = f"{imap_user.username}@us.test"
     mb.write_config([{
@@ -202,7 +213,12 @@ def test_an_imap_sales_mailbox_is_never_modified(mb, dovecot, imap_user, monkeyp
         "connected_at": (NOW - timedelta(hours=1)).isoformat(),
         "incoming": {"type": "imap", "host": "127.0.0.1", "port": imap_user.port,
                      "security": "none", "username": imap_user.username,
-                     "password": {"env": "MB_SALES_PW"}}}])
+                     "password": {"env": "MB_SALES_PW"}}, **extra}])
+    return owner
+
+
+def test_an_imap_sales_mailbox_is_never_modified(mb, dovecot, imap_user, monkeypatch):
+    owner = imap_sales_channel(mb, imap_user, monkeypatch)
     assert mb("opportunities", "add", "--summary", "Deal", "--contact", "bob@acme.test"
               ).exit_code == 0
     dovecot.append(imap_user.username, imap_user.password,

@@ -139,7 +139,8 @@ def test_three_agent_mailboxes_land_as_their_rules_say(mb, graph):
     assert f"signed in as {SERVICE}" in login.stderr
     token = next(iter(graph.tokens.values()))
     assert {s.rsplit("/", 1)[-1] for s in token.scopes} == {
-        "Mail.Read.Shared", "openid", "profile", "offline_access"}  # read only, others' mail
+        "Mail.Read.Shared", "Mail.Send.Shared", "openid", "profile",
+        "offline_access"}  # others' mail: read only, and sent as its owner
     first = ok(mb("sync", "-v"))
     assert "opened a new opportunity" in first.stderr
     assert "support: 10 new, 0 already stored, 2 not copied" in first.stderr
@@ -288,8 +289,9 @@ def test_delegated_permissions_follow_the_mailboxes_read():
         data["channel"][0]["mode"] = mode
         return validate(data, Path("c.toml")).m365[0]["permissions"]
 
-    assert asked([ALICE, BOB]) == ("Mail.Read.Shared",)
-    assert asked([ALICE]) == ("Mail.Read.Shared",)  # sales: a service account reads it
+    # sales: a service account reads each mailbox and sends as it (`opportunities reply`)
+    assert asked([ALICE, BOB]) == ("Mail.Read.Shared", "Mail.Send.Shared")
+    assert asked([ALICE]) == ("Mail.Read.Shared", "Mail.Send.Shared")
     assert asked([ALICE], "engagements") == ("Mail.Read",)  # ClientSuccess: one's own
     assert asked([ALICE, BOB], "tickets") == ("Mail.ReadWrite.Shared",)
 

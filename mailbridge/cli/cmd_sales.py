@@ -3,10 +3,14 @@ inside the commands (see cmd_outgoing.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+from mailbridge.cli import editor
+from mailbridge.cli.cmd_outgoing import ATTACH_HELP, EDIT, FILE, MESSAGE
 from mailbridge.cli.hits import QUERY, emit_hits
 from mailbridge.cli.output import (
     ALL_OPTION,
@@ -24,6 +28,10 @@ from mailbridge.cli.params import AGENT, ID, STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.errors import EXIT_PARTIAL
+from mailbridge.services.briefs import Brief
+
+if TYPE_CHECKING:
+    from mailbridge.services.opportunity_mail import Queued
 
 OPPORTUNITY_COLUMNS = ("id", "status", "project", "type", "summary", "contact_email", "client",
                        "agent", "updated_at")
@@ -34,6 +42,11 @@ INBOX_COLUMNS = ("id", "agent", "from", "subject", "created_at")
 NOTE_COLUMNS = ("id", "client", "created_at", "message", "date", "from", "subject")
 NOTE_TABLE = {"id": "id", "client": "client", "created_at": "noted", "from": "from",
               "subject": "subject", "message": "message"}
+
+ATTACH = typer.Option(None, "--attach", help=ATTACH_HELP)
+AS_OPTION = typer.Option(None, "--as", parser=AGENT, help="The acting agent (default: "
+                         "$MAILBRIDGE_AGENT, else [me] agent); the mail goes from their own "
+                         "sales mailbox.")
 
 opportunities_group = typer.Typer(help="Opportunities and projects mail is matched to.",
                                   no_args_is_help=True)
@@ -129,6 +142,76 @@ def _page(found: dict) -> None:
         if m["note"]:
             print_line(f"note: {m['note']}")
         print_text(m["text"].rstrip())
+
+
+@opportunities_group.command("reply")
+def reply(
+    ctx: typer.Context,
+    opportunity: int = typer.Argument(..., parser=ID, help="Opportunity id."),
+    message: str = MESSAGE,
+    file: Path = FILE,
+    edit: bool = EDIT,
+    agent: str = AS_OPTION,
+    attach: list[Path] = ATTACH,
+) -> None:
+    """Answer the opportunity's latest incoming mail from the acting agent's own sales
+    mailbox (a Microsoft 365 sales mailbox whose agent they are, as that mailbox; an IMAP
+    sales channel's, over its [channel.outgoing]), threaded so the answer comes back to the
+    opportunity. Queued in the outbox; `sync` or `run` sends it. An agent without a sales
+    mailbox cannot send; nobody sends from another agent's."""
+    from mailbridge.services import opportunity_mail
+
+    config = state(ctx).config()
+    attachments = tuple(attach or ())
+    brief = opportunity_mail.plan_reply(config, opportunity, agent, attachments)
+    _send_text(ctx, brief, "Reply on", message, file, edit, lambda text: opportunity_mail.reply(
+        config, opportunity, text, agent, attachments))
+
+
+@opportunities_group.command("mail")
+def mail(
+    ctx: typer.Context,
+    opportunity: int = typer.Argument(..., parser=ID, help="Opportunity id."),
+    to: list[str] = typer.Option(None, "--to", help="Recipient (repeatable; default: the "
+                                 "opportunity's contact)."),
+    cc: list[str] = typer.Option(None, "--cc", help="Also to this address (repeatable)."),
+    subject: str = typer.Option(None, "--subject", help="Default: the opportunity's summary."),
+    message: str = MESSAGE,
+    file: Path = FILE,
+    edit: bool = EDIT,
+    agent: str = AS_OPTION,
+    attach: list[Path] = ATTACH,
+) -> None:
+    """Start a new mail on the opportunity from the acting agent's own sales mailbox, one
+    mail to each recipient; the answer comes back to the opportunity. Queued in the outbox;
+    `sync` or `run` sends it."""
+    from mailbridge.services import opportunity_mail
+
+    config = state(ctx).config()
+    attachments = tuple(attach or ())
+    to_list, cc_list = (tuple(a.strip() for a in given or ()) for given in (to, cc))
+    brief = opportunity_mail.plan_mail(config, opportunity, agent, to_list, cc_list,
+                                       attachments)
+    _send_text(ctx, brief, "Mail on", message, file, edit, lambda text: opportunity_mail.mail(
+        config, opportunity, text, agent, subject, to_list, cc_list, attachments))
+
+
+def _send_text(ctx: typer.Context, brief: Brief, action: str, message: str | None,
+               file: Path | None, edit: bool, queue: Callable[[str], Queued]) -> None:
+    """Print the recipients, take the text (--message, --file, stdin or the editor), queue
+    it; a text that cannot be queued is kept as a draft."""
+    opportunity = brief.ticket
+    note(f"opportunity #{opportunity}: {action.split()[0].lower()} to "
+         f"{', '.join(brief.recipients)}")
+    comments = editor.template(brief, action, [f"To: {', '.join(brief.recipients)} (one mail "
+                                               "each)"], "an empty text cancels it",
+                               noun="opportunity")
+    text = editor.obtain("opportunity", brief, message, file, edit, comments)
+    with editor.kept_on_failure(ctx, text, "opportunity", opportunity):
+        queued = queue(text.value)
+    note(f"opportunity #{opportunity}: from {queued.sent_from} ({queued.agent}), queued "
+         f"for {', '.join(queued.recipients)} "
+         f"(outbox {', '.join(f'#{i}' for i in queued.outbox)})")
 
 
 def _set(ctx: typer.Context, opportunity: int, status: str) -> None:

@@ -55,10 +55,11 @@ def editor_command() -> list[str]:
                      "pass --message TEXT or --file FILE, or set $EDITOR")
 
 
-def template(brief: Brief, action: str, lines: Sequence[str], empty: str) -> str:
+def template(brief: Brief, action: str, lines: Sequence[str], empty: str,
+             noun: str = "ticket") -> str:
     """The comment block under the text: what is being written, to whom, what an empty text
-    does, and the latest incoming message quoted."""
-    block = [f"{action} ticket #{brief.ticket}: {brief.subject}", *lines,
+    does, and the latest incoming message quoted (`noun`: what brief.ticket numbers)."""
+    block = [f"{action} {noun} #{brief.ticket}: {brief.subject}", *lines,
              "", f'Write above this block. Lines starting with "# " are left out; {empty}.']
     if brief.last is not None:
         block += ["", *quote_text([brief.last]).split("\n")]

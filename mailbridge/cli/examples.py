@@ -126,6 +126,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "opportunities list": ("mailbridge opportunities list --status all --projects",),
     "opportunities search": ("mailbridge opportunities search 'quot*' --status open",),
     "opportunities show": ("mailbridge opportunities show 1",),
+    "opportunities reply": (
+        'mailbridge opportunities reply 7 -m "The quote is attached." --attach quote.pdf '
+        "--as alice",
+        "mailbridge opportunities reply 7              # the editor, from $MAILBRIDGE_AGENT's "
+        "mailbox",
+    ),
+    "opportunities mail": (
+        'mailbridge opportunities mail 7 --subject "Our offer" --file offer.txt --as alice',
+        "mailbridge opportunities mail 7 --to dan@acme.example --cc eve@acme.example "
+        '-m "Shall we meet on Friday?"',
+    ),
     "opportunities close": ("mailbridge opportunities close 1",),
     "opportunities reopen": ("mailbridge opportunities reopen 1",),
     "opportunities import": ("mailbridge opportunities import deals.csv   # summary,contact,…",),

@@ -209,7 +209,7 @@ def _link_apps(apps: list[dict[str, Any]], channels: list[dict[str, Any]]) -> No
     Mail.Send.Shared), which covers the user's own mail too. Unless the app's `shared` says,
     it is asked for when a service account is likely, i.e. the app's channels use more than
     one mailbox in all (read or sent from), or a sales channel (Halo's service account reads
-    each agent's mailbox) uses it."""
+    each agent's mailbox, and sends as it: `opportunities reply`) uses it."""
     by_name = {a.get("name"): a for a in apps}
     needs: dict[str, set[str]] = {name: set() for name in by_name}
     used: dict[str, set[str]] = {name: set() for name in by_name}  # mailboxes per app
@@ -229,8 +229,9 @@ def _link_apps(apps: list[dict[str, Any]], channels: list[dict[str, Any]]) -> No
             needs[app["name"]].add("Mail.ReadWrite" if ch.get("mode") == "tickets"
                                    else "Mail.Read")
             used[app["name"]].update(m["address"] for m in conn.get("mailboxes") or ())
-            if ch.get("mode") == "sales":
+            if ch.get("mode") == "sales":  # its agents' mail goes out as their mailboxes
                 sales.add(app["name"])
+                needs[app["name"]].add("Mail.Send")
     for name, app in by_name.items():
         wanted = needs[name] or {"Mail.Read"}
         if "Mail.ReadWrite" in wanted:

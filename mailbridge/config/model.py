@@ -57,6 +57,12 @@ class Channel:
         return list(self.incoming.get("mailboxes") or [])
 
     @property
+    def sends_as_mailboxes(self) -> bool:
+        """A Microsoft 365 sales channel sends each agent's mail as that agent's own mailbox
+        (`opportunities reply`), with or without an outgoing table."""
+        return self.mode == "sales" and self.incoming.get("type") == "m365"
+
+    @property
     def own_addresses(self) -> tuple[str, ...]:
         """Addresses mail from which is our own (loop protection)."""
         found = [self.main_email, self.additional_email]

@@ -18,6 +18,7 @@ from email.utils import format_datetime, formataddr
 from mailbridge.domain.signature import Signature, render_signature
 from mailbridge.domain.threading import bare_subject, with_token
 
+_ID_PREFIX = "mb."  # our Message-IDs: mb.<ticket>.<unique>@<channel's domain>
 MAX_QUOTED = 30  # the product documents: at most the 30 latest messages of the correspondence
 @dataclass(frozen=True)
 class Quoted:
@@ -81,8 +82,14 @@ def subject_for(subject: str, ticket: int, prefix: str) -> str:
 def message_id(ticket: int | None, unique: str, domain: str) -> str:
     """On the channel's domain, carrying the ticket so a reply threads even without a stored
     copy of what it answers."""
-    return f"mb.{ticket if ticket is not None else 'notice'}.{unique}@" \
+    return f"{_ID_PREFIX}{ticket if ticket is not None else 'notice'}.{unique}@" \
            f"{domain or 'mailbridge.invalid'}"
+
+
+def may_be_ours(message_id: str | None) -> bool:
+    """Whether a Message-ID has the form of those `message_id` makes (a cheap test before
+    the store is asked)."""
+    return bool(message_id) and message_id.startswith(_ID_PREFIX)
 
 
 def quote_text(history: Sequence[Quoted]) -> str:

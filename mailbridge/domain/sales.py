@@ -45,11 +45,19 @@ def domain_of(address: str) -> str:
 
 
 def decide(counterparts: Sequence[str], subject: str, candidates: Iterable[Candidate],
-           matching: bool, matching_type: str, agent_domains: Iterable[str]) -> Decision:
-    """`counterparts`: the sender of received mail, the recipients of sent mail."""
+           matching: bool, matching_type: str, agent_domains: Iterable[str],
+           answers: Sequence[int] = ()) -> Decision:
+    """`counterparts`: the sender of received mail, the recipients of sent mail. `answers`:
+    the opportunities holding a mail this one replies to (by In-Reply-To and References,
+    nearest first): an answer to mail sent on an open opportunity updates it, whatever its
+    subject or sender, before the address and domain rules are tried."""
     if not matching:
         return Decision(INBOX)
     open_ones = [c for c in candidates if not c.excluded]
+    open_ids = {c.id for c in open_ones}
+    threaded = next((i for i in answers if i in open_ids), None)
+    if threaded is not None:
+        return Decision(UPDATE, threaded)
     others = {a.lower() for a in counterparts}
     if matching_type == ADDRESS_AND_SUBJECT:
         wanted = normalized(subject)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from mailbridge.connectors.base import Batch, Fetched, Fetcher
+from mailbridge.domain.compose import may_be_ours
 from mailbridge.domain.message import ParsedMessage
 from mailbridge.domain.source import SourceRef
 from mailbridge.pipeline.engagements import engagement_for, file_engagement
@@ -140,6 +141,9 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
             seen.record(item.ref, prep.fingerprint, None, IGNORED)
             return Outcome(item.ref, IGNORED, subject=subject)
     existing = seen.messages.get(prep.fingerprint)
+    if existing is None and filing is not None and prep.parsed is not None \
+            and may_be_ours(prep.parsed.message_id):  # our mail, back from Sent Items
+        existing = messages.sent_from_here(db, plan.name, prep.parsed.message_id)
     if existing is not None:
         seen.record(item.ref, prep.fingerprint, existing, DUPLICATE)
         return Outcome(item.ref, DUPLICATE, existing, subject=subject)

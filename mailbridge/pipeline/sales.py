@@ -8,7 +8,7 @@ from datetime import datetime
 from mailbridge.domain.engagement import in_window
 from mailbridge.domain.message import ParsedMessage
 from mailbridge.domain.sales import INBOX, NEW, UPDATE, decide, domain_of, without_chain
-from mailbridge.domain.threading import bare_subject
+from mailbridge.domain.threading import bare_subject, related_ids
 from mailbridge.pipeline.plan import ChannelPlan, SalesRules
 from mailbridge.pipeline.report import IN_INBOX, MATCHED, OPENED
 from mailbridge.store import sales
@@ -38,7 +38,8 @@ def file_sale(db: Store, plan: ChannelPlan, rules: SalesRules, message: int,
               parsed: ParsedMessage, counterparts: tuple[str, ...]) -> str:
     """`rules`: those of the agent whose mailbox the mail came from (plan.sales_for)."""
     decision = decide(counterparts, parsed.subject, sales.candidates(db, rules.projects),
-                      rules.matching, rules.matching_type, {domain_of(a) for a in plan.owner})
+                      rules.matching, rules.matching_type, {domain_of(a) for a in plan.owner},
+                      sales.answered(db, plan.name, related_ids(parsed)))
     if decision.kind == UPDATE and decision.opportunity is not None:
         text = without_chain(parsed.text) if rules.hide_email_chain else parsed.text
         note = ("also matched " + ", ".join(f"#{i}" for i in decision.ambiguous) +

@@ -137,3 +137,32 @@ def _send_one(db: Store, row: dict, sender: Sender, result: DrainResult) -> bool
         outbox.set_state(db, ident, outbox.SENT, note)
     result.rows.append(RowResult(ident, to, SENT, note or ""))
     return True
+
+
+class ByEnvelope:
+    """A sender per mailbox, chosen by each mail's envelope sender (a Microsoft 365 sales
+    channel sends as each agent's own mailbox), else `fallback` (the channel's outgoing
+    connection, or the alerts' one). Mail from an address with neither is refused for good:
+    it is never sent through another mailbox."""
+
+    def __init__(self, senders: dict[str, Sender], fallback: Sender | None) -> None:
+        self.senders = {address.lower(): s for address, s in senders.items()}
+        self.fallback = fallback
+
+    def _all(self) -> list[Sender]:
+        return [*self.senders.values(), *([self.fallback] if self.fallback else [])]
+
+    def check(self) -> dict[str, Any]:
+        return {"mailboxes": {a: s.check() for a, s in self.senders.items()},
+                **({"fallback": self.fallback.check()} if self.fallback else {})}
+
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> dict[str, str]:
+        found = self.senders.get(envelope_from.lower(), self.fallback)
+        if found is None:
+            raise SendFailed(f"{envelope_from} is none of the channel's mailboxes; it sends "
+                             "only from those", permanent=True)
+        return found.send(envelope_from, recipients, raw)
+
+    def close(self) -> None:
+        for sender in self._all():
+            sender.close()

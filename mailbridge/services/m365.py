@@ -109,6 +109,13 @@ def build_sender(out: dict[str, Any], label: str,
     return GraphSender(_client(apps[out["app"]], where), out["mailbox"])
 
 
+def mailbox_senders(channel: Channel) -> dict[str, GraphSender]:
+    """A sales channel's mail goes out as each enabled mailbox itself, through the app that
+    reads it (a delegated service account needs Mail.Send.Shared and Send As on each)."""
+    client = client_for(channel, channel.incoming["app"])
+    return {address: GraphSender(client, address) for address in enabled_mailboxes(channel)}
+
+
 def test_mailboxes(channel: Channel) -> dict[str, Any]:
     """`channels test` for Microsoft 365: one row per enabled mailbox."""
     client = client_for(channel, channel.incoming["app"])

@@ -21,7 +21,7 @@ from mailbridge.domain.checks import choice, pick, require
 from mailbridge.domain.workflow import WOKEN_BY_AGENT
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
-from mailbridge.pipeline.send import DrainResult, Sender, drain
+from mailbridge.pipeline.send import ByEnvelope, DrainResult, Sender, drain
 from mailbridge.services import fleet
 from mailbridge.services.briefs import AUTOMATIC_KINDS, Brief, brief
 from mailbridge.services.listing import Listing, cut
@@ -94,20 +94,20 @@ def plan_reply(config: Config, ticket: int, addressing: Addressing = Addressing(
     """Everything about a reply that can be checked before its text is written (read-only):
     the ticket and its channel, an outgoing connection and its secret, the agent, the
     attachments, and who it goes to (`recipients`: each gets a mail of their own)."""
-    _read_attachments(attachments)
+    read_attachments(attachments)
     with reading(config.store) as db:
         row, channel = _ticket(db, config, ticket)
-        _signature(db, channel, agent)
+        signature_for(db, channel, agent)
         return brief(db, row, _recipients(db, channel, row, addressing))
 
 
 def plan_forward(config: Config, ticket: int, agent: str | None = None,
                  attachments: tuple[Path, ...] = ()) -> Brief:
     """What `plan_reply` checks, for a forward (read-only)."""
-    _read_attachments(attachments)
+    read_attachments(attachments)
     with reading(config.store) as db:
         row, channel = _ticket(db, config, ticket)
-        _signature(db, channel, agent)
+        signature_for(db, channel, agent)
         return brief(db, row)
 
 
@@ -115,14 +115,14 @@ def reply(config: Config, ticket: int, text: str, agent: str | None = None,
           attachments: tuple[Path, ...] = (), to: Sequence[str] | None = None) -> Queued:
     """Queue a reply to `to` (default: the conversation's recipients, as `plan_reply` lists
     them). A closed ticket is reopened (a pending one stays pending)."""
-    files = _read_attachments(attachments)
+    files = read_attachments(attachments)
     with write_transaction(config.store) as db:
         return _queue_reply(db, config, ticket, text, agent, files, to)
 
 
 def forward(config: Config, ticket: int, to: str, text: str, agent: str | None = None,
             attachments: tuple[Path, ...] = ()) -> Queued:
-    files = _read_attachments(attachments)
+    files = read_attachments(attachments)
     with write_transaction(config.store) as db:
         return _queue_forward(db, config, ticket, to, text, agent, files)
 
@@ -179,7 +179,7 @@ def _queue_reply(db: Store, config: Config, ticket: int, text: str, agent: str |
                                else (None, ()))
     draft = compose.Draft(
         ticket=ticket, subject=row["subject"], body=text, **_sender(channel),
-        recipients=tuple(to), signature=_signature(db, channel, agent),
+        recipients=tuple(to), signature=signature_for(db, channel, agent),
         history=_history(history), quote=channel.quoting != "none",
         in_reply_to=in_reply_to, references=references, attachments=files)
     return _store_and_queue(db, channel, ticket, draft, "reply")
@@ -195,7 +195,7 @@ def _queue_forward(db: Store, config: Config, ticket: int, to: str, text: str,
                                 requester_name="", requester_email=to, kind="human")
     draft = compose.Draft(
         ticket=target, subject=row["subject"], body=text, **_sender(channel),
-        recipients=(to,), signature=_signature(db, channel, agent), history=_history(rows),
+        recipients=(to,), signature=signature_for(db, channel, agent), history=_history(rows),
         quote=True, attachments=files, prefix="Fwd")
     queued = _store_and_queue(db, channel, target, draft, "forward")
     if target != ticket:
@@ -213,7 +213,7 @@ def _sender(channel: Channel) -> dict[str, str]:
             "from_email": from_address(channel)}
 
 
-def _signature(db: Store, channel: Channel, agent: str | None) -> str:
+def signature_for(db: Store, channel: Channel, agent: str | None) -> str:
     personal = ""
     if agent is not None:
         name = pick("agent", agent, names.known(db, "agent"), "see `mailbridge agents list`")
@@ -238,6 +238,22 @@ def _history(rows: list[dict[str, Any]], limit: int | None = compose.MAX_QUOTED
 
 def _store_and_queue(db: Store, channel: Channel, ticket: int, draft: compose.Draft,
                      kind: str) -> Queued:
+    def file(message: int) -> None:
+        # an answer to a closed ticket reopens it; a pending one still waits for the customer
+        tickets.add_message(db, ticket, message, wakes=WOKEN_BY_AGENT)
+
+    message, rows = store_and_queue(db, channel, draft, kind, file, ticket=ticket)
+    return Queued(ticket, message, rows, draft.recipients)
+
+
+def store_and_queue(db: Store, channel: Channel, draft: compose.Draft, kind: str,
+                    file: Callable[[int], None], ticket: int | None = None,
+                    opportunity: int | None = None) -> tuple[int, tuple[int, ...]]:
+    """Compose the draft, store it as the channel's outgoing message (its text as the
+    conversation keeps it), `file` it (on its ticket or opportunity: that event comes
+    first), and queue one outbox row per recipient, about `ticket` or `opportunity`.
+    Returns the stored message and the rows. The stored copy is the first recipient's
+    mail, so a copy that comes back from Sent Items has its fingerprint."""
     domain = draft.from_email.rpartition("@")[2]
     made = compose.compose(draft, uuid.uuid4().hex[:16], domain)
     first = made.copies[0][1]
@@ -246,17 +262,16 @@ def _store_and_queue(db: Store, channel: Channel, ticket: int, draft: compose.Dr
                               prep.parse_error, direction="out")
     if channel.quoting == "send_to_client":  # the client gets the history, the ticket not
         messages.set_text(db, message, made.unquoted)
-    # an answer to a closed ticket reopens it; a pending one still waits for the customer
-    tickets.add_message(db, ticket, message, wakes=WOKEN_BY_AGENT)
+    file(message)
     bcc = (channel.outgoing or {}).get("bcc")
     rows = tuple(
         outbox.queue(db, channel.name, ticket, message, kind, draft.from_email,
-                     [recipient, *([bcc] if bcc else [])], raw)
+                     [recipient, *([bcc] if bcc else [])], raw, opportunity)
         for recipient, raw in made.copies)
-    return Queued(ticket, message, rows, draft.recipients)
+    return message, rows
 
 
-def _read_attachments(paths: tuple[Path, ...]) -> tuple[compose.Attachment, ...]:
+def read_attachments(paths: tuple[Path, ...]) -> tuple[compose.Attachment, ...]:
     found = []
     for path in paths:
         try:
@@ -277,15 +292,28 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
             continue
         if not outbox.depth(db, channel.name):
             continue
-        if channel.outgoing is not None:
-            sender = sender_for(channel)
-        elif config.alerts.outgoing is not None:
-            sender = _build_sender(config.alerts.outgoing, f"{channel.name} via [alerts] outgoing",
-                                   config.alerts.apps)
-        else:
+        sender = _channel_sender(config, channel)
+        if sender is None:
             continue
         results.append(drain(db, channel.name, sender, fleet.owner(), should_stop, alive))
     return results
+
+
+def _channel_sender(config: Config, channel: Channel) -> Sender | None:
+    """The channel's outgoing connection, else `[alerts] outgoing` (only alert mail is queued
+    for a channel without one); a Microsoft 365 sales channel sends each agent's mail as
+    that agent's own mailbox (services/opportunity_mail.py queues it)."""
+    fallback = None
+    if channel.outgoing is not None:
+        fallback = sender_for(channel)
+    elif config.alerts.outgoing is not None:
+        fallback = _build_sender(config.alerts.outgoing, f"{channel.name} via [alerts] outgoing",
+                                 config.alerts.apps)
+    if channel.sends_as_mailboxes:
+        from mailbridge.services import m365
+
+        return ByEnvelope(m365.mailbox_senders(channel), fallback)
+    return fallback
 
 
 def list_outbox(config: Config, states: tuple[str, ...] = (), limit: int | None = None

@@ -120,7 +120,7 @@ def _sync_leased(db: Store, config: Config, channels: Sequence[Channel],
 def send_outbox(db: Store, config: Config, names: list[str],
                 should_stop: Callable[[], bool] = lambda: False) -> list[DrainResult]:
     if not any(outbox.depth(db, c.name) for c in config.channels
-               if c.outgoing or config.alerts.outgoing):
+               if c.outgoing or config.alerts.outgoing or c.sends_as_mailboxes):
         return []  # nothing to send: do not even load the composing and SMTP code
     from mailbridge.services import outgoing
 

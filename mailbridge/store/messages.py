@@ -24,6 +24,14 @@ def ids_by_fingerprint(db: Store, channel: str, fingerprints: Iterable[str]) -> 
     return found
 
 
+def sent_from_here(db: Store, channel: str, message_id: str) -> int | None:
+    """`channel`'s own outgoing message with this Message-ID: the mail a copy read back from
+    Sent Items is, even where the server rewrote some of its headers."""
+    row = db.execute("SELECT id FROM messages WHERE channel=? AND message_id=? AND "
+                     "direction='out' ORDER BY id LIMIT 1", [channel, message_id]).fetchone()
+    return row[0] if row else None
+
+
 def newest_received(db: Store, channel: str) -> str | None:
     return db.execute("SELECT max(stored_at) FROM messages WHERE channel=? AND direction='in'",
                       [channel]).fetchone()[0]

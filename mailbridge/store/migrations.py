@@ -368,11 +368,17 @@ def m014_agent_roles(db: Store) -> None:
     db.ddl("ALTER TABLE agents ADD COLUMN admin INTEGER NOT NULL DEFAULT 0")
 
 
+def m015_opportunity_mail(db: Store) -> None:
+    # Mail sent on an opportunity (`opportunities reply`): its outbox rows name it, as a
+    # ticket reply's name the ticket.
+    db.ddl("ALTER TABLE outbox ADD COLUMN opportunity INTEGER")
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
     m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches,
     m010_search_index, m011_ticket_workflow, m012_events, m013_client_domains,
-    m014_agent_roles)
+    m014_agent_roles, m015_opportunity_mail)
 
 
 def applied(db: Store) -> list[str]:

@@ -21,16 +21,19 @@ INTERRUPTED = ("interrupted while sending: it may or may not have gone out; chec
                "`mailbridge outbox retry` or cancel")
 COLUMNS = ("id", "channel", "ticket", "message", "kind", "envelope_from", "recipients_json",
            "state", "attempts", "last_error", "created_at", "updated_at", "sent_at",
-           "claimed_by")
+           "claimed_by", "opportunity")
 
 
 def queue(db: Store, channel: str, ticket: int | None, message: int | None, kind: str,
-          envelope_from: str, recipients: list[str], raw: bytes) -> int:
+          envelope_from: str, recipients: list[str], raw: bytes,
+          opportunity: int | None = None) -> int:
+    """`ticket` or `opportunity`: what the mail is about (neither: alert mail)."""
     stamp = now()
     row = insert_row(db, "outbox", {
         "channel": channel, "ticket": ticket, "message": message, "kind": kind,
         "envelope_from": envelope_from, "recipients_json": json.dumps(recipients), "raw": raw,
-        "state": PENDING, "created_at": stamp, "updated_at": stamp})
+        "state": PENDING, "created_at": stamp, "updated_at": stamp,
+        "opportunity": opportunity})
     if ticket is not None:  # a reply or forward of a ticket (alerts are not ticket work)
         events.emit(db, events.REPLY_QUEUED, channel, ticket, outbox=row, outbox_kind=kind,
                     message=message)

@@ -88,6 +88,22 @@ def candidates(db: Store, project: bool) -> list[Candidate]:
             for i, s, c, u, x, client in rows]
 
 
+def answered(db: Store, channel: str, related_ids: list[str]) -> list[int]:
+    """The opportunities holding a mail of `channel` with one of these Message-IDs, in the
+    order of the ids (the nearest answered first)."""
+    if not related_ids:
+        return []
+    rows = db.execute(
+        "SELECT m.message_id, om.opportunity FROM messages m JOIN opportunity_messages om "
+        f"ON om.message = m.id WHERE m.channel=? AND m.message_id IN "
+        f"({', '.join('?' * len(related_ids))}) ORDER BY om.opportunity",
+        [channel, *related_ids]).fetchall()
+    found: dict[int, int] = {}
+    for mid, opportunity in rows:
+        found.setdefault(opportunity, related_ids.index(mid))
+    return sorted(found, key=lambda o: found[o])
+
+
 def attach(db: Store, opportunity: int, message: int, text: str, how: str,
            note: str = "") -> None:
     """File a message to an opportunity: an `opportunity.updated` event, except for the mail
