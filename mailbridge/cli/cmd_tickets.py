@@ -33,6 +33,15 @@ group = typer.Typer(help="Read, answer, comment on, assign, move, prioritise, se
                     no_args_is_help=True)
 
 
+# Filters `tickets list` and `tickets search` share.
+ASSIGNEE_OPTION = typer.Option(None, "--assignee", parser=AGENT, metavar="AGENT|me|none",
+                               help="Only those of this agent, yours (me), or nobody's.")
+PRIORITY_OPTION = typer.Option(None, "--priority", parser=PRIORITY,
+                               help="Only those of this priority.")
+ME_OPTION = typer.Option(None, "--as", parser=AGENT,
+                         help="Who `me` is (default: $MAILBRIDGE_AGENT, else [me] agent).")
+
+
 # What a table shows of a ticket on a terminal; --format tsv or json has every field.
 TICKET_TABLE = {"id": "id", "status": "status", "priority": "prio", "queue": "queue",
                 "assignee": "assignee", "requester_email": "from", "subject": "subject",
@@ -47,16 +56,12 @@ def list_cmd(
     status: str = typer.Option("open", "--status", parser=TICKET_STATUS,
                                 help="open (an agent's turn), pending (waiting for the "
                                      "customer), closed or all."),
-    assignee: str = typer.Option(None, "--assignee", parser=AGENT, metavar="AGENT|me|none",
-                                 help="Only those of this agent, yours (me), or nobody's."),
-    priority: str = typer.Option(None, "--priority", parser=PRIORITY,
-                                 help="Only those of this priority."),
+    assignee: str = ASSIGNEE_OPTION,
+    priority: str = PRIORITY_OPTION,
     sort: str = typer.Option("id", "--sort", parser=SORT,
                              help="id (oldest first), created or updated (newest first), "
                                   "priority (most urgent first, then last updated)."),
-    agent: str = typer.Option(None, "--as", parser=AGENT,
-                              help="Who `me` is (default: $MAILBRIDGE_AGENT, else [me] "
-                                   "agent)."),
+    agent: str = ME_OPTION,
     limit: int = LIMIT_OPTION,
     every: bool = ALL_OPTION,
     fmt: Format = FORMAT_OPTION,
@@ -84,15 +89,11 @@ def search_cmd(
     queue: str = typer.Option(None, "--queue", help="Only this queue."),
     status: str = typer.Option("all", "--status", parser=TICKET_STATUS,
                                 help="open, pending, closed or all (the default)."),
-    assignee: str = typer.Option(None, "--assignee", parser=AGENT, metavar="AGENT|me|none",
-                                 help="Only those of this agent, yours (me), or nobody's."),
-    priority: str = typer.Option(None, "--priority", parser=PRIORITY,
-                                 help="Only those of this priority."),
+    assignee: str = ASSIGNEE_OPTION,
+    priority: str = PRIORITY_OPTION,
     since: str = typer.Option(None, "--since", help="Only tickets updated since: 12h, 7d, 2w "
                               "or a date."),
-    agent: str = typer.Option(None, "--as", parser=AGENT,
-                              help="Who `me` is (default: $MAILBRIDGE_AGENT, else [me] "
-                                   "agent)."),
+    agent: str = ME_OPTION,
     limit: int = LIMIT_OPTION,
     every: bool = ALL_OPTION,
     fmt: Format = FORMAT_OPTION,
