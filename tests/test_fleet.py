@@ -147,7 +147,7 @@ def test_three_hosts_share_forty_channels_through_a_kill_and_a_pause(tmp_path, p
         fleet.while_holding("host-b", signal.SIGSTOP)  # paused, its lease held
         # its leases run out (and the server ends a transaction it left open): host-c takes
         # them over, however long its own job of the moment takes on a loaded machine
-        time.sleep(LEASE_SECONDS * 3)
+        wait_for("the paused host's leases to be taken over", lambda: not fleet.holds("host-b"))
         fleet.procs["host-b"].send_signal(signal.SIGCONT)
         time.sleep(LEASE_SECONDS)
         arriving.set()

@@ -97,8 +97,11 @@ def test_ctrl_c_stops_a_sync_and_its_helpers_quietly(mb):
     for i in range(3000):
         drop(spool, message(f"Many {i}", message_id=f"{i}@many", body="line\n" * 100))
     # its own process group, as a terminal runs a command: Ctrl-C signals the whole group
+    # (with Ctrl-C's default action, as in a terminal: a runner started in the background
+    # by a shell without job control hands its children SIGINT ignored)
     sync = subprocess.Popen(cli(mb, "sync"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            process_group=0)
+                            process_group=0,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         helpers = wait_for("the parsing helpers", lambda: helpers_of(sync.pid))
         os.killpg(sync.pid, signal.SIGINT)
