@@ -95,28 +95,6 @@ class StoreContract:
                        ("channel", "mailbox", "folder"))
             assert db.execute("SELECT state_json FROM cursors").fetchall() == [('{"a": 1}',)]
 
-    def test_ids_reserved_in_a_pipeline_are_the_rows_ids_and_never_given_twice(self, target):
-        with connection(target) as db:
-            before = insert_row(db, "runs", {"channel": "c", "started_at": "t0"})
-            with db.atomic(), db.pipeline():
-                db.reserve_ids("runs", 3)
-                ids = [insert_row(db, "runs", {"channel": "c", "started_at": f"p{n}"})
-                       for n in range(2)]
-                found = db.execute("SELECT id, started_at FROM runs WHERE started_at LIKE 'p%' "
-                                   "ORDER BY id").fetchall()  # read inside: waits, then sees
-            assert found == [(ids[0], "p0"), (ids[1], "p1")]
-            assert before < ids[0] < ids[1]
-            after = insert_row(db, "runs", {"channel": "c", "started_at": "t1"})
-            assert after > ids[1]  # the id left over is not handed out again
-            with pytest.raises(StoreError), db.atomic(), db.pipeline():  # an error surfaces
-                db.execute("INSERT INTO runs (id, channel, started_at) VALUES (?, 'c', 'x')",
-                           [after])
-                db.execute("SELECT 1").fetchone()
-            assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
-            with db.atomic(), db.pipeline():  # a row count is right inside a pipeline too
-                assert db.execute("DELETE FROM runs WHERE started_at LIKE 'p%'").rowcount == 2
-                assert db.execute("DELETE FROM runs WHERE started_at = 'none'").rowcount == 0
-
     def test_bytes_and_text_come_back_exactly(self, target):
         raw = bytes(range(256)) * 50 + "Grüße, 中文 ☃ %s ?".encode()
         with connection(target) as db:

@@ -88,7 +88,7 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
                  guard: Guard | None = None) -> list[Outcome]:
     if prepared is None:
         prepared = prepare_all([item.raw for item in batch.items], plan.own_addresses)
-    with db.atomic(), db.pipeline():
+    with db.atomic():
         db.lock(f"channel:{plan.name}")  # threading reads what is stored, then adds to it
         if guard is not None:
             guard(db, batch.mailbox)
@@ -112,9 +112,6 @@ class _Seen:
         self.statuses = ledger.statuses(db, channel, [item.ref for item in items])
         self.messages = messages.ids_by_fingerprint(db, channel,
                                                     [p.fingerprint for p in prepared if p])
-        new = {p.fingerprint for item, p in zip(items, prepared, strict=True)
-               if p and item.ref not in self.statuses and p.fingerprint not in self.messages}
-        db.reserve_ids("messages", len(new))  # at most; fewer where a mode ignores some
 
     def record(self, ref: SourceRef, fingerprint: str, message: int | None,
                status: str) -> None:

@@ -101,19 +101,6 @@ class Store:
         with self.atomic():
             self.stage(writer, item)
 
-    def pipeline(self) -> contextlib.AbstractContextManager[object]:
-        """A block whose statements a database server is sent without waiting for each
-        answer: one waits only where a result is read (`fetchone`, `rowcount`). An error may
-        surface at a later statement of the block (the transaction fails all the same). Nothing
-        to wait for on SQLite, which runs in this process."""
-        return contextlib.nullcontext()
-
-    def reserve_ids(self, table: str, count: int) -> None:
-        """Inside `pipeline`: the next `count` rows `insert` adds to `table` take ids asked
-        for now, in one round trip, so that no insert waits for its own id. Ids left over
-        when the block ends are never used (a gap, as a rolled-back insert leaves). Nothing
-        to do on SQLite, where an insert's id costs no wait."""
-
     def insert(self, table: str, row: dict[str, Any], key: str | None = "id") -> int:
         """One INSERT; returns the new row's `key` column (0 when `key` is None)."""
         raise NotImplementedError

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import logging
 import re
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -89,16 +88,6 @@ def public_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class _Cursor(psycopg.Cursor):
-    """Inside a pipeline (`Store.pipeline`) psycopg knows a statement's row count only once
-    its result is read: reading `rowcount` reads it first, so a count is never wrong."""
-
-    @property
-    def rowcount(self) -> int:
-        self._fetch_pipeline()  # a no-op outside a pipeline or once the result is in
-        return super().rowcount
-
-
 class PostgresStore(Store):
     backend = "postgresql"
     shared = True
@@ -113,7 +102,6 @@ class PostgresStore(Store):
         self.where = where
         self.fulltext = PostgresFullText(self)
         self._release = release
-        self._reserved: dict[str, deque[int]] = {}  # see reserve_ids
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
         with self.translated():
@@ -137,26 +125,7 @@ class PostgresStore(Store):
         with self.translated(), self.conn.transaction(), self.staging():
             yield self
 
-    @contextlib.contextmanager
-    def pipeline(self) -> Iterator[object]:
-        try:
-            with self.translated(), self.conn.pipeline() as pipe:
-                yield pipe
-        finally:
-            self._reserved.clear()
-
-    def reserve_ids(self, table: str, count: int) -> None:
-        if count > 0:
-            self._reserved.setdefault(table, deque()).extend(r[0] for r in self.execute(
-                "SELECT nextval(pg_get_serial_sequence(?, 'id')) FROM generate_series(1, ?)",
-                [table, count]))
-
     def insert(self, table: str, row: dict[str, Any], key: str | None = "id") -> int:
-        if key == "id" and self._reserved.get(table):
-            row = {"id": self._reserved[table].popleft(), **row}
-            self.execute(f"INSERT INTO {table} ({', '.join(row)}) "
-                         f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
-            return row["id"]
         sql = (f"INSERT INTO {table} ({', '.join(row)}) "
                f"VALUES ({', '.join('?' * len(row))})")
         if key is None:
@@ -229,7 +198,7 @@ class PostgresBackend:
 
     def _kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT,
-                                  "application_name": "mailbridge", "cursor_factory": _Cursor}
+                                  "application_name": "mailbridge"}
         password = self._password() if self._password else None
         if password is not None:
             kwargs["password"] = password
