@@ -34,13 +34,13 @@ def can_unshare() -> bool:
                           timeout=10).returncode == 0
 
 
-def wait_for(what: str, check, timeout: float = WAIT) -> None:
+def wait_for(what: str, check, timeout: float = WAIT, explain=lambda: "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}\n{explain()}")
 
 
 class Fleet:
@@ -81,6 +81,17 @@ class Fleet:
             else:
                 self.procs[host].send_signal(signal.SIGCONT)
         raise AssertionError(f"{host} never held a lease when signalled")
+
+    def explain(self) -> str:
+        """What the hosts' sessions are doing and who holds what, for a wait that ran out."""
+        with connection(self.target, readonly=True) as db:
+            sessions = db.execute(
+                "SELECT pid, state, wait_event_type, wait_event, left(query, 120) "
+                "FROM pg_stat_activity WHERE application_name = 'mailbridge'").fetchall()
+            held = [row for row in leases.holders(db) if row["owner"]]
+        tails = {host: self.log(host)[-1500:] for host in self.procs}
+        return "\n".join([*map(str, sessions), *map(str, held),
+                          *(f"--- {host}:\n{tail}" for host, tail in tails.items())])
 
     def log(self, host: str) -> str:
         return (self.mb.root / f"{host}.log").read_text(errors="replace")
@@ -147,7 +158,8 @@ def test_three_hosts_share_forty_channels_through_a_kill_and_a_pause(tmp_path, p
         fleet.while_holding("host-b", signal.SIGSTOP)  # paused, its lease held
         # its leases run out (and the server ends a transaction it left open): host-c takes
         # them over, however long its own job of the moment takes on a loaded machine
-        wait_for("the paused host's leases to be taken over", lambda: not fleet.holds("host-b"))
+        wait_for("the paused host's leases to be taken over", lambda: not fleet.holds("host-b"),
+                 explain=fleet.explain)
         fleet.procs["host-b"].send_signal(signal.SIGCONT)
         time.sleep(LEASE_SECONDS)
         arriving.set()

@@ -320,3 +320,44 @@ class TestPostgres(StoreContract):
                                         "FROM messages").fetchone()
         assert method == "lz4"
         assert bytes(stored) == raw
+
+    def test_a_writer_paused_inside_a_many_row_insert_lets_go_of_its_locks(self, target):
+        """A host paused inside a transaction (SIGSTOP, a frozen VM) keeps its locks until the
+        server ends its session, idle in the transaction for a lease's length. The server only
+        starts counting once a statement has come up to its Sync: psycopg's executemany runs
+        in pipeline mode, whose rows the server executes before the one closing Sync, so a
+        host paused between them kept the events lock for good, and every other host's commit
+        waited behind it (the fleet test's paused host was then never taken over)."""
+        import os
+        import random
+        import signal
+        import subprocess
+        import sys
+
+        writer = (
+            "import sys\n"
+            "from mailbridge.config.model import StoreSettings\n"
+            "from mailbridge.store.backends import connection\n"
+            f"target = StoreSettings({target.url!r}, {target.password_ref!r}, lease_seconds=1)\n"
+            "with connection(target) as db:\n"
+            "    db.execute('CREATE TABLE IF NOT EXISTS scratch (a integer, b text)')\n"
+            "    print('ready', flush=True)\n"
+            "    while True:\n"
+            "        with db.atomic():\n"
+            "            db.lock('events')\n"
+            "            db.executemany('INSERT INTO scratch (a, b) VALUES (?, ?)',\n"
+            "                           [(i, 'row') for i in range(3000)])\n")
+        rng = random.Random(5)
+        for _round in range(5):
+            child = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=os.environ.copy())
+            try:
+                assert child.stdout.readline() == b"ready\n"
+                time.sleep(rng.uniform(0.1, 0.4))
+                child.send_signal(signal.SIGSTOP)
+                with connection(target) as db, db.atomic():
+                    db.execute("SET LOCAL lock_timeout = '6s'")  # a lease of 1 s, and slack
+                    db.lock("events")
+            finally:
+                child.kill()
+                child.wait(timeout=10)

@@ -57,6 +57,8 @@ class Store:
         raise NotImplementedError
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`INSERT INTO t (…) VALUES (…) [ON CONFLICT …]` once for each of `rows` (the only
+        shape it takes: a backend may run it as one multi-row statement)."""
         raise NotImplementedError
 
     def ddl(self, script: str) -> None:

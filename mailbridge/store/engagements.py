@@ -26,7 +26,7 @@ def record(db: Store, channel: str, message: int, direction: str, owner: str,
         "channel": channel, "message": message, "direction": direction, "owner": owner,
         "occurred_at": occurred_at, "created_at": now()})
     db.executemany("INSERT INTO engagement_contacts (engagement, contact, client) "
-                        "VALUES (?, ?, ?)", [(engagement, e, c) for e, c in matched])
+                   "VALUES (?, ?, ?)", [(engagement, e, c) for e, c in matched])
     events.emit(db, events.ENGAGEMENT_CREATED, channel, engagement=engagement,
                 message=message, direction=direction,
                 clients=sorted({c for _e, c in matched}))

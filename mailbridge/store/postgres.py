@@ -27,6 +27,7 @@ from mailbridge.store.db import Store, split_script
 from mailbridge.store.fulltext import PostgresFullText
 
 CONNECT_TIMEOUT = 10
+MAX_PARAMETERS = 65535  # the protocol's limit for one statement
 POOL_SIZE = 8  # run: the job, the heartbeat and the claim tick, one spare, and four hooks
 
 # The pool's own retry loop logs each failed attempt; our one-line error says it instead.
@@ -57,6 +58,20 @@ def to_pyformat(sql: str) -> str:
         else:
             out.append("%s" if ch == "?" else ch)
     return "".join(out)
+
+
+def _values_row(sql: str) -> tuple[str, str, str]:
+    """An `INSERT … VALUES (…) …` split around its one row of values."""
+    start = sql.upper().find(" VALUES (")
+    if not sql.lstrip().upper().startswith("INSERT") or start < 0:
+        raise ValueError(f"executemany takes an INSERT … VALUES (…) statement, not {sql!r}")
+    start += len(" VALUES ")
+    depth = 0
+    for end in range(start, len(sql)):
+        depth += {"(": 1, ")": -1}.get(sql[end], 0)
+        if depth == 0:
+            return sql[:start], sql[start:end + 1], sql[end + 1:]
+    raise ValueError(f"unbalanced parentheses in {sql!r}")
 
 
 def _text_safe(params: Sequence[Any]) -> Sequence[Any]:
@@ -108,8 +123,17 @@ class PostgresStore(Store):
             return self.conn.execute(to_pyformat(sql), _text_safe(params) or None)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self.translated(), self.conn.cursor() as cur:
-            cur.executemany(to_pyformat(sql), [_text_safe(row) for row in rows])
+        """One multi-row INSERT per chunk of rows, not psycopg's executemany: that runs in
+        pipeline mode, and the server executes a pipeline's rows before its one closing Sync,
+        while it counts a session idle in its transaction only from a Sync on. A host paused
+        between them (SIGSTOP, a frozen VM) kept its transaction's locks (the events lock,
+        its lease row) for as long as it stayed paused, and every other host waited."""
+        head, row, tail = _values_row(sql)
+        per_chunk = max(1, MAX_PARAMETERS // max(1, row.count("?")))
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start:start + per_chunk]
+            self.execute(f"{head}{', '.join([row] * len(chunk))}{tail}",
+                         [value for values in chunk for value in values])
 
     def ddl(self, script: str) -> None:
         for statement in split_script(postgres_types(script)):
