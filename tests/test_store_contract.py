@@ -267,6 +267,30 @@ class StoreContract:
             assert leases.hosts(db) == []
 
 
+    def test_staged_items_are_written_at_the_commit_a_last_writer_after_the_others(
+            self, target):
+        """The events writer takes a lock held until the commit: it must come after every
+        other staged writer (the PostgreSQL search index), not before them."""
+        written: list[tuple[str, list]] = []
+
+        def events(_db, items):
+            written.append(("events", items))
+
+        def index(_db, items):
+            written.append(("index", items))
+
+        with connection(target) as db:
+            with db.atomic():
+                db.stage(events, 1, last=True)
+                db.stage(index, 10)
+                with pytest.raises(RuntimeError), db.atomic():  # a failed savepoint's items go
+                    db.stage(index, 11)
+                    raise RuntimeError
+                db.stage(events, 2, last=True)
+                assert written == []
+            assert written == [("index", [10]), ("events", [1, 2])]
+
+
 class TestSqlite(StoreContract):
     @pytest.fixture
     def target(self, tmp_path):

@@ -96,6 +96,7 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
         seen = _Seen(db, plan.name, batch.items, prepared)
         outcomes = [_record(db, plan, item, prep, known, seen)
                     for item, prep in zip(batch.items, prepared, strict=True)]
+        seen.flush()
         if batch.cursor is not None:
             ledger.save_cursor(db, plan.name, batch.mailbox, batch.folder, batch.cursor)
     return outcomes
@@ -112,13 +113,19 @@ class _Seen:
         self.statuses = ledger.statuses(db, channel, [item.ref for item in items])
         self.messages = messages.ids_by_fingerprint(db, channel,
                                                     [p.fingerprint for p in prepared if p])
+        self.entries: list[tuple[SourceRef, str, int | None, str]] = []
 
     def record(self, ref: SourceRef, fingerprint: str, message: int | None,
                status: str) -> None:
-        ledger.record(self.db, self.channel, ref, fingerprint, message, status)
+        """Kept for `flush`, which writes the batch's ledger rows in one statement."""
+        self.entries.append((ref, fingerprint, message, status))
         self.statuses[ref] = status
         if message is not None:
             self.messages.setdefault(fingerprint, message)
+
+    def flush(self) -> None:
+        ledger.record(self.db, self.channel, self.entries)
+        self.entries = []
 
 
 def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,

@@ -37,6 +37,6 @@ def file_message(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessa
         requester_email=sender.email if sender else "",
         kind=classification,
         priority=route.priority if route else DEFAULT_PRIORITY,
+        message=message,
     )
-    tickets.add_message(db, ticket, message)
     return NEW_TICKET, ticket

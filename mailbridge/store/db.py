@@ -44,6 +44,7 @@ class Store:
     # What the current transaction staged to write last, just before it commits (events,
     # store/events.py): (writer, item) pairs; `staging` keeps it and the nesting depth.
     _staged: list[tuple[Callable[[Store, list[Any]], None], Any]] | None = None
+    _last: frozenset[Callable[[Store, list[Any]], None]] = frozenset()  # stage(last=True)
     _depth: int = 0
     fulltext: FullText  # the full-text index of messages, in this backend's own terms
 
@@ -90,12 +91,17 @@ class Store:
             self._depth -= 1
         if self._depth == 0 and staged:
             items, self._staged = list(staged), []
-            for writer in dict.fromkeys(w for w, _ in items):
-                writer(self, [item for w, item in items if w is writer])
+            writers = dict.fromkeys(w for w, _ in items)  # a bound method is ==, not `is`
+            for writer in sorted(writers, key=lambda w: w in self._last):
+                writer(self, [item for w, item in items if w == writer])
 
-    def stage(self, writer: Callable[[Store, list[Any]], None], item: Any) -> None:
+    def stage(self, writer: Callable[[Store, list[Any]], None], item: Any,
+              last: bool = False) -> None:
         """Have `writer(db, items)` write `item` when the transaction commits (at once, in a
-        transaction of its own, outside one)."""
+        transaction of its own, outside one); a `last` writer after every other (one that
+        takes a lock held until the commit)."""
+        if last:
+            self._last = self._last | {writer}
         if self._depth:
             assert self._staged is not None
             self._staged.append((writer, item))
@@ -135,11 +141,16 @@ def insert_row(db: Store, table: str, row: dict[str, Any], key: str | None = "id
 
 def upsert_row(db: Store, table: str, row: dict[str, Any], conflict: Sequence[str]) -> None:
     """INSERT, or UPDATE every other column of the row whose `conflict` columns match."""
-    names = ", ".join(row)
-    updates = ", ".join(f"{c}=excluded.{c}" for c in row if c not in conflict)
-    db.execute(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(row))}) "
-               f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}",
-               list(row.values()))
+    upsert_rows(db, table, list(row), [list(row.values())], conflict)
+
+
+def upsert_rows(db: Store, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                conflict: Sequence[str]) -> None:
+    """upsert_row for many rows (no two with the same `conflict` values) in one go."""
+    updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c not in conflict)
+    db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                   f"VALUES ({', '.join('?' * len(columns))}) "
+                   f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}", rows)
 
 
 def update_row(db: Store, table: str, ident: int, values: dict[str, Any]) -> None:

@@ -62,7 +62,8 @@ def emit(db: Store, kind: str, channel: str | None = None, ticket: int | None = 
     assert kind in KINDS, kind
     db.stage(_write, {"kind": kind, "channel": channel, "ticket": ticket,
                       "engagement": engagement, "opportunity": opportunity,
-                      "payload": json.dumps(payload, sort_keys=True), "created_at": now()})
+                      "payload": json.dumps(payload, sort_keys=True), "created_at": now()},
+             last=True)
 
 
 def _write(db: Store, rows: list[dict[str, Any]]) -> None:

@@ -166,14 +166,25 @@ class PostgresFullText(FullText):
                 f"SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT {self.BATCH}", [last])]
             if not ids:
                 return
-            self.add(ids)
+            self._index(self.db, ids)
             last = ids[-1]
 
     def add(self, messages: Sequence[int]) -> None:
-        rows = self.db.execute(f"SELECT id, subject, body, sender, attachments FROM "
-                               f"{self.SOURCE} WHERE id IN ({_marks(len(messages))})",
-                               list(messages)).fetchall()
-        self.db.executemany(
+        """Indexed as the transaction commits, all its messages in two statements: a database
+        server answers each in a round trip, and two a message were a fifth of a sync. What
+        is indexed is the message as it is then, so a change after the add is indexed too;
+        `remove` takes out at once what is indexed already."""
+        for message in messages:
+            self.db.stage(self._index, message)
+
+    def _index(self, db: Store, messages: Sequence[int]) -> None:
+        messages = list(dict.fromkeys(messages))  # an upsert may not touch a row twice
+        rows = db.execute(f"SELECT id, subject, body, sender, attachments FROM "
+                          f"{self.SOURCE} WHERE id IN ({_marks(len(messages))})",
+                          messages).fetchall()
+        if not rows:
+            return
+        db.executemany(
             "INSERT INTO message_search (message, document) VALUES (?, "
             "setweight(to_tsvector('simple', ?), 'A') || setweight(to_tsvector('simple', ?), 'B')"
             " || setweight(to_tsvector('simple', ?), 'B') || "

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailbridge.domain.source import SourceRef
-from mailbridge.store.db import Store, now, upsert_row
+from mailbridge.store.db import Store, now, upsert_row, upsert_rows
 
 
 def statuses(db: Store, channel: str, refs: Iterable[SourceRef]) -> dict[SourceRef, str]:
@@ -70,14 +70,20 @@ class LedgerState:
         return known(self.db, self.channel, mailbox, folder, keys, self.reopen)
 
 
-def record(db: Store, channel: str, ref: SourceRef, fingerprint: str,
-           message: int | None, status: str) -> None:
-    upsert_row(
-        db, "ledger",
-        {"channel": channel, "mailbox": ref.mailbox, "folder": ref.folder, "source_key": ref.key,
-         "fingerprint": fingerprint, "message": message, "status": status, "stored_at": now()},
-        ("channel", "mailbox", "folder", "source_key"),
-    )
+COLUMNS = ("channel", "mailbox", "folder", "source_key", "fingerprint", "message", "status",
+           "stored_at")
+KEY = COLUMNS[:4]
+
+
+def record(db: Store, channel: str, entries: Iterable[tuple[SourceRef, str, int | None, str]]
+           ) -> None:
+    """What became of each item (ref, fingerprint, message, status), a batch's in one
+    statement: an item given twice is recorded with its last status."""
+    stamp = now()
+    rows = {ref: (channel, ref.mailbox, ref.folder, ref.key, fingerprint, message, status, stamp)
+            for ref, fingerprint, message, status in entries}
+    if rows:
+        upsert_rows(db, "ledger", COLUMNS, list(rows.values()), KEY)
 
 
 def get_cursor(db: Store, channel: str, mailbox: str, folder: str) -> dict[str, Any] | None:

@@ -19,43 +19,50 @@ def ensure_queue(db: Store, name: str) -> None:
 
 def find_for_thread(db: Store, channel: str, related_ids: Sequence[str],
                     token: int | None, message_id: str | None = None) -> int | None:
-    """The ticket a message answers: by the ids it refers to, else by the subject token, else
-    the ticket of a reply to it that was stored first (mail from several folders, or read and
-    unread mail, does not always arrive in the order it was written)."""
-    for mid in related_ids:
-        row = db.execute(
-            "SELECT tm.ticket FROM messages m JOIN ticket_messages tm ON tm.message = m.id "
-            "WHERE m.channel=? AND m.message_id=? ORDER BY tm.ticket LIMIT 1",
-            [channel, mid],
-        ).fetchone()
-        if row:
-            return row[0]
+    """The ticket a message answers: by the ids it refers to (the first that has one), else
+    by the subject token, else the ticket of a reply to it that was stored first (mail from
+    several folders, or read and unread mail, does not always arrive in the order it was
+    written). One query for the three (a round trip each on a database server)."""
+    thread = ("SELECT {rank}, {ref}, tm.ticket FROM messages m JOIN ticket_messages tm "
+              "ON tm.message = m.id WHERE m.channel=? AND m.{column}")
+    parts: list[str] = []
+    params: list[Any] = []
+    if related_ids:
+        parts.append(thread.format(rank=0, ref="m.message_id", column="message_id") +
+                     f" IN ({', '.join('?' * len(related_ids))})")
+        params += [channel, *related_ids]
     if token is not None:
-        row = db.execute("SELECT id FROM tickets WHERE id=? AND channel=?",
-                         [token, channel]).fetchone()
-        if row:
-            return row[0]
+        parts.append("SELECT 1, NULL, id FROM tickets WHERE id=? AND channel=?")
+        params += [token, channel]
     if message_id:
-        row = db.execute(
-            "SELECT tm.ticket FROM messages m JOIN ticket_messages tm ON tm.message = m.id "
-            "WHERE m.channel=? AND m.in_reply_to=? ORDER BY tm.ticket LIMIT 1",
-            [channel, message_id],
-        ).fetchone()
-        if row:
-            return row[0]
-    return None
+        parts.append(thread.format(rank=2, ref="NULL", column="in_reply_to") + "=?")
+        params += [channel, message_id]
+    if not parts:
+        return None
+    found: dict[tuple[int, str | None], int] = {}
+    for rank, ref, ticket in db.execute(" UNION ALL ".join(parts), params):
+        key = (rank, ref)
+        found[key] = min(ticket, found.get(key, ticket))
+    order = [(0, mid) for mid in related_ids] + [(1, None), (2, None)]
+    return next((found[key] for key in order if key in found), None)
 
 
 def create(db: Store, channel: str, queue: str, subject: str, requester_name: str,
-           requester_email: str, kind: str, priority: str = DEFAULT_PRIORITY) -> int:
+           requester_email: str, kind: str, priority: str = DEFAULT_PRIORITY,
+           message: int | None = None) -> int:
+    """A new open ticket; with `message`, the message that opens it (what add_message would
+    do to a new ticket, in one statement instead of three)."""
     ensure_queue(db, queue)
     stamp = now()
     ticket = insert_row(db, "tickets", {
         "channel": channel, "queue": queue, "status": "open", "kind": kind,
         "subject": subject, "requester_name": requester_name,
         "requester_email": requester_email, "created_at": stamp, "updated_at": stamp,
-        "message_count": 0, "priority": priority,
+        "message_count": 0 if message is None else 1, "priority": priority,
     })
+    if message is not None:
+        db.execute("INSERT INTO ticket_messages (ticket, message, added_at) VALUES (?, ?, ?)",
+                   [ticket, message, stamp])
     events.emit(db, events.TICKET_CREATED, channel, ticket, queue=queue, subject=subject,
                 requester=requester_email, classification=kind)
     return ticket
@@ -67,14 +74,17 @@ def add_message(db: Store, ticket: int, message: int,
     (a customer's answer: pending or closed; an auto-reply: none). The assignee stays. A
     message after the first is a `message.added` event (the first comes with
     `ticket.created`)."""
-    added = db.execute("INSERT INTO ticket_messages (ticket, message, added_at) "
-                       "VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING ticket",
-                       [ticket, message, now()]).fetchone()
+    added = db.execute(
+        "INSERT INTO ticket_messages (ticket, message, added_at) VALUES (?, ?, ?) "
+        "ON CONFLICT DO NOTHING RETURNING (SELECT channel FROM tickets WHERE id = ticket), "
+        "(SELECT status FROM tickets WHERE id = ticket), "
+        "(SELECT message_count FROM tickets WHERE id = ticket), "
+        "(SELECT from_email FROM messages WHERE id = message)",
+        [ticket, message, now()]).fetchone()
     if not added:
         return
-    channel, status, count, sender = db.execute(
-        "SELECT t.channel, t.status, t.message_count, coalesce(m.from_email, '') "
-        "FROM tickets t LEFT JOIN messages m ON m.id=? WHERE t.id=?", [message, ticket]).fetchone()
+    channel, status, count, sender = added
+    sender = sender or ""
     woken = status in wakes
     db.execute("UPDATE tickets SET message_count = message_count + 1, updated_at=?, status=? "
                "WHERE id=?", [now(), "open" if woken else status, ticket])
