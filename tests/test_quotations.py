@@ -13,6 +13,7 @@ from email import message_from_bytes, policy
 import pytest
 import tomli_w
 from conftest import m365_config
+from test_editor import editor  # noqa: F401 (a fixture)
 from test_opportunity_mail import DAN, agents, imap_sales_channel, shown
 from test_sales_graph import ok, one_error
 
@@ -264,3 +265,22 @@ def test_a_client_mailbox_must_be_able_to_send(mb):
     line = one_error(mb("clients", "set", "ACME", "--quotation-mailbox", "anna@us.test"))
     assert "channel sales has no outgoing connection" in line
     assert mb.value("SELECT quotation_mailbox FROM clients") is None
+
+
+def test_the_editor_starts_from_the_default_text(mb, editor):  # noqa: F811
+    anna = "anna@us.test"
+    mb.drop_channel("sales", mode="sales", owner=anna, agent="Anna",
+                    outgoing={"type": "sendmail"})
+    ok(mb("agents", "add", "Anna", "--email", anna))
+    ok(mb("opportunities", "add", "--summary", "Toner", "--contact", DAN))
+    quote = mb.root / "toner.pdf"
+    quote.write_bytes(PDF)
+    queued = ok(mb("opportunities", "quote", "1", "--file", str(quote), "--edit", "--as",
+                   "Anna", env=editor.env("Here it is.\n")))
+    assert f"quotation from {anna} (Anna's own sales mailbox" in queued.stderr
+    [template] = editor.templates
+    assert template.startswith("Hello,\n\nplease find attached our quotation for Toner.\n")
+    assert "# Quotation on opportunity #1: Toner" in template
+    [sent] = shown(mb, 1)
+    assert sent["text"].startswith("Here it is.")
+    assert mb.value("SELECT kind FROM outbox") == "opportunity quote"

@@ -206,7 +206,8 @@ def quote(
     message: str = typer.Option(None, "--message", "-m", help="The text (default: a line "
                                 "saying the quotation is attached)."),
     text_file: Path = typer.Option(None, "--file-text", help=FILE_HELP),
-    edit: bool = EDIT,
+    edit: bool = typer.Option(False, "--edit", "-e", help="Write the text in the editor, "
+                              "starting from --message, --file-text or the default text."),
     sender: str = typer.Option(None, "--from", metavar="ADDR", help="Send from this sales "
                                "mailbox: wins over the client's quotation mailbox and "
                                "[sales]; your own, one no agent is named for, or one the "
