@@ -77,7 +77,8 @@ def populated(mb, tmp_path):
     cs = mb.drop_channel("cs", mode="engagements", owner="anna@us.test",
                          connected_at=connected)
     sales = mb.drop_channel("sales", mode="sales", owner="anna@us.test", agent="Anna",
-                            matching=False, connected_at=connected)
+                            matching=False, connected_at=connected,
+                            outgoing={"type": "sendmail"})  # Anna's quotations
     assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
     assert mb("agents", "add", "Anna", "--email", "anna@us.test").exit_code == 0
     drop(desk, message("Printer on fire", message_id="t@x"))
@@ -93,6 +94,7 @@ def populated(mb, tmp_path):
     assert mb("clients", "set", "ACME", "--domain", "acme.test").exit_code == 0
     assert mb("inbox", "note", "3", "--client", "ACME").exit_code == 0  # a CRM note
     (tmp_path / "contacts.csv").write_text("email,name,client\ncid@acme.test,Cid,ACME\n")
+    (tmp_path / "quote.pdf").write_bytes(b"%PDF-1.4\n")
     (tmp_path / "opps.csv").write_text("summary,contact,client,type,project\n"
                                        "Deal,cid@acme.test,ACME,,no\n")
     return mb
@@ -103,6 +105,8 @@ def _args(path: str, fmt: str, tmp_path) -> list[str]:
         return [str(tmp_path / "contacts.csv")]
     if path == "opportunities import":
         return [str(tmp_path / "opps.csv")]
+    if path == "opportunities quote":  # --format is its dry run's
+        return ["1", "--file", str(tmp_path / "quote.pdf"), "--as", "Anna", "--dry-run"]
     if path == "store migrate":
         return ["--to", f"sqlite://{tmp_path / f'copy-{fmt}.db'}"]
     return ARGS.get(path, [])
@@ -152,7 +156,7 @@ def test_values_in_csv_and_tsv(populated):
     rows = list(csv.DictReader(io.StringIO(populated("channels", "list", "--format",
                                                      "csv").stdout)))
     assert {r["enabled"] for r in rows} == {"true"}
-    assert {r["outgoing"] for r in rows} == {"smtp", ""}
+    assert {r["outgoing"] for r in rows} == {"smtp", "sendmail", ""}
     outbox = populated("outbox", "list", "--format", "tsv").stdout.splitlines()
     header = outbox[0].split("\t")
     assert outbox[1].split("\t")[header.index("recipients")] == '["ann@customer.example"]'

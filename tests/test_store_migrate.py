@@ -56,6 +56,7 @@ def full_store(tmp_path, dovecot, imap_user, monkeypatch, corpus) -> tuple[Mailb
                  ("opportunities", "add", "--summary", "Deal", "--contact", "bob@acme.test"),
                  ("agents", "add", "alice", "--email", "alice@us.test")):
         assert mb(*args).exit_code == 0
+    mb.write("UPDATE clients SET quotation_mailbox=?", [OWNER])  # `clients set` would check it
     drop(cs, mail("bob@acme.test", OWNER, "Engaged", "e1@x"))
     dovecot.append(imap_user.username, imap_user.password,
                    [mail("bob@acme.test", OWNER, "Re: Deal", "s1@x"),
@@ -86,6 +87,7 @@ def test_migrate_copies_everything_and_a_sync_afterwards_fetches_nothing(full_st
     pg.write_config(json.loads(json.dumps(__import__("tomllib").loads(
         mb.config.read_text())["channel"])))
     assert {t: pg.value(f"SELECT count(*) FROM {t}") for t in copy.TABLES} == before
+    assert pg.value("SELECT quotation_mailbox FROM clients") == OWNER
     moved = dict(pg.query("SELECT id, raw FROM messages"))
     assert moved.keys() == raws.keys()
     assert all(bytes(moved[i]) == bytes(raws[i]) for i in raws)

@@ -57,29 +57,43 @@ def clients_set(ctx: typer.Context, name: str = typer.Argument(..., help="Client
                 add: list[str] = typer.Option([], "--domain", help=DOMAIN_HELP),
                 remove: list[str] = typer.Option([], "--no-domain",
                                                  help="Take this domain away (repeat for "
-                                                 "more).")) -> None:
-    """Change a client: give it mail domains or take them away."""
+                                                 "more)."),
+                mailbox: str = typer.Option(None, "--quotation-mailbox", metavar="ADDR",
+                                            help="The sales mailbox that sends this client's "
+                                            "quotations (`opportunities quote`), whatever "
+                                            "[sales] says; one mailbridge sends from."),
+                no_mailbox: bool = typer.Option(False, "--no-quotation-mailbox",
+                                                help="Let [sales] decide again.")) -> None:
+    """Change a client: give it mail domains or take them away; set the mailbox its
+    quotations go from (Halo's "Mailbox override for Quotation emails")."""
     from mailbridge.services import contacts
 
-    domains = contacts.set_client(state(ctx).config(), name, add, remove)
-    note(f"client {name}: domains {', '.join(domains) or 'none'}")
+    changed = contacts.set_client(state(ctx).config(), name, contacts.ClientChange(
+        add, remove, mailbox, no_mailbox))
+    note(f"client {changed['name']}: domains {', '.join(changed['domains']) or 'none'}")
+    if mailbox or no_mailbox:
+        note(f"client {changed['name']}: quotations from "
+             f"{changed['quotation_mailbox'] or 'the mailbox [sales] picks'}")
 
 
 @clients_group.command("list")
 def clients_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
     """Clients with their domains and their numbers of contacts, engagements and CRM notes.
-    JSON fields: name, domains, contacts, engagements, notes, created_at."""
+    JSON fields: name, domains, contacts, engagements, notes, quotation_mailbox (null: the
+    [sales] settings decide), created_at."""
     from mailbridge.services import contacts
 
     emit(contacts.list_clients(state(ctx).config()), fmt,
-         ("name", "domains", "contacts", "engagements", "notes", "created_at"))
+         ("name", "domains", "contacts", "engagements", "notes", "quotation_mailbox",
+          "created_at"))
 
 
 @clients_group.command("show")
 def clients_show(ctx: typer.Context, name: str = typer.Argument(..., help="Client name."),
                  fmt: Format = SHOW_FORMAT_OPTION
                  ) -> None:
-    """A client: its domains, contacts, latest engagements and latest CRM notes."""
+    """A client: its domains, quotation mailbox, contacts, latest engagements and latest CRM
+    notes."""
     from mailbridge.services import contacts
 
     found = contacts.show_client(state(ctx).config(), name)
@@ -87,6 +101,8 @@ def clients_show(ctx: typer.Context, name: str = typer.Argument(..., help="Clien
     def page() -> None:
         print_line(f"client {found['name']}")
         print_line(f"domains: {', '.join(found['domains']) or '-'}")
+        print_line("quotations from: "
+                   f"{found['quotation_mailbox'] or '- (the mailbox [sales] picks)'}")
         print_line("")
         write(found["contacts"], Format.table, CONTACT_COLUMNS)
         print_line("")

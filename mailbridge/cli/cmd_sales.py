@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from mailbridge.cli import editor
-from mailbridge.cli.cmd_outgoing import ATTACH_HELP, EDIT, FILE, MESSAGE
+from mailbridge.cli.cmd_outgoing import ATTACH_HELP, EDIT, FILE, FILE_HELP, MESSAGE
 from mailbridge.cli.hits import QUERY, emit_hits
 from mailbridge.cli.output import (
     ALL_OPTION,
@@ -27,11 +27,11 @@ from mailbridge.cli.pages import echo_message
 from mailbridge.cli.params import AGENT, ID, STATUS
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
-from mailbridge.errors import EXIT_PARTIAL
+from mailbridge.errors import EXIT_PARTIAL, UsageError
 from mailbridge.services.briefs import Brief
 
 if TYPE_CHECKING:
-    from mailbridge.services.opportunity_mail import Queued
+    from mailbridge.services.opportunity_mail import Queued, QuotePlan
 
 OPPORTUNITY_COLUMNS = ("id", "status", "project", "type", "summary", "contact_email", "client",
                        "agent", "updated_at")
@@ -194,6 +194,66 @@ def mail(
                                        attachments)
     _send_text(ctx, brief, "Mail on", message, file, edit, lambda text: opportunity_mail.mail(
         config, opportunity, text, agent, subject, to_list, cc_list, attachments))
+
+
+@opportunities_group.command("quote")
+def quote(
+    ctx: typer.Context,
+    opportunity: int = typer.Argument(..., parser=ID, help="Opportunity id."),
+    file: Path = typer.Option(..., "--file", help="The quotation (a PDF, say), attached."),
+    subject: str = typer.Option(None, "--subject", help="Default: \"Quotation: <the "
+                                "opportunity's summary>\"."),
+    message: str = typer.Option(None, "--message", "-m", help="The text (default: a line "
+                                "saying the quotation is attached)."),
+    text_file: Path = typer.Option(None, "--file-text", help=FILE_HELP),
+    edit: bool = typer.Option(False, "--edit", "-e", help="Write the text in the editor, "
+                              "starting from --message, --file-text or the default text."),
+    sender: str = typer.Option(None, "--from", metavar="ADDR", help="Send from this sales "
+                               "mailbox: wins over the client's quotation mailbox and "
+                               "[sales]; your own, one no agent is named for, or one the "
+                               "settings name for quotations."),
+    agent: str = typer.Option(None, "--as", parser=AGENT, help="The acting agent (default: "
+                              "$MAILBRIDGE_AGENT, else [me] agent)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say which mailbox would send it "
+                                 "and why; queue nothing."),
+    fmt: Format = SHOW_FORMAT_OPTION,
+) -> None:
+    """Mail a quotation to the opportunity's contact, the file attached, from the mailbox
+    the quotation rules pick (first that applies): --from; the client's quotation mailbox
+    (`clients set --quotation-mailbox`); [sales] quotation_from = ADDR; the acting agent's
+    own sales mailbox; [sales] fallback_mailbox. Queued in the outbox; `sync` or `run`
+    sends it; the answer comes back to the opportunity. --format applies to --dry-run (JSON
+    fields: opportunity, agent, from, rule, reason, to, subject, file)."""
+    from mailbridge.services import opportunity_mail
+
+    if fmt is not None and not dry_run:
+        raise UsageError("--format applies to --dry-run only", "add --dry-run, or leave "
+                         "--format out")
+    config = state(ctx).config()
+    plan = opportunity_mail.plan_quote(config, opportunity, agent, file, sender, subject)
+    if dry_run:
+        _dry_run(plan, fmt)
+        return
+    note(f"opportunity #{opportunity}: quotation from {plan.sender.address} "
+         f"({plan.sender.reason})")
+    start = plan.text if message is None and text_file is None else message
+    _send_text(ctx, plan.brief, "Quotation on", start, text_file, edit,
+               lambda text: opportunity_mail.quote(config, opportunity, text, agent, file,
+                                                   sender, subject))
+
+
+def _dry_run(plan: QuotePlan, fmt: Format | None) -> None:
+    record = {"opportunity": plan.brief.ticket, "agent": plan.agent,
+              "from": plan.sender.address, "rule": plan.sender.rule,
+              "reason": plan.sender.reason, "to": list(plan.brief.recipients),
+              "subject": plan.subject, "file": plan.file}
+
+    def page() -> None:
+        print_line(f"opportunity #{record['opportunity']}: the quotation ({plan.file}) would "
+                   f"go from {plan.sender.address} to {', '.join(plan.brief.recipients)}")
+        print_line(f"why: {plan.sender.reason}")
+        print_line("nothing was queued (--dry-run)")
+    emit_record(record, fmt, page)
 
 
 def _send_text(ctx: typer.Context, brief: Brief, action: str, message: str | None,

@@ -105,7 +105,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "clients add": ('mailbridge clients add "Acme Corp"',
                     "mailbridge clients add ACME --domain acme.com --domain acme.co.uk"),
     "clients set": ("mailbridge clients set ACME --domain acme.de",
-                    "mailbridge clients set ACME --no-domain acme.co.uk"),
+                    "mailbridge clients set ACME --no-domain acme.co.uk",
+                    "mailbridge clients set ACME --quotation-mailbox sales@example.com"),
     "clients list": ("mailbridge clients list",),
     "clients show": ("mailbridge clients show ACME",),
     "contacts": ("mailbridge contacts import contacts.csv",),
@@ -136,6 +137,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         'mailbridge opportunities mail 7 --subject "Our offer" --file offer.txt --as alice',
         "mailbridge opportunities mail 7 --to dan@acme.example --cc eve@acme.example "
         '-m "Shall we meet on Friday?"',
+    ),
+    "opportunities quote": (
+        "mailbridge opportunities quote 7 --file quote.pdf --dry-run   # which mailbox, and why",
+        'mailbridge opportunities quote 7 --file quote.pdf -m "Our offer, as discussed." '
+        "--as alice",
+        "mailbridge opportunities quote 7 --file quote.pdf --from sales@example.com",
     ),
     "opportunities close": ("mailbridge opportunities close 1",),
     "opportunities reopen": ("mailbridge opportunities reopen 1",),

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from mailbridge.config import paths
-from mailbridge.config.model import AlertSettings, Config, Hook, StoreSettings, build_channel
+from mailbridge.config.model import (
+    AlertSettings,
+    Config,
+    Hook,
+    SalesSettings,
+    StoreSettings,
+    build_channel,
+)
 from mailbridge.config.schema import (
     ALERTS,
     CHANNEL,
@@ -19,11 +26,13 @@ from mailbridge.config.schema import (
     ME,
     OUTGOING,
     ROUTE,
+    SALES,
     STORE,
     TOP_LEVEL,
     Validator,
 )
 from mailbridge.domain.checks import did_you_mean
+from mailbridge.domain.quotation import SALES_MAILBOXES
 from mailbridge.errors import ConfigError
 
 INIT_HINT = "run `mailbridge init` to create one, or pass --config PATH"
@@ -86,6 +95,10 @@ def validate(data: dict[str, Any], path: Path) -> Config:
     alerts["outgoing"] = (_alert_sender(v, raw_alerts["outgoing"])
                           if isinstance(raw_alerts, dict) and "outgoing" in raw_alerts else None)
     me = v.table("me", data.get("me", {}), ME)
+    sales = v.table("sales", data.get("sales", {}), SALES)
+    if sales.get("fallback_mailbox") and sales.get("quotation_from") != SALES_MAILBOXES:
+        v.problem("sales.fallback_mailbox", 'applies only with quotation_from = '
+                  '"sales_mailboxes" (an agent without a sales mailbox of their own)')
     apps = []
     for i, app in enumerate(_table_list(v, "m365", data.get("m365", []))):
         apps.append(v.table(f"m365[{_label(app, i)}]", app, M365_APP))
@@ -127,6 +140,8 @@ def validate(data: dict[str, Any], path: Path) -> Config:
                              alerts["outgoing"], alerts.get("apps") or {}),
         hooks=hooks,
         me_agent=me.get("agent"),
+        sales=SalesSettings(sales.get("quotation_from") or SALES_MAILBOXES,
+                            sales.get("fallback_mailbox")),
         data=data,
     )
 

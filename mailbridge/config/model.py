@@ -9,6 +9,7 @@ from typing import Any
 from mailbridge.config import paths
 from mailbridge.config.schema import DEFAULT_SCHEDULE
 from mailbridge.domain.checks import pick
+from mailbridge.domain.quotation import SALES_MAILBOXES
 from mailbridge.domain.routing import Route
 
 
@@ -158,6 +159,14 @@ class Hook:
 
 
 @dataclass(frozen=True)
+class SalesSettings:
+    """[sales]: who sends quotations (domain/quotation.py has the rules)."""
+
+    quotation_from: str = SALES_MAILBOXES  # or the one address that sends every quotation
+    fallback_mailbox: str | None = None  # for an agent without a sales mailbox of their own
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     store: StoreSettings
@@ -166,6 +175,7 @@ class Config:
     alerts: AlertSettings = AlertSettings()
     hooks: tuple[Hook, ...] = ()
     me_agent: str | None = None  # [me] agent: who "I" am (see services/agents.acting)
+    sales: SalesSettings = SalesSettings()
     data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def channel(self, name: str) -> Channel | None:

@@ -22,6 +22,7 @@ from mailbridge.domain.checks import (
     name,
     number,
 )
+from mailbridge.domain.quotation import SALES_MAILBOXES
 from mailbridge.domain.workflow import DEFAULT_PRIORITY, PRIORITIES
 
 REQUIRED = object()
@@ -402,6 +403,24 @@ ALERTS = {
 # Who "I" am on this machine: the acting agent when neither --as nor MAILBRIDGE_AGENT says.
 ME = {"agent": Key(label, None)}
 
+
+def quotation_from(v: Any) -> str:
+    """`"sales_mailboxes"` (each sending agent's own sales mailbox) or one address."""
+    if isinstance(v, str) and v.strip() == SALES_MAILBOXES:
+        return SALES_MAILBOXES
+    try:
+        return email(v)
+    except Invalid:
+        raise Invalid(f'must be "{SALES_MAILBOXES}" or the address of the mailbox that sends '
+                      "every quotation") from None
+
+
+# Who sends quotations (`opportunities quote`; domain/quotation.py has the rules).
+SALES = {
+    "quotation_from": Key(quotation_from, SALES_MAILBOXES),
+    "fallback_mailbox": Key(email, None),
+}
+
 def event_kinds(v: Any) -> tuple[str, ...]:
     """A hook's `on`: one event kind or a list of them (store/events.py has the list)."""
     from mailbridge.store.events import KINDS
@@ -422,4 +441,4 @@ HOOK = {
     "command": Key(string_list()),
     "timeout": Key(integer(1, 86_400), 60),
 }
-TOP_LEVEL = ("store", "alerts", "me", "m365", "channel", "hook")
+TOP_LEVEL = ("store", "alerts", "me", "sales", "m365", "channel", "hook")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from mailbridge.config.model import Config
 from mailbridge.domain import checks
 from mailbridge.domain.checks import label, pick, refusal, require
 from mailbridge.errors import NotFoundError, UsageError
+from mailbridge.services import opportunity_mail
 from mailbridge.services.csv_rows import read_rows
 from mailbridge.store import contacts, engagements, names, sales
 from mailbridge.store.db import Store
@@ -35,12 +37,30 @@ def add_client(config: Config, name: str, domains: Sequence[str] = ()) -> bool:
         return added
 
 
-def set_client(config: Config, name: str, add: Sequence[str], remove: Sequence[str]
-               ) -> list[str]:
-    """Give a client domains and take others away; its domains afterwards."""
-    if not add and not remove:
-        raise UsageError("nothing to change", "pass --domain DOMAIN or --no-domain DOMAIN")
-    wanted, unwanted = _domains(add), _domains(remove)
+@dataclass(frozen=True)
+class ClientChange:
+    """What `clients set` changes: domains to add and take away, and the quotation mailbox
+    (`quotation_mailbox` an address, or `no_quotation_mailbox` to go back to [sales])."""
+
+    add: Sequence[str] = ()
+    remove: Sequence[str] = ()
+    quotation_mailbox: str | None = None
+    no_quotation_mailbox: bool = False
+
+
+def set_client(config: Config, name: str, change: ClientChange) -> dict[str, Any]:
+    """Give a client domains and take others away, set or clear its quotation mailbox (one
+    mailbridge sends from); its domains and quotation mailbox afterwards."""
+    if change.quotation_mailbox and change.no_quotation_mailbox:
+        raise UsageError("--quotation-mailbox and --no-quotation-mailbox contradict each other")
+    if not (change.add or change.remove or change.quotation_mailbox
+            or change.no_quotation_mailbox):
+        raise UsageError("nothing to change", "pass --domain DOMAIN, --no-domain DOMAIN, "
+                         "--quotation-mailbox ADDR or --no-quotation-mailbox")
+    wanted, unwanted = _domains(change.add), _domains(change.remove)
+    mailbox = (opportunity_mail.require_sales_mailbox(config, change.quotation_mailbox,
+                                                      "--quotation-mailbox")
+               if change.quotation_mailbox else None)
     with write_transaction(config.store) as db:
         found = pick("client", name, names.known(db, "client"), CLIENTS_HINT)
         for domain in unwanted:
@@ -49,7 +69,10 @@ def set_client(config: Config, name: str, add: Sequence[str], remove: Sequence[s
                 raise UsageError(f"client {found} has no domain {domain} "
                                  f"(its domains: {', '.join(have) or 'none'})")
         _give(db, found, wanted)
-        return contacts.domains_by_client(db).get(found, [])
+        if mailbox or change.no_quotation_mailbox:
+            contacts.set_quotation_mailbox(db, found, mailbox)
+        return {"name": found, "domains": contacts.domains_by_client(db).get(found, []),
+                "quotation_mailbox": contacts.quotation_mailbox(db, found)}
 
 
 def _domains(given: Sequence[str]) -> list[str]:
@@ -131,6 +154,7 @@ def show_client(config: Config, name: str) -> dict[str, Any]:
         found = pick("client", name, names.known(db, "client"), CLIENTS_HINT)
         return {"name": found,
                 "domains": contacts.domains_by_client(db).get(found, []),
+                "quotation_mailbox": contacts.quotation_mailbox(db, found),
                 "contacts": contacts.contacts(db, found),
                 "engagements": list(engagements.list_engagements(db, client=found).rows(20)),
                 "notes": list(sales.notes(db, found, newest_first=True).rows(SHOWN_NOTES))}

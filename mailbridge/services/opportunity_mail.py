@@ -1,38 +1,41 @@
-"""Mail on opportunities (`opportunities reply`, `opportunities mail`): sent from the acting
-agent's own sales mailbox — "from the address of the agent completing the action, not the
-agent assigned to the ticket", and "the agent chosen here will be the only agent able to send
-emails from this address" (the sales-mailboxes document). It goes through the outbox exactly
-as a ticket reply does (services/outgoing.py), over Microsoft 365 as that mailbox or over the
-IMAP sales channel's [channel.outgoing]; the customer's answer threads back to the
-opportunity (pipeline/sales.py)."""
+"""Mail on opportunities (`opportunities reply`, `opportunities mail`, `opportunities
+quote`). Replies and mail are sent from the acting agent's own sales mailbox — "from the
+address of the agent completing the action, not the agent assigned to the ticket", and "the
+agent chosen here will be the only agent able to send emails from this address" (the
+sales-mailboxes document); a quotation from the sales mailbox the rules of
+domain/quotation.py pick (the command's --from, the client's, [sales]). It goes through the
+outbox exactly as a ticket reply does (services/outgoing.py), over Microsoft 365 as that
+mailbox or over the IMAP sales channel's [channel.outgoing]; the customer's answer threads
+back to the opportunity (pipeline/sales.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mailbridge.config.model import Channel, Config
-from mailbridge.domain import checks, compose
+from mailbridge.domain import checks, compose, quotation
 from mailbridge.domain.checks import label, require
 from mailbridge.domain.threading import bare_subject
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.services import agents as acting_agents
 from mailbridge.services import outgoing
 from mailbridge.services.briefs import Brief
-from mailbridge.store import messages, sales
+from mailbridge.store import contacts, messages, sales
 from mailbridge.store.db import Store
 from mailbridge.store.session import reading, write_transaction
 
-REPLY, MAIL = "opportunity reply", "opportunity mail"  # the outbox rows' kinds
+REPLY, MAIL, QUOTE = "opportunity reply", "opportunity mail", "opportunity quote"  # outbox kinds
 
 
 @dataclass(frozen=True)
 class SalesMailbox:
     channel: Channel
     address: str
+    agent: str | None = None  # whose personal mailbox it is (None: no agent is named)
 
 
 @dataclass(frozen=True)
@@ -45,32 +48,88 @@ class Queued:
     recipients: tuple[str, ...]
 
 
-def sales_mailbox(config: Config, agent: str) -> SalesMailbox | None:
-    """The agent's own sales mailbox: an enabled Microsoft 365 mailbox of a sales channel
-    whose agent they are (a mailbox without one is its channel's agent's), or an IMAP (or
-    drop) sales channel whose agent they are (its owner's address, or outgoing.from_email)."""
-    wanted = agent.casefold()
+def sales_mailboxes(config: Config) -> list[SalesMailbox]:
+    """Every sales mailbox mailbridge sends from, with its agent: each enabled Microsoft 365
+    mailbox of an enabled sales channel (a mailbox without an agent is its channel's
+    agent's), and each enabled IMAP (or drop) sales channel's (its owner's address, or
+    outgoing.from_email; its channel's agent's)."""
+    found = []
     for channel in config.channels:
         if channel.mode != "sales" or not channel.enabled:
             continue
         if channel.sends_as_mailboxes:
-            for box in channel.mailboxes:
-                owner = box.get("agent") or channel.agent or box["address"]
-                if box["enabled"] and owner.casefold() == wanted:
-                    return SalesMailbox(channel, box["address"])
-        elif channel.agent.casefold() == wanted and channel.owner_addresses:
+            found.extend(SalesMailbox(channel, box["address"], box.get("agent") or channel.agent
+                                      or None)
+                         for box in channel.mailboxes if box["enabled"])
+        elif channel.owner_addresses:
             address = (channel.outgoing or {}).get("from_email") or channel.owner_addresses[0]
-            return SalesMailbox(channel, address)
-    return None
+            found.append(SalesMailbox(channel, address, channel.agent or None))
+    return found
+
+
+def sales_mailbox(config: Config, agent: str) -> SalesMailbox | None:
+    """The agent's own sales mailbox: the first of `sales_mailboxes` whose agent they are
+    (a mailbox no agent is named for is the agent named as its address)."""
+    wanted = agent.casefold()
+    return next((box for box in sales_mailboxes(config)
+                 if (box.agent or box.address).casefold() == wanted), None)
 
 
 @dataclass(frozen=True)
 class _Sending:
-    """Who sends on which opportunity, from where."""
+    """Who sends on which opportunity, from where, and why from there."""
 
     opportunity: dict[str, Any]
     agent: str
     box: SalesMailbox
+    choice: quotation.Choice
+
+
+# Picks the mailbox (and says why) for the acting agent, on an opportunity.
+Chooser = Callable[[Store, Config, dict[str, Any], str], tuple[SalesMailbox, quotation.Choice]]
+
+
+def _own_mailbox(db: Store, config: Config, opportunity: dict[str, Any], agent: str
+                 ) -> tuple[SalesMailbox, quotation.Choice]:
+    """Replies and mail go from the acting agent's own sales mailbox, or not at all."""
+    box = sales_mailbox(config, agent)
+    if box is None:
+        raise UsageError(f"agent {agent} has no sales mailbox to send from",
+                         "a sales channel's mailbox sends only for its own agent (the "
+                         "mailbox's `agent`, or an IMAP sales channel's `agent`)")
+    return box, quotation.Choice(box.address, "own", f"{agent}'s own sales mailbox")
+
+
+def _quotation_mailbox(action_from: str | None) -> Chooser:
+    """Quotations go from the mailbox the rules of domain/quotation.py pick."""
+    wanted = require("--from", checks.email, action_from) if action_from else None
+
+    def choose(db: Store, config: Config, opportunity: dict[str, Any], agent: str
+               ) -> tuple[SalesMailbox, quotation.Choice]:
+        client = opportunity["client"]
+        settings = quotation.Settings(
+            config.sales.quotation_from, config.sales.fallback_mailbox, client,
+            contacts.quotation_mailbox(db, client) if client else None)
+        boxes = sales_mailboxes(config)
+        choice = quotation.choose_sender(agent, _mailboxes(boxes), settings, wanted)
+        return next(b for b in boxes if b.address == choice.address), choice
+    return choose
+
+
+def require_sales_mailbox(config: Config, address: str, source: str) -> str:
+    """`address` as the config spells it, if mailbridge can send from it; else a one-line
+    error naming the sales mailboxes it can send from (or the missing outgoing connection)."""
+    address = require(source, checks.email, address)
+    boxes = sales_mailboxes(config)
+    found = quotation.known_mailbox(_mailboxes(boxes), address, source).address
+    box = next(b for b in boxes if b.address == found)
+    if not box.channel.sends_as_mailboxes:
+        outgoing.sender_for(box.channel)
+    return found
+
+
+def _mailboxes(boxes: list[SalesMailbox]) -> list[quotation.Mailbox]:
+    return [quotation.Mailbox(b.address, b.agent) for b in boxes]
 
 
 def plan_reply(config: Config, opportunity: int, agent: str | None,
@@ -123,6 +182,48 @@ def mail(config: Config, opportunity: int, text: str, agent: str | None, subject
                       _recipients(sending, to, cc), files)
 
 
+@dataclass(frozen=True)
+class QuotePlan:
+    """What `opportunities quote` will do, known before its text is written."""
+
+    brief: Brief
+    agent: str
+    sender: quotation.Choice
+    subject: str
+    text: str  # the default text
+    file: str  # the quotation's file name
+
+
+def plan_quote(config: Config, opportunity: int, agent: str | None, file: Path,
+               action_from: str | None = None, subject: str | None = None) -> QuotePlan:
+    """Everything a quotation needs that can be checked before its text is written
+    (read-only): the opportunity and its contact, the acting agent, the mailbox that sends
+    it and why (domain/quotation.py), the file."""
+    outgoing.read_attachments((file,))
+    subject = require("--subject", label, subject) if subject is not None else None
+    with reading(config.store) as db:
+        sending = _sending(db, config, opportunity, agent, "opportunities quote",
+                           _quotation_mailbox(action_from))
+        summary = sending.opportunity["summary"]
+        return QuotePlan(_brief(sending, None, _recipients(sending, (), ())), sending.agent,
+                         sending.choice, subject or quotation.subject(summary),
+                         quotation.default_text(summary), file.name)
+
+
+def quote(config: Config, opportunity: int, text: str, agent: str | None, file: Path,
+          action_from: str | None = None, subject: str | None = None) -> Queued:
+    """Queue the quotation `file` to the opportunity's contact, from the mailbox the rules
+    pick; its answer threads back to the opportunity."""
+    files = outgoing.read_attachments((file,))
+    subject = require("--subject", label, subject) if subject is not None else None
+    with write_transaction(config.store) as db:
+        sending = _sending(db, config, opportunity, agent, "opportunities quote",
+                           _quotation_mailbox(action_from))
+        return _queue(db, sending, QUOTE, text,
+                      subject or quotation.subject(sending.opportunity["summary"]),
+                      _recipients(sending, (), ()), files)
+
+
 def _queue(db: Store, sending: _Sending, kind: str, text: str, subject: str,
            recipients: tuple[str, ...], files: tuple[compose.Attachment, ...],
            **threading: Any) -> Queued:
@@ -163,21 +264,18 @@ def _recipients(sending: _Sending, to: Sequence[str], cc: Sequence[str]) -> tupl
 
 
 def _sending(db: Store, config: Config, opportunity: int, agent: str | None,
-             doing: str) -> _Sending:
-    """The opportunity, the acting agent and their own sales mailbox, or a one-line error."""
+             doing: str, choose: Chooser = _own_mailbox) -> _Sending:
+    """The opportunity, the acting agent and the mailbox `choose` picks (their own sales
+    mailbox by default), or a one-line error."""
     found = sales.get(db, opportunity)
     if found is None:
         raise NotFoundError(f"no opportunity #{opportunity}",
                             "see `mailbridge opportunities list`")
     name = acting_agents.require_acting(db, config, agent, doing)
-    box = sales_mailbox(config, name)
-    if box is None:
-        raise UsageError(f"agent {name} has no sales mailbox to send from",
-                         "a sales channel's mailbox sends only for its own agent (the "
-                         "mailbox's `agent`, or an IMAP sales channel's `agent`)")
+    box, choice = choose(db, config, found, name)
     if not box.channel.sends_as_mailboxes:
         outgoing.sender_for(box.channel)  # fail now, not at drain time, when it cannot send
-    return _Sending(found, name, box)
+    return _Sending(found, name, box, choice)
 
 
 def _last_incoming(db: Store, config: Config, opportunity: int) -> dict[str, Any]:

@@ -19,14 +19,27 @@ def add_client(db: Store, name: str) -> bool:
 def clients(db: Store) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT c.name, count(DISTINCT k.email), count(DISTINCT ec.engagement), "
-        "count(DISTINCT n.id), c.created_at "
+        "count(DISTINCT n.id), c.quotation_mailbox, c.created_at "
         "FROM clients c LEFT JOIN contacts k ON k.client = c.name "
         "LEFT JOIN engagement_contacts ec ON ec.client = c.name "
         "LEFT JOIN crm_notes n ON n.client = c.name GROUP BY c.name ORDER BY c.name")
     domains = domains_by_client(db)
     return [{"name": name, "domains": domains.get(name, []), "contacts": contacts,
-             "engagements": engagements, "notes": notes, "created_at": created}
-            for name, contacts, engagements, notes, created in rows]
+             "engagements": engagements, "notes": notes, "quotation_mailbox": mailbox,
+             "created_at": created}
+            for name, contacts, engagements, notes, mailbox, created in rows]
+
+
+def quotation_mailbox(db: Store, client: str) -> str | None:
+    """The mailbox that sends the client's quotations (None: the [sales] settings decide);
+    `client` in any case, as an opportunity may spell it."""
+    row = db.execute("SELECT quotation_mailbox FROM clients WHERE lower(name)=lower(?)",
+                     [client]).fetchone()
+    return row[0] if row else None
+
+
+def set_quotation_mailbox(db: Store, client: str, address: str | None) -> None:
+    db.execute("UPDATE clients SET quotation_mailbox=? WHERE name=?", [address, client])
 
 
 def add_domain(db: Store, client: str, domain: str) -> str | None:

@@ -374,11 +374,17 @@ def m015_opportunity_mail(db: Store) -> None:
     db.ddl("ALTER TABLE outbox ADD COLUMN opportunity INTEGER")
 
 
+def m016_quotation_mailbox(db: Store) -> None:
+    # A client's "Mailbox override for Quotation emails" (`clients set --quotation-mailbox`):
+    # the mailbox that sends its opportunities' quotations; NULL: the [sales] settings decide.
+    db.ddl("ALTER TABLE clients ADD COLUMN quotation_mailbox TEXT")
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
     m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches,
     m010_search_index, m011_ticket_workflow, m012_events, m013_client_domains,
-    m014_agent_roles, m015_opportunity_mail)
+    m014_agent_roles, m015_opportunity_mail, m016_quotation_mailbox)
 
 
 def applied(db: Store) -> list[str]:
