@@ -89,8 +89,11 @@ def test_a_reply_carries_the_formatted_signature(mb, smtp):
               "<b>Alice</b> <script>x()</script>\n2nd line").exit_code == 0
     assert mb("tickets", "reply", "1", "-m", "On it.").exit_code == 0
     assert mb("tickets", "reply", "1", "-m", "Fixed.", "--as", "alice").exit_code == 0
+    acting = mb("tickets", "reply", "1", "-m", "Closing.", env={"MAILBRIDGE_AGENT": "alice"})
+    assert acting.exit_code == 0  # the acting agent, as every command that acts takes it
     assert mb("sync").exit_code == 0
-    common, personal = (r.message for r in smtp.received)
+    common, personal, by_env = (r.message for r in smtp.received)
+    assert by_env.get_body(("plain",)).get_content().startswith("Closing.\n\nAlice\n")
     assert common.get_content_type() == "multipart/alternative"
     assert common.get_body(("plain",)).get_content().startswith(
         "On it.\n\n-- \nAcme Support\nacme.example <https://acme.example>\n")

@@ -22,7 +22,7 @@ from mailbridge.cli.output import (
     note,
     row_limit,
 )
-from mailbridge.cli.params import ADDRESS, AGENT, ID
+from mailbridge.cli.params import ADDRESS, AGENT, ID, acting_agent
 from mailbridge.cli.state import state
 from mailbridge.errors import UsageError
 from mailbridge.services.briefs import Brief
@@ -39,6 +39,7 @@ FILE_HELP = "Read the text from this file (a kept draft, for one)."
 MESSAGE = typer.Option(None, "--message", "-m", help=editor.HELP)
 FILE = typer.Option(None, "--file", help=FILE_HELP)
 EDIT = typer.Option(False, "--edit", "-e", help=editor.EDIT_HELP)
+SENDING_AGENT = acting_agent("The agent sending it, whose personal signature is used")
 
 
 def reply(
@@ -47,7 +48,7 @@ def reply(
     message: str = MESSAGE,
     file: Path = FILE,
     edit: bool = EDIT,
-    agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
+    agent: str = SENDING_AGENT,
     attach: list[Path] = typer.Option(None, "--attach", help=ATTACH_HELP),
     to: list[str] = typer.Option(None, "--to", help="Send to this address instead of the "
                                  "conversation's recipients (repeatable)."),
@@ -107,7 +108,7 @@ def forward(
     message: str = MESSAGE,
     file: Path = FILE,
     edit: bool = EDIT,
-    agent: str = typer.Option(None, "--as", help="Agent whose personal signature to use."),
+    agent: str = SENDING_AGENT,
     attach: list[Path] = typer.Option(None, "--attach", help=ATTACH_HELP),
 ) -> None:
     """Queue the whole conversation to another address. With the channel's

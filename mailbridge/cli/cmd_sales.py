@@ -24,7 +24,7 @@ from mailbridge.cli.output import (
     row_limit,
 )
 from mailbridge.cli.pages import echo_message
-from mailbridge.cli.params import AGENT, ID, STATUS
+from mailbridge.cli.params import ID, STATUS, acting_agent
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.errors import EXIT_PARTIAL, UsageError
@@ -44,9 +44,7 @@ NOTE_TABLE = {"id": "id", "client": "client", "created_at": "noted", "from": "fr
               "subject": "subject", "message": "message"}
 
 ATTACH = typer.Option(None, "--attach", help=ATTACH_HELP)
-AS_OPTION = typer.Option(None, "--as", parser=AGENT, help="The acting agent (default: "
-                         "$MAILBRIDGE_AGENT, else [me] agent); the mail goes from their own "
-                         "sales mailbox.")
+AS_OPTION = acting_agent("The acting agent, whose own sales mailbox sends the mail")
 
 opportunities_group = typer.Typer(help="Opportunities and projects mail is matched to.",
                                   no_args_is_help=True)
@@ -212,8 +210,7 @@ def quote(
                                "mailbox: wins over the client's quotation mailbox and "
                                "[sales]; your own, one no agent is named for, or one the "
                                "settings name for quotations."),
-    agent: str = typer.Option(None, "--as", parser=AGENT, help="The acting agent (default: "
-                              "$MAILBRIDGE_AGENT, else [me] agent)."),
+    agent: str = acting_agent(),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say which mailbox would send it "
                                  "and why; queue nothing."),
     fmt: Format = SHOW_FORMAT_OPTION,
@@ -398,9 +395,7 @@ def inbox_note(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
 
 @inbox_group.command("delete")
 def inbox_delete(ctx: typer.Context, item: int = typer.Argument(..., parser=ID),
-                 agent: str = typer.Option(None, "--as", parser=AGENT,
-                                           help="The agent you are, an administrator (default: "
-                                                "$MAILBRIDGE_AGENT, else [me] agent).")) -> None:
+                 agent: str = acting_agent("The agent you are, an administrator")) -> None:
     """Remove the mail from My Inbox (the stored copy stays). Only administrators may: the
     acting agent's role (`agents set NAME --admin`) decides."""
     from mailbridge.services import sales

@@ -6,14 +6,13 @@ from __future__ import annotations
 import typer
 
 from mailbridge.cli.output import note
-from mailbridge.cli.params import AGENT, ID, PRIORITY
+from mailbridge.cli.params import AGENT, ID, PRIORITY, acting_agent
 from mailbridge.cli.state import state
 from mailbridge.errors import UsageError
 from mailbridge.services import triage
 
 TICKETS = typer.Argument(..., parser=ID, metavar="TICKET", help="Ticket ids.")
-AS = typer.Option(None, "--as", parser=AGENT,
-                  help="The agent you are (default: $MAILBRIDGE_AGENT, else [me] agent).")
+AS = acting_agent("The agent you are")
 
 
 def assign(

@@ -23,7 +23,7 @@ from mailbridge.cli.output import (
     row_limit,
 )
 from mailbridge.cli.pages import echo_message, write_raw
-from mailbridge.cli.params import AGENT, ID, PRIORITY, QUEUE, SORT, TICKET_STATUS
+from mailbridge.cli.params import AGENT, ID, PRIORITY, QUEUE, SORT, TICKET_STATUS, acting_agent
 from mailbridge.cli.state import state
 from mailbridge.cli.terminal import print_line, print_text
 from mailbridge.services import queries, search, triage
@@ -38,8 +38,7 @@ ASSIGNEE_OPTION = typer.Option(None, "--assignee", parser=AGENT, metavar="AGENT|
                                help="Only those of this agent, yours (me), or nobody's.")
 PRIORITY_OPTION = typer.Option(None, "--priority", parser=PRIORITY,
                                help="Only those of this priority.")
-ME_OPTION = typer.Option(None, "--as", parser=AGENT,
-                         help="Who `me` is (default: $MAILBRIDGE_AGENT, else [me] agent).")
+ME_OPTION = acting_agent("Who `me` is")
 
 
 # What a table shows of a ticket on a terminal; --format tsv or json has every field.
@@ -160,9 +159,7 @@ def comment(
     message: str = MESSAGE,
     file: Path = FILE,
     edit: bool = EDIT,
-    agent: str = typer.Option(None, "--as", parser=AGENT,
-                              help="The agent writing it (default: $MAILBRIDGE_AGENT, else "
-                                   "[me] agent; else nobody)."),
+    agent: str = acting_agent("The agent writing it"),
 ) -> None:
     """Add an internal comment to a ticket: shown by `tickets show`, never sent to the client.
     The ticket and the agent are checked before the editor opens."""

@@ -12,6 +12,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+import typer
+
 from mailbridge.domain import checks, workflow
 
 
@@ -58,3 +60,10 @@ SORT = one_of("--sort", *workflow.SORTS)
 QUEUE = Checked("queue", checks.name, "QUEUE")  # like channel names: lowercase, -, _
 ADDRESS = Checked("address", checks.email, "ADDR")
 AGENT = Checked("agent name", checks.label, "NAME")
+
+
+def acting_agent(role: str = "The acting agent") -> Any:
+    """The `--as AGENT` option of every command that acts as an agent; without it
+    services/agents.acting takes $MAILBRIDGE_AGENT, then the config's [me] agent."""
+    return typer.Option(None, "--as", parser=AGENT,
+                        help=f"{role} (default: $MAILBRIDGE_AGENT, else [me] agent).")

@@ -17,15 +17,16 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.connectors.sendmail import SendmailSender
 from mailbridge.connectors.smtp import DEFAULT_PORTS, SmtpSender, SmtpSettings
 from mailbridge.domain import checks, compose, recipients
-from mailbridge.domain.checks import choice, pick, require
+from mailbridge.domain.checks import choice, require
 from mailbridge.domain.workflow import WOKEN_BY_AGENT
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.pipeline.prepare import prepare
 from mailbridge.pipeline.send import ByEnvelope, DrainResult, Sender, drain
 from mailbridge.services import fleet
+from mailbridge.services.agents import acting
 from mailbridge.services.briefs import AUTOMATIC_KINDS, Brief, brief
 from mailbridge.services.listing import Listing, cut
-from mailbridge.store import agents, comments, messages, names, outbox, tickets
+from mailbridge.store import agents, comments, messages, outbox, tickets
 from mailbridge.store.db import Store
 from mailbridge.store.session import exists, reading, write_transaction
 
@@ -97,7 +98,7 @@ def plan_reply(config: Config, ticket: int, addressing: Addressing = Addressing(
     read_attachments(attachments)
     with reading(config.store) as db:
         row, channel = _ticket(db, config, ticket)
-        signature_for(db, channel, agent)
+        acting(db, config, agent)
         return brief(db, row, _recipients(db, channel, row, addressing))
 
 
@@ -106,8 +107,8 @@ def plan_forward(config: Config, ticket: int, agent: str | None = None,
     """What `plan_reply` checks, for a forward (read-only)."""
     read_attachments(attachments)
     with reading(config.store) as db:
-        row, channel = _ticket(db, config, ticket)
-        signature_for(db, channel, agent)
+        row, _channel = _ticket(db, config, ticket)
+        acting(db, config, agent)
         return brief(db, row)
 
 
@@ -117,14 +118,14 @@ def reply(config: Config, ticket: int, text: str, agent: str | None = None,
     them). A closed ticket is reopened (a pending one stays pending)."""
     files = read_attachments(attachments)
     with write_transaction(config.store) as db:
-        return _queue_reply(db, config, ticket, text, agent, files, to)
+        return _queue_reply(db, config, ticket, text, acting(db, config, agent), files, to)
 
 
 def forward(config: Config, ticket: int, to: str, text: str, agent: str | None = None,
             attachments: tuple[Path, ...] = ()) -> Queued:
     files = read_attachments(attachments)
     with write_transaction(config.store) as db:
-        return _queue_forward(db, config, ticket, to, text, agent, files)
+        return _queue_forward(db, config, ticket, to, text, acting(db, config, agent), files)
 
 
 def _ticket(db: Store, config: Config, ticket: int) -> tuple[dict[str, Any], Channel]:
@@ -214,10 +215,8 @@ def _sender(channel: Channel) -> dict[str, str]:
 
 
 def signature_for(db: Store, channel: Channel, agent: str | None) -> str:
-    personal = ""
-    if agent is not None:
-        name = pick("agent", agent, names.known(db, "agent"), "see `mailbridge agents list`")
-        personal = agents.get(db, name)["signature"]
+    """The signature of a mail `agent` (a known agent's name, or None) sends on `channel`."""
+    personal = agents.get(db, agent)["signature"] if agent is not None else ""
     return compose.choose_signature(personal, channel.signature, channel.use_common_signature)
 
 
