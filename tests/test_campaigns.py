@@ -1,6 +1,7 @@
 """`campaigns send/list/show`: one mail per contact from the acting agent's own sales mailbox,
 through the outbox, at Exchange Online's pace, never twice to one contact — against the Graph
-fake (an app with Mail.Send sends as each agent's mailbox) and a SIGKILLed `campaigns send`."""
+fake (an app with Mail.Send sends as each agent's mailbox), a SIGKILLed `campaigns send`, and
+an IMAP sales channel's SMTP (aiosmtpd)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 from conftest import m365_config
+from test_sales import imap_sales_channel
 from test_sales_graph import ok, one_error
 
 ALICE, BOB = "alice@contoso.com", "bob@contoso.com"
@@ -299,3 +301,24 @@ def test_the_pace_is_checked_in_the_config(mb, graph):
     assert result.exit_code == 2
     assert "campaigns.per_minute: must be an integer 1–1000" in result.stderr
     assert 'campaigns.per_dya: unknown key; did you mean "per_day"?' in result.stderr
+
+
+def test_an_imap_sales_channel_sends_its_campaign_over_its_smtp(mb, dovecot, imap_user, smtp,
+                                                               monkeypatch):
+    owner = imap_sales_channel(mb, imap_user, monkeypatch, outgoing={
+        "type": "smtp", "host": "127.0.0.1", "port": smtp.port, "security": "none"})
+    ok(mb("agents", "add", "Anna", "--email", owner))
+    ok(mb("agents", "add", "Ben", "--email", "ben@us.test"))
+    leads = contacts_csv(mb, 3)
+    assert "agent Ben has no sales mailbox" in one_error(
+        campaign(mb, "--body-file", body(mb), "--contacts", leads, "--as", "Ben"))
+    ok(campaign(mb, "--body-file", body(mb), "--contacts", leads, "--as", "Anna"))
+    ok(mb("sync"))
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == [f"buyer{i}@acme.test"
+                                                          for i in range(3)]
+    for got in smtp.received:
+        assert got.mail_from == owner and got.message["From"].endswith(f"<{owner}>")
+        assert got.message["List-Unsubscribe"] == f"<mailto:{owner}?subject=unsubscribe>"
+        i = got.rcpt_tos[0].removeprefix("buyer").split("@")[0]
+        assert got.message.get_body(("plain",)).get_content().startswith(f"Dear Buyer {i},")
+    assert show(mb)["sent"] == 3

@@ -40,10 +40,11 @@ campaigns_group = typer.Typer(help="Mail campaigns from the agents' own sales ma
 @campaigns_group.command("send")
 def send(
     ctx: typer.Context,
-    subject: str = typer.Option(..., "--subject", help="The subject ({name} and {client} "
-                                "are filled per recipient)."),
-    body_file: Path = typer.Option(..., "--body-file", help="The text, UTF-8 ({name} and "
-                                   "{client} are filled per recipient; {{ is a brace)."),
+    subject: str = typer.Option(..., "--subject", help="The subject (placeholders as in "
+                                "the text)."),
+    body_file: Path = typer.Option(..., "--body-file", help="The text, UTF-8: the words "
+                                   "name and client in curly braces are filled per "
+                                   "recipient; a doubled brace is a brace."),
     client: str = typer.Option(None, "--client", help="Mail every contact of this client."),
     contacts: Path = typer.Option(None, "--contacts", help="Mail the rows of this CSV: a "
                                   "header, then email[,name[,client]]."),

@@ -124,7 +124,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "campaigns": ("mailbridge campaigns send --subject 'Spring offer' --body-file offer.txt "
                   "--client ACME --as alice", "mailbridge campaigns list"),
     "campaigns send": (
-        "mailbridge campaigns send --subject 'Spring offer for {client}' --body-file offer.txt "
+        "mailbridge campaigns send --subject 'Spring offer' --body-file offer.txt "
         "--client ACME --as alice --dry-run",
         "mailbridge campaigns send --subject 'Spring offer' --body-file offer.txt "
         "--contacts leads.csv --name spring-2027",
