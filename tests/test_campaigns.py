@@ -224,6 +224,17 @@ def test_a_late_drain_sends_a_minutes_worth_at_a_time(mb, graph):
     assert len(graph.sent) == 9
     assert show(mb)["sent"] == 8 and show(mb)["queued"] == 2
 
+    # a sync killed while handing one over: its state is told as `outbox list` tells it
+    # (`unknown` once no process may be sending it; on SQLite, while this process holds the
+    # store's last write it may be)
+    mb.write("UPDATE outbox SET state='sending', claimed_by='gone:1' WHERE id=9")
+    [listed] = [r for r in json.loads(ok(mb("outbox", "list", "--format", "json")).stdout)
+                if r["id"] == 9]
+    [row] = [r for r in show(mb)["recipients"] if r["outbox"] == 9]
+    assert row["state"] == listed["state"] and row["last_error"] == listed["last_error"]
+    if mb.backend == "postgresql":  # no host holds a lease as gone:1
+        assert row["state"] == "unknown" and "interrupted while sending" in row["last_error"]
+
 
 def test_a_second_campaign_from_the_mailbox_waits_for_the_first(mb, graph):
     sales_mailboxes(mb, graph, per_minute=5)

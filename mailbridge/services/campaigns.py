@@ -11,7 +11,7 @@ more contacts — it queues only the recipients it has not queued yet; the store
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from mailbridge.domain import checks, compose
 from mailbridge.domain.checks import label, pick, require
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.services import agents as acting_agents
-from mailbridge.services import outgoing
+from mailbridge.services import fleet, outgoing
 from mailbridge.services.csv_rows import read_rows
 from mailbridge.services.opportunity_mail import SalesMailbox, require_mailbox
 from mailbridge.store import campaigns, contacts, names, outbox
@@ -270,11 +270,22 @@ def show(config: Config, campaign: int) -> dict[str, Any]:
         found = campaigns.get(db, campaign)
         if found is None:
             raise NotFoundError(f"no campaign #{campaign}", HINT)
-        rows = [{**r, "state": _result(r["state"])} for r in campaigns.recipients(db, campaign)]
+        in_flight = fleet.sending_alive(db, config)
+        rows = [_recipient(r, in_flight) for r in campaigns.recipients(db, campaign)]
     states: dict[str, int] = {}
     for row in rows:
         states[row["state"]] = states.get(row["state"], 0) + 1
     return {**_summary({**found, "states": states}), "body": found["body"], "recipients": rows}
+
+
+def _recipient(row: dict[str, Any], in_flight: Callable[[str | None], bool]
+               ) -> dict[str, Any]:
+    """A recipient's row as `outbox list` tells its state: one a crash left `sending` is
+    `unknown` once its sender is gone."""
+    state, claimed = row["state"], row.pop("claimed_by")
+    if state == outbox.SENDING and not in_flight(claimed):
+        return {**row, "state": outbox.UNKNOWN, "last_error": outbox.INTERRUPTED}
+    return {**row, "state": _result(state)}
 
 
 def _result(state: str | None) -> str:

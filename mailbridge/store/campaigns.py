@@ -10,7 +10,7 @@ from mailbridge.store.db import Store, now
 
 COLUMNS = ("id", "name", "agent", "channel", "sent_from", "subject", "body", "created_at")
 RECIPIENT_COLUMNS = ("email", "name", "client", "outbox", "state", "not_before", "sent_at",
-                     "last_error")
+                     "last_error", "claimed_by")
 
 
 def find(db: Store, name: str) -> dict[str, Any] | None:
@@ -57,8 +57,9 @@ def recipients(db: Store, campaign: int) -> list[dict[str, Any]]:
     """Each recipient with its outbox row's state, in the order they were queued."""
     rows = db.execute(
         "SELECT r.email, r.name, r.client, r.outbox, o.state, o.not_before, o.sent_at, "
-        "o.last_error FROM campaign_recipients r LEFT JOIN outbox o ON o.id = r.outbox "
-        "WHERE r.campaign=? ORDER BY r.outbox, r.email", [campaign])
+        "o.last_error, o.claimed_by FROM campaign_recipients r "
+        "LEFT JOIN outbox o ON o.id = r.outbox WHERE r.campaign=? ORDER BY r.outbox, r.email",
+        [campaign])
     return [dict(zip(RECIPIENT_COLUMNS, r, strict=True)) for r in rows]
 
 
