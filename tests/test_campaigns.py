@@ -180,8 +180,9 @@ def test_campaign_mail_keeps_to_the_pace_a_minute_and_a_day(mb, graph):
     assert times == [start] * 5 + [start + minute] * 5 + [start + 2 * minute] * 2 + \
         [start + day] * 3  # 12 a day: the rest continue the next day
 
-    ok(mb("sync"))
+    said = ok(mb("sync")).stderr
     assert len(graph.sent) == 5  # those due now
+    assert "support: outbox: 10 campaign mails wait for their time" in said
     earlier(mb, "sent_at", 61)
     ok(mb("sync"))
     assert len(graph.sent) == 5  # the next five are not due yet

@@ -61,6 +61,7 @@ class DrainResult:
     channel: str
     rows: list[RowResult] = field(default_factory=list)
     error: MailbridgeError | None = None
+    waiting: int = 0  # campaign mail left for a later drain (its time, or the pace)
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
@@ -112,6 +113,7 @@ def drain(db: Store, channel: str, sender: Sender, owner: str,
             last = row["id"]
     finally:
         sender.close()
+    result.waiting = outbox.campaign_waiting(db, channel)
     return result
 
 

@@ -52,6 +52,12 @@ def last_hold(db: Store, envelope_from: str) -> str | None:
                       "campaign IS NOT NULL AND state=?", [envelope_from, PENDING]).fetchone()[0]
 
 
+def campaign_waiting(db: Store, channel: str) -> int:
+    """`channel`'s campaign mail still to go."""
+    return db.execute("SELECT count(*) FROM outbox WHERE channel=? AND state=? AND "
+                      "campaign IS NOT NULL", [channel, PENDING]).fetchone()[0]
+
+
 def busy_senders(db: Store, per_minute: int, per_day: int) -> list[str]:
     """Envelope senders that have sent (or are sending, or may have sent) `per_minute`
     mails in the last minute or `per_day` in the last 24 hours: their campaign mail waits.
