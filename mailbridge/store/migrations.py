@@ -383,7 +383,8 @@ def m016_quotation_mailbox(db: Store) -> None:
 def m017_campaigns(db: Store) -> None:
     # Mail campaigns (`campaigns send`): one row per (campaign, recipient), its key the guard
     # that a rerun never mails a contact twice; written in the same transaction as the
-    # recipient's outbox row. An outbox row may wait until `not_before` (a campaign's pace).
+    # recipient's outbox row. An outbox row may wait until `not_before` (a campaign's pace);
+    # the pace counts what each mailbox sent in the last day (outbox_sent_at).
     db.ddl(
         """
         CREATE TABLE campaigns (
@@ -408,6 +409,7 @@ def m017_campaigns(db: Store) -> None:
         ALTER TABLE outbox ADD COLUMN campaign INTEGER REFERENCES campaigns(id);
         ALTER TABLE outbox ADD COLUMN not_before TEXT;
         CREATE INDEX outbox_campaign ON outbox (campaign, not_before);
+        CREATE INDEX outbox_sent_at ON outbox (sent_at);
         """
     )
 

@@ -65,11 +65,14 @@ def busy_senders(db: Store, per_minute: int, per_day: int) -> list[str]:
     moment = datetime.now(UTC)
     minute, day = ((moment - span).isoformat(timespec="seconds")
                    for span in (timedelta(minutes=1), timedelta(days=1)))
+    # The last day's rows only, by index: only a sent row has a sent_at (outbox_sent_at);
+    # rows in flight or unknown are few (outbox_state).
     rows = db.execute(
-        "SELECT envelope_from, sum(CASE WHEN COALESCE(sent_at, updated_at) >= ? THEN 1 "
-        "ELSE 0 END), count(*) FROM outbox WHERE state IN (?, ?, ?) "
-        "AND COALESCE(sent_at, updated_at) >= ? GROUP BY envelope_from",
-        [minute, SENT, SENDING, UNKNOWN, day])
+        "SELECT envelope_from, sum(CASE WHEN stamp >= ? THEN 1 ELSE 0 END), count(*) FROM ("
+        "SELECT envelope_from, sent_at AS stamp FROM outbox WHERE sent_at >= ? "
+        "UNION ALL SELECT envelope_from, updated_at FROM outbox WHERE state IN (?, ?) "
+        "AND updated_at >= ?) AS recent GROUP BY envelope_from",
+        [minute, day, SENDING, UNKNOWN, day])
     return sorted(sender for sender, last_minute, last_day in rows
                   if last_minute >= per_minute or last_day >= per_day)
 
