@@ -67,7 +67,7 @@ def send(
     plan = done if isinstance(done, campaigns.Plan) else done.plan
     which = f"campaign {plan.name!r}" + (f" (#{plan.campaign})" if plan.campaign else "")
     already = f"; {plan.already} queued before" if plan.already else ""
-    if not plan.recipients:
+    if not plan.recipients or (isinstance(done, campaigns.Sent) and not done.queued):
         note(f"{which}: nothing to queue{already}")
     elif isinstance(done, campaigns.Plan):
         note(f"{which}: would queue {len(plan.recipients)} mails from {plan.sent_from} "

@@ -52,6 +52,8 @@ class Plan:
     name: str
     agent: str
     sent_from: str
+    subject: str  # as written, placeholders unfilled
+    body: str
     campaign: int | None  # None: a new campaign
     recipients: tuple[Recipient, ...]  # still to queue
     already: int  # queued by an earlier run of the campaign
@@ -87,7 +89,7 @@ def send(config: Config, subject: str, body_file: Path, agent: str | None,
         plan = _plan(db, name or subject, sender, box, subject, body, wanted)
     if dry_run or not plan.recipients:
         return plan
-    return _queue(config, plan, box, subject, body)
+    return _queue(config, plan, box)
 
 
 def _read_body(path: Path) -> str:
@@ -170,8 +172,8 @@ def _plan(db: Store, name: str, agent: str, box: SalesMailbox, subject: str, bod
     todo = tuple(r for r in unique if r.email.lower() not in done)
     _check_filled(subject + body, todo)
     preview = _texts(subject, body, todo[0]) if todo else ("", "")
-    return Plan(name, agent, box.address, existing["id"] if existing else None, todo,
-                len(unique) - len(todo), preview)
+    return Plan(name, agent, box.address, subject, body,
+                existing["id"] if existing else None, todo, len(unique) - len(todo), preview)
 
 
 def _same(existing: dict[str, Any], agent: str, subject: str, body: str) -> None:
@@ -202,41 +204,43 @@ def _texts(subject: str, body: str, recipient: Recipient) -> tuple[str, str]:
     return rules.fill(subject, values), rules.fill(body, values)
 
 
-def _queue(config: Config, plan: Plan, box: SalesMailbox, subject: str, body: str) -> Sent:
+def _queue(config: Config, plan: Plan, box: SalesMailbox) -> Sent:
     """Batch by batch: each recipient's key, stored mail and outbox row in one transaction,
     so a run killed half-way leaves whole recipients, and a rerun queues the rest."""
-    channel, queued, slots = box.channel, 0, []
+    slots = []
     with writing_per_commit(config.store) as db:
         with db.atomic():
-            made = campaigns.create(db, plan.name, plan.agent, channel.name, box.address,
-                                    subject, body)
-            _same(made, plan.agent, subject, body)
+            made = campaigns.create(db, plan.name, plan.agent, box.channel.name, box.address,
+                                    plan.subject, plan.body)
+            _same(made, plan.agent, plan.subject, plan.body)
             campaign, start = made["id"], _start(db, box.address)
+            signature = outgoing.signature_for(db, box.channel, plan.agent)
         times = rules.schedule(len(plan.recipients), start, config.pace)
-        signature = None
         for batch in _batches(list(zip(plan.recipients, times, strict=True))):
             with db.atomic():
-                if signature is None:
-                    signature = outgoing.signature_for(db, channel, plan.agent)
                 for recipient, when in batch:
-                    if not campaigns.claim(db, campaign, recipient.email, recipient.name,
-                                           recipient.client):
-                        continue  # another run queued them meanwhile
-                    mail_subject, text = _texts(subject, body, recipient)
-                    draft = compose.Draft(
-                        ticket=None, subject=mail_subject, body=text,
-                        from_name=(channel.outgoing or {}).get("from_name") or plan.agent,
-                        from_email=box.address, recipients=(recipient.email,),
-                        signature=signature, quote=False,
-                        headers=rules.list_headers(box.address))
-                    _, (row, *_) = outgoing.store_and_queue(db, channel, draft, KIND,
-                                                           lambda message: None)
                     stamp = when.isoformat(timespec="seconds")
-                    outbox.hold_until(db, row, campaign, stamp)
-                    campaigns.link(db, campaign, recipient.email, row)
-                    queued += 1
-                    slots.append(stamp)
-    return Sent(plan, campaign, queued, min(slots, default=None), max(slots, default=None))
+                    if _queue_one(db, plan, box, campaign, signature, recipient, stamp):
+                        slots.append(stamp)
+    return Sent(plan, campaign, len(slots), min(slots, default=None), max(slots, default=None))
+
+
+def _queue_one(db: Store, plan: Plan, box: SalesMailbox, campaign: int, signature: str,
+               recipient: Recipient, not_before: str) -> bool:
+    """Queue the recipient's mail, unless the campaign has them already (another run queued
+    them meanwhile): the store's key on (campaign, recipient) decides."""
+    if not campaigns.claim(db, campaign, recipient.email, recipient.name, recipient.client):
+        return False
+    subject, text = _texts(plan.subject, plan.body, recipient)
+    draft = compose.Draft(
+        ticket=None, subject=subject, body=text,
+        from_name=(box.channel.outgoing or {}).get("from_name") or plan.agent,
+        from_email=box.address, recipients=(recipient.email,), signature=signature,
+        quote=False, headers=rules.list_headers(box.address))
+    _, (row, *_) = outgoing.store_and_queue(db, box.channel, draft, KIND, lambda _: None)
+    outbox.hold_until(db, row, campaign, not_before)
+    campaigns.link(db, campaign, recipient.email, row)
+    return True
 
 
 def _start(db: Store, sent_from: str) -> datetime:
