@@ -30,8 +30,8 @@ def test_every_problem_is_reported_together():
                       "password": "hunter22"}},
         {"name": "support", "incoming": {"type": "carrier-pigeon"}},
     ], "stroe": {}})
-    assert ("config.toml: stroe: unknown key (expected one of: store, alerts, me, sales, m365, "
-            'channel, hook); did you mean "store"?' in found)
+    assert ("config.toml: stroe: unknown key (expected one of: store, alerts, me, sales, "
+            'campaigns, m365, channel, hook); did you mean "store"?' in found)
     assert "config.toml: channel.support.mode: must be one of \"tickets\", \"engagements\", " \
            "\"sales\"" in found
     assert "config.toml: channel.support.colour: unknown key" in found
@@ -127,8 +127,8 @@ def test_example_config_mentions_every_key_the_schema_knows():
     from mailbridge.config import schema
 
     text = (REPO / "config.example.toml").read_text()
-    specs = [schema.STORE, schema.ALERTS, schema.ME, schema.SALES, schema.M365_APP, schema.CHANNEL,
-             schema.ROUTE, schema.HOOK,
+    specs = [schema.STORE, schema.ALERTS, schema.ME, schema.SALES, schema.CAMPAIGNS,
+             schema.M365_APP, schema.CHANNEL, schema.ROUTE, schema.HOOK,
              *schema.INCOMING.values(), *schema.OUTGOING.values()]
     missing = sorted({key for spec in specs for key in spec
                       if not re.search(rf"(?:^|[\s{{,#]){key}\s*=", text)})

@@ -31,7 +31,7 @@ ARGS = {
     "messages show": ["1"], "doctor": ["--offline"], "sync": ["--no-send"],
     "tickets search": ["printer"], "engagements search": ["renewal"],
     "opportunities search": ["quote"],
-    "inbox show": ["1"], "notes show": ["1"],
+    "inbox show": ["1"], "notes show": ["1"], "campaigns show": ["1"],
 }
 SHOWS = {"tickets show", "channels show", "channels test", "clients show",
          "engagements show", "opportunities show", "messages show", "inbox show",
@@ -69,8 +69,8 @@ def test_every_list_and_show_command_takes_format():
 @pytest.fixture
 def populated(mb, tmp_path):
     """A ticket with a reply in the outbox, an engagement, an opportunity with mail, a My
-    Inbox item, a CRM note, an agent, a contact, a client domain and a message that could
-    only be stored raw."""
+    Inbox item, a CRM note, an agent, a contact, a client domain, a campaign and a message
+    that could only be stored raw."""
     connected = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     desk = mb.drop_channel("desk", outgoing={"type": "smtp", "host": "127.0.0.1", "port": 9,
                                              "security": "none"})
@@ -78,7 +78,7 @@ def populated(mb, tmp_path):
                          connected_at=connected)
     sales = mb.drop_channel("sales", mode="sales", owner="anna@us.test", agent="Anna",
                             matching=False, connected_at=connected,
-                            outgoing={"type": "sendmail"})  # Anna's quotations
+                            outgoing={"type": "sendmail"})  # Anna's quotations, campaigns
     assert mb("contacts", "add", "bob@acme.test", "--client", "ACME", "--create").exit_code == 0
     assert mb("agents", "add", "Anna", "--email", "anna@us.test").exit_code == 0
     drop(desk, message("Printer on fire", message_id="t@x"))
@@ -93,6 +93,9 @@ def populated(mb, tmp_path):
     assert mb("inbox", "new-opportunity", "1").exit_code == 0
     assert mb("clients", "set", "ACME", "--domain", "acme.test").exit_code == 0
     assert mb("inbox", "note", "3", "--client", "ACME").exit_code == 0  # a CRM note
+    (tmp_path / "offer.txt").write_text("Our offer for {client}.")
+    assert mb("campaigns", "send", "--subject", "Offer", "--body-file",
+              str(tmp_path / "offer.txt"), "--client", "ACME", "--as", "Anna").exit_code == 0
     (tmp_path / "contacts.csv").write_text("email,name,client\ncid@acme.test,Cid,ACME\n")
     (tmp_path / "quote.pdf").write_bytes(b"%PDF-1.4\n")
     (tmp_path / "opps.csv").write_text("summary,contact,client,type,project\n"

@@ -52,7 +52,7 @@ COMMANDS = {
     "outbox": "cmd_outgoing", "agents": "cmd_outgoing",
     "clients": "cmd_engagements", "contacts": "cmd_engagements",
     "engagements": "cmd_engagements", "opportunities": "cmd_sales", "inbox": "cmd_sales",
-    "notes": "cmd_sales",
+    "notes": "cmd_sales", "campaigns": "cmd_campaigns",
     "secrets": "cmd_admin", "auth": "cmd_auth", "store": "cmd_store", "leases": "cmd_store",
 }
 

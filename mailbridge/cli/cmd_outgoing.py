@@ -28,7 +28,8 @@ from mailbridge.errors import UsageError
 from mailbridge.services.briefs import Brief
 
 OUTBOX_COLUMNS = ("id", "channel", "ticket", "kind", "recipients", "state", "attempts",
-                  "last_error", "created_at", "sent_at", "opportunity")
+                  "last_error", "created_at", "sent_at", "opportunity", "campaign",
+                  "not_before")
 OUTBOX_TABLE = {"id": "id", "state": "state", "channel": "channel", "ticket": "ticket",
                 "kind": "kind", "recipients": "to", "last_error": "error",
                 "updated_at": "updated"}

@@ -68,6 +68,9 @@ def sync(
             note(f"mailbridge: hint: {sent.error.hint}")
         if sent.rows and not (quiet and sync_service.send_problem(sent) is None):
             note(f"{sent.channel}: outbox: {sent.summary()}")
+        if sent.waiting and not quiet:
+            note(f"{sent.channel}: outbox: {sent.waiting} campaign mails wait for their time "
+                 "or the [campaigns] pace (`mailbridge campaigns list`)")
     for alert in run.alerts:
         # a failing channel's error is printed above; a quiet one says so once per period
         if alert.kind == QUIET and (alert.event == RAISED or not quiet):

@@ -121,6 +121,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "engagements search": ("mailbridge engagements search renewal --client ACME",
                            """mailbridge engagements search '"price list"' --since 30d"""),
     "engagements show": ("mailbridge engagements show 3",),
+    "campaigns": ("mailbridge campaigns send --subject 'Spring offer' --body-file offer.txt "
+                  "--client ACME --as alice", "mailbridge campaigns list"),
+    "campaigns send": (
+        "mailbridge campaigns send --subject 'Spring offer' --body-file offer.txt "
+        "--client ACME --as alice --dry-run",
+        "mailbridge campaigns send --subject 'Spring offer' --body-file offer.txt "
+        "--contacts leads.csv --name spring-2027",
+    ),
+    "campaigns list": ("mailbridge campaigns list", "mailbridge campaigns list --format json"),
+    "campaigns show": ("mailbridge campaigns show 1",
+                       "mailbridge campaigns show 1 --format csv > results.csv"),
     "opportunities": ("mailbridge opportunities list", "mailbridge opportunities show 1"),
     "opportunities add": ('mailbridge opportunities add --summary "Printer fleet renewal" '
                           "--contact bob@acme.example --client ACME",),

@@ -19,6 +19,7 @@ from mailbridge.config.model import (
 )
 from mailbridge.config.schema import (
     ALERTS,
+    CAMPAIGNS,
     CHANNEL,
     HOOK,
     INCOMING,
@@ -31,6 +32,7 @@ from mailbridge.config.schema import (
     TOP_LEVEL,
     Validator,
 )
+from mailbridge.domain.campaigns import Pace
 from mailbridge.domain.checks import did_you_mean
 from mailbridge.domain.quotation import SALES_MAILBOXES
 from mailbridge.errors import ConfigError
@@ -99,6 +101,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
     if sales.get("fallback_mailbox") and sales.get("quotation_from") != SALES_MAILBOXES:
         v.problem("sales.fallback_mailbox", 'applies only with quotation_from = '
                   '"sales_mailboxes" (an agent without a sales mailbox of their own)')
+    campaigns = v.table("campaigns", data.get("campaigns", {}), CAMPAIGNS)
     apps = []
     for i, app in enumerate(_table_list(v, "m365", data.get("m365", []))):
         apps.append(v.table(f"m365[{_label(app, i)}]", app, M365_APP))
@@ -142,6 +145,7 @@ def validate(data: dict[str, Any], path: Path) -> Config:
         me_agent=me.get("agent"),
         sales=SalesSettings(sales.get("quotation_from") or SALES_MAILBOXES,
                             sales.get("fallback_mailbox")),
+        pace=Pace(campaigns["per_minute"], campaigns["per_day"]),
         data=data,
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from mailbridge.config import paths
 from mailbridge.config.schema import DEFAULT_SCHEDULE
+from mailbridge.domain.campaigns import Pace
 from mailbridge.domain.checks import pick
 from mailbridge.domain.quotation import SALES_MAILBOXES
 from mailbridge.domain.routing import Route
@@ -176,6 +177,7 @@ class Config:
     hooks: tuple[Hook, ...] = ()
     me_agent: str | None = None  # [me] agent: who "I" am (see services/agents.acting)
     sales: SalesSettings = SalesSettings()
+    pace: Pace = Pace()  # [campaigns]: how fast campaign mail leaves each mailbox
     data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def channel(self, name: str) -> Channel | None:

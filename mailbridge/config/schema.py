@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from mailbridge.domain.campaigns import EXCHANGE_PER_DAY, EXCHANGE_PER_MINUTE
 from mailbridge.domain.checks import (
     DURATION_RE,
     Invalid,
@@ -400,6 +401,12 @@ ALERTS = {
     "command": Key(string_list(), None),
     "after_failures": Key(integer(1, 1000), 3),
 }
+# The pace of `campaigns send` mail from each sales mailbox (defaults: Exchange Online's
+# sending limits, domain/campaigns.py).
+CAMPAIGNS = {
+    "per_minute": Key(integer(1, 1000), EXCHANGE_PER_MINUTE),
+    "per_day": Key(integer(1, 1_000_000), EXCHANGE_PER_DAY),
+}
 # Who "I" am on this machine: the acting agent when neither --as nor MAILBRIDGE_AGENT says.
 ME = {"agent": Key(label, None)}
 
@@ -441,4 +448,4 @@ HOOK = {
     "command": Key(string_list()),
     "timeout": Key(integer(1, 86_400), 60),
 }
-TOP_LEVEL = ("store", "alerts", "me", "sales", "m365", "channel", "hook")
+TOP_LEVEL = ("store", "alerts", "me", "sales", "campaigns", "m365", "channel", "hook")

@@ -54,6 +54,7 @@ class Draft:
     attachments: tuple[Attachment, ...] = ()
     prefix: str = "Re"  # "Re" for replies, "Fwd" for forwards
     automatic: bool = False  # alerts, notices: RFC 3834 Auto-Submitted
+    headers: tuple[tuple[str, str], ...] = ()  # more header fields (a campaign's List-*)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ def compose(draft: Draft, unique: str, domain: str) -> Composed:
             msg["Auto-Submitted"] = "auto-generated"
         if draft.ticket is not None:
             msg["X-Mailbridge-Ticket"] = str(draft.ticket)
+        for header, value in draft.headers:
+            msg[header] = value
         msg.set_content(text)
         msg.add_alternative(markup, subtype="html")
         for attachment in draft.attachments:

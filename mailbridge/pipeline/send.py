@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mailbridge.connectors.base import SendFailed, SendUnknown
+from mailbridge.domain.campaigns import Pace
 from mailbridge.errors import MailbridgeError
 from mailbridge.store import outbox
 from mailbridge.store.db import Store
 
+EXCHANGE = Pace()  # Exchange Online's sending limits, the default pace of campaign mail
 MAX_ATTEMPTS = 5  # temporary refusals before a row is `failed` for the operator
 
 
@@ -59,6 +61,7 @@ class DrainResult:
     channel: str
     rows: list[RowResult] = field(default_factory=list)
     error: MailbridgeError | None = None
+    waiting: int = 0  # campaign mail left for a later drain (its time, or the pace)
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
@@ -91,9 +94,11 @@ class DrainResult:
 
 def drain(db: Store, channel: str, sender: Sender, owner: str,
           should_stop: Callable[[], bool] = lambda: False,
-          alive: set[str] = frozenset()) -> DrainResult:
-    """Send `channel`'s pending rows as `owner`. Rows left `sending` by a sender that is not
-    `alive` (a crashed process, a host whose heartbeat stopped) become `unknown`."""
+          alive: set[str] = frozenset(), pace: Pace = EXCHANGE) -> DrainResult:
+    """Send `channel`'s pending rows that are due as `owner`. Rows left `sending` by a sender
+    that is not `alive` (a crashed process, a host whose heartbeat stopped) become `unknown`.
+    Campaign mail keeps to `pace`: a mailbox that sent its fill of the last minute or day
+    sends no more of it in this drain (it waits for a later one)."""
     result = DrainResult(channel)
     with db.atomic():
         for row in outbox.interrupted(db, channel, alive | {owner}):
@@ -101,12 +106,14 @@ def drain(db: Store, channel: str, sender: Sender, owner: str,
     last = 0  # each row once per drain: one refused for now waits for the next
     try:
         while not should_stop():
-            row = outbox.claim_next(db, channel, owner, last)
+            held = outbox.busy_senders(db, pace.per_minute, pace.per_day)
+            row = outbox.claim_next(db, channel, owner, last, held)
             if row is None or not _send_one(db, row, sender, result):
                 break
             last = row["id"]
     finally:
         sender.close()
+    result.waiting = outbox.campaign_waiting(db, channel)
     return result
 
 

@@ -89,14 +89,21 @@ class _Sending:
 Chooser = Callable[[Store, Config, dict[str, Any], str], tuple[SalesMailbox, quotation.Choice]]
 
 
-def _own_mailbox(db: Store, config: Config, opportunity: dict[str, Any], agent: str
-                 ) -> tuple[SalesMailbox, quotation.Choice]:
-    """Replies and mail go from the acting agent's own sales mailbox, or not at all."""
+def require_mailbox(config: Config, agent: str) -> SalesMailbox:
+    """The agent's own sales mailbox, or a one-line error: a mailbox sends only for its own
+    agent (replies, mail and campaigns go from it, or not at all)."""
     box = sales_mailbox(config, agent)
     if box is None:
         raise UsageError(f"agent {agent} has no sales mailbox to send from",
                          "a sales channel's mailbox sends only for its own agent (the "
                          "mailbox's `agent`, or an IMAP sales channel's `agent`)")
+    return box
+
+
+def _own_mailbox(db: Store, config: Config, opportunity: dict[str, Any], agent: str
+                 ) -> tuple[SalesMailbox, quotation.Choice]:
+    """Replies and mail go from the acting agent's own sales mailbox, or not at all."""
+    box = require_mailbox(config, agent)
     return box, quotation.Choice(box.address, "own", f"{agent}'s own sales mailbox")
 
 

@@ -294,7 +294,8 @@ def drain_all(db: Store, config: Config, names: list[str] | None = None,
         sender = _channel_sender(config, channel)
         if sender is None:
             continue
-        results.append(drain(db, channel.name, sender, fleet.owner(), should_stop, alive))
+        results.append(drain(db, channel.name, sender, fleet.owner(), should_stop, alive,
+                             config.pace))
     return results
 
 

@@ -17,7 +17,8 @@ from mailbridge.store.fulltext import is_index_table
 TABLES = (
     "queues", "clients", "agents", "opportunity_types",
     "messages", "attachments", "ledger", "cursors",
-    "tickets", "ticket_messages", "ticket_comments", "runs", "alerts", "outbox",
+    "tickets", "ticket_messages", "ticket_comments", "runs", "alerts",
+    "campaigns", "outbox", "campaign_recipients",
     "contacts", "client_domains", "engagements", "engagement_contacts",
     "opportunities", "opportunity_messages", "inbox_items", "crm_notes",
     "leases", "lease_events", "hosts", "token_caches", "events", "hook_state",

@@ -380,11 +380,45 @@ def m016_quotation_mailbox(db: Store) -> None:
     db.ddl("ALTER TABLE clients ADD COLUMN quotation_mailbox TEXT")
 
 
+def m017_campaigns(db: Store) -> None:
+    # Mail campaigns (`campaigns send`): one row per (campaign, recipient), its key the guard
+    # that a rerun never mails a contact twice; written in the same transaction as the
+    # recipient's outbox row. An outbox row may wait until `not_before` (a campaign's pace);
+    # the pace counts what each mailbox sent in the last day (outbox_sent_at).
+    db.ddl(
+        """
+        CREATE TABLE campaigns (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            agent TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            sent_from TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE campaign_recipients (
+            campaign INTEGER NOT NULL REFERENCES campaigns(id),
+            email TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            client TEXT NOT NULL DEFAULT '',
+            outbox INTEGER REFERENCES outbox(id),
+            queued_at TEXT NOT NULL,
+            PRIMARY KEY (campaign, email)
+        );
+        ALTER TABLE outbox ADD COLUMN campaign INTEGER REFERENCES campaigns(id);
+        ALTER TABLE outbox ADD COLUMN not_before TEXT;
+        CREATE INDEX outbox_campaign ON outbox (campaign, not_before);
+        CREATE INDEX outbox_sent_at ON outbox (sent_at);
+        """
+    )
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
     m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches,
     m010_search_index, m011_ticket_workflow, m012_events, m013_client_domains,
-    m014_agent_roles, m015_opportunity_mail, m016_quotation_mailbox)
+    m014_agent_roles, m015_opportunity_mail, m016_quotation_mailbox, m017_campaigns)
 
 
 def applied(db: Store) -> list[str]:

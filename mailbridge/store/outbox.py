@@ -21,7 +21,7 @@ INTERRUPTED = ("interrupted while sending: it may or may not have gone out; chec
                "`mailbridge outbox retry` or cancel")
 COLUMNS = ("id", "channel", "ticket", "message", "kind", "envelope_from", "recipients_json",
            "state", "attempts", "last_error", "created_at", "updated_at", "sent_at",
-           "claimed_by", "opportunity")
+           "claimed_by", "opportunity", "campaign", "not_before")
 
 
 def queue(db: Store, channel: str, ticket: int | None, message: int | None, kind: str,
@@ -38,6 +38,43 @@ def queue(db: Store, channel: str, ticket: int | None, message: int | None, kind
         events.emit(db, events.REPLY_QUEUED, channel, ticket, outbox=row, outbox_kind=kind,
                     message=message)
     return row
+
+
+def hold_until(db: Store, row: int, campaign: int, not_before: str) -> None:
+    """Make `row` one of `campaign`'s, to go no earlier than `not_before`."""
+    db.execute("UPDATE outbox SET campaign=?, not_before=? WHERE id=?",
+               [campaign, not_before, row])
+
+
+def last_hold(db: Store, envelope_from: str) -> str | None:
+    """The latest `not_before` of campaign mail from `envelope_from` still to go."""
+    return db.execute("SELECT max(not_before) FROM outbox WHERE envelope_from=? AND "
+                      "campaign IS NOT NULL AND state=?", [envelope_from, PENDING]).fetchone()[0]
+
+
+def campaign_waiting(db: Store, channel: str) -> int:
+    """`channel`'s campaign mail still to go."""
+    return db.execute("SELECT count(*) FROM outbox WHERE channel=? AND state=? AND "
+                      "campaign IS NOT NULL", [channel, PENDING]).fetchone()[0]
+
+
+def busy_senders(db: Store, per_minute: int, per_day: int) -> list[str]:
+    """Envelope senders that have sent (or are sending, or may have sent) `per_minute`
+    mails in the last minute or `per_day` in the last 24 hours: their campaign mail waits.
+    All their mail counts, not only campaigns': the mailbox's limits are for all of it."""
+    moment = datetime.now(UTC)
+    minute, day = ((moment - span).isoformat(timespec="seconds")
+                   for span in (timedelta(minutes=1), timedelta(days=1)))
+    # The last day's rows only, by index: only a sent row has a sent_at (outbox_sent_at);
+    # rows in flight or unknown are few (outbox_state).
+    rows = db.execute(
+        "SELECT envelope_from, sum(CASE WHEN stamp >= ? THEN 1 ELSE 0 END), count(*) FROM ("
+        "SELECT envelope_from, sent_at AS stamp FROM outbox WHERE sent_at >= ? "
+        "UNION ALL SELECT envelope_from, updated_at FROM outbox WHERE state IN (?, ?) "
+        "AND updated_at >= ?) AS recent GROUP BY envelope_from",
+        [minute, day, SENDING, UNKNOWN, day])
+    return sorted(sender for sender, last_minute, last_day in rows
+                  if last_minute >= per_minute or last_day >= per_day)
 
 
 def list_rows(db: Store, states: tuple[str, ...] = (),
@@ -109,13 +146,18 @@ def recent(db: Store, recipient: str, kind: str, hours: float = 1.0) -> int:
     return sum(1 for (found,) in rows if json.loads(found)[:1] == [recipient])
 
 
-def claim_next(db: Store, channel: str, owner: str, after: int = 0) -> dict[str, Any] | None:
-    """The oldest pending row of `channel` after row `after`, committed as `sending` by
-    `owner` before anything is sent; rows another host is claiming now are passed over."""
+def claim_next(db: Store, channel: str, owner: str, after: int = 0,
+               held: list[str] = ()) -> dict[str, Any] | None:
+    """The oldest pending row of `channel` after row `after` that is due (its `not_before`
+    passed), committed as `sending` by `owner` before anything is sent; rows another host is
+    claiming now are passed over, and so is campaign mail from the `held` senders."""
+    hold = (f" AND NOT (campaign IS NOT NULL AND envelope_from IN "
+            f"({', '.join('?' * len(held))}))") if held else ""
     with db.atomic():
         found = db.execute(f"SELECT id FROM outbox WHERE state=? AND channel=? AND id > ? "
+                           f"AND (not_before IS NULL OR not_before <= ?){hold} "
                            f"ORDER BY id LIMIT 1{db.lock_row(skip_locked=True)}",
-                           [PENDING, channel, after]).fetchone()
+                           [PENDING, channel, after, now(), *held]).fetchone()
         if found is None:
             return None
         set_state(db, found[0], SENDING, attempt=True)
