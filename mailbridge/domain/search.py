@@ -51,7 +51,7 @@ def parse(text: str) -> Query:
 class _Marks(dict[int, int | None]):
     """str.translate's table for dropping combining marks (after NFKD, the diacritics): a
     mark maps to None, any other character to itself, each looked up once (a generator
-    asking unicodedata about every character took a fifth of a PostgreSQL sync's CPU). Up to
+    asking unicodedata about every character took a tenth of a PostgreSQL sync's CPU). Up to
     CACHED characters are kept, so hostile text cannot grow it without bound."""
 
     CACHED = 65536
