@@ -54,6 +54,29 @@ def test_unparsed_mail_still_counts_and_the_requester_comes_first():
     assert conversation("ann@c.test", [late], OWN) == ("ann@c.test", "carol@c.test")
 
 
+def test_reply_to_is_answered_instead_of_the_sender():
+    """RFC 5322: Reply-To names where the author wants answers; a web form that mails from
+    noreply@ with the customer in Reply-To is answered to the customer alone."""
+    form = Incoming("human", "noreply@shop.test", ("support@example.com",), (),
+                    ("Ann@c.test",))
+    assert conversation("noreply@shop.test", [form], OWN) == ("Ann@c.test",)
+    ann = Incoming("human", "ann@c.test", ("support@example.com", "noreply@shop.test"))
+    assert conversation("noreply@shop.test", [form, ann], OWN) == ("Ann@c.test",)
+    # a sender that also wrote without Reply-To is still one to answer
+    plain = Incoming("human", "noreply@shop.test", ("support@example.com",))
+    assert conversation("noreply@shop.test", [form, plain], OWN) == (
+        "Ann@c.test", "noreply@shop.test")
+    # anyone's Reply-To, not only the requester's
+    ann = Incoming("human", "ann@c.test", ("support@example.com",))
+    carol = Incoming("human", "carol@c.test", ("ann@c.test",), (), ("carol.home@h.test",))
+    assert conversation("ann@c.test", [ann, carol], OWN) == ("ann@c.test", "carol.home@h.test")
+    # a list-like Reply-To adds its addresses in its place
+    bob = Incoming("human", "bob@c.test", ("support@example.com",), ("carol@c.test",),
+                   ("team@c.test", "bob@c.test"))
+    assert conversation("bob@c.test", [bob], OWN) == ("team@c.test", "bob@c.test",
+                                                      "carol@c.test")
+
+
 def test_adjust_replaces_adds_and_drops():
     found = ("bob@c.test", "carol@c.test", "dave@c.test")
     assert adjust(found) == found
@@ -111,6 +134,22 @@ def test_drop_channel_replies_to_everyone_over_smtp(mb, smtp):
     assert mb("sync").exit_code == 0
     assert [r.rcpt_tos for r in smtp.received] == [[a] for a in EVERYONE]
     assert [r.message["To"] for r in smtp.received] == EVERYONE
+
+
+def test_a_web_form_mail_is_answered_to_its_reply_to(mb, smtp):
+    spool = mb.drop_channel(outgoing=smtp_out(smtp))
+    drop(spool, b"From: Shop <noreply@shop.example>\r\nTo: support@example.com\r\n"
+                b"Reply-To: Ann Customer <ann@customer.example>\r\n"
+                b"Subject: Contact form: where is my order?\r\n"
+                b"Message-ID: <form1@shop.example>\r\n"
+                b"Date: Mon, 16 Nov 2026 09:00:00 +0000\r\n\r\nOrder 123?\r\n", "f.test")
+    assert mb("sync").exit_code == 0
+    assert reply_all(mb) == ["ann@customer.example"]
+    assert mb("sync").exit_code == 0
+    assert [r.rcpt_tos for r in smtp.received] == [["ann@customer.example"]]
+    shown = json.loads(mb("tickets", "show", "1", "--format", "json").stdout)
+    assert shown["messages"][0]["reply_to"] == [{"name": "Ann Customer",
+                                                 "email": "ann@customer.example"}]
 
 
 def test_imap_channel_replies_to_everyone(mb, smtp, dovecot, imap_user, monkeypatch):

@@ -1,7 +1,12 @@
 """Who a reply goes to. Usedesk sends one letter to each recipient and keeps the whole
 correspondence in one ticket: every address the client side put on the conversation — the
 sender, To and Cc of each incoming message, not only the latest — minus our own addresses
-and the mailers that only ever answered automatically (out-of-office replies, bounces)."""
+and the mailers that only ever answered automatically (out-of-office replies, bounces).
+
+A message with Reply-To is answered there instead of to its sender (RFC 5322 §3.6.2: the
+addresses "to which the author of the message suggests that replies be sent"): a web form
+that mails from noreply@ with the customer in Reply-To is answered to the customer, and
+noreply@ is mailed only if it also wrote without Reply-To."""
 
 from __future__ import annotations
 
@@ -22,6 +27,11 @@ class Incoming:
     sender: str
     to: tuple[str, ...] = ()
     cc: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()
+
+    def author(self) -> tuple[str, ...]:
+        """Where the author asks to be answered: Reply-To, else the sender."""
+        return self.reply_to or (self.sender,)
 
 
 def unique(addresses: Iterable[str], own: Iterable[str]) -> tuple[str, ...]:
@@ -49,13 +59,17 @@ def conversation(requester: str, incoming: Sequence[Incoming],
                 if m.classification in _AUTOMATIC and m.sender.lower() not in people}
     machines |= {a.lower() for m in incoming for a in (m.sender, *m.to, *m.cc)
                  if a.partition("@")[0].lower() in _DAEMONS}
-    found = [requester]
+    redirected = ({m.sender.lower() for m in incoming if m.reply_to}
+                  - {m.sender.lower() for m in incoming if not m.reply_to}
+                  - {a.lower() for m in incoming for a in m.reply_to})
+    first = next((m for m in incoming if m.sender.lower() == requester.lower()), None)
+    found = list(first.author() if first is not None else (requester,))
     for m in incoming:
         if m.classification not in _AUTOMATIC:
-            found.extend((m.sender, *m.to, *m.cc))
+            found.extend((*m.author(), *m.to, *m.cc))
         elif answer_machines:
             found.append(m.sender)
-    return unique(found, [*own, *machines])
+    return unique(found, [*own, *machines, *redirected])
 
 
 def adjust(found: Sequence[str], to: Sequence[str] = (), cc: Sequence[str] = (),

@@ -152,7 +152,8 @@ def _recipients(db: Store, channel: Channel, row: dict[str, Any],
     incoming = [
         recipients.Incoming(m["classification"], m["from_email"],
                             tuple(a["email"] for a in m["to"]),
-                            tuple(a["email"] for a in m["cc"]))
+                            tuple(a["email"] for a in m["cc"]),
+                            tuple(a["email"] for a in m["reply_to"]))
         for m in tickets.messages_of(db, row["id"]) if m["direction"] == "in"]
     found = recipients.conversation(row["requester_email"], incoming, own,
                                     answer_machines=row["kind"] in AUTOMATIC_KINDS)

@@ -130,8 +130,8 @@ def set_text(db: Store, message: int, text: str) -> None:
 
 
 DETAIL_COLUMNS = ("id", "message_id", "direction", "classification", "from_name", "from_email",
-                  "to_json", "cc_json", "subject", "sent_at", "stored_at", "text", "size",
-                  "parse_error")
+                  "to_json", "cc_json", "reply_to_json", "subject", "sent_at", "stored_at",
+                  "text", "size", "parse_error")
 
 
 def details(db: Store, message: int) -> dict[str, Any]:
@@ -141,6 +141,7 @@ def details(db: Store, message: int) -> dict[str, Any]:
     found = dict(zip(DETAIL_COLUMNS, row, strict=True))
     found["to"] = json.loads(found.pop("to_json"))
     found["cc"] = json.loads(found.pop("cc_json"))
+    found["reply_to"] = json.loads(found.pop("reply_to_json"))
     found["attachments"] = [
         dict(zip(("filename", "content_type", "size", "sha256"), a, strict=True))
         for a in db.execute("SELECT filename, content_type, size, sha256 FROM attachments "
