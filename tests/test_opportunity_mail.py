@@ -141,10 +141,14 @@ def test_an_imap_sales_channel_replies_over_its_smtp(mb, dovecot, imap_user, smt
 
     dovecot.append(imap_user.username, imap_user.password,
                    [mail(DAN, owner, "Order it", "Yes please.", "t2@acme.test",
-                         f"In-Reply-To: {got.message['Message-ID']}\n", datetime.now(UTC))])
+                         f"In-Reply-To: {got.message['Message-ID']}\n"
+                         "Reply-To: orders@acme.test\n", datetime.now(UTC))])
     ok(mb("sync"))
     assert opportunity_ids(mb) == [opportunity]
     assert [m["how"] for m in shown(mb, opportunity)] == ["opened", "sent", "matched"]
+    ok(mb("opportunities", "reply", str(opportunity), "-m", "Ordered.", "--as", "anna"))
+    ok(mb("sync"))
+    assert smtp.received[-1].rcpt_tos == ["orders@acme.test"]  # its Reply-To (RFC 5322)
 
 
 def test_a_new_mail_on_an_opportunity_and_its_answer(mb, graph):

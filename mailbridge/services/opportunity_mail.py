@@ -148,7 +148,7 @@ def plan_reply(config: Config, opportunity: int, agent: str | None,
     with reading(config.store) as db:
         sending = _sending(db, config, opportunity, agent, "opportunities reply")
         last = _last_incoming(db, config, opportunity)
-        return _brief(sending, _quoted(last), (last["from_email"],))
+        return _brief(sending, _quoted(last), _answer_to(last))
 
 
 def reply(config: Config, opportunity: int, text: str, agent: str | None,
@@ -161,7 +161,7 @@ def reply(config: Config, opportunity: int, text: str, agent: str | None,
         last = _last_incoming(db, config, opportunity)
         in_reply_to, references = messages.thread_ids(db, last["id"])
         subject = bare_subject(last["subject"]) or sending.opportunity["summary"]
-        return _queue(db, sending, REPLY, text, f"Re: {subject}", (last["from_email"],), files,
+        return _queue(db, sending, REPLY, text, f"Re: {subject}", _answer_to(last), files,
                       history=(_quoted(last),), in_reply_to=in_reply_to,
                       references=references)
 
@@ -294,6 +294,11 @@ def _last_incoming(db: Store, config: Config, opportunity: int) -> dict[str, Any
             return messages.details(db, row["message"])
     raise UsageError(f"opportunity #{opportunity} has no incoming mail to answer",
                      f"start one with `mailbridge opportunities mail {opportunity}`")
+
+
+def _answer_to(last: dict[str, Any]) -> tuple[str, ...]:
+    """Where a mail asks to be answered: its Reply-To (RFC 5322), else its sender."""
+    return tuple(a["email"] for a in last["reply_to"]) or (last["from_email"],)
 
 
 def _quoted(last: dict[str, Any]) -> compose.Quoted:
