@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -389,6 +390,30 @@ def test_doctor_fails_an_unreachable_server(mb, monkeypatch):
     assert list(failed) == ["connection desk"]
     assert "127.0.0.1" in failed["connection desk"]
     assert mb("doctor", "--offline").exit_code == 0
+
+
+def test_doctor_checks_the_alerts_outgoing_connection(mb, smtp):
+    """`[alerts] outgoing` sends alert mail for channels without their own: doctor logs in
+    to it as it does to each channel, so a broken one is found before an alert needs it."""
+    from servers.dovecot import free_port
+
+    mb.drop_channel()
+    channels = tomllib.loads(mb.config.read_text())["channel"]
+    mb.write_config(channels, alerts={"outgoing": {
+        "type": "smtp", "host": "127.0.0.1", "port": smtp.port, "security": "none",
+        "from_email": "ops@example.com"}})
+    checks = {c["check"]: c for c in json.loads(mb("doctor", "--format", "json").stdout)}
+    assert checks["alerts outgoing"]["status"] == "ok"
+    assert f"127.0.0.1:{smtp.port}" in checks["alerts outgoing"]["detail"]
+    mb.write_config(channels, alerts={"outgoing": {
+        "type": "smtp", "host": "127.0.0.1", "port": free_port(), "security": "none",
+        "from_email": "ops@example.com", "timeout": 5}})
+    result = mb("doctor", "--format", "json")
+    assert result.exit_code == 4
+    failed = [c["check"] for c in json.loads(result.stdout) if c["status"] == "fail"]
+    assert failed == ["alerts outgoing"]
+    offline = json.loads(mb("doctor", "--offline", "--format", "json").stdout)
+    assert "alerts outgoing" not in {c["check"] for c in offline}
 
 
 def test_demo_runs_on_the_embedded_samples(tmp_path):

@@ -15,6 +15,7 @@ from mailbridge.config.model import Channel, Config
 from mailbridge.errors import MailbridgeError, SecretError
 from mailbridge.services import fleet, health
 from mailbridge.services.connectors import test_connection
+from mailbridge.services.outgoing import test_alerts_outgoing
 from mailbridge.store import info as store_info
 from mailbridge.store import messages, outbox, runs
 from mailbridge.store.db import Store
@@ -54,7 +55,20 @@ def diagnose(config_path: Path, connect: bool = True) -> list[dict[str, Any]]:
               keyring_check(), *_store_checks(config)]
     if connect:
         checks += [_connection_check(c) for c in config.channels if c.enabled]
+        if config.alerts.outgoing is not None:
+            checks.append(_alerts_outgoing_check(config))
     return checks
+
+
+def _alerts_outgoing_check(config: Config) -> dict[str, str]:
+    name = "alerts outgoing"
+    try:
+        found = test_alerts_outgoing(config)
+    except MailbridgeError as exc:
+        return _check(name, FAIL, _text(exc))
+    where = (f" {found['host']}:{found['port']}" if "host" in found
+             else f" {found['program']}" if "program" in found else "")
+    return _check(name, OK, f"{found['type']}{where}: ready to send alert mail")
 
 
 SKEW_WARN_SECONDS = 5.0

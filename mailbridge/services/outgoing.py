@@ -370,6 +370,18 @@ def test_outgoing(channel: Channel, send_to: str | None = None) -> dict[str, Any
     return report
 
 
+def test_alerts_outgoing(config: Config) -> dict[str, Any]:
+    """Log in to `[alerts] outgoing` without sending (`doctor`): the connection alert mail
+    of channels without their own takes, checked before an alert needs it."""
+    out = config.alerts.outgoing
+    assert out is not None
+    sender = _build_sender(out, "[alerts] outgoing", config.alerts.apps)
+    try:
+        return {"type": out["type"], **sender.check()}
+    finally:
+        sender.close()
+
+
 ALERT_MAILS_PER_HOUR = 5  # per recipient: automatic mail must never flood anyone
 
 
