@@ -177,6 +177,22 @@ def test_matching_off_and_my_inbox_actions(mb):
     assert [m["how"] for m in deal["messages"]] == ["assigned"]
 
 
+def test_an_opportunity_mail_opens_belongs_to_the_contacts_client(mb):
+    """Its contact's client, else the client whose domain the contact's is: so a client's
+    settings (its quotation mailbox) reach the opportunities mail opens for it."""
+    spool = sales_channel(mb, matching=True)
+    for name in ("ACME", "Beta"):
+        assert mb("clients", "add", name).exit_code == 0
+    assert mb("contacts", "add", "bob@acme.test", "--client", "ACME").exit_code == 0
+    assert mb("clients", "set", "Beta", "--domain", "beta.test").exit_code == 0
+    drop(spool, mail("bob@acme.test", AGENT, "Toner prices?"))
+    drop(spool, mail("eve@beta.test", AGENT, "Ten laptops"))
+    drop(spool, mail("sam@nowhere.test", AGENT, "A stranger asks"))
+    assert mb("sync").exit_code == 0
+    clients = {o["summary"]: o["client"] for o in opportunities(mb)}
+    assert clients == {"Toner prices?": "ACME", "Ten laptops": "Beta", "A stranger asks": ""}
+
+
 def test_closed_opportunities_and_projects(mb):
     spool = sales_channel(mb, match_to="projects")
     assert mb("opportunities", "add", "--summary", "Rollout", "--contact", "bob@acme.test",

@@ -11,7 +11,7 @@ from mailbridge.domain.sales import INBOX, NEW, UPDATE, decide, domain_of, witho
 from mailbridge.domain.threading import bare_subject, related_ids
 from mailbridge.pipeline.plan import ChannelPlan, SalesRules
 from mailbridge.pipeline.report import IN_INBOX, MATCHED, OPENED
-from mailbridge.store import sales
+from mailbridge.store import contacts, sales
 from mailbridge.store.db import Store
 
 
@@ -49,7 +49,8 @@ def file_sale(db: Store, plan: ChannelPlan, rules: SalesRules, message: int,
     if decision.kind == NEW:
         opened = sales.add_opportunity(
             db, bare_subject(parsed.subject) or "(no subject)", counterparts[0],
-            project=rules.projects, agent=rules.agent, details=parsed.text)
+            client=contacts.client_for(db, counterparts[0]), project=rules.projects,
+            agent=rules.agent, details=parsed.text)
         sales.attach(db, opened, message, parsed.text, "opened")  # a new one keeps the chain
         return OPENED
     assert decision.kind == INBOX

@@ -119,9 +119,10 @@ def inbox_new_opportunity(config: Config, item: int, project: bool) -> int:
     with write_transaction(config.store) as db:
         found = _item(db, item)
         details = messages.details(db, found["message"])
+        contact = _counterpart(config, found, details)
         opened = sales.add_opportunity(
-            db, bare_subject(details["subject"]) or "(no subject)",
-            _counterpart(config, found, details), project=project, agent=found["agent"],
+            db, bare_subject(details["subject"]) or "(no subject)", contact,
+            client=contacts.client_for(db, contact), project=project, agent=found["agent"],
             details=details["text"])
         sales.attach(db, opened, found["message"], details["text"], "opened")
         sales.handle(db, item, "done", f"opened opportunity #{opened}")

@@ -96,6 +96,17 @@ def contacts(db: Store, client: str | None = None) -> list[dict[str, Any]]:
             for r in db.execute(sql + " ORDER BY client, email", params)]
 
 
+def client_for(db: Store, address: str) -> str:
+    """The client `address` belongs to: its contact's, else the client whose domain it is
+    (`clients set --domain`); "" for neither."""
+    address = address.lower()
+    row = db.execute("SELECT client FROM contacts WHERE email=?", [address]).fetchone()
+    if row is None:
+        row = db.execute("SELECT client FROM client_domains WHERE domain=?",
+                         [address.rpartition("@")[2]]).fetchone()
+    return row[0] if row else ""
+
+
 def by_email(db: Store) -> dict[str, str]:
     """Every contact's address (lower case) and its client: what matching needs."""
     return {email.lower(): client for email, client in
