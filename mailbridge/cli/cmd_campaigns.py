@@ -70,16 +70,20 @@ def send(
     if not plan.recipients or (isinstance(done, campaigns.Sent) and not done.queued):
         note(f"{which}: nothing to queue{already}")
     elif isinstance(done, campaigns.Plan):
-        note(f"{which}: would queue {len(plan.recipients)} mails from {plan.sent_from} "
+        note(f"{which}: would queue {_mails(len(plan.recipients))} from {plan.sent_from} "
              f"({plan.agent}){already}; nothing was queued (--dry-run). The first:")
         print_line(f"To: {plan.recipients[0].email}")
         print_line(f"Subject: {plan.preview[0]}")
         print_line("")
         print_text(plan.preview[1].rstrip())
     else:
-        note(f"campaign {plan.name!r} (#{done.campaign}): {done.queued} mails queued from "
+        note(f"campaign {plan.name!r} (#{done.campaign}): {_mails(done.queued)} queued from "
              f"{plan.sent_from} ({plan.agent}){already}; they go from {done.first} to "
              f"{done.last} at the earliest (`mailbridge campaigns show {done.campaign}`)")
+
+
+def _mails(count: int) -> str:
+    return f"{count} mail" + ("" if count == 1 else "s")
 
 
 @campaigns_group.command("list")
