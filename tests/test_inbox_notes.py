@@ -259,6 +259,25 @@ def test_clients_set_adds_removes_and_moves_domains(mb):
     assert tsv[1].split("\t")[1] == '["acme.de", "acme.test"]'
 
 
+def test_a_client_named_in_another_case_is_the_same_client(mb, tmp_path):
+    """`clients add`, `contacts add --create` and `contacts import` find ACME when told
+    "acme": a client is never made twice in two spellings."""
+    mb.drop_channel()
+    assert mb("clients", "add", "ACME").exit_code == 0
+    again = mb("clients", "add", "acme", "--domain", "acme.test")
+    assert again.exit_code == 0 and "exists already" in again.stderr
+    assert mb("contacts", "add", "bob@acme.test", "--client", "Acme", "--create"
+              ).exit_code == 0
+    rows = tmp_path / "contacts.csv"
+    rows.write_text("email,client\ncarol@acme.test,aCmE\n")
+    assert mb("contacts", "import", str(rows)).exit_code == 0
+    assert list(clients(mb)) == ["ACME"]
+    assert clients(mb)["ACME"]["domains"] == ["acme.test"]
+    listed = json.loads(mb("contacts", "list", "--format", "json").stdout)
+    assert {(c["email"], c["client"]) for c in listed} == {
+        ("bob@acme.test", "ACME"), ("carol@acme.test", "ACME")}
+
+
 def test_domain_matching_files_mail_from_a_clients_domain_to_its_opportunity(mb):
     spool = sales_channel(mb, matching_type="domain")
     assert mb("clients", "add", "ACME", "--domain", "acme.test").exit_code == 0

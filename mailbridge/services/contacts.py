@@ -32,7 +32,7 @@ def add_client(config: Config, name: str, domains: Sequence[str] = ()) -> bool:
     name = require("client name", label, name)
     wanted = _domains(domains)
     with write_transaction(config.store) as db:
-        added = contacts.add_client(db, name)
+        name, added = contacts.add_client(db, name)
         _give(db, name, wanted)
         return added
 
@@ -103,7 +103,7 @@ def add_contact(config: Config, email: str, client: str, name: str | None,
             client = pick("client", client, names.known(db, "client"),
                           f"pass --create to add client {client}, or see "
                           "`mailbridge clients list`")
-        created = contacts.add_client(db, client)
+        client, created = contacts.add_client(db, client)
         outcome = contacts.upsert_contact(db, email, client, name)
         linked = _link_new(db, config, email, client) if outcome == "added" else 0
         return outcome, created, linked
@@ -127,7 +127,7 @@ def import_contacts(config: Config, path: Path) -> list[dict[str, Any]]:
                                 "reason": reason})
                 continue
             seen.add(email.lower())
-            contacts.add_client(db, client)
+            client, _created = contacts.add_client(db, client)
             outcome = contacts.upsert_contact(db, email, client, name)
             if outcome == "added":
                 _link_new(db, config, email, client)

@@ -158,7 +158,7 @@ def inbox_note(config: Config, item: int, client: str | None, create: bool = Fal
             if suggestion.client is None:
                 raise UsageError(f"inbox #{item}: {suggestion.reason}; pass --client NAME")
             chosen = suggestion.client
-        created = contacts.add_client(db, chosen)
+        chosen, created = contacts.add_client(db, chosen)
         sales.add_note(db, chosen, found["message"])
         sales.handle(db, item, "done", f"CRM note of {chosen}")
         return chosen, created

@@ -11,9 +11,15 @@ from mailbridge.store.db import Store, now
 CONTACT_COLUMNS = ("email", "name", "client", "created_at")
 
 
-def add_client(db: Store, name: str) -> bool:
-    return db.execute("INSERT INTO clients (name, created_at) VALUES (?, ?) "
-                      "ON CONFLICT DO NOTHING", [name, now()]).rowcount > 0
+def add_client(db: Store, name: str) -> tuple[str, bool]:
+    """The client called `name` in any case (its name as stored), made when there is none;
+    and whether it was made. "acme" never starts a second client beside "ACME"."""
+    for (known,) in db.execute("SELECT name FROM clients"):
+        if known.casefold() == name.casefold():
+            return known, False
+    db.execute("INSERT INTO clients (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+               [name, now()])
+    return name, True
 
 
 def clients(db: Store) -> list[dict[str, Any]]:
