@@ -265,7 +265,7 @@ def test_a_client_named_in_another_case_is_the_same_client(mb, tmp_path):
     mb.drop_channel()
     assert mb("clients", "add", "ACME").exit_code == 0
     again = mb("clients", "add", "acme", "--domain", "acme.test")
-    assert again.exit_code == 0 and "exists already" in again.stderr
+    assert again.exit_code == 0 and "client ACME exists already" in again.stderr
     assert mb("contacts", "add", "bob@acme.test", "--client", "Acme", "--create"
               ).exit_code == 0
     rows = tmp_path / "contacts.csv"

@@ -70,6 +70,11 @@ def test_reply_to_is_answered_instead_of_the_sender():
     ann = Incoming("human", "ann@c.test", ("support@example.com",))
     carol = Incoming("human", "carol@c.test", ("ann@c.test",), (), ("carol.home@h.test",))
     assert conversation("ann@c.test", [ann, carol], OWN) == ("ann@c.test", "carol.home@h.test")
+    # a Reply-To with no usable address ("Jane Doe", a bare word) or only our own address
+    # is as if there were none: the sender is answered, not nobody
+    for junk in (("",), ("Customer",), ("support@example.com",), ("Support@Example.com", "")):
+        odd = Incoming("human", "ann@c.test", ("support@example.com",), (), junk)
+        assert conversation("ann@c.test", [odd], OWN) == ("ann@c.test",), junk
     # a list-like Reply-To adds its addresses in its place
     bob = Incoming("human", "bob@c.test", ("support@example.com",), ("carol@c.test",),
                    ("team@c.test", "bob@c.test"))

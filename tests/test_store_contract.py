@@ -388,3 +388,25 @@ class TestPostgres(StoreContract):
             finally:
                 child.kill()
                 child.wait(timeout=10)
+
+
+def test_a_many_row_insert_is_cut_by_rows_and_by_bytes(pg_url):
+    """PostgreSQL's executemany is one INSERT per chunk: at most the protocol's parameters,
+    and about CHUNK_BYTES of values (a larger row alone), every row written once."""
+    from mailbridge.store import postgres
+
+    rows = [(1, "a" * 100)] * 10
+    assert [len(c) for c in postgres._chunks(rows, 4)] == [4, 4, 2]
+    big = postgres.CHUNK_BYTES
+    sized = [(1, "x" * (big - 100)), (2, "y" * 5), (3, "z" * 100), (4, "w" * (big * 2))]
+    assert [[r[0] for r in c] for c in postgres._chunks(sized, 1000)] == [[1, 2], [3], [4]]
+    assert list(postgres._chunks([], 5)) == []
+    target = StoreSettings(pg_url, {"env": PG_PASSWORD_ENV})
+    with connection(target) as db, db.atomic():
+        db.execute("CREATE TABLE scratch (a integer, b text)")
+        many = [(i, "v" * (i % 7) * 5000) for i in range(3000)]
+        db.executemany("INSERT INTO scratch (a, b) VALUES (?, ?)", many)
+        assert db.execute("SELECT count(*), count(DISTINCT a), sum(length(b)) FROM scratch"
+                          ).fetchone() == (3000, 3000, sum(len(b) for _a, b in many))
+    close_all()
+

@@ -47,7 +47,7 @@ def clients_add(ctx: typer.Context, name: str = typer.Argument(..., help="Client
     """Add a client (an existing one gets the --domain given)."""
     from mailbridge.services import contacts
 
-    added = contacts.add_client(state(ctx).config(), name, domains)
+    name, added = contacts.add_client(state(ctx).config(), name, domains)
     with_domains = f" (domains: {', '.join(domains)})" if domains else ""
     note(f"client {name} {'added' if added else 'exists already'}{with_domains}")
 

@@ -11,8 +11,9 @@ noreply@ is mailed only if it also wrote without Reply-To."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from mailbridge.domain import checks
 from mailbridge.domain.classify import AUTO_REPLY, BOUNCE, OWN_LOOP
 
 _AUTOMATIC = frozenset({AUTO_REPLY, BOUNCE, OWN_LOOP})
@@ -34,6 +35,15 @@ class Incoming:
         return self.reply_to or (self.sender,)
 
 
+def usable_reply_to(addresses: Iterable[str], own: Iterable[str]) -> tuple[str, ...]:
+    """The addresses of a Reply-To a reply may go to: well-formed (`Reply-To: "Jane Doe"`
+    parses to a name with no address) and none of our own (a mailer that puts ours there
+    would have us answer ourselves). None left: the sender is answered, as without one."""
+    ours = {a.lower() for a in own}
+    return tuple(a for a in addresses
+                 if checks.refusal("address", checks.email, a) is None and a.lower() not in ours)
+
+
 def unique(addresses: Iterable[str], own: Iterable[str]) -> tuple[str, ...]:
     """Each address once (ignoring case, first spelling kept), never one of our own."""
     seen = {a.lower() for a in own}
@@ -53,6 +63,8 @@ def conversation(requester: str, incoming: Sequence[Incoming],
     an automatic message's own To/Cc add nobody either. With `answer_machines` (a ticket an
     automatic mail opened, which the agent has chosen to answer) automatic senders are
     recipients too; mail daemons still never are."""
+    own = tuple(own)
+    incoming = [replace(m, reply_to=usable_reply_to(m.reply_to, own)) for m in incoming]
     people = {m.sender.lower() for m in incoming
               if answer_machines or m.classification not in _AUTOMATIC}
     machines = {m.sender.lower() for m in incoming

@@ -27,14 +27,15 @@ CSV_COLUMNS = ("email", "name", "client")
 SHOWN_NOTES = 20  # `clients show`: its latest notes; `notes list --client` has them all
 
 
-def add_client(config: Config, name: str, domains: Sequence[str] = ()) -> bool:
-    """Whether the client is new; an existing one gets the domains too."""
+def add_client(config: Config, name: str, domains: Sequence[str] = ()) -> tuple[str, bool]:
+    """The client's name as stored (one of that name in any case is it) and whether it is
+    new; an existing one gets the domains too."""
     name = require("client name", label, name)
     wanted = _domains(domains)
     with write_transaction(config.store) as db:
         name, added = contacts.add_client(db, name)
         _give(db, name, wanted)
-        return added
+        return name, added
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 from mailbridge.config.model import Channel, Config
 from mailbridge.domain import checks, compose, quotation
 from mailbridge.domain.checks import label, require
+from mailbridge.domain.recipients import usable_reply_to
 from mailbridge.domain.threading import bare_subject
 from mailbridge.errors import NotFoundError, UsageError
 from mailbridge.services import agents as acting_agents
@@ -148,7 +149,7 @@ def plan_reply(config: Config, opportunity: int, agent: str | None,
     with reading(config.store) as db:
         sending = _sending(db, config, opportunity, agent, "opportunities reply")
         last = _last_incoming(db, config, opportunity)
-        return _brief(sending, _quoted(last), _answer_to(last))
+        return _brief(sending, _quoted(last), _answer_to(last, sending.box))
 
 
 def reply(config: Config, opportunity: int, text: str, agent: str | None,
@@ -161,8 +162,8 @@ def reply(config: Config, opportunity: int, text: str, agent: str | None,
         last = _last_incoming(db, config, opportunity)
         in_reply_to, references = messages.thread_ids(db, last["id"])
         subject = bare_subject(last["subject"]) or sending.opportunity["summary"]
-        return _queue(db, sending, REPLY, text, f"Re: {subject}", _answer_to(last), files,
-                      history=(_quoted(last),), in_reply_to=in_reply_to,
+        return _queue(db, sending, REPLY, text, f"Re: {subject}", _answer_to(last, sending.box),
+                      files, history=(_quoted(last),), in_reply_to=in_reply_to,
                       references=references)
 
 
@@ -296,9 +297,11 @@ def _last_incoming(db: Store, config: Config, opportunity: int) -> dict[str, Any
                      f"start one with `mailbridge opportunities mail {opportunity}`")
 
 
-def _answer_to(last: dict[str, Any]) -> tuple[str, ...]:
-    """Where a mail asks to be answered: its Reply-To (RFC 5322), else its sender."""
-    return tuple(a["email"] for a in last["reply_to"]) or (last["from_email"],)
+def _answer_to(last: dict[str, Any], box: SalesMailbox) -> tuple[str, ...]:
+    """Where a mail asks to be answered: its Reply-To (RFC 5322) where that is usable, else
+    its sender."""
+    own = (box.address, *box.channel.owner_addresses)
+    return usable_reply_to([a["email"] for a in last["reply_to"]], own) or (last["from_email"],)
 
 
 def _quoted(last: dict[str, Any]) -> compose.Quoted:

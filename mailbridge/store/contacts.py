@@ -17,9 +17,9 @@ def add_client(db: Store, name: str) -> tuple[str, bool]:
     for (known,) in db.execute("SELECT name FROM clients"):
         if known.casefold() == name.casefold():
             return known, False
-    db.execute("INSERT INTO clients (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-               [name, now()])
-    return name, True
+    made = db.execute("INSERT INTO clients (name, created_at) VALUES (?, ?) "
+                      "ON CONFLICT DO NOTHING", [name, now()]).rowcount > 0
+    return name, made
 
 
 def clients(db: Store) -> list[dict[str, Any]]:

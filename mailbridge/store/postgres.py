@@ -28,6 +28,7 @@ from mailbridge.store.fulltext import PostgresFullText
 
 CONNECT_TIMEOUT = 10
 MAX_PARAMETERS = 65535  # the protocol's limit for one statement
+CHUNK_BYTES = 256 * 1024  # of values in one multi-row INSERT (executemany)
 POOL_SIZE = 8  # run: the job, the heartbeat and the claim tick, one spare, and four hooks
 
 # The pool's own retry loop logs each failed attempt; our one-line error says it instead.
@@ -58,6 +59,21 @@ def to_pyformat(sql: str) -> str:
         else:
             out.append("%s" if ch == "?" else ch)
     return "".join(out)
+
+
+def _chunks(rows: Sequence[Sequence[Any]], most: int) -> Iterator[Sequence[Sequence[Any]]]:
+    """`rows` in runs of at most `most` rows and about CHUNK_BYTES of values (a row larger
+    than that alone)."""
+    start, size = 0, 0
+    for end, values in enumerate(rows):
+        weight = sum(len(v) if isinstance(v, (str, bytes, bytearray, memoryview)) else 8
+                     for v in values)
+        if end > start and (end - start >= most or size + weight > CHUNK_BYTES):
+            yield rows[start:end]
+            start, size = end, 0
+        size += weight
+    if start < len(rows):
+        yield rows[start:]
 
 
 def _values_row(sql: str) -> tuple[str, str, str]:
@@ -127,11 +143,14 @@ class PostgresStore(Store):
         pipeline mode, and the server executes a pipeline's rows before its one closing Sync,
         while it counts a session idle in its transaction only from a Sync on. A host paused
         between them (SIGSTOP, a frozen VM) kept its transaction's locks (the events lock,
-        its lease row) for as long as it stayed paused, and every other host waited."""
+        its lease row) for as long as it stayed paused, and every other host waited.
+
+        A chunk also stays under CHUNK_BYTES of values: a statement is read whole by the
+        server with no timeout armed once its first message is in, so a host paused while
+        writing a large one holds its locks as long (closed only by PostgreSQL 17's
+        transaction_timeout); small statements keep that window short."""
         head, row, tail = _values_row(sql)
-        per_chunk = max(1, MAX_PARAMETERS // max(1, row.count("?")))
-        for start in range(0, len(rows), per_chunk):
-            chunk = rows[start:start + per_chunk]
+        for chunk in _chunks(rows, MAX_PARAMETERS // max(1, row.count("?"))):
             self.execute(f"{head}{', '.join([row] * len(chunk))}{tail}",
                          [value for values in chunk for value in values])
 
