@@ -263,7 +263,8 @@ def list_campaigns(config: Config) -> list[dict[str, Any]]:
     if not exists(config.store):
         return []
     with reading(config.store) as db:
-        return [_summary(row) for row in campaigns.list_all(db)]
+        return [_summary(row)
+                for row in campaigns.list_all(db, fleet.sending_alive(db, config))]
 
 
 def show(config: Config, campaign: int) -> dict[str, Any]:

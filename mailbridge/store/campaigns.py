@@ -4,8 +4,10 @@ recipients it has not queued yet."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from mailbridge.store import outbox
 from mailbridge.store.db import Store, now
 
 COLUMNS = ("id", "name", "agent", "channel", "sent_from", "subject", "body", "created_at")
@@ -63,15 +65,20 @@ def recipients(db: Store, campaign: int) -> list[dict[str, Any]]:
     return [dict(zip(RECIPIENT_COLUMNS, r, strict=True)) for r in rows]
 
 
-def list_all(db: Store) -> list[dict[str, Any]]:
-    """Every campaign, newest first, with how many of its mails are in each outbox state."""
+def list_all(db: Store, in_flight: Callable[[str | None], bool]) -> list[dict[str, Any]]:
+    """Every campaign, newest first, with how many of its mails are in each outbox state; a
+    mail a crash left `sending` counts as `unknown` unless `in_flight(sender)` (as `outbox
+    list` tells it)."""
     found = [dict(zip(COLUMNS, r, strict=True)) for r in db.execute(
         f"SELECT {', '.join(COLUMNS)} FROM campaigns ORDER BY id DESC")]
     counts: dict[int, dict[str, int]] = {}
-    for campaign, state, count in db.execute(
-            "SELECT r.campaign, o.state, count(*) FROM campaign_recipients r "
-            "JOIN outbox o ON o.id = r.outbox GROUP BY r.campaign, o.state"):
-        counts.setdefault(campaign, {})[state] = count
+    for campaign, state, sender, count in db.execute(
+            "SELECT r.campaign, o.state, o.claimed_by, count(*) FROM campaign_recipients r "
+            "JOIN outbox o ON o.id = r.outbox GROUP BY r.campaign, o.state, o.claimed_by"):
+        if state == outbox.SENDING and not in_flight(sender):
+            state = outbox.UNKNOWN
+        states = counts.setdefault(campaign, {})
+        states[state] = states.get(state, 0) + count
     for row in found:
         row["states"] = counts.get(row["id"], {})
     return found
