@@ -288,7 +288,7 @@ def _recipient(row: dict[str, Any], in_flight: Callable[[str | None], bool]
     """A recipient's row as `outbox list` tells its state: one a crash left `sending` is
     `unknown` once its sender is gone."""
     state, claimed = row["state"], row.pop("claimed_by")
-    if state == outbox.SENDING and not in_flight(claimed):
+    if outbox.told(state, claimed, in_flight) != state:
         return {**row, "state": outbox.UNKNOWN, "last_error": outbox.INTERRUPTED}
     return {**row, "state": _result(state)}
 

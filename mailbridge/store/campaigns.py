@@ -75,8 +75,7 @@ def list_all(db: Store, in_flight: Callable[[str | None], bool]) -> list[dict[st
     for campaign, state, sender, count in db.execute(
             "SELECT r.campaign, o.state, o.claimed_by, count(*) FROM campaign_recipients r "
             "JOIN outbox o ON o.id = r.outbox GROUP BY r.campaign, o.state, o.claimed_by"):
-        if state == outbox.SENDING and not in_flight(sender):
-            state = outbox.UNKNOWN
+        state = outbox.told(state, sender, in_flight)
         states = counts.setdefault(campaign, {})
         states[state] = states.get(state, 0) + count
     for row in found:

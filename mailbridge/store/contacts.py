@@ -14,6 +14,9 @@ CONTACT_COLUMNS = ("email", "name", "client", "created_at")
 def add_client(db: Store, name: str) -> tuple[str, bool]:
     """The client called `name` in any case (its name as stored), made when there is none;
     and whether it was made. "acme" never starts a second client beside "ACME"."""
+    exact = db.execute("SELECT name FROM clients WHERE name=?", [name]).fetchone()
+    if exact is not None:  # by the key: a CSV import names the same clients row after row
+        return exact[0], False
     for (known,) in db.execute("SELECT name FROM clients"):
         if known.casefold() == name.casefold():
             return known, False

@@ -92,9 +92,16 @@ def list_rows(db: Store, states: tuple[str, ...] = (),
     rows = [_row(r) for r in db.execute(sql + " ORDER BY id", sorted(wanted))]
     if in_flight is not None:
         for row in rows:
-            if row["state"] == SENDING and not in_flight(row["claimed_by"]):
+            if told(row["state"], row["claimed_by"], in_flight) != row["state"]:
                 row.update(state=UNKNOWN, last_error=INTERRUPTED)
     return [r for r in rows if not states or r["state"] in states]
+
+
+def told(state: str | None, sender: str | None,
+         in_flight: Callable[[str | None], bool]) -> str | None:
+    """A row's state as it is told: `sending` by a sender that is gone (`in_flight` says
+    not) is `unknown`, since it was interrupted (the next drain marks it so)."""
+    return UNKNOWN if state == SENDING and not in_flight(sender) else state
 
 
 def get(db: Store, row: int) -> dict[str, Any] | None:
