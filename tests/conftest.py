@@ -47,6 +47,10 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 PG_PASSWORD_ENV = "MB_TEST_PGPASSWORD"
 
 
+# SQL for the raw bytes of the message `m` (store/messages.raw_of).
+RAW = "coalesce((SELECT r.raw FROM message_raws r WHERE r.message = m.id), m.raw)"
+
+
 class Mailbridge:
     """Runs the CLI in-process with a config in tmp_path; returns Click results. The store is
     a SQLite file in tmp_path, or (`store_url`) a PostgreSQL schema of the test cluster."""
@@ -94,6 +98,11 @@ class Mailbridge:
 
     def value(self, sql: str, params: tuple = ()):
         return self.query(sql, params)[0][0]
+
+    def raws(self) -> dict[int, bytes]:
+        """Every stored message's raw bytes by id, wherever the store keeps them (a large
+        one's in `message_raws`)."""
+        return {i: bytes(raw) for i, raw in self.query(f"SELECT m.id, {RAW} FROM messages m")}
 
     def write(self, sql: str, params: tuple = ()) -> None:
         """Change the store behind mailbridge's back (what a crash would leave)."""

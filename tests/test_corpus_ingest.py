@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import CORPUS, needs_corpus
+from conftest import CORPUS, RAW, needs_corpus
 
 ZAMMAD = CORPUS / "zammad"
 
@@ -23,7 +23,7 @@ def test_zammad_corpus_ingests_through_the_drop_channel(mb):
     assert "Traceback" not in result.stderr
     assert result.exit_code == 0, result.stderr
     expected = json.loads((ZAMMAD / "expected.json").read_text())
-    rows = mb.query("SELECT l.source_key, m.raw, m.subject, m.from_email, m.parse_error "
+    rows = mb.query(f"SELECT l.source_key, {RAW}, m.subject, m.from_email, m.parse_error "
                     "FROM ledger l JOIN messages m ON m.id = l.message")
     assert len(rows) == 106
     by_name = {r[0]: r for r in rows}

@@ -128,7 +128,7 @@ def test_broken_and_empty_files_are_stored_raw_and_the_run_reports_partial(mb):
     assert count(mb, "SELECT count(*) FROM messages") == 3
     assert count(mb, "SELECT count(*) FROM messages WHERE parse_error IS NOT NULL") == 1
     assert sorted(t["subject"] for t in tickets(mb)) == ["broken", "headers only"]
-    raws = {bytes(r[0]) for r in mb.query("SELECT raw FROM messages")}
+    raws = set(mb.raws().values())
     assert raws == {b"", broken, b"Subject: headers only\nFrom: a@b.example\n"}
 
 
@@ -137,7 +137,10 @@ def test_a_30_mb_message_is_stored_whole(mb):
     big = message("Big", message_id="big@x", body="x" * 76 + "\n") + b"y" * 30_000_000 + b"\n"
     drop(spool, big, "big")
     assert mb("sync").exit_code == 0
-    assert bytes(mb.value("SELECT raw FROM messages")) == big
+    assert list(mb.raws().values()) == [big]
+    assert mb.value("SELECT count(*) FROM message_raws") == 1  # kept where it is not copied
+    shown = mb("messages", "show", str(mb.value("SELECT id FROM messages")), "--raw")
+    assert shown.stdout_bytes == big
 
 
 def test_missing_spool_is_one_line_exit_2(mb):

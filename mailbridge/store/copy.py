@@ -16,7 +16,7 @@ from mailbridge.store.fulltext import is_index_table
 # tests/test_store_migrate.py checks that every table of a current store is.
 TABLES = (
     "queues", "clients", "agents", "opportunity_types",
-    "messages", "attachments", "ledger", "cursors",
+    "messages", "message_raws", "attachments", "ledger", "cursors",
     "tickets", "ticket_messages", "ticket_comments", "runs", "alerts",
     "campaigns", "outbox", "campaign_recipients",
     "contacts", "client_domains", "engagements", "engagement_contacts",

@@ -11,6 +11,10 @@ from mailbridge.domain.message import Address, ParsedMessage
 from mailbridge.store.db import Store, insert_row, now, update_row
 from mailbridge.store.query import Query, where
 
+# A raw message this large is kept in `message_raws` (m018), where the SQLite store writes it
+# without copying it; smaller ones stay in their `messages` row, read in one lookup.
+LARGE_RAW_BYTES = 1 << 20
+
 
 def ids_by_fingerprint(db: Store, channel: str, fingerprints: Iterable[str]) -> dict[str, int]:
     """The stored message of each of these fingerprints that `channel` has (500 a query)."""
@@ -81,10 +85,11 @@ def parsed_columns(parsed: ParsedMessage | None, classification: str | None,
 def insert(db: Store, channel: str, fingerprint: str, raw: bytes,
            parsed: ParsedMessage | None, classification: str | None,
            parse_error: str | None, direction: str = "in") -> int:
+    large = len(raw) >= LARGE_RAW_BYTES
     row = {
         "channel": channel,
         "fingerprint": fingerprint,
-        "raw": raw,
+        "raw": b"" if large else raw,
         "size": len(raw),
         "sha256": hashlib.sha256(raw).hexdigest(),
         "direction": direction,
@@ -92,6 +97,8 @@ def insert(db: Store, channel: str, fingerprint: str, raw: bytes,
         **parsed_columns(parsed, classification, parse_error),
     }
     message = insert_row(db, "messages", row)
+    if large:
+        insert_row(db, "message_raws", {"message": message, "raw": raw}, key=None)
     _insert_attachments(db, message, parsed)
     db.fulltext.add([message])
     return message
@@ -188,7 +195,8 @@ def html_of_ticket(db: Store, ticket: int) -> list[tuple[int, str]]:
 
 
 def raw_of(db: Store, message: int) -> bytes:
-    return db.execute("SELECT raw FROM messages WHERE id=?", [message]).fetchone()[0]
+    return db.execute("SELECT coalesce(r.raw, m.raw) FROM messages m LEFT JOIN message_raws r "
+                      "ON r.message = m.id WHERE m.id=?", [message]).fetchone()[0]
 
 
 def _insert_attachments(db: Store, message: int, parsed: ParsedMessage | None) -> None:

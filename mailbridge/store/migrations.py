@@ -414,11 +414,26 @@ def m017_campaigns(db: Store) -> None:
     )
 
 
+def m018_large_raws(db: Store) -> None:
+    # The raw bytes of a large message (store/messages.LARGE_RAW_BYTES) live in a table of
+    # their own, as its last column: only there can SQLite write a blob in place a chunk at a
+    # time (store/sqlite.py); as a parameter of a row it copies the blob twice in memory.
+    db.ddl(
+        """
+        CREATE TABLE message_raws (
+            message INTEGER PRIMARY KEY REFERENCES messages(id),
+            raw BLOB NOT NULL
+        );
+        """
+    )
+
+
 STEPS: tuple[Callable[[Store], None], ...] = (
     m001_foundation, m002_operations, m003_outgoing, m004_engagements, m005_sales,
     m006_reply_lookup, m007_leases, m008_ticket_comments, m009_token_caches,
     m010_search_index, m011_ticket_workflow, m012_events, m013_client_domains,
-    m014_agent_roles, m015_opportunity_mail, m016_quotation_mailbox, m017_campaigns)
+    m014_agent_roles, m015_opportunity_mail, m016_quotation_mailbox, m017_campaigns,
+    m018_large_raws)
 
 
 def applied(db: Store) -> list[str]:

@@ -21,6 +21,8 @@ from mailbridge.store.fulltext import SqliteFullText
 
 BUSY_TIMEOUT_MS = 10_000
 LOW_SPACE_BYTES = 1 << 20  # less than this free and an I/O error means a full disk
+STREAMED_BLOB_BYTES = 1 << 20  # a blob this large, last in its row, is written in place
+BLOB_CHUNK_BYTES = 1 << 20
 LEGACY_TABLE = "_sqlite_migrations"  # where sqlite-utils recorded the steps of older stores
 
 
@@ -39,6 +41,7 @@ class SqliteStore(Store):
         self.conn = conn
         self.path = path
         self.fulltext = SqliteFullText(self)
+        self._last_columns: dict[str, str] = {}
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         # A plain try, not `translated()`: two context managers cost more than the statement.
@@ -86,10 +89,39 @@ class SqliteStore(Store):
                     raise
 
     def insert(self, table: str, row: dict[str, Any], key: str | None = "id") -> int:
-        sql = (f"INSERT INTO {table} ({', '.join(row)}) "
-               f"VALUES ({', '.join('?' * len(row))})")
-        rowid = self.execute(sql, list(row.values())).lastrowid
-        return (rowid or 0) if key else 0  # an INTEGER PRIMARY KEY is the rowid
+        last = self._last_column(table)
+        value = row.get(last)
+        if isinstance(value, bytes) and len(value) >= STREAMED_BLOB_BYTES:
+            with self.atomic():  # no reader sees the row before its blob is written
+                rowid = self._insert_streaming(table, row, last, value)
+        else:
+            sql = (f"INSERT INTO {table} ({', '.join(row)}) "
+                   f"VALUES ({', '.join('?' * len(row))})")
+            rowid = self.execute(sql, list(row.values())).lastrowid or 0
+        return rowid if key else 0  # an INTEGER PRIMARY KEY is the rowid
+
+    def _insert_streaming(self, table: str, row: dict[str, Any], column: str,
+                          blob: bytes) -> int:
+        """The row with `column` as zeroes of the blob's length, then the blob written into
+        place a chunk at a time. SQLite makes trailing zeroes of a row without allocating
+        them, so the blob is held once, by the caller; bound as a parameter it would be
+        copied twice (to bind it, then to build the row)."""
+        sql = (f"INSERT INTO {table} ({', '.join(row)}) VALUES (" + ", ".join(
+            "zeroblob(?)" if c == column else "?" for c in row) + ")")
+        rowid = self.execute(sql, [len(blob) if c == column else v
+                                   for c, v in row.items()]).lastrowid or 0
+        data = memoryview(blob)
+        with self.translated(), self.conn.blobopen(table, column, rowid) as handle:
+            for start in range(0, len(data), BLOB_CHUNK_BYTES):
+                handle.write(data[start:start + BLOB_CHUNK_BYTES])
+        return rowid
+
+    def _last_column(self, table: str) -> str:
+        """The last column of `table` (only its blob can be written in place)."""
+        if table not in self._last_columns:
+            columns = self.execute(f"PRAGMA table_info({table})").fetchall()
+            self._last_columns[table] = columns[-1][1] if columns else ""
+        return self._last_columns[table]
 
     def string_agg(self, expression: str) -> str:
         return f"group_concat(DISTINCT {expression})"
