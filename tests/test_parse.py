@@ -554,3 +554,42 @@ def test_attachment_measured_in_pieces_matches_the_decoded_bytes(monkeypatch, ch
             assert [(a.size, a.sha256) for a in slim.attachments] == [
                 (len(a.data), hashlib.sha256(a.data).hexdigest()) for a in whole.attachments]
             assert slim.attachments[0].data == b""
+
+
+_BOUNDARY_CHARS = st.sampled_from(list("abcXYZ019 '()+_,-./:=?\\*[]$^|{}é\t"))
+_LINE_ENDS = st.sampled_from(["", "\n", "\r\n", "\r", "--", "--\n", "--  \r\n", " \t\n", "x\n",
+                              "\n\n", "--x"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(boundary=st.text(_BOUNDARY_CHARS, min_size=1, max_size=12),
+       prefix=st.sampled_from(["", "--", "---", "-", " --"]), end=_LINE_ENDS,
+       cut=st.integers(0, 3))
+def test_a_boundary_is_matched_as_feedparsers_own_pattern_would(boundary, prefix, end,
+                                                                 cut) -> None:
+    """feedparser's boundary patterns are not compiled (domain/parse._FeedparserRe): every
+    line must match, or not, with the same groups as the pattern it would have compiled."""
+    import email.feedparser
+    import re
+
+    separator = "--" + boundary
+    pattern = ("(?P<sep>" + re.escape(separator) +
+               r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+    shim = email.feedparser.re.compile(pattern)
+    assert type(shim).__name__ == "_BoundaryMatch"
+    line = prefix + boundary[:len(boundary) - cut] + end
+    want, got = re.compile(pattern).match(line), shim.match(line)
+    assert (want is None) == (got is None)
+    if want is not None:
+        assert [got.group(g) for g in ("end", "ws", "linesep")] == \
+            [want.group(g) for g in ("end", "ws", "linesep")]
+
+
+def test_feedparser_compiles_every_other_pattern_as_re_does() -> None:
+    import email.feedparser
+    import re
+
+    for pattern in (r"(\r\n|\r|\n)\Z", "(?P<sep>--a)(?P<end>--)?", "(?P<sep>" + r"--\d" +
+                    r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"):
+        assert email.feedparser.re.compile(pattern) == re.compile(pattern)
+    assert email.feedparser.re.escape is re.escape
