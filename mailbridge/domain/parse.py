@@ -508,6 +508,8 @@ _B64_JUNK_RE = re.compile(rb"[^A-Za-z0-9+/]")
 
 
 def _unfold(value: str) -> str:
+    if "\n" not in value and "\r" not in value:  # most values: one line
+        return value
     return _FOLD_RE.sub("", value).replace("\r", "").replace("\n", "")
 
 
