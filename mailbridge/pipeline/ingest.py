@@ -97,6 +97,9 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
         outcomes = [_record(db, plan, item, prep, known, seen)
                     for item, prep in zip(batch.items, prepared, strict=True)]
         seen.flush()
+        stored = [o.message for o in outcomes if o.message is not None and o.kind != DUPLICATE]
+        if stored:
+            db.fulltext.add(stored)  # the batch's new messages, in one statement
         if batch.cursor is not None:
             ledger.save_cursor(db, plan.name, batch.mailbox, batch.folder, batch.cursor)
     return outcomes
@@ -152,7 +155,7 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
         seen.record(item.ref, prep.fingerprint, existing, DUPLICATE)
         return Outcome(item.ref, DUPLICATE, existing, subject=subject)
     message = messages.insert(db, plan.name, prep.fingerprint, prep.raw, prep.parsed,
-                              prep.classification, prep.parse_error)
+                              prep.classification, prep.parse_error, index=False)
     if prep.parsed is None:
         seen.record(item.ref, prep.fingerprint, message, UNPARSED)
         return Outcome(item.ref, UNPARSED, message, detail=prep.parse_error or "")

@@ -84,7 +84,9 @@ def parsed_columns(parsed: ParsedMessage | None, classification: str | None,
 
 def insert(db: Store, channel: str, fingerprint: str, raw: bytes,
            parsed: ParsedMessage | None, classification: str | None,
-           parse_error: str | None, direction: str = "in") -> int:
+           parse_error: str | None, direction: str = "in", index: bool = True) -> int:
+    """Store a message. Not `index`ed: the caller indexes it (`db.fulltext.add`) before the
+    transaction ends, with the other messages it stores (one statement for a batch)."""
     large = len(raw) >= LARGE_RAW_BYTES
     row = {
         "channel": channel,
@@ -100,7 +102,8 @@ def insert(db: Store, channel: str, fingerprint: str, raw: bytes,
     if large:
         insert_row(db, "message_raws", {"message": message, "raw": raw}, key=None)
     _insert_attachments(db, message, parsed)
-    db.fulltext.add([message])
+    if index:
+        db.fulltext.add([message])
     return message
 
 
