@@ -74,6 +74,28 @@ class StoreContract:
             names = [r[0] for r in db.execute("SELECT name FROM queues ORDER BY name")]
         assert names == ["outer"]
 
+    def test_a_queue_is_made_once_a_transaction_and_again_after_a_rollback(self, target):
+        from mailbridge.store.tickets import ensure_queue
+
+        with connection(target) as db:
+            with db.atomic():
+                assert db.once("k") and not db.once("k")
+                with pytest.raises(RuntimeError), db.atomic():
+                    ensure_queue(db, "inner")  # rolled back with its savepoint ...
+                    raise RuntimeError("inner crash")
+                ensure_queue(db, "inner")  # ... so made again here
+                ensure_queue(db, "inner")
+                insert_row(db, "tickets", {"channel": "c", "queue": "inner", "subject": "s",
+                                           "created_at": "t", "updated_at": "t"})
+            assert db.once("k")  # a new transaction
+            with pytest.raises(RuntimeError), db.atomic():
+                ensure_queue(db, "gone")
+                raise RuntimeError("crash")
+            with db.atomic():
+                ensure_queue(db, "gone")
+            names = [r[0] for r in db.execute("SELECT name FROM queues ORDER BY name")]
+        assert names == ["gone", "inner"]
+
     def test_a_database_error_is_a_store_error_and_the_connection_goes_on(self, target):
         with connection(target) as db:
             db.execute("INSERT INTO queues (name, created_at) VALUES ('q', 'x')")

@@ -46,6 +46,7 @@ class Store:
     _staged: list[tuple[Callable[[Store, list[Any]], None], Any]] | None = None
     _last: frozenset[Callable[[Store, list[Any]], None]] = frozenset()  # stage(last=True)
     _depth: int = 0
+    _done: list[str] | None = None  # `once` keys of the current transaction, in order
     fulltext: FullText  # the full-text index of messages, in this backend's own terms
 
     def lock_row(self, skip_locked: bool = False) -> str:
@@ -80,15 +81,20 @@ class Store:
         when the outermost body ends, inside the transaction just before it commits."""
         staged = self._staged if self._staged is not None else []
         self._staged = staged
-        mark = len(staged)
+        done = self._done if self._done is not None else []
+        self._done = done
+        mark, done_mark = len(staged), len(done)
         self._depth += 1
         try:
             yield
         except BaseException:
             del staged[mark:]
+            del done[done_mark:]
             raise
         finally:
             self._depth -= 1
+            if self._depth == 0:
+                self._done = None
         if self._depth == 0 and staged:
             items, self._staged = list(staged), []
             writers = dict.fromkeys(w for w, _ in items)  # a bound method is ==, not `is`
@@ -108,6 +114,17 @@ class Store:
             return
         with self.atomic():
             self.stage(writer, item)
+
+    def once(self, key: str) -> bool:
+        """Whether `key` is new to the current transaction: a write that makes sure of
+        something (a queue exists) is needed once a transaction, not once a row, as long as
+        the part of the transaction that did it is not rolled back. Outside one: always."""
+        if self._done is None:
+            return True
+        if key in self._done:
+            return False
+        self._done.append(key)
+        return True
 
     def insert(self, table: str, row: dict[str, Any], key: str | None = "id") -> int:
         """One INSERT; returns the new row's `key` column (0 when `key` is None)."""

@@ -13,8 +13,10 @@ from mailbridge.store.query import Query, where
 
 
 def ensure_queue(db: Store, name: str) -> None:
-    db.execute("INSERT INTO queues (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-               [name, now()])
+    """Make the queue if it is new (once a transaction: a batch opens many tickets in one)."""
+    if db.once(f"queue:{name}"):
+        db.execute("INSERT INTO queues (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                   [name, now()])
 
 
 def find_for_thread(db: Store, channel: str, related_ids: Sequence[str],
