@@ -105,7 +105,7 @@ class IngestMachine(RuleBasedStateMachine):
     def sync(self, where: str, after: int) -> None:
         fetcher = DropFetcher("c", self.spool, batch_size=2)
         calls = {"n": 0}
-        real_insert, real_ack = store_messages.insert, fetcher.ack
+        real_insert, real_ack = store_messages.insert_many, fetcher.ack
 
         def maybe_crash() -> None:
             calls["n"] += 1
@@ -124,13 +124,13 @@ class IngestMachine(RuleBasedStateMachine):
                 real_ack([ref])
 
         fetcher.ack = ack
-        store_messages.insert = insert
+        store_messages.insert_many = insert
         try:
             ingest(self.db, ChannelPlan("c"), fetcher, NullReporter())
         except Crash:
             pass
         finally:
-            store_messages.insert = real_insert
+            store_messages.insert_many = real_insert
 
     @invariant()
     def one_record_per_fingerprint(self) -> None:

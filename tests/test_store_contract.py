@@ -414,15 +414,16 @@ class TestPostgres(StoreContract):
 
 def test_a_many_row_insert_is_cut_by_rows_and_by_bytes(pg_url):
     """PostgreSQL's executemany is one INSERT per chunk: at most the protocol's parameters,
-    and about CHUNK_BYTES of values (a larger row alone), every row written once."""
-    from mailbridge.store import postgres
+    and about chunk_bytes of values (a larger row alone), every row written once."""
+    from mailbridge.store.db import chunks
+    from mailbridge.store.postgres import PostgresStore
 
     rows = [(1, "a" * 100)] * 10
-    assert [len(c) for c in postgres._chunks(rows, 4)] == [4, 4, 2]
-    big = postgres.CHUNK_BYTES
+    big = PostgresStore.chunk_bytes
+    assert [len(c) for c in chunks(rows, 4, big)] == [4, 4, 2]
     sized = [(1, "x" * (big - 100)), (2, "y" * 5), (3, "z" * 100), (4, "w" * (big * 2))]
-    assert [[r[0] for r in c] for c in postgres._chunks(sized, 1000)] == [[1, 2], [3], [4]]
-    assert list(postgres._chunks([], 5)) == []
+    assert [[r[0] for r in c] for c in chunks(sized, 1000, big)] == [[1, 2], [3], [4]]
+    assert list(chunks([], 5, big)) == []
     target = StoreSettings(pg_url, {"env": PG_PASSWORD_ENV})
     with connection(target) as db, db.atomic():
         db.execute("CREATE TABLE scratch (a integer, b text)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from mailbridge.connectors.base import Batch, Fetched, Fetcher
@@ -86,6 +87,10 @@ def _finish(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
 def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
                  prepared: list[Prepared | None] | None = None,
                  guard: Guard | None = None) -> list[Outcome]:
+    """The batch in one transaction: what each message is (seen before, ignored, a copy of
+    one stored, new) is decided first, the new ones are stored in one statement, then each
+    is filed in the order it came (a reply finds the ticket that its original, earlier in
+    the same batch, opened)."""
     if prepared is None:
         prepared = prepare_all([item.raw for item in batch.items], plan.own_addresses)
     with db.atomic():
@@ -94,12 +99,17 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
             guard(db, batch.mailbox)
         known = contacts.with_added(db) if plan.mode == "engagements" else {}
         seen = _Seen(db, plan.name, batch.items, prepared)
-        outcomes = [_record(db, plan, item, prep, known, seen)
-                    for item, prep in zip(batch.items, prepared, strict=True)]
+        decided = [_decide(db, plan, item, prep, known, seen)
+                   for item, prep in zip(batch.items, prepared, strict=True)]
+        new = [d for d in decided if isinstance(d, _New) and not d.duplicate]
+        ids = messages.insert_many(db, plan.name, [
+            (d.prep.fingerprint, d.prep.raw, d.prep.parsed, d.prep.classification,
+             d.prep.parse_error) for d in new])
+        outcomes = [d if isinstance(d, Outcome) else d.settle(db, plan, ids, seen)
+                    for d in decided]
         seen.flush()
-        stored = [o.message for o in outcomes if o.message is not None and o.kind != DUPLICATE]
-        if stored:
-            db.fulltext.add(stored)  # the batch's new messages, in one statement
+        if ids:
+            db.fulltext.add(list(ids.values()))  # the batch's new messages, in one statement
         if batch.cursor is not None:
             ledger.save_cursor(db, plan.name, batch.mailbox, batch.folder, batch.cursor)
     return outcomes
@@ -116,6 +126,7 @@ class _Seen:
         self.statuses = ledger.statuses(db, channel, [item.ref for item in items])
         self.messages = messages.ids_by_fingerprint(db, channel,
                                                     [p.fingerprint for p in prepared if p])
+        self.new: set[str] = set()  # fingerprints the batch stores
         self.entries: list[tuple[SourceRef, str, int | None, str]] = []
 
     def record(self, ref: SourceRef, fingerprint: str, message: int | None,
@@ -123,16 +134,44 @@ class _Seen:
         """Kept for `flush`, which writes the batch's ledger rows in one statement."""
         self.entries.append((ref, fingerprint, message, status))
         self.statuses[ref] = status
-        if message is not None:
-            self.messages.setdefault(fingerprint, message)
 
     def flush(self) -> None:
         ledger.record(self.db, self.channel, self.entries)
         self.entries = []
 
 
-def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
-            known_contacts: dict[str, tuple[str, datetime]], seen: _Seen) -> Outcome:
+@dataclass(frozen=True)
+class _New:
+    """A message the batch stores (`copy`: a copy is filed), or one that is a copy of such a
+    message earlier in the batch (`duplicate`); settled once the batch's messages have ids."""
+
+    item: Fetched
+    prep: Prepared
+    copy: Callable[[Store, int], str] | None = None
+    duplicate: bool = False
+
+    def settle(self, db: Store, plan: ChannelPlan, ids: dict[str, int],
+               seen: _Seen) -> Outcome:
+        ref, prep = self.item.ref, self.prep
+        message = ids[prep.fingerprint]
+        subject = prep.parsed.subject if prep.parsed else ""
+        if self.duplicate:
+            seen.record(ref, prep.fingerprint, message, DUPLICATE)
+            return Outcome(ref, DUPLICATE, message, subject=subject)
+        if prep.parsed is None:
+            seen.record(ref, prep.fingerprint, message, UNPARSED)
+            return Outcome(ref, UNPARSED, message, detail=prep.parse_error or "")
+        if self.copy is not None:
+            kind, ticket = self.copy(db, message), None
+        else:
+            kind, ticket = file_message(db, plan, message, prep.parsed, prep.classification,
+                                        ref.mailbox)
+        seen.record(ref, prep.fingerprint, message, kind)
+        return Outcome(ref, kind, message, ticket, subject)
+
+
+def _decide(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
+            known_contacts: dict[str, tuple[str, datetime]], seen: _Seen) -> Outcome | _New:
     if prep is None:
         return Outcome(item.ref, FAILED, detail=item.error or "unreadable")
     status = seen.statuses.get(item.ref)
@@ -141,31 +180,23 @@ def _record(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
     if status is not None and not (status == IGNORED and plan.mode == "engagements"):
         return Outcome(item.ref, SEEN)
     subject = prep.parsed.subject if prep.parsed else ""
-    filing = None
+    copy = None
     if plan.mode != "tickets" and prep.parsed is not None:
-        filing = _copy_filing(plan, prep.parsed, item, known_contacts)
-        if filing is None:  # mail the mode does not copy is never stored: only the ledger
+        copy = _copy_filing(plan, prep.parsed, item, known_contacts)
+        if copy is None:  # mail the mode does not copy is never stored: only the ledger
             seen.record(item.ref, prep.fingerprint, None, IGNORED)
             return Outcome(item.ref, IGNORED, subject=subject)
+    if prep.fingerprint in seen.new:
+        return _New(item, prep, duplicate=True)
     existing = seen.messages.get(prep.fingerprint)
-    if existing is None and filing is not None and prep.parsed is not None \
+    if existing is None and copy is not None and prep.parsed is not None \
             and may_be_ours(prep.parsed.message_id):  # our mail, back from Sent Items
         existing = messages.sent_from_here(db, plan.name, prep.parsed.message_id)
     if existing is not None:
         seen.record(item.ref, prep.fingerprint, existing, DUPLICATE)
         return Outcome(item.ref, DUPLICATE, existing, subject=subject)
-    message = messages.insert(db, plan.name, prep.fingerprint, prep.raw, prep.parsed,
-                              prep.classification, prep.parse_error, index=False)
-    if prep.parsed is None:
-        seen.record(item.ref, prep.fingerprint, message, UNPARSED)
-        return Outcome(item.ref, UNPARSED, message, detail=prep.parse_error or "")
-    if filing is not None:
-        kind, ticket = filing(db, message), None
-    else:
-        kind, ticket = file_message(db, plan, message, prep.parsed, prep.classification,
-                                    item.ref.mailbox)
-    seen.record(item.ref, prep.fingerprint, message, kind)
-    return Outcome(item.ref, kind, message, ticket, subject)
+    seen.new.add(prep.fingerprint)
+    return _New(item, prep, copy)
 
 
 def _copy_filing(plan: ChannelPlan, parsed: ParsedMessage, item: Fetched,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mailbridge.domain.message import Address, ParsedMessage
@@ -82,29 +82,52 @@ def parsed_columns(parsed: ParsedMessage | None, classification: str | None,
     }
 
 
+# What a message row holds where its parse failed: the columns' own defaults (m001), named so
+# that a batch of rows, parsed or not, is one multi-row INSERT with one set of columns.
+_UNPARSED = {"message_id": None, "in_reply_to": None, "references_json": "[]", "subject": "",
+             "from_name": "", "from_email": "", "to_json": "[]", "cc_json": "[]",
+             "reply_to_json": "[]", "sent_at": None, "headers_json": "[]", "text": "",
+             "html": None, "defects_json": "[]"}
+
+Entry = tuple[str, bytes, ParsedMessage | None, str | None, str | None]
+"""A message to store: (fingerprint, raw, parsed, classification, parse_error)."""
+
+
 def insert(db: Store, channel: str, fingerprint: str, raw: bytes,
            parsed: ParsedMessage | None, classification: str | None,
-           parse_error: str | None, direction: str = "in", index: bool = True) -> int:
-    """Store a message. Not `index`ed: the caller indexes it (`db.fulltext.add`) before the
-    transaction ends, with the other messages it stores (one statement for a batch)."""
-    large = len(raw) >= LARGE_RAW_BYTES
-    row = {
-        "channel": channel,
-        "fingerprint": fingerprint,
-        "raw": b"" if large else raw,
-        "size": len(raw),
-        "sha256": hashlib.sha256(raw).hexdigest(),
-        "direction": direction,
-        "stored_at": now(),
-        **parsed_columns(parsed, classification, parse_error),
-    }
-    message = insert_row(db, "messages", row)
-    if large:
-        insert_row(db, "message_raws", {"message": message, "raw": raw}, key=None)
-    _insert_attachments(db, message, parsed)
-    if index:
-        db.fulltext.add([message])
+           parse_error: str | None, direction: str = "in") -> int:
+    """Store a message and index it for search."""
+    message = insert_many(db, channel, [(fingerprint, raw, parsed, classification,
+                                         parse_error)], direction)[fingerprint]
+    db.fulltext.add([message])
     return message
+
+
+def insert_many(db: Store, channel: str, entries: Sequence[Entry], direction: str = "in"
+                ) -> dict[str, int]:
+    """Store messages whose fingerprints are new to the channel and to each other, in one
+    statement for the rows and one for their attachments; their ids by fingerprint. The
+    caller indexes them (`db.fulltext.add`) before the transaction ends."""
+    stamp = now()
+    rows = [{"channel": channel, "fingerprint": fingerprint,
+             "raw": b"" if len(raw) >= LARGE_RAW_BYTES else raw, "size": len(raw),
+             "sha256": hashlib.sha256(raw).hexdigest(), "direction": direction,
+             "stored_at": stamp, **_UNPARSED,
+             **parsed_columns(parsed, classification, parse_error)}
+            for fingerprint, raw, parsed, classification, parse_error in entries]
+    if not rows:
+        return {}
+    columns = list(rows[0])
+    ids: dict[str, int] = dict(db.insert_many(
+        f"INSERT INTO messages ({', '.join(columns)}) VALUES "
+        f"({', '.join('?' * len(columns))}) RETURNING fingerprint, id",
+        [[row[c] for c in columns] for row in rows]))
+    for fingerprint, raw, *_ in entries:
+        if len(raw) >= LARGE_RAW_BYTES:
+            insert_row(db, "message_raws", {"message": ids[fingerprint], "raw": raw}, key=None)
+    _insert_attachments(db, [row for fingerprint, _, parsed, *_ in entries
+                             for row in _attachment_rows(ids[fingerprint], parsed)])
+    return ids
 
 
 def update_parse(db: Store, message: int, parsed: ParsedMessage | None,
@@ -114,7 +137,7 @@ def update_parse(db: Store, message: int, parsed: ParsedMessage | None,
     db.fulltext.remove([message])
     update_row(db, "messages", message, parsed_columns(parsed, classification, parse_error))
     db.execute("DELETE FROM attachments WHERE message=?", [message])
-    _insert_attachments(db, message, parsed)
+    _insert_attachments(db, _attachment_rows(message, parsed))
     db.fulltext.add([message])
 
 
@@ -202,14 +225,18 @@ def raw_of(db: Store, message: int) -> bytes:
                       "ON r.message = m.id WHERE m.id=?", [message]).fetchone()[0]
 
 
-def _insert_attachments(db: Store, message: int, parsed: ParsedMessage | None) -> None:
-    if parsed is None or not parsed.attachments:
-        return
-    db.executemany(
-        "INSERT INTO attachments (message, position, filename, content_type, size, sha256, "
-        "content_id, inline) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(message, i, a.filename, a.content_type, a.size, a.sha256, a.content_id, int(a.inline))
-         for i, a in enumerate(parsed.attachments)])
+def _attachment_rows(message: int, parsed: ParsedMessage | None) -> list[tuple[Any, ...]]:
+    if parsed is None:
+        return []
+    return [(message, i, a.filename, a.content_type, a.size, a.sha256, a.content_id,
+             int(a.inline)) for i, a in enumerate(parsed.attachments)]
+
+
+def _insert_attachments(db: Store, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        db.executemany(
+            "INSERT INTO attachments (message, position, filename, content_type, size, "
+            "sha256, content_id, inline) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 def _addresses(addrs: tuple[Address, ...]) -> str:

@@ -27,8 +27,6 @@ from mailbridge.store.db import Store, split_script
 from mailbridge.store.fulltext import PostgresFullText
 
 CONNECT_TIMEOUT = 10
-MAX_PARAMETERS = 65535  # the protocol's limit for one statement
-CHUNK_BYTES = 256 * 1024  # of values in one multi-row INSERT (executemany)
 POOL_SIZE = 8  # run: the job, the heartbeat and the claim tick, one spare, and four hooks
 
 # The pool's own retry loop logs each failed attempt; our one-line error says it instead.
@@ -59,35 +57,6 @@ def to_pyformat(sql: str) -> str:
         else:
             out.append("%s" if ch == "?" else ch)
     return "".join(out)
-
-
-def _chunks(rows: Sequence[Sequence[Any]], most: int) -> Iterator[Sequence[Sequence[Any]]]:
-    """`rows` in runs of at most `most` rows and about CHUNK_BYTES of values (a row larger
-    than that alone)."""
-    start, size = 0, 0
-    for end, values in enumerate(rows):
-        weight = sum(len(v) if isinstance(v, (str, bytes, bytearray, memoryview)) else 8
-                     for v in values)
-        if end > start and (end - start >= most or size + weight > CHUNK_BYTES):
-            yield rows[start:end]
-            start, size = end, 0
-        size += weight
-    if start < len(rows):
-        yield rows[start:]
-
-
-def _values_row(sql: str) -> tuple[str, str, str]:
-    """An `INSERT … VALUES (…) …` split around its one row of values."""
-    start = sql.upper().find(" VALUES (")
-    if not sql.lstrip().upper().startswith("INSERT") or start < 0:
-        raise ValueError(f"executemany takes an INSERT … VALUES (…) statement, not {sql!r}")
-    start += len(" VALUES ")
-    depth = 0
-    for end in range(start, len(sql)):
-        depth += {"(": 1, ")": -1}.get(sql[end], 0)
-        if depth == 0:
-            return sql[:start], sql[start:end + 1], sql[end + 1:]
-    raise ValueError(f"unbalanced parentheses in {sql!r}")
 
 
 def _text_safe(params: Sequence[Any]) -> Sequence[Any]:
@@ -123,6 +92,8 @@ class PostgresStore(Store):
     backend = "postgresql"
     shared = True
     clock_sql = "extract(epoch from clock_timestamp())::float8"
+    max_parameters = 65535  # the protocol's limit for one statement
+    chunk_bytes = 256 * 1024  # of values in one multi-row INSERT (see executemany)
 
     def lock_row(self, skip_locked: bool = False) -> str:
         return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
@@ -145,14 +116,11 @@ class PostgresStore(Store):
         between them (SIGSTOP, a frozen VM) kept its transaction's locks (the events lock,
         its lease row) for as long as it stayed paused, and every other host waited.
 
-        A chunk also stays under CHUNK_BYTES of values: a statement is read whole by the
+        A chunk also stays under chunk_bytes of values: a statement is read whole by the
         server with no timeout armed once its first message is in, so a host paused while
         writing a large one holds its locks as long (closed only by PostgreSQL 17's
         transaction_timeout); small statements keep that window short."""
-        head, row, tail = _values_row(sql)
-        for chunk in _chunks(rows, MAX_PARAMETERS // max(1, row.count("?"))):
-            self.execute(f"{head}{', '.join([row] * len(chunk))}{tail}",
-                         [value for values in chunk for value in values])
+        self.insert_many(sql, rows)
 
     def ddl(self, script: str) -> None:
         for statement in split_script(postgres_types(script)):
