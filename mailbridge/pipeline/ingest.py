@@ -36,8 +36,8 @@ from mailbridge.pipeline.report import (
     Reporter,
 )
 from mailbridge.pipeline.sales import counterparts_of, file_sale
-from mailbridge.pipeline.tickets import file_message
-from mailbridge.store import contacts, ledger, messages
+from mailbridge.pipeline.tickets import file_message, lookup
+from mailbridge.store import contacts, ledger, messages, tickets
 from mailbridge.store.db import Store
 
 Guard = Callable[[Store, str], None]  # (store, the batch's mailbox)
@@ -105,7 +105,9 @@ def commit_batch(db: Store, plan: ChannelPlan, batch: Batch,
         ids = messages.insert_many(db, plan.name, [
             (d.prep.fingerprint, d.prep.raw, d.prep.parsed, d.prep.classification,
              d.prep.parse_error) for d in new])
-        outcomes = [d if isinstance(d, Outcome) else d.settle(db, plan, ids, seen)
+        threads = tickets.Threads.read(db, plan.name, [
+            lookup(d.prep.parsed) for d in new if d.prep.parsed is not None and d.copy is None])
+        outcomes = [d if isinstance(d, Outcome) else d.settle(db, plan, ids, seen, threads)
                     for d in decided]
         seen.flush()
         if ids:
@@ -150,8 +152,8 @@ class _New:
     copy: Callable[[Store, int], str] | None = None
     duplicate: bool = False
 
-    def settle(self, db: Store, plan: ChannelPlan, ids: dict[str, int],
-               seen: _Seen) -> Outcome:
+    def settle(self, db: Store, plan: ChannelPlan, ids: dict[str, int], seen: _Seen,
+               threads: tickets.Threads) -> Outcome:
         ref, prep = self.item.ref, self.prep
         message = ids[prep.fingerprint]
         subject = prep.parsed.subject if prep.parsed else ""
@@ -165,7 +167,7 @@ class _New:
             kind, ticket = self.copy(db, message), None
         else:
             kind, ticket = file_message(db, plan, message, prep.parsed, prep.classification,
-                                        ref.mailbox)
+                                        ref.mailbox, threads)
         seen.record(ref, prep.fingerprint, message, kind)
         return Outcome(ref, kind, message, ticket, subject)
 

@@ -231,7 +231,7 @@ def m005_sales(db: Store) -> None:
 
 
 def m006_reply_lookup(db: Store) -> None:
-    # threading a message that arrives after its own reply (tickets.find_for_thread)
+    # threading a message that arrives after its own reply (tickets.Threads)
     db.ddl("CREATE INDEX messages_in_reply_to ON messages (channel, in_reply_to) "
                "WHERE in_reply_to IS NOT NULL")
 

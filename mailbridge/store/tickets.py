@@ -19,34 +19,70 @@ def ensure_queue(db: Store, name: str) -> None:
                    [name, now()])
 
 
-def find_for_thread(db: Store, channel: str, related_ids: Sequence[str],
-                    token: int | None, message_id: str | None = None) -> int | None:
-    """The ticket a message answers: by the ids it refers to (the first that has one), else
-    by the subject token, else the ticket of a reply to it that was stored first (mail from
-    several folders, or read and unread mail, does not always arrive in the order it was
-    written). One query for the three (a round trip each on a database server)."""
-    thread = ("SELECT {rank}, {ref}, tm.ticket FROM messages m JOIN ticket_messages tm "
-              "ON tm.message = m.id WHERE m.channel=? AND m.{column}")
-    parts: list[str] = []
-    params: list[Any] = []
-    if related_ids:
-        parts.append(thread.format(rank=0, ref="m.message_id", column="message_id") +
-                     f" IN ({', '.join('?' * len(related_ids))})")
-        params += [channel, *related_ids]
-    if token is not None:
-        parts.append("SELECT 1, NULL, id FROM tickets WHERE id=? AND channel=?")
-        params += [token, channel]
-    if message_id:
-        parts.append(thread.format(rank=2, ref="NULL", column="in_reply_to") + "=?")
-        params += [channel, message_id]
-    if not parts:
-        return None
-    found: dict[tuple[int, str | None], int] = {}
-    for rank, ref, ticket in db.execute(" UNION ALL ".join(parts), params):
-        key = (rank, ref)
-        found[key] = min(ticket, found.get(key, ticket))
-    order = [(0, mid) for mid in related_ids] + [(1, None), (2, None)]
-    return next((found[key] for key in order if key in found), None)
+Lookup = tuple[Sequence[str], int | None, str | None]
+"""What threading asks of a message: (the ids it refers to, nearest first; its subject's
+ticket token; its own Message-ID)."""
+
+
+@dataclass
+class Threads:
+    """The tickets a batch of messages may thread into, read in at most three queries before
+    any of them is filed (a database server answers each query in a round trip; one a
+    message was a quarter of a sync's statements), and kept current by `filed` as each is,
+    so a message finds what one before it in the same batch started."""
+
+    by_id: dict[str, int]  # Message-ID -> the lowest ticket of a stored message with it
+    by_reply: dict[str, int]  # In-Reply-To -> the lowest ticket of a stored reply with it
+    tickets: set[int]  # the channel's tickets among the batch's tokens
+
+    @classmethod
+    def read(cls, db: Store, channel: str, lookups: Sequence[Lookup]) -> Threads:
+        linked = ("SELECT m.{column}, min(tm.ticket) FROM messages m JOIN ticket_messages tm "
+                  "ON tm.message = m.id WHERE m.channel=? AND m.{column} IN ({marks}) "
+                  "GROUP BY m.{column}")
+        ids = {i for related, _, _ in lookups for i in related}
+        own = {mid for _, _, mid in lookups if mid}
+        tokens = {token for _, token, _ in lookups if token is not None}
+        return cls(
+            dict(_in_chunks(db, linked.replace("{column}", "message_id"), channel, ids)),
+            dict(_in_chunks(db, linked.replace("{column}", "in_reply_to"), channel, own)),
+            {t for (t,) in _in_chunks(db, "SELECT id FROM tickets WHERE channel=? AND id IN "
+                                      "({marks})", channel, tokens)})
+
+    def find(self, related_ids: Sequence[str], token: int | None,
+             message_id: str | None) -> int | None:
+        """The ticket a message answers: by the ids it refers to (the first that has one),
+        else by the subject token, else the ticket of a reply to it that was stored first
+        (mail from several folders, or read and unread mail, does not always arrive in the
+        order it was written)."""
+        found = next((self.by_id[i] for i in related_ids if i in self.by_id), None)
+        if found is None and token is not None and token in self.tickets:
+            found = token
+        if found is None and message_id:
+            found = self.by_reply.get(message_id)
+        return found
+
+    def filed(self, message_id: str | None, in_reply_to: str | None, ticket: int,
+              created: bool) -> None:
+        """A message of the batch is now in `ticket` (`created`: a new one, of this channel;
+        the tickets of every token of the batch were read, so only a new one can be
+        missing)."""
+        for index, key in ((self.by_id, message_id), (self.by_reply, in_reply_to)):
+            if key:
+                index[key] = min(ticket, index.get(key, ticket))
+        if created:
+            self.tickets.add(ticket)
+
+
+def _in_chunks(db: Store, sql: str, channel: str, values: set[Any]) -> list[Any]:
+    """`sql` (`… channel=? … IN ({marks})`) over `values`, 500 at a time (SQLite's limit on
+    bound parameters)."""
+    wanted, rows = sorted(values), []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        rows += db.execute(sql.format(marks=", ".join("?" * len(chunk))),
+                           [channel, *chunk]).fetchall()
+    return rows
 
 
 def create(db: Store, channel: str, queue: str, subject: str, requester_name: str,
