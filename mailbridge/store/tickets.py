@@ -89,7 +89,8 @@ def create(db: Store, channel: str, queue: str, subject: str, requester_name: st
            requester_email: str, kind: str, priority: str = DEFAULT_PRIORITY,
            message: int | None = None) -> int:
     """A new open ticket; with `message`, the message that opens it (what add_message would
-    do to a new ticket, in one statement instead of three)."""
+    do to a new ticket, without its statements: the link is written as the transaction
+    commits, with the other new tickets' links)."""
     ensure_queue(db, queue)
     stamp = now()
     ticket = insert_row(db, "tickets", {
@@ -99,11 +100,17 @@ def create(db: Store, channel: str, queue: str, subject: str, requester_name: st
         "message_count": 0 if message is None else 1, "priority": priority,
     })
     if message is not None:
-        db.execute("INSERT INTO ticket_messages (ticket, message, added_at) VALUES (?, ?, ?)",
-                   [ticket, message, stamp])
+        db.stage(_link_first_messages, (ticket, message, stamp))
     events.emit(db, events.TICKET_CREATED, channel, ticket, queue=queue, subject=subject,
                 requester=requester_email, classification=kind)
     return ticket
+
+
+def _link_first_messages(db: Store, rows: list[tuple[int, int, str]]) -> None:
+    """The messages that opened the transaction's new tickets, linked as it commits, in one
+    statement (filing reads a batch's threads from tickets.Threads, not from these rows)."""
+    db.executemany("INSERT INTO ticket_messages (ticket, message, added_at) VALUES (?, ?, ?)",
+                   rows)
 
 
 def add_message(db: Store, ticket: int, message: int,
