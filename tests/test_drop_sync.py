@@ -96,6 +96,41 @@ def test_an_original_stored_after_its_reply_joins_the_replys_ticket(mb):
         ("Re: Invoice", 2), ("Unrelated", 1), ("Re: Order", 2)]
 
 
+def test_a_message_id_with_a_nul_still_threads_an_original_stored_after_its_reply(mb):
+    """PostgreSQL keeps U+FFFD for the NUL hostile mail puts in a Message-ID (and so in the
+    fingerprint): the original must still find the reply stored before it, and a second
+    delivery must still be known as a copy, on both backends."""
+    spool = mb.drop_channel()
+    drop(spool, message("Re: Odd", message_id="r3@c", extra="In-Reply-To: <o3\x00@c>\n"), "1")
+    assert mb("sync").exit_code == 0
+    drop(spool, message("Odd", message_id="o3\x00@c"), "2")
+    result = mb("sync")
+    assert result.exit_code == 0, result.stderr
+    assert [(t["subject"], t["message_count"]) for t in tickets(mb)] == [("Re: Odd", 2)]
+    drop(spool, message("Odd", message_id="o3\x00@c"), "3")  # delivered again: a copy
+    result = mb("sync")
+    assert result.exit_code == 0, result.stderr
+    assert mb.value("SELECT count(*) FROM messages") == 2
+
+
+def test_the_same_item_twice_in_one_batch_is_seen_the_second_time(mb):
+    """Filing decides every message of a batch before it stores them: an item fetched twice
+    in one batch is still stored once, and the ledger keeps what became of the first."""
+    from mailbridge.connectors.base import Batch, Fetched
+    from mailbridge.domain.source import SourceRef
+
+    raw = message("Twice", message_id="t2@c")
+    item = Fetched(SourceRef("", "INBOX", "k1"), raw)
+    db = mb.open()
+    try:
+        outcomes = commit_batch(db, ChannelPlan("support"), Batch("", "INBOX", [item, item]))
+    finally:
+        db.close()
+    assert [o.kind for o in outcomes] == ["new_ticket", "seen"]
+    assert mb.query("SELECT status FROM ledger") == [("new_ticket",)]
+    assert mb.value("SELECT count(*) FROM messages") == 1
+
+
 def test_routes_pick_the_first_queue_with_a_whole_word_keyword(mb):
     spool = mb.drop_channel(routes=[{"queue": "billing", "keywords": ["invoice", "refund"]},
                                     {"queue": "tech", "keywords": ["error"]}])

@@ -40,6 +40,9 @@ def full_store(tmp_path, dovecot, imap_user, monkeypatch, corpus) -> tuple[Mailb
                                                  "command": ["/bin/false"]})
     for path in corpus_files(corpus):
         shutil.copyfile(path, spool / "new" / path.name)
+    for n in range(2):  # raws of 1 MiB or more live in message_raws, copied a row at a time
+        drop(spool, mail("big@big.test", "support@example.com", f"Big {n}", f"big{n}@x",
+                         body=f"{n}" * (3 << 19)))
     cs = mb.drop_channel("cs", mode="engagements", owner=OWNER,
                          connected_at=(NOW - timedelta(hours=1)).isoformat())
     channels = json.loads(json.dumps(__import__("tomllib").loads(mb.config.read_text())
@@ -71,8 +74,8 @@ def test_migrate_copies_everything_and_a_sync_afterwards_fetches_nothing(full_st
                                                                          tmp_path):
     mb, _user = full_store
     before = {t: mb.value(f"SELECT count(*) FROM {t}") for t in copy.TABLES}
-    for table in ("messages", "tickets", "engagements", "opportunities", "inbox_items",
-                  "outbox", "ledger", "cursors"):
+    for table in ("messages", "message_raws", "tickets", "engagements", "opportunities",
+                  "inbox_items", "outbox", "ledger", "cursors"):
         assert before[table] > 0, table
     raws = mb.raws()
 

@@ -41,6 +41,9 @@ from mailbridge.store import contacts, ledger, messages, tickets
 from mailbridge.store.db import Store
 
 Guard = Callable[[Store, str], None]  # (store, the batch's mailbox)
+# The ledger status of an item the batch stores, until it is filed: the same item again in
+# the batch is SEEN, as it was when items were filed one by one.
+PENDING = "pending"
 
 
 def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
@@ -189,6 +192,7 @@ def _decide(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
             seen.record(item.ref, prep.fingerprint, None, IGNORED)
             return Outcome(item.ref, IGNORED, subject=subject)
     if prep.fingerprint in seen.new:
+        seen.statuses[item.ref] = PENDING
         return _New(item, prep, duplicate=True)
     existing = seen.messages.get(prep.fingerprint)
     if existing is None and copy is not None and prep.parsed is not None \
@@ -198,6 +202,7 @@ def _decide(db: Store, plan: ChannelPlan, item: Fetched, prep: Prepared | None,
         seen.record(item.ref, prep.fingerprint, existing, DUPLICATE)
         return Outcome(item.ref, DUPLICATE, existing, subject=subject)
     seen.new.add(prep.fingerprint)
+    seen.statuses[item.ref] = PENDING
     return _New(item, prep, copy)
 
 

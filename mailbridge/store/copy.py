@@ -24,6 +24,9 @@ TABLES = (
     "leases", "lease_events", "hosts", "token_caches", "events", "hook_state",
 )
 CHUNK_ROWS = 500
+# Tables read a few rows at a time by a key other than `id`: their rows are large (a raw
+# message of 1 MiB or more a row), so reading them whole would hold the table in memory.
+KEYED = {"message_raws": ("message", 1)}
 CHUNK_BYTES = 32 * 1024 * 1024  # raw messages: a chunk is committed before it gets larger
 
 Progress = Callable[[str, int, int], None]  # (table, rows copied so far, rows in all)
@@ -81,21 +84,23 @@ def _columns(db: Store, table: str) -> list[str]:
 
 def _chunks(source: Store, target: Store, table: str, columns: list[str]
             ) -> Iterator[list[tuple]]:
-    """Rows in id order after the target's highest id (tables with an id), or every row with
-    the insert skipping those already there (tables keyed by their values, which are small:
-    a row per message at most). Read CHUNK_ROWS at a time, handed on CHUNK_BYTES at most."""
+    """Rows in key order after the target's highest key (tables with an id, and KEYED), or
+    every row with the insert skipping those already there (tables keyed by their values,
+    which are small: a row per message at most). Read CHUNK_ROWS at a time (KEYED: their
+    own number), handed on CHUNK_BYTES at most."""
     select = f"SELECT {', '.join(columns)} FROM {table}"
-    if "id" not in columns:
+    key, at_a_time = KEYED.get(table, ("id", CHUNK_ROWS))
+    if key not in columns:
         yield from _sized(source.execute(select).fetchall())
         return
-    last = target.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+    last = target.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchone()[0]
     while True:
-        rows = source.execute(f"{select} WHERE id > ? ORDER BY id LIMIT {CHUNK_ROWS}",
+        rows = source.execute(f"{select} WHERE {key} > ? ORDER BY {key} LIMIT {at_a_time}",
                               [last]).fetchall()
         if not rows:
             return
         yield from _sized(rows)
-        last = rows[-1][columns.index("id")]
+        last = rows[-1][columns.index(key)]
 
 
 def _sized(rows: list) -> Iterator[list[tuple]]:

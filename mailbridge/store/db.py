@@ -224,6 +224,13 @@ def values_row(sql: str) -> tuple[str, str, str]:
     raise ValueError(f"unbalanced parentheses in {sql!r}")
 
 
+def as_read(text: str) -> str:
+    """`text` as every backend reads it back: PostgreSQL's text cannot hold NUL, which
+    hostile mail puts in headers, and keeps U+FFFD in its place (store/postgres.py). A key
+    read back from the store is matched against what was written through this."""
+    return text.replace("\x00", "\ufffd")
+
+
 def split_script(script: str) -> list[str]:
     """The statements of a schema script (none of ours has `;` inside a string)."""
     return [s.strip() for s in script.split(";") if s.strip()]

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mailbridge.domain.message import Address, ParsedMessage
-from mailbridge.store.db import Store, insert_row, now, update_row
+from mailbridge.store.db import Store, as_read, insert_row, now, update_row
 from mailbridge.store.query import Query, where
 
 # A raw message this large is kept in `message_raws` (m018), where the SQLite store writes it
@@ -18,11 +18,12 @@ LARGE_RAW_BYTES = 1 << 20
 
 def ids_by_fingerprint(db: Store, channel: str, fingerprints: Iterable[str]) -> dict[str, int]:
     """The stored message of each of these fingerprints that `channel` has (500 a query)."""
-    wanted = list(dict.fromkeys(fingerprints))
+    wanted = {as_read(f): f for f in fingerprints}  # a NUL comes back as U+FFFD
     found: dict[str, int] = {}
-    for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
-        chunk = wanted[start:start + 500]
-        found.update(db.execute(
+    asked = list(wanted.values())
+    for start in range(0, len(asked), 500):  # stay under SQLite's bound-parameter limit
+        chunk = asked[start:start + 500]
+        found.update((wanted[as_read(fingerprint)], ident) for fingerprint, ident in db.execute(
             f"SELECT fingerprint, id FROM messages WHERE channel=? AND fingerprint IN "
             f"({','.join('?' * len(chunk))})", [channel, *chunk]))
     return found
@@ -118,10 +119,11 @@ def insert_many(db: Store, channel: str, entries: Sequence[Entry], direction: st
     if not rows:
         return {}
     columns = list(rows[0])
-    ids: dict[str, int] = dict(db.insert_many(
+    made = {as_read(fingerprint): ident for fingerprint, ident in db.insert_many(
         f"INSERT INTO messages ({', '.join(columns)}) VALUES "
         f"({', '.join('?' * len(columns))}) RETURNING fingerprint, id",
-        [[row[c] for c in columns] for row in rows]))
+        [[row[c] for c in columns] for row in rows])}
+    ids = {fingerprint: made[as_read(fingerprint)] for fingerprint, *_ in entries}
     for fingerprint, raw, *_ in entries:
         if len(raw) >= LARGE_RAW_BYTES:
             insert_row(db, "message_raws", {"message": ids[fingerprint], "raw": raw}, key=None)

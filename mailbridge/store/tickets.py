@@ -8,7 +8,7 @@ from typing import Any
 
 from mailbridge.domain.workflow import DEFAULT_PRIORITY, WOKEN_BY_CUSTOMER
 from mailbridge.store import events, messages
-from mailbridge.store.db import Store, insert_row, now
+from mailbridge.store.db import Store, as_read, insert_row, now
 from mailbridge.store.query import Query, where
 
 
@@ -43,11 +43,15 @@ class Threads:
         ids = {i for related, _, _ in lookups for i in related}
         own = {mid for _, _, mid in lookups if mid}
         tokens = {token for _, token, _ in lookups if token is not None}
-        return cls(
-            dict(_in_chunks(db, linked.replace("{column}", "message_id"), channel, ids)),
-            dict(_in_chunks(db, linked.replace("{column}", "in_reply_to"), channel, own)),
-            {t for (t,) in _in_chunks(db, "SELECT id FROM tickets WHERE channel=? AND id IN "
-                                      "({marks})", channel, tokens)})
+        by_id: dict[str, int] = {}
+        by_reply: dict[str, int] = {}
+        for index, column, wanted in ((by_id, "message_id", ids),
+                                      (by_reply, "in_reply_to", own)):
+            for value, ticket in _in_chunks(db, linked.replace("{column}", column), channel,
+                                            wanted):
+                index[as_read(value)] = min(ticket, index.get(as_read(value), ticket))
+        return cls(by_id, by_reply, {t for (t,) in _in_chunks(
+            db, "SELECT id FROM tickets WHERE channel=? AND id IN ({marks})", channel, tokens)})
 
     def find(self, related_ids: Sequence[str], token: int | None,
              message_id: str | None) -> int | None:
@@ -55,11 +59,12 @@ class Threads:
         else by the subject token, else the ticket of a reply to it that was stored first
         (mail from several folders, or read and unread mail, does not always arrive in the
         order it was written)."""
-        found = next((self.by_id[i] for i in related_ids if i in self.by_id), None)
+        found = next((self.by_id[k] for k in map(as_read, related_ids) if k in self.by_id),
+                     None)
         if found is None and token is not None and token in self.tickets:
             found = token
         if found is None and message_id:
-            found = self.by_reply.get(message_id)
+            found = self.by_reply.get(as_read(message_id))
         return found
 
     def filed(self, message_id: str | None, in_reply_to: str | None, ticket: int,
@@ -67,9 +72,9 @@ class Threads:
         """A message of the batch is now in `ticket` (`created`: a new one, of this channel;
         the tickets of every token of the batch were read, so only a new one can be
         missing)."""
-        for index, key in ((self.by_id, message_id), (self.by_reply, in_reply_to)):
-            if key:
-                index[key] = min(ticket, index.get(key, ticket))
+        for index, value in ((self.by_id, message_id), (self.by_reply, in_reply_to)):
+            if value:
+                index[as_read(value)] = min(ticket, index.get(as_read(value), ticket))
         if created:
             self.tickets.add(ticket)
 
