@@ -353,6 +353,39 @@ class TestPostgres(StoreContract):
                 after = read()
         assert after - before <= 1, f"one lookup read {after - before} rows of messages"
 
+    def test_a_batchs_thread_lookups_stay_index_lookups_while_a_first_sync_fills_the_store(
+            self, target):
+        """tickets.Threads looks up a batch's ids in one query. Written as a join over all of
+        them, it was planned from the stale statistics of tables a first sync is filling as
+        a scan of every row of ticket_messages, a batch (quadratic over a large sync)."""
+        from mailbridge.store.tickets import Threads
+
+        with connection(target) as db:
+            db.execute("INSERT INTO queues (name, created_at) VALUES ('q', 't')")
+            db.execute("INSERT INTO messages (channel, fingerprint, raw, size, sha256, "
+                       "direction, stored_at, message_id, in_reply_to) SELECT 'c', 'f' || g, "
+                       "'', 0, '', 'in', 't', 'id' || g, 'id' || (g - 1) "
+                       "FROM generate_series(1, 60000) g")
+            db.execute("INSERT INTO tickets (id, channel, queue, subject, created_at, "
+                       "updated_at) SELECT g, 'c', 'q', 's', 't', 't' "
+                       "FROM generate_series(1, 60000) g")
+            db.execute("INSERT INTO ticket_messages (ticket, message, added_at) "
+                       "SELECT id, id, 't' FROM messages")
+
+            def scanned() -> int:
+                return db.execute("SELECT coalesce(sum(seq_tup_read), 0) FROM "
+                                  "pg_stat_xact_user_tables WHERE relname IN "
+                                  "('messages', 'ticket_messages')").fetchone()[0]
+
+            lookups = [([f"id{n}"], None, f"id{n + 7}") for n in range(1, 400, 2)]
+            with db.atomic():  # no report of the counts in between
+                before = scanned()
+                threads = Threads.read(db, "c", lookups)
+                after = scanned()
+        assert threads.find(["id11"], None, None) == 11
+        assert threads.by_reply["id8"] == 9  # id9 answers id8
+        assert after - before == 0, f"the lookups scanned {after - before} rows"
+
     def test_large_values_are_compressed_with_lz4_where_the_server_has_it(self, target):
         """pglz, PostgreSQL's default, took most of a sync's time in the server."""
         raw = b"Subject: long\r\n\r\n" + b"a line of a long message\r\n" * 2000

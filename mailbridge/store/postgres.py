@@ -247,10 +247,15 @@ class PostgresBackend:
 
         Large values (raw messages, bodies) are compressed with LZ4 where the server has it
         (PostgreSQL 14 and later, built with lz4): its default, pglz, took 2.4 ms to store a
-        message with a 100 KB attachment, most of a sync's time in the server."""
+        message with a 100 KB attachment, most of a sync's time in the server.
+
+        No JIT compilation: it pays only for long analytic queries, and a batch's lookups
+        (tickets.Threads), their costs estimated high from the stale statistics of tables
+        that a first sync fills, were compiled each time, tens of ms for a query of one."""
         conn.execute(f"SET idle_in_transaction_session_timeout = "
                      f"{int(self.lease_seconds * 1000)}")
         conn.execute("SET plan_cache_mode = force_custom_plan")
+        conn.execute("SET jit = off")
         conn.execute("SELECT set_config('default_toast_compression', 'lz4', false) "
                      "FROM pg_settings WHERE name = 'default_toast_compression' "
                      "AND 'lz4' = ANY(enumvals)")

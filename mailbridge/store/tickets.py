@@ -37,9 +37,12 @@ class Threads:
 
     @classmethod
     def read(cls, db: Store, channel: str, lookups: Sequence[Lookup]) -> Threads:
-        linked = ("SELECT m.{column}, min(tm.ticket) FROM messages m JOIN ticket_messages tm "
-                  "ON tm.message = m.id WHERE m.channel=? AND m.{column} IN ({marks}) "
-                  "GROUP BY m.{column}")
+        # A lookup a value, each planned as one (an index lookup in messages, then in
+        # ticket_messages): a join over all of them was planned, from the stale statistics of
+        # tables a first sync is filling, as a scan of all of ticket_messages a batch.
+        linked = ("SELECT v.column1, (SELECT min(tm.ticket) FROM messages m JOIN "
+                  "ticket_messages tm ON tm.message = m.id WHERE m.channel = ? AND "
+                  "m.{column} = v.column1) FROM (VALUES {marks}) AS v")
         ids = {i for related, _, _ in lookups for i in related}
         own = {mid for _, _, mid in lookups if mid}
         tokens = {token for _, token, _ in lookups if token is not None}
@@ -48,8 +51,9 @@ class Threads:
         for index, column, wanted in ((by_id, "message_id", ids),
                                       (by_reply, "in_reply_to", own)):
             for value, ticket in _in_chunks(db, linked.replace("{column}", column), channel,
-                                            wanted):
-                index[as_read(value)] = min(ticket, index.get(as_read(value), ticket))
+                                            wanted, "(?)"):
+                if ticket is not None:
+                    index[as_read(value)] = min(ticket, index.get(as_read(value), ticket))
         return cls(by_id, by_reply, {t for (t,) in _in_chunks(
             db, "SELECT id FROM tickets WHERE channel=? AND id IN ({marks})", channel, tokens)})
 
@@ -79,13 +83,14 @@ class Threads:
             self.tickets.add(ticket)
 
 
-def _in_chunks(db: Store, sql: str, channel: str, values: set[Any]) -> list[Any]:
-    """`sql` (`… channel=? … IN ({marks})`) over `values`, 500 at a time (SQLite's limit on
-    bound parameters)."""
+def _in_chunks(db: Store, sql: str, channel: str, values: set[Any], mark: str = "?"
+               ) -> list[Any]:
+    """`sql` (`… channel=? … ({marks})`, each of `values` a `mark`) over `values`, 500 at a
+    time (SQLite's limit on bound parameters)."""
     wanted, rows = sorted(values), []
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
-        rows += db.execute(sql.format(marks=", ".join("?" * len(chunk))),
+        rows += db.execute(sql.format(marks=", ".join([mark] * len(chunk))),
                            [channel, *chunk]).fetchall()
     return rows
 
