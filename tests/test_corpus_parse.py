@@ -87,3 +87,25 @@ def test_attachments_measured_without_their_data_match_the_decoded_ones() -> Non
         assert slim.text == whole.text and slim.defects == whole.defects, path
         compared += len(whole.attachments)
     assert compared > 100
+
+
+def test_parameters_read_once_a_header_are_those_the_stdlib_reads_each_time() -> None:
+    """domain/parse._param parses a header's parameters once for every name asked of it:
+    for every part of every corpus mail, each name must come out as `get_param` gives it."""
+    import email
+
+    from mailbridge.domain.parse import _POLICY, _param
+
+    asked = 0
+    for path in sorted(CORPUS.glob("**/*.eml")):
+        for part in email.message_from_bytes(path.read_bytes(), policy=_POLICY).walk():
+            for name, header in (("charset", "content-type"), ("NAME", "content-type"),
+                                 ("boundary", "content-type"), ("missing", "content-type"),
+                                 ("filename", "content-disposition")):
+                try:
+                    want = part.get_param(name, None, header=header)
+                except Exception:  # noqa: BLE001 - what _param turns into None
+                    want = None
+                assert _param(part, name, header) == want, (path.name, name)
+                asked += 1
+    assert asked > 5000

@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import email.feedparser
+import functools
 import hashlib
 import html as html_lib
 import mimetypes
@@ -104,6 +105,7 @@ _NOT_ASCII_COMPATIBLE = frozenset(
 _LABEL_RE = re.compile(r"[a-z0-9][a-z0-9._:+()-]{0,39}")
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of labels, asked for on every message
 def _codec_for(label: str) -> str | None:
     """The Python codec for a declared charset label; None when it names nothing usable."""
     label = label.strip().strip("\"'").lower().split("*", 1)[0]
@@ -833,10 +835,16 @@ def _serialise(part: Message, ctx: _Context, linesep: str) -> bytes:
 
 
 def _param(part: Message, name: str, header: str = "content-type") -> str | tuple | None:
-    try:
-        return part.get_param(name, None, header=header)
-    except Exception:  # noqa: BLE001 - stdlib RFC 2231 decoding crashes on some hostile input
-        return None
+    """`part.get_param(name, header=header)`, the header's parameters parsed once for every
+    name asked of it (charset, name, filename: the stdlib parses them again each time)."""
+    parsed = part.__dict__.setdefault("_mailbridge_params", {})
+    if header not in parsed:
+        try:
+            parsed[header] = part.get_params(None, header=header) or []
+        except Exception:  # noqa: BLE001 - stdlib RFC 2231 decoding crashes on hostile input
+            parsed[header] = []
+    name = name.lower()
+    return next((value for key, value in parsed[header] if key.lower() == name), None)
 
 
 def _charset(part: Message) -> str | None:
