@@ -593,3 +593,34 @@ def test_feedparser_compiles_every_other_pattern_as_re_does() -> None:
                     r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"):
         assert email.feedparser.re.compile(pattern) == re.compile(pattern)
     assert email.feedparser.re.escape is re.escape
+
+
+_HEADER_PIECES = st.sampled_from([
+    b"From: a@b.example\r\n", b"Subject: hi\n", b"X-Thing: v\r\n", b" folded\r\n", b"\tfolded\n",
+    b"Subject : spaced\r\n", b"To: x\rbare\r\n", b"From someone\n", b"junk line\r\n", b"\r\n",
+    b"\n", b"Received: by x\r\n", b"Odd\r", b"Date: now", b"nocolon\n", b": empty\n"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_HEADER_PIECES, max_size=8), st.sampled_from([b"", b"body\r\n", b"\r\nbody"]))
+def test_a_clean_header_block_is_passed_as_the_line_by_line_repair_would(pieces, tail) -> None:
+    """_repair_header_block passes a block with nothing to repair without reading it line by
+    line: whatever the block, the result (or the error) must be the line-by-line one's."""
+    from mailbridge.domain import parse as parse_module
+
+    raw = b"".join(pieces) + tail
+
+    def line_by_line() -> tuple[bytes, list[str]]:
+        notes: list[str] = []
+        data = raw
+        if b"\n" not in data[:65536] and b"\r" in data:
+            data, notes = data.replace(b"\r", b"\n"), ["bare CR line endings"]
+        return parse_module._repair_lines(data, notes)
+
+    outcomes = []
+    for repair in (lambda: parse_module._repair_header_block(raw), line_by_line):
+        try:
+            outcomes.append(repair())
+        except ParseError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]

@@ -300,6 +300,11 @@ _HEADER_LINE_RE = re.compile(rb"([\x21-\x39\x3b-\x7e]+)([ \t]*):")
 # In the header block a bare CR ends a line when a header, a folded line or the blank line
 # follows it; any other bare CR is junk inside a value.
 _HEADER_LINE_END_RE = re.compile(rb"\n|\r(?=\r|[ \t]|[\x21-\x39\x3b-\x7e]+[ \t]*:)")
+# A header block with nothing to repair: header lines (no space before the colon, no bare
+# CR) and their folded lines, then the blank line that ends it.
+_CLEAN_HEADERS_RE = re.compile(
+    rb"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*)+\r?\n")
+_FIELD_NAME_RE = re.compile(rb"^([\x21-\x39\x3b-\x7e]+):", re.MULTILINE)
 # A header block names at least one of these, or it is not mail (random bytes often contain
 # a run that ends in a colon).
 _MAIL_FIELDS = frozenset({
@@ -322,6 +327,16 @@ def _repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
     if b"\n" not in raw[:65536] and b"\r" in raw:
         raw = raw.replace(b"\r", b"\n")
         notes.append("bare CR line endings")
+    clean = None if notes else _CLEAN_HEADERS_RE.match(raw)
+    if clean:  # most mail: headers and folded lines, then a blank line; nothing to repair
+        names = {n.lower() for n in _FIELD_NAME_RE.findall(raw, 0, clean.end())}
+        if any(name.decode("ascii") in _MAIL_FIELDS for name in names):
+            return raw, notes
+    return _repair_lines(raw, notes)
+
+
+def _repair_lines(raw: bytes, notes: list[str]) -> tuple[bytes, list[str]]:
+    """_repair_header_block line by line, for a block that may need it."""
     out: list[bytes] = []
     pending: list[bytes] = []
     names: set[bytes] = set()
