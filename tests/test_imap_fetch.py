@@ -50,3 +50,26 @@ def test_simple_answers_are_read_fast_and_alike(data) -> None:
 ])
 def test_anything_else_is_left_to_imapclient(data) -> None:
     assert imap_fetch.parse(data) is None
+
+
+def test_imaplib_formats_no_protocol_trace_that_nobody_reads(imap_user, caplog) -> None:
+    """IMAPClient sets imaplib's debug level to 5 and has its logger drop the lines, but
+    imaplib formats each first (the repr of every message fetched: a third of the sync's
+    reading). The session turns that off, unless the trace is logged (-vv)."""
+    import logging
+
+    from mailbridge.connectors.imap_session import ImapSession, ImapSettings
+
+    settings = ImapSettings(imap_user.host, imap_user.port, "none", imap_user.username,
+                            imap_user.password)
+    session = ImapSession(settings, "support")
+    try:
+        assert session.connect()._imap.debug == 0
+    finally:
+        session.close()
+    caplog.set_level(logging.DEBUG, logger="imapclient.imaplib")
+    session = ImapSession(settings, "support")
+    try:
+        assert session.connect()._imap.debug == 5
+    finally:
+        session.close()
