@@ -448,8 +448,7 @@ class TestPostgres(StoreContract):
 def test_a_many_row_insert_is_cut_by_rows_and_by_bytes(pg_url):
     """PostgreSQL's executemany is one INSERT per chunk: at most the protocol's parameters,
     and about chunk_bytes of values (a larger row alone), every row written once."""
-    from mailbridge.store.db import chunks
-    from mailbridge.store.postgres import PostgresStore
+    from mailbridge.store.postgres import PostgresStore, chunks
 
     rows = [(1, "a" * 100)] * 10
     big = PostgresStore.chunk_bytes

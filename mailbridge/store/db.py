@@ -63,23 +63,11 @@ class Store:
         shape it takes: a backend may run it as one multi-row statement)."""
         raise NotImplementedError
 
-    max_parameters = 32766  # bound parameters one statement may have (SQLite's default)
-    chunk_bytes = 1 << 30  # of values in one multi-row INSERT: no bound of its own
-
     def insert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """`INSERT INTO t (…) VALUES (…) [… RETURNING …]` for each of `rows`, as multi-row
-        statements (one a chunk of rows: a database server answers each in a round trip);
-        the rows RETURNING gives, in no particular order."""
-        head, row, tail = values_row(sql)
-        returning = "RETURNING" in tail.upper()
-        found: list[Any] = []
-        for chunk in chunks(rows, self.max_parameters // max(1, row.count("?")),
-                            self.chunk_bytes):
-            cursor = self.execute(f"{head}{', '.join([row] * len(chunk))}{tail}",
-                                  [value for values in chunk for value in values])
-            if returning:
-                found += cursor.fetchall()
-        return found
+        """`INSERT INTO t (…) VALUES (…) [… RETURNING …]` for each of `rows`; the rows
+        RETURNING gives, in no particular order. A database server answers each statement in
+        a round trip, so its backend sends many rows a statement."""
+        raise NotImplementedError
 
     def ddl(self, script: str) -> None:
         """Run a schema script (statements separated by `;`) inside the current transaction,
@@ -191,37 +179,6 @@ def upsert_rows(db: Store, table: str, columns: Sequence[str], rows: Sequence[Se
 def update_row(db: Store, table: str, ident: int, values: dict[str, Any]) -> None:
     assignments = ", ".join(f"{column}=?" for column in values)
     db.execute(f"UPDATE {table} SET {assignments} WHERE id=?", [*values.values(), ident])
-
-
-def chunks(rows: Sequence[Sequence[Any]], most: int, most_bytes: int
-           ) -> Iterator[Sequence[Sequence[Any]]]:
-    """`rows` in runs of at most `most` rows and about `most_bytes` of values (a row larger
-    than that alone)."""
-    start, size = 0, 0
-    for end, values in enumerate(rows):
-        weight = sum(len(v) if isinstance(v, (str, bytes, bytearray, memoryview)) else 8
-                     for v in values)
-        if end > start and (end - start >= most or size + weight > most_bytes):
-            yield rows[start:end]
-            start, size = end, 0
-        size += weight
-    if start < len(rows):
-        yield rows[start:]
-
-
-def values_row(sql: str) -> tuple[str, str, str]:
-    """An `INSERT … VALUES (…) …` split around its one row of values."""
-    start = sql.upper().find(" VALUES (")
-    if not sql.lstrip().upper().startswith("INSERT") or start < 0:
-        raise ValueError(f"a many-row insert takes an INSERT … VALUES (…) statement, not "
-                         f"{sql!r}")
-    start += len(" VALUES ")
-    depth = 0
-    for end in range(start, len(sql)):
-        depth += {"(": 1, ")": -1}.get(sql[end], 0)
-        if depth == 0:
-            return sql[:start], sql[start:end + 1], sql[end + 1:]
-    raise ValueError(f"unbalanced parentheses in {sql!r}")
 
 
 def as_read(text: str) -> str:

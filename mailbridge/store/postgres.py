@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mailbridge.errors import AuthError, MailbridgeError, StoreError, TemporaryError
 from mailbridge.store import migrations
-from mailbridge.store.db import Store, split_script
+from mailbridge.store.db import Store, as_read, split_script
 from mailbridge.store.fulltext import PostgresFullText
 
 CONNECT_TIMEOUT = 10
@@ -59,13 +59,44 @@ def to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
+def chunks(rows: Sequence[Sequence[Any]], most: int, most_bytes: int
+           ) -> Iterator[Sequence[Sequence[Any]]]:
+    """`rows` in runs of at most `most` rows and about `most_bytes` of values (a row larger
+    than that alone)."""
+    start, size = 0, 0
+    for end, values in enumerate(rows):
+        weight = sum(len(v) if isinstance(v, (str, bytes, bytearray, memoryview)) else 8
+                     for v in values)
+        if end > start and (end - start >= most or size + weight > most_bytes):
+            yield rows[start:end]
+            start, size = end, 0
+        size += weight
+    if start < len(rows):
+        yield rows[start:]
+
+
+def values_row(sql: str) -> tuple[str, str, str]:
+    """An `INSERT … VALUES (…) …` split around its one row of values."""
+    start = sql.upper().find(" VALUES (")
+    if not sql.lstrip().upper().startswith("INSERT") or start < 0:
+        raise ValueError(f"a many-row insert takes an INSERT … VALUES (…) statement, not "
+                         f"{sql!r}")
+    start += len(" VALUES ")
+    depth = 0
+    for end in range(start, len(sql)):
+        depth += {"(": 1, ")": -1}.get(sql[end], 0)
+        if depth == 0:
+            return sql[:start], sql[start:end + 1], sql[end + 1:]
+    raise ValueError(f"unbalanced parentheses in {sql!r}")
+
+
 def _text_safe(params: Sequence[Any]) -> Sequence[Any]:
     """PostgreSQL's text cannot hold NUL, which broken mail does put in a subject or a
-    body: it becomes U+FFFD in the parsed text (the raw message, a bytea, keeps every
-    byte). SQLite stores it as it is."""
+    body: it becomes U+FFFD in the parsed text (store.db.as_read; the raw message, a bytea,
+    keeps every byte). SQLite stores it as it is."""
     if not any(type(p) is str and "\x00" in p for p in params):
         return params
-    return [p.replace("\x00", "\ufffd") if type(p) is str else p for p in params]
+    return [as_read(p) if type(p) is str else p for p in params]
 
 
 def postgres_types(script: str) -> str:
@@ -121,6 +152,19 @@ class PostgresStore(Store):
         writing a large one holds its locks as long (closed only by PostgreSQL 17's
         transaction_timeout); small statements keep that window short."""
         self.insert_many(sql, rows)
+
+    def insert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """One multi-row statement a chunk of rows (see executemany for the chunks' bounds)."""
+        head, row, tail = values_row(sql)
+        returning = "RETURNING" in tail.upper()
+        found: list[Any] = []
+        for chunk in chunks(rows, self.max_parameters // max(1, row.count("?")),
+                            self.chunk_bytes):
+            cursor = self.execute(f"{head}{', '.join([row] * len(chunk))}{tail}",
+                                  [value for values in chunk for value in values])
+            if returning:
+                found += cursor.fetchall()
+        return found
 
     def ddl(self, script: str) -> None:
         for statement in split_script(postgres_types(script)):
