@@ -5,6 +5,7 @@ cursor order, so a follower misses none."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -81,6 +82,56 @@ def test_pending_assignment_and_priority_are_events_and_a_customer_wakes_a_pendi
         ("ticket.priority", "urgent", "normal"), ("ticket.pending", "pending", "open"),
         ("message.added", None, None), ("ticket.reopened", None, "pending"),
         ("ticket.assigned", None, "alice")]
+
+
+def test_one_batch_of_replies_counts_wakes_and_tells_each_in_the_order_it_came(mb):
+    """A batch files its replies' links and ticket counts as it commits (tickets.Threads.add):
+    the counts, the status and the events are still those of filing the mail one by one."""
+    spool = mb.drop_channel()
+    drop(spool, message("Printer broken"), "1.test")
+    assert mb("sync").exit_code == 0
+    assert mb("tickets", "pending", "1").exit_code == 0
+
+    def reply(n: int, to: str, more: str = "") -> bytes:
+        return message("Re: it", message_id=f"m{n}@customer.example",
+                       extra=f"In-Reply-To: <{to}@customer.example>\n{more}")
+
+    drop(spool, reply(2, "m1", "Auto-Submitted: auto-replied\n"), "2.test")  # wakes nothing
+    drop(spool, message("Toner", message_id="m3@customer.example"), "3.test")
+    drop(spool, reply(4, "m1"), "4.test")  # wakes ticket 1
+    drop(spool, reply(5, "m3"), "5.test")  # into ticket 2, opened by this batch
+    drop(spool, reply(6, "m4"), "6.test")  # ticket 1 again, open by now
+    assert mb("sync").exit_code == 0
+
+    every = json.loads(mb("events", "--format", "json").stdout)[2:]
+    assert [(e["kind"], e["ticket"], e["payload"].get("message"), e["payload"].get("was"))
+            for e in every] == [
+        ("message.added", 1, 2, None), ("ticket.created", 2, None, None),
+        ("message.added", 1, 4, None), ("ticket.reopened", 1, 4, "pending"),
+        ("message.added", 2, 5, None), ("message.added", 1, 6, None)]
+    shown = [json.loads(mb("tickets", "show", str(t), "--format", "json").stdout)
+             for t in (1, 2)]
+    assert [(t["status"], t["message_count"]) for t in shown] == [("open", 4), ("open", 2)]
+    assert mb.query("SELECT ticket, count(*) FROM ticket_messages GROUP BY ticket "
+                    "ORDER BY ticket") == [(1, 4), (2, 2)]
+
+
+def test_a_batchs_ticket_counts_add_to_what_is_there_and_keep_a_change_made_meanwhile(mb):
+    """What a batch writes to a ticket it filed into is relative: a status set, or messages
+    added, by another host after the batch read the ticket stay (unless the mail wakes it)."""
+    from mailbridge.store import messages, tickets
+
+    spool = mb.drop_channel()
+    drop(spool, message("Printer broken"), "1.test")
+    assert mb("sync").exit_code == 0
+    with contextlib.closing(mb.open()) as db, db.atomic():
+        threads = tickets.Threads.read(db, "support", [(["m1@customer.example"], None, None)])
+        found = threads.find(["m1@customer.example"], None, None)
+        assert found == 1 and threads.states[1].count == 1
+        db.execute("UPDATE tickets SET status = 'closed', message_count = 7 WHERE id = 1")
+        new = messages.insert(db, "support", "fp", b"x", None, None, "unreadable")
+        threads.add(db, 1, new, "ann@customer.example", wakes=())
+    assert mb.query("SELECT status, message_count FROM tickets WHERE id = 1") == [("closed", 8)]
 
 
 def test_bad_input_is_one_line(mb):

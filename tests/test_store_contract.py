@@ -445,23 +445,35 @@ class TestPostgres(StoreContract):
                 child.wait(timeout=10)
 
 
-def test_a_many_row_insert_is_cut_by_rows_and_by_bytes(pg_url):
-    """PostgreSQL's executemany is one INSERT per chunk: at most the protocol's parameters,
-    and about chunk_bytes of values (a larger row alone), every row written once."""
-    from mailbridge.store.postgres import PostgresStore, chunks
+def test_a_many_row_insert_is_cut_by_bytes_and_its_text_does_not_depend_on_the_rows(pg_url):
+    """PostgreSQL's executemany is one INSERT per chunk of about chunk_bytes of values (a
+    larger row alone), every row written once; the values travel as arrays, so the statement
+    is the same text for any number of rows (parsed once, prepared by the server)."""
+    from mailbridge.store.postgres import PostgresStore, chunks, row_items, unnest_insert
 
-    rows = [(1, "a" * 100)] * 10
     big = PostgresStore.chunk_bytes
-    assert [len(c) for c in chunks(rows, 4, big)] == [4, 4, 2]
     sized = [(1, "x" * (big - 100)), (2, "y" * 5), (3, "z" * 100), (4, "w" * (big * 2))]
-    assert [[r[0] for r in c] for c in chunks(sized, 1000, big)] == [[1, 2], [3], [4]]
-    assert list(chunks([], 5, big)) == []
+    assert [[r[0] for r in c] for c in chunks(sized, big)] == [[1, 2], [3], [4]]
+    assert [len(c) for c in chunks([(1, "a" * 100)] * 10, big)] == [10]
+    assert list(chunks([], big)) == []
+    assert row_items("(?, f(?, 'a,(b'), \"x,y\", ?)") == ["?", "f(?, 'a,(b')", '"x,y"', "?"]
+    sql = "INSERT INTO scratch (a, b) VALUES (?, upper(?)) ON CONFLICT DO NOTHING"
+    types = {"scratch": {"a": "integer", "b": "text"}}.__getitem__
+    one, _ = unnest_insert(sql, types, [(1, "a")])
+    assert unnest_insert(sql, types, [(1, "a"), (2, "b"), (3, None)])[0] == one
+    assert "unnest(?::integer[], ?::text[])" in one
     target = StoreSettings(pg_url, {"env": PG_PASSWORD_ENV})
     with connection(target) as db, db.atomic():
-        db.execute("CREATE TABLE scratch (a integer, b text)")
+        db.execute("CREATE TABLE scratch (a integer UNIQUE, b text, c bytea, d double precision)")
         many = [(i, "v" * (i % 7) * 5000) for i in range(3000)]
         db.executemany("INSERT INTO scratch (a, b) VALUES (?, ?)", many)
         assert db.execute("SELECT count(*), count(DISTINCT a), sum(length(b)) FROM scratch"
                           ).fetchone() == (3000, 3000, sum(len(b) for _a, b in many))
+        made = db.insert_many("INSERT INTO scratch (a, b, c, d) VALUES (?, lower(?), ?, ?) "
+                              "ON CONFLICT (a) DO NOTHING RETURNING a, b, c, d",
+                              [(1, "X", b"1", 1.5), (5000, "A\x00B", b"\x00\xff", None),
+                               (5001, None, None, 2.0)])
+        assert sorted(tuple(r) for r in made) == [
+            (5000, "a\ufffdb", b"\x00\xff", None), (5001, None, None, 2.0)]
     close_all()
 

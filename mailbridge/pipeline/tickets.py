@@ -33,8 +33,8 @@ def file_message(db: Store, plan: ChannelPlan, message: int, parsed: ParsedMessa
         threads = tickets.Threads.read(db, plan.name, [asked])
     ticket = threads.find(*asked)
     if ticket is not None:
-        tickets.add_message(db, ticket, message,
-                            wakes=WOKEN_BY_CUSTOMER if classification == HUMAN else ())
+        threads.add(db, ticket, message, parsed.sender.email if parsed.sender else "",
+                    wakes=WOKEN_BY_CUSTOMER if classification == HUMAN else ())
         threads.filed(parsed.message_id, parsed.in_reply_to, ticket, created=False)
         return THREADED, ticket
     sender = parsed.sender

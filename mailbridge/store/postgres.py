@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.types.array import ListBinaryDumper
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mailbridge.errors import AuthError, MailbridgeError, StoreError, TemporaryError
@@ -59,15 +60,14 @@ def to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
-def chunks(rows: Sequence[Sequence[Any]], most: int, most_bytes: int
+def chunks(rows: Sequence[Sequence[Any]], most_bytes: int
            ) -> Iterator[Sequence[Sequence[Any]]]:
-    """`rows` in runs of at most `most` rows and about `most_bytes` of values (a row larger
-    than that alone)."""
+    """`rows` in runs of about `most_bytes` of values (a row larger than that alone)."""
     start, size = 0, 0
     for end, values in enumerate(rows):
         weight = sum(len(v) if isinstance(v, (str, bytes, bytearray, memoryview)) else 8
                      for v in values)
-        if end > start and (end - start >= most or size + weight > most_bytes):
+        if end > start and size + weight > most_bytes:
             yield rows[start:end]
             start, size = end, 0
         size += weight
@@ -88,6 +88,71 @@ def values_row(sql: str) -> tuple[str, str, str]:
         if depth == 0:
             return sql[:start], sql[start:end + 1], sql[end + 1:]
     raise ValueError(f"unbalanced parentheses in {sql!r}")
+
+
+def row_items(row: str) -> list[str]:
+    """The items of a row of values, `(?, f(?, 'a,b'), ?)`, split at its top-level commas."""
+    items, depth, quote, start = [], 0, "", 1
+    for at, ch in enumerate(row[1:-1], 1):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(row[start:at].strip())
+            start = at + 1
+    items.append(row[start:-1].strip())
+    return items
+
+
+_INSERT_INTO = re.compile(r"\s*INSERT\s+INTO\s+(\w+)\s*\(([^)]*)\)\s*VALUES\s*$", re.I)
+_ARRAY_OF = ((bool, "boolean"), (int, "bigint"), (float, "double precision"),
+             (bytes, "bytea"), (str, "text"))
+
+
+def unnest_insert(sql: str, column_types: Callable[[str], dict[str, str]],
+                  rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    """`INSERT INTO t (a, b) VALUES (?, f(?)) …` for many rows as one statement whose text
+    does not depend on how many: `INSERT INTO t (a, b) SELECT u.c1, f(u.c2) FROM
+    unnest(?::T1[], ?::T2[]) AS u(c1, c2) …`, a column of values an array. The same text
+    each time is parsed once by psycopg and prepared by the server, where a VALUES list of
+    as many rows was parsed anew (a third of a millisecond a message synced). An array is
+    typed by the column it goes into, or, for a value inside an expression, by its values.
+    The arrays are sent in binary (the connection's dumper of lists): psycopg writes a text
+    array in Python, 90 ms for a megabyte of text."""
+    head, row, tail = values_row(sql)
+    found = _INSERT_INTO.match(head)
+    if found is None:
+        raise ValueError(f"a many-row insert names its table and columns, not {sql!r}")
+    table, columns = found[1], [c.strip() for c in found[2].split(",")]
+    items = row_items(row)
+    if len(items) != len(columns):
+        raise ValueError(f"{len(columns)} columns and {len(items)} values in {sql!r}")
+    types = column_types(table)
+    selected, arrays, casts = [], [], []
+    for column, item in zip(columns, items, strict=True):
+        parts = item.split("?")  # a repository's literals hold no `?`
+        for piece in range(len(parts) - 1):
+            position = len(arrays)
+            values = [as_read(r[position]) if type(r[position]) is str else r[position]
+                      for r in rows]
+            typed = types[column] if item == "?" else _array_type(values)
+            arrays.append(values)
+            casts.append(f"?::{typed}[]")
+            parts[piece] += f"u.c{position}"
+        selected.append("".join(parts))
+    names = ", ".join(f"c{k}" for k in range(len(arrays)))
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selected)} "
+            f"FROM unnest({', '.join(casts)}) AS u({names}){tail}", arrays)
+
+
+def _array_type(values: list[Any]) -> str:
+    kind = next((type(v) for v in values if v is not None), str)
+    return next((name for base, name in _ARRAY_OF if issubclass(kind, base)), "text")
 
 
 def _text_safe(params: Sequence[Any]) -> Sequence[Any]:
@@ -123,7 +188,6 @@ class PostgresStore(Store):
     backend = "postgresql"
     shared = True
     clock_sql = "extract(epoch from clock_timestamp())::float8"
-    max_parameters = 65535  # the protocol's limit for one statement
     chunk_bytes = 256 * 1024  # of values in one multi-row INSERT (see executemany)
 
     def lock_row(self, skip_locked: bool = False) -> str:
@@ -135,13 +199,14 @@ class PostgresStore(Store):
         self.where = where
         self.fulltext = PostgresFullText(self)
         self._release = release
+        self._types: dict[str, dict[str, str]] = {}
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
         with self.translated():
             return self.conn.execute(to_pyformat(sql), _text_safe(params) or None)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """One multi-row INSERT per chunk of rows, not psycopg's executemany: that runs in
+        """One INSERT per chunk of rows (insert_many), not psycopg's executemany: that runs in
         pipeline mode, and the server executes a pipeline's rows before its one closing Sync,
         while it counts a session idle in its transaction only from a Sync on. A host paused
         between them (SIGSTOP, a frozen VM) kept its transaction's locks (the events lock,
@@ -154,17 +219,25 @@ class PostgresStore(Store):
         self.insert_many(sql, rows)
 
     def insert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """One multi-row statement a chunk of rows (see executemany for the chunks' bounds)."""
-        head, row, tail = values_row(sql)
-        returning = "RETURNING" in tail.upper()
+        """One statement a chunk of rows (see executemany for the chunks' bounds), its values
+        in arrays (unnest_insert)."""
+        returning = "RETURNING" in values_row(sql)[2].upper()
         found: list[Any] = []
-        for chunk in chunks(rows, self.max_parameters // max(1, row.count("?")),
-                            self.chunk_bytes):
-            cursor = self.execute(f"{head}{', '.join([row] * len(chunk))}{tail}",
-                                  [value for values in chunk for value in values])
+        for chunk in chunks(rows, self.chunk_bytes):
+            statement, arrays = unnest_insert(sql, self._column_types, chunk)
+            cursor = self.execute(statement, arrays)
             if returning:
                 found += cursor.fetchall()
         return found
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        """Each column of `table` and its type, read once a connection."""
+        if table not in self._types:
+            self._types[table] = dict(self.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = ?::regclass AND attnum > 0 AND NOT attisdropped",
+                [table]).fetchall())
+        return self._types[table]
 
     def ddl(self, script: str) -> None:
         for statement in split_script(postgres_types(script)):
@@ -296,6 +369,7 @@ class PostgresBackend:
         No JIT compilation: it pays only for long analytic queries, and a batch's lookups
         (tickets.Threads), their costs estimated high from the stale statistics of tables
         that a first sync fills, were compiled each time, tens of ms for a query of one."""
+        conn.adapters.register_dumper(list, ListBinaryDumper)  # see unnest_insert
         conn.execute(f"SET idle_in_transaction_session_timeout = "
                      f"{int(self.lease_seconds * 1000)}")
         conn.execute("SET plan_cache_mode = force_custom_plan")

@@ -25,15 +25,26 @@ ticket token; its own Message-ID)."""
 
 
 @dataclass
+class TicketState:
+    """What filing a message needs of its ticket, as the current transaction leaves it."""
+
+    channel: str
+    status: str
+    count: int  # messages
+
+
+@dataclass
 class Threads:
     """The tickets a batch of messages may thread into, read in at most three queries before
     any of them is filed (a database server answers each query in a round trip; one a
     message was a quarter of a sync's statements), and kept current by `filed` as each is,
     so a message finds what one before it in the same batch started."""
 
+    channel: str
     by_id: dict[str, int]  # Message-ID -> the lowest ticket of a stored message with it
     by_reply: dict[str, int]  # In-Reply-To -> the lowest ticket of a stored reply with it
     tickets: set[int]  # the channel's tickets among the batch's tokens
+    states: dict[int, TicketState]  # each of those tickets, and those the batch opened
 
     @classmethod
     def read(cls, db: Store, channel: str, lookups: Sequence[Lookup]) -> Threads:
@@ -50,12 +61,15 @@ class Threads:
         by_reply: dict[str, int] = {}
         for index, column, wanted in ((by_id, "message_id", ids),
                                       (by_reply, "in_reply_to", own)):
-            for value, ticket in _in_chunks(db, linked.replace("{column}", column), channel,
+            for value, ticket in _in_chunks(db, linked.replace("{column}", column), [channel],
                                             wanted, "(?)"):
                 if ticket is not None:
                     index[as_read(value)] = min(ticket, index.get(as_read(value), ticket))
-        return cls(by_id, by_reply, {t for (t,) in _in_chunks(
-            db, "SELECT id FROM tickets WHERE channel=? AND id IN ({marks})", channel, tokens)})
+        states = {ticket: TicketState(*state) for ticket, *state in _in_chunks(
+            db, "SELECT id, channel, status, message_count FROM tickets WHERE id IN ({marks})",
+            [], tokens | set(by_id.values()) | set(by_reply.values()))}
+        return cls(channel, by_id, by_reply,
+                   {t for t in tokens if t in states and states[t].channel == channel}, states)
 
     def find(self, related_ids: Sequence[str], token: int | None,
              message_id: str | None) -> int | None:
@@ -73,25 +87,40 @@ class Threads:
 
     def filed(self, message_id: str | None, in_reply_to: str | None, ticket: int,
               created: bool) -> None:
-        """A message of the batch is now in `ticket` (`created`: a new one, of this channel;
-        the tickets of every token of the batch were read, so only a new one can be
-        missing)."""
+        """A message of the batch is now in `ticket` (`created`: a new one, of this channel,
+        opened by it; the tickets of every token of the batch were read, so only a new one
+        can be missing)."""
         for index, value in ((self.by_id, message_id), (self.by_reply, in_reply_to)):
             if value:
                 index[as_read(value)] = min(ticket, index.get(as_read(value), ticket))
         if created:
             self.tickets.add(ticket)
+            self.states[ticket] = TicketState(self.channel, "open", 1)
+
+    def add(self, db: Store, ticket: int, message: int, sender: str,
+            wakes: Sequence[str] = WOKEN_BY_CUSTOMER) -> None:
+        """add_message for a message new to the store, into a ticket `find` gave: its events
+        now, in the order the batch files, and its writes as the transaction commits, all of
+        the batch's links in one statement and its tickets' counts in another (two a
+        message were half of a sync's statements)."""
+        state, stamp = self.states[ticket], now()
+        woken = _added(db, state.channel, ticket, message, sender, state.status,
+                       state.count, wakes)
+        state.count += 1
+        state.status = "open" if woken else state.status
+        db.stage(_link_messages, (ticket, message, stamp))
+        db.stage(_bump_tickets, (ticket, woken, stamp))
 
 
-def _in_chunks(db: Store, sql: str, channel: str, values: set[Any], mark: str = "?"
+def _in_chunks(db: Store, sql: str, first: list[Any], values: set[Any], mark: str = "?"
                ) -> list[Any]:
-    """`sql` (`… channel=? … ({marks})`, each of `values` a `mark`) over `values`, 500 at a
-    time (SQLite's limit on bound parameters)."""
+    """`sql` (`… ({marks})`, after the parameters `first`, each of `values` a `mark`) over
+    `values`, 500 at a time (SQLite's limit on bound parameters)."""
     wanted, rows = sorted(values), []
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
         rows += db.execute(sql.format(marks=", ".join([mark] * len(chunk))),
-                           [channel, *chunk]).fetchall()
+                           [*first, *chunk]).fetchall()
     return rows
 
 
@@ -110,17 +139,52 @@ def create(db: Store, channel: str, queue: str, subject: str, requester_name: st
         "message_count": 0 if message is None else 1, "priority": priority,
     })
     if message is not None:
-        db.stage(_link_first_messages, (ticket, message, stamp))
+        db.stage(_link_messages, (ticket, message, stamp))
     events.emit(db, events.TICKET_CREATED, channel, ticket, queue=queue, subject=subject,
                 requester=requester_email, classification=kind)
     return ticket
 
 
-def _link_first_messages(db: Store, rows: list[tuple[int, int, str]]) -> None:
-    """The messages that opened the transaction's new tickets, linked as it commits, in one
-    statement (filing reads a batch's threads from tickets.Threads, not from these rows)."""
+def _link_messages(db: Store, rows: list[tuple[int, int, str]]) -> None:
+    """The messages the transaction filed (create, Threads.add), linked as it commits, in
+    one statement (filing reads a batch's threads from tickets.Threads, not from these
+    rows)."""
     db.executemany("INSERT INTO ticket_messages (ticket, message, added_at) VALUES (?, ?, ?)",
                    rows)
+
+
+def _bump_tickets(db: Store, rows: list[tuple[int, bool, str]]) -> None:
+    """The tickets Threads.add filed into: their counts go up by what was added (not set
+    from what was read, nor their status, unless the mail woke them: a change by hand on
+    another host in the meantime stays), in one statement a hundred tickets."""
+    bumps: dict[int, tuple[int, bool, str]] = {}
+    for ticket, woken, stamp in rows:
+        added, was_woken, _ = bumps.get(ticket, (0, False, stamp))
+        bumps[ticket] = (added + 1, was_woken or woken, stamp)
+    rows_of = [(ticket, added, int(woken), stamp)
+               for ticket, (added, woken, stamp) in bumps.items()]
+    for start in range(0, len(rows_of), 100):
+        chunk = rows_of[start:start + 100]
+        db.execute(
+            "UPDATE tickets SET message_count = message_count + u.column2, "
+            "updated_at = u.column4, "
+            "status = CASE WHEN u.column3 = 1 THEN 'open' ELSE tickets.status END "
+            "FROM (VALUES " + ", ".join(["(CAST(? AS BIGINT), CAST(? AS BIGINT), "
+                                         "CAST(? AS BIGINT), ?)"] * len(chunk)) +
+            ") AS u WHERE tickets.id = u.column1", [v for row in chunk for v in row])
+
+
+def _added(db: Store, channel: str, ticket: int, message: int, sender: str, status: str,
+           count: int, wakes: Sequence[str]) -> bool:
+    """The events of `message` added to a ticket that was `status` with `count` messages;
+    whether it woke the ticket (one in a state of `wakes` is open again)."""
+    woken = status in wakes
+    if count:
+        events.emit(db, events.MESSAGE_ADDED, channel, ticket, message=message, sender=sender)
+    if woken:
+        events.emit(db, events.TICKET_REOPENED, channel, ticket, by="message", was=status,
+                     message=message)
+    return woken
 
 
 def add_message(db: Store, ticket: int, message: int,
@@ -128,7 +192,7 @@ def add_message(db: Store, ticket: int, message: int,
     """Thread a message into a ticket; a ticket in one of the states `wakes` is open again
     (a customer's answer: pending or closed; an auto-reply: none). The assignee stays. A
     message after the first is a `message.added` event (the first comes with
-    `ticket.created`)."""
+    `ticket.created`). Filing a batch of new mail goes through Threads.add instead."""
     added = db.execute(
         "INSERT INTO ticket_messages (ticket, message, added_at) VALUES (?, ?, ?) "
         "ON CONFLICT DO NOTHING RETURNING (SELECT channel FROM tickets WHERE id = ticket), "
@@ -139,15 +203,9 @@ def add_message(db: Store, ticket: int, message: int,
     if not added:
         return
     channel, status, count, sender = added
-    sender = sender or ""
-    woken = status in wakes
+    woken = _added(db, channel, ticket, message, sender or "", status, count, wakes)
     db.execute("UPDATE tickets SET message_count = message_count + 1, updated_at=?, status=? "
                "WHERE id=?", [now(), "open" if woken else status, ticket])
-    if count:
-        events.emit(db, events.MESSAGE_ADDED, channel, ticket, message=message, sender=sender)
-    if woken:
-        events.emit(db, events.TICKET_REOPENED, channel, ticket, by="message", was=status,
-                     message=message)
 
 
 LIST_COLUMNS = ("id", "channel", "queue", "status", "priority", "assignee", "kind",
