@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import drop, message
 from conftest import sqlite_store as open_store
 from hypothesis import settings
@@ -67,6 +68,38 @@ def test_killed_sync_processes_lose_and_double_nothing(mb):
 
 class Crash(Exception):
     pass
+
+
+def test_a_failed_commit_stops_the_sync_with_nothing_after_it_committed_or_it_acked(mb):
+    """On PostgreSQL each commit runs in a thread of its own while the next batch is fetched
+    (pipeline/ingest._Committer), on SQLite in the calling thread: either way a commit that
+    fails ends the sync with its error, the batches before it are committed and acked, and
+    neither it nor any batch after it is committed or acked."""
+    spool = mb.drop_channel()
+    for i in range(8):
+        drop(spool, message(f"Batch {i}", message_id=f"{i}@fail"), f"{i:03d}.fail")
+    fetcher = DropFetcher("support", spool, batch_size=2)
+    real_insert, calls = store_messages.insert_many, []
+
+    def insert(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Crash()
+        return real_insert(*a, **k)
+
+    store_messages.insert_many = insert
+    db = mb.open()
+    try:
+        with pytest.raises(Crash):
+            ingest(db, ChannelPlan("support"), fetcher, NullReporter(), parallel=False)
+    finally:
+        store_messages.insert_many = real_insert
+        db.close()
+    assert len(calls) == 2  # nothing was committed after the failed batch
+    assert sorted(r[0] for r in mb.query("SELECT message_id FROM messages")) == [
+        "0@fail", "1@fail"]
+    assert sorted(n.split(":")[0] for n in os.listdir(spool / "cur")) == ["000.fail",
+                                                                         "001.fail"]
 
 
 class IngestMachine(RuleBasedStateMachine):

@@ -37,6 +37,9 @@ class Store:
 
     backend: str = ""  # "sqlite" | "postgresql"
     shared: bool = False  # several hosts may use it at once (leases, not file locks)
+    # Its statements are answered by a server, so a commit mostly waits (pipeline/ingest
+    # commits in a thread of its own then; an embedded one would only contend for the GIL).
+    served: bool = False
     clock_sql: str = ""  # SQL for the database's time in seconds since the epoch
     # Entered around each outermost transaction: the write lock, for a writer that holds it
     # only while it commits (store.session.writing_per_commit).

@@ -3,6 +3,7 @@ written in the same transaction as the records, so a retry after any crash is ha
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -59,15 +60,19 @@ class LedgerState:
     count as unknown again once a contact was added after they were judged."""
 
     def __init__(self, db: Store, channel: str, reopen: str | None = None,
-                 stopping: Callable[[], bool] = lambda: False) -> None:
+                 stopping: Callable[[], bool] = lambda: False,
+                 access: contextlib.AbstractContextManager[Any] | None = None) -> None:
+        """`access`: held while the store is asked (another thread commits with it held)."""
         self.db, self.channel, self.reopen = db, channel, reopen
-        self.stopping = stopping
+        self.stopping, self.access = stopping, access or contextlib.nullcontext()
 
     def cursor(self, mailbox: str, folder: str) -> dict[str, Any] | None:
-        return get_cursor(self.db, self.channel, mailbox, folder)
+        with self.access:
+            return get_cursor(self.db, self.channel, mailbox, folder)
 
     def known(self, mailbox: str, folder: str, keys: Iterable[str]) -> set[str]:
-        return known(self.db, self.channel, mailbox, folder, keys, self.reopen)
+        with self.access:
+            return known(self.db, self.channel, mailbox, folder, keys, self.reopen)
 
 
 COLUMNS = ("channel", "mailbox", "folder", "source_key", "fingerprint", "message", "status",

@@ -187,6 +187,7 @@ def public_url(url: str) -> str:
 class PostgresStore(Store):
     backend = "postgresql"
     shared = True
+    served = True
     clock_sql = "extract(epoch from clock_timestamp())::float8"
     chunk_bytes = 256 * 1024  # of values in one multi-row INSERT (see executemany)
 
