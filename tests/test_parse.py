@@ -624,3 +624,32 @@ def test_a_clean_header_block_is_passed_as_the_line_by_line_repair_would(pieces,
         except ParseError as exc:
             outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1]
+
+
+_LINES = [b"A" * 76 + b"\n", b"B" * 76 + b"\r\n", b"C" * 39 + b"\n", b"D" * 998 + b"\n",
+          b"E" * 999 + b"\n", b"QUJD=\n", b"\n", b"--b\n", b"Subject: x\n", b"x" * 60,
+          b"mailbridge-blob-1\n"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_LINES), st.integers(1, 40)), max_size=10))
+def test_base64_runs_are_stashed_as_one_pattern_over_the_whole_message_would(runs):
+    """The runs are found by a pattern tried only after a line feed (and once at the start):
+    the same runs, views and tokens as `(?m)^…` tried at every position, the first form."""
+    from mailbridge.domain import parse as parse_module
+
+    raw = b"".join(line * count for line, count in runs)
+    view, blobs = memoryview(raw), []
+
+    def stash(match):
+        if match.end() - match.start() < parse_module._BLOB_MIN_RUN:
+            return match.group()
+        blobs.append(view[match.start():match.end()])
+        return b"mailbridge-blob-%d\n" % (len(blobs) - 1)
+
+    if len(raw) < parse_module._BLOB_MIN_MESSAGE or b"mailbridge-blob-" in raw:
+        expected = raw
+    else:
+        expected = parse_module._B64_RUN_RE.sub(stash, raw)
+    found, views = parse_module._stash_blobs(raw)
+    assert (found, [bytes(v) for v in views]) == (expected, [bytes(b) for b in blobs])

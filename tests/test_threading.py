@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from conftest import message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailbridge.domain.parse import parse
 from mailbridge.domain.threading import fingerprint, related_ids, ticket_token, with_token
@@ -54,3 +56,43 @@ def test_fingerprints_stay_those_already_stored_whatever_the_chunking(monkeypatc
     for chunk in (1, 2, 3, 5, 1 << 20):
         monkeypatch.setattr(threading_module, "_CHUNK", chunk)
         assert fingerprint(None, raw) == stored
+
+
+def _plain_digest(raw: bytes) -> str:
+    """The content digest as first written (a line at a time): what stored fingerprints are."""
+    import hashlib
+    import re
+
+    from mailbridge.domain.threading import TRACE_HEADERS
+
+    digest = hashlib.sha256()
+    end = re.search(rb"\n\r?\n", raw)
+    head = raw[:len(raw) if end is None else end.start() + 1].replace(b"\r\n", b"\n")
+    if end is not None:
+        head = head[:-1]
+    kept, keep = [], True
+    for line in head.split(b"\n"):
+        if line[:1] not in (b" ", b"\t"):
+            field = re.match(rb"([!-9;-~]+)[ \t]*:", line)
+            keep = not (field[1].decode().lower() if field else "").startswith(TRACE_HEADERS)
+        if keep:
+            kept.append(line)
+    digest.update(b"\n".join(kept))
+    if end is not None:
+        digest.update(b"\n\n" + raw[end.end():].replace(b"\r\n", b"\n"))
+    return "sha256:" + digest.hexdigest()
+
+
+_PIECES = [b"Received", b"received-x", b"X-Spam", b"Subject", b"ARC-Seal", b" cont", b"\tcont",
+           b"", b"\r", b"Received :", b"Return-Path:x", b"x-gm-z: 1", b"To", b"noColon", b":",
+           b"RECEIVED\t:", b"Re\xffceived:", b": v", b" : v\r", b"x: y", b"\n", b"\r\n",
+           b"\r\r\n", b"body", b"\n\n"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=24))
+def test_the_content_digest_is_the_one_fingerprints_were_stored_with(pieces):
+    """Trace fields dropped by one pattern and CRLF read by deleting CRs (where each is a
+    CRLF's) give the digest of the plain line-by-line reading, for any mix of line ends."""
+    raw = b"".join(pieces)
+    assert fingerprint(None, raw) == _plain_digest(raw)

@@ -394,6 +394,9 @@ def _repair_lines(raw: bytes, notes: list[str]) -> tuple[bytes, list[str]]:
 
 # Runs of at least this many bytes of base64 lines (no `=`, so quoted-printable never matches)
 _B64_RUN_RE = re.compile(rb"(?m)^(?:[A-Za-z0-9+/]{40,998}+\r?\n)++")
+# The same run after its line's "\n": a pattern that starts with a literal is only tried
+# where that byte is, not at every position of the message (a fifth of the stash's time).
+_B64_LINES_RE = re.compile(rb"\n((?:[A-Za-z0-9+/]{40,998}+\r?\n)++)")
 _BLOB_TOKEN = b"mailbridge-blob-"
 _BLOB_TOKEN_RE = re.compile(rb"mailbridge-blob-(\d+)(\r?\n)?")
 # Also worth it for a typical 5 KB attachment: a third of a mixed corpus' parse time.
@@ -411,17 +414,18 @@ def _stash_blobs(raw: bytes) -> tuple[bytes, list[memoryview]]:
     """
     if len(raw) < _BLOB_MIN_MESSAGE or _BLOB_TOKEN in raw:
         return raw, []
-    blobs: list[memoryview] = []
-    view = memoryview(raw)
-
-    def stash(match: re.Match[bytes]) -> bytes:
-        start, end = match.span()
-        if end - start < _BLOB_MIN_RUN:
-            return match.group()
-        blobs.append(view[start:end])
-        return b"%s%d\n" % (_BLOB_TOKEN, len(blobs) - 1)
-
-    return _B64_RUN_RE.sub(stash, raw), blobs
+    first = _B64_RUN_RE.match(raw)  # a run on the message's first line has no "\n" before it
+    spans = [first.span()] if first is not None else []
+    spans += [run.span(1) for run in _B64_LINES_RE.finditer(raw, spans[0][1] if spans else 0)]
+    view, blobs, pieces, kept = memoryview(raw), [], [], 0
+    for start, end in spans:
+        if end - start >= _BLOB_MIN_RUN:
+            pieces += [view[kept:start], b"%s%d\n" % (_BLOB_TOKEN, len(blobs))]
+            blobs.append(view[start:end])
+            kept = end
+    if not blobs:
+        return raw, []
+    return b"".join([*pieces, view[kept:]]), blobs
 
 
 class _RawPolicy(Compat32):

@@ -14,7 +14,6 @@ TOKEN_RE = re.compile(r"\[#(\d{1,12})\]")
 TRACE_HEADERS = ("received", "return-path", "delivered-to", "x-original-to", "x-received",
                  "authentication-results", "arc-", "received-spf", "x-spam", "x-virus",
                  "x-ms-exchange-", "x-forefront-", "x-microsoft-antispam", "x-gm-", "x-mailbridge")
-_FIELD_RE = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
 
 
 def fingerprint(parsed: ParsedMessage | None, raw: bytes) -> str:
@@ -30,6 +29,11 @@ def fingerprint(parsed: ParsedMessage | None, raw: bytes) -> str:
 
 _HEAD_END_RE = re.compile(rb"\n\r?\n")  # a blank line once CRLF is read as LF
 _CHUNK = 1 << 20
+# A trace field of the header (TRACE_HEADERS), continuation lines included, after its "\n"
+_TRACE_FIELD_RE = re.compile(
+    rb"\n(?:" + b"|".join(re.escape(name.encode()) for name in TRACE_HEADERS) +
+    rb")[!-9;-~]*[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*(?=\n)", re.IGNORECASE)
+_LONE_CR_RE = re.compile(rb"\r(?!\n)")
 
 
 def _content_digest(raw: bytes) -> str:
@@ -38,18 +42,10 @@ def _content_digest(raw: bytes) -> str:
     digest = hashlib.sha256()
     end = _HEAD_END_RE.search(raw)
     head_end = len(raw) if end is None else end.start() + 1
-    head = raw[:head_end].replace(b"\r\n", b"\n")
+    head = _lf(raw[:head_end])
     if end is not None:
         head = head[:-1]  # the line break that the blank line follows is the separator's
-    kept, keep = [], True
-    for line in head.split(b"\n"):
-        if line[:1] not in (b" ", b"\t"):  # a new field; continuation lines follow their field
-            field = _FIELD_RE.match(line)
-            name = field.group(1).decode("ascii").lower() if field else ""
-            keep = not name.startswith(TRACE_HEADERS)
-        if keep:
-            kept.append(line)
-    digest.update(b"\n".join(kept))
+    digest.update(_TRACE_FIELD_RE.sub(b"", b"\n" + head + b"\n")[1:-1])
     if end is None:
         return digest.hexdigest()
     digest.update(b"\n\n")
@@ -58,9 +54,17 @@ def _content_digest(raw: bytes) -> str:
         stop = min(position + _CHUNK, len(raw))
         while stop < len(raw) and raw[stop - 1] == 0x0D:  # a chunk never ends inside a CRLF
             stop += 1
-        digest.update(bytes(view[position:stop]).replace(b"\r\n", b"\n"))
+        digest.update(_lf(bytes(view[position:stop])))
         position = stop
     return digest.hexdigest()
+
+
+def _lf(data: bytes) -> bytes:
+    """`data` with each CRLF read as LF. Where every CR is a CRLF's (mail over IMAP), that is
+    deleting every CR, which bytes.replace does eight times as fast as replacing a pair."""
+    if _LONE_CR_RE.search(data) is None:
+        return data.replace(b"\r", b"")
+    return data.replace(b"\r\n", b"\n")
 
 
 # Reply and forward prefixes of many languages, repeated chains included: "Re: AW: Fwd[2]:"
