@@ -102,6 +102,32 @@ def test_a_failed_commit_stops_the_sync_with_nothing_after_it_committed_or_it_ac
                                                                          "001.fail"]
 
 
+def test_a_batch_committed_before_a_failed_fetch_is_still_acked(mb):
+    """The next fetch failing (a dropped connection) does not keep the batch committed while
+    it was fetched from being acked, wherever that commit ran."""
+    spool = mb.drop_channel()
+    for i in range(4):
+        drop(spool, message(f"Ack {i}", message_id=f"{i}@ack"), f"{i:03d}.ack")
+    fetcher = DropFetcher("support", spool, batch_size=2)
+    batches = fetcher.fetch
+
+    def fetch(state):
+        for number, batch in enumerate(batches(state)):
+            if number == 1:
+                raise Crash()
+            yield batch
+
+    fetcher.fetch = fetch
+    db = mb.open()
+    try:
+        with pytest.raises(Crash):
+            ingest(db, ChannelPlan("support"), fetcher, NullReporter(), parallel=False)
+    finally:
+        db.close()
+    assert mb.value("SELECT count(*) FROM messages") == 2
+    assert sorted(n.split(":")[0] for n in os.listdir(spool / "cur")) == ["000.ack", "001.ack"]
+
+
 class IngestMachine(RuleBasedStateMachine):
     """Deliver mail (sometimes the same mail twice) and sync with a crash injected inside the
     transaction or part-way through the ack; a clean sync afterwards must converge."""

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import drop, message
 
+from mailbridge.errors import TemporaryError
+
 WAIT = 60.0
 
 
@@ -132,6 +134,25 @@ def test_a_batchs_ticket_counts_add_to_what_is_there_and_keep_a_change_made_mean
         new = messages.insert(db, "support", "fp", b"x", None, None, "unreadable")
         threads.add(db, 1, new, "ann@customer.example", wakes=())
     assert mb.query("SELECT status, message_count FROM tickets WHERE id = 1") == [("closed", 8)]
+
+
+def test_an_agent_closing_a_ticket_waits_for_the_batch_that_files_a_reply_into_it(mb):
+    """PostgreSQL: the tickets a batch may file into are locked from the moment it reads them
+    (tickets.Threads.read), so a status set by hand on another host cannot slip in between
+    the read that judges a reply and the batch's commit."""
+    if mb.backend != "postgresql":
+        pytest.skip("SQLite's one writer at a time already excludes the agent")
+    from mailbridge.store import tickets
+
+    spool = mb.drop_channel()
+    drop(spool, message("Printer broken"), "1.test")
+    assert mb("sync").exit_code == 0
+    with contextlib.closing(mb.open()) as db, db.atomic():
+        tickets.Threads.read(db, "support", [(["m1@customer.example"], None, None)])
+        with contextlib.closing(mb.open()) as agent, agent.atomic():
+            agent.execute("SET LOCAL lock_timeout = '300ms'")
+            with pytest.raises(TemporaryError):
+                agent.execute("UPDATE tickets SET status = 'closed' WHERE id = 1")
 
 
 def test_bad_input_is_one_line(mb):

@@ -475,5 +475,12 @@ def test_a_many_row_insert_is_cut_by_bytes_and_its_text_does_not_depend_on_the_r
                                (5001, None, None, 2.0)])
         assert sorted(tuple(r) for r in made) == [
             (5000, "a\ufffdb", b"\x00\xff", None), (5001, None, None, 2.0)]
+        # a column of several types (SQLite keeps what it is given; `store migrate` copies it)
+        db.executemany("INSERT INTO scratch (A, b, c, d) VALUES (?, ?, ?, ?)",
+                       [(6000, "x", b"1", 1), (6001, 5, memoryview(b"2"), 2.5),
+                        (6002, 1.5, bytearray(b"3"), True)])
+        assert db.execute("SELECT a, b, c, d FROM scratch WHERE a >= 6000 ORDER BY a"
+                          ).fetchall() == [(6000, "x", b"1", 1.0), (6001, "5", b"2", 2.5),
+                                           (6002, "1.5", b"3", 1.0)]
     close_all()
 

@@ -14,6 +14,7 @@ the store's write lock is taken by each commit (see `store.session.writing_per_c
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from mailbridge.pipeline.sales import counterparts_of, file_sale
 from mailbridge.pipeline.tickets import file_message, lookup
 from mailbridge.store import contacts, ledger, messages, tickets
 from mailbridge.store.db import Store
+
+log = logging.getLogger(__name__)
 
 Guard = Callable[[Store, str], None]  # (store, the batch's mailbox)
 # The ledger status of an item the batch stores, until it is filed: the same item again in
@@ -108,9 +111,20 @@ class _Committer:
     def __enter__(self) -> _Committer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._thread is not None:  # after an error: the commit in flight ends unacked
-            self._thread.shutdown(wait=True)
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        """After an error elsewhere (a fetch that failed), the commit in flight still ends and
+        its batch is acked if it was committed, as when each batch was acked before the next
+        was fetched; that ack is a best effort (the error that ended the sync is the one
+        raised), and a commit that failed too is logged."""
+        try:
+            if kind is not None and self._flight is not None:
+                try:
+                    self.settle()
+                except Exception as exc:
+                    log.warning("channel %s: %s", self.plan.name, exc)
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown(wait=True)
 
     def submit(self, batch: Batch, prepared: list[Prepared | None]) -> None:
         self.settle()
@@ -118,8 +132,9 @@ class _Committer:
             self._flight = (batch, self._thread.submit(self._commit, batch, prepared))
             return
         done: Future[list[Outcome]] = Future()
-        self._flight = (batch, done)
         done.set_result(self._commit(batch, prepared))
+        self._flight = (batch, done)
+        self.settle()  # committed in this thread: acked at once
 
     def poll(self) -> None:
         """Ack the commit in flight if it is done (without waiting)."""

@@ -138,9 +138,9 @@ def unnest_insert(sql: str, column_types: Callable[[str], dict[str, str]],
         parts = item.split("?")  # a repository's literals hold no `?`
         for piece in range(len(parts) - 1):
             position = len(arrays)
-            values = [as_read(r[position]) if type(r[position]) is str else r[position]
-                      for r in rows]
-            typed = types[column] if item == "?" else _array_type(values)
+            values = _one_kind([as_read(r[position]) if type(r[position]) is str
+                                else r[position] for r in rows])
+            typed = types[column.lower()] if item == "?" else _array_type(values)
             arrays.append(values)
             casts.append(f"?::{typed}[]")
             parts[piece] += f"u.c{position}"
@@ -148,6 +148,24 @@ def unnest_insert(sql: str, column_types: Callable[[str], dict[str, str]],
     names = ", ".join(f"c{k}" for k in range(len(arrays)))
     return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selected)} "
             f"FROM unnest({', '.join(casts)}) AS u({names}){tail}", arrays)
+
+
+def _one_kind(values: list[Any]) -> list[Any]:
+    """psycopg dumps a list whose values are all of one type: where a column has several (a
+    store copied from SQLite, whose columns take any value), numbers are sent as numbers
+    (floats if any is one) and others as text, for the array's cast to turn into the
+    column's type, as a parameter of the VALUES form was. Bytes mixed with text stay mixed,
+    and fail as they did."""
+    kinds = {type(v) for v in values if v is not None}
+    if len(kinds) < 2:
+        return values
+    if kinds <= {bool, int, float}:
+        number = float if float in kinds else int
+        return [None if v is None else number(v) for v in values]
+    if kinds <= {bytes, bytearray, memoryview}:
+        return [None if v is None else bytes(v) for v in values]
+    return [v if v is None or isinstance(v, str | bytes | bytearray | memoryview) else str(v)
+            for v in values]
 
 
 def _array_type(values: list[Any]) -> str:

@@ -37,8 +37,11 @@ class TicketState:
 class Threads:
     """The tickets a batch of messages may thread into, read in at most three queries before
     any of them is filed (a database server answers each query in a round trip; one a
-    message was a quarter of a sync's statements), and kept current by `filed` as each is,
-    so a message finds what one before it in the same batch started."""
+    message was a quarter of a sync's statements), and kept current by `filed` and `add` as
+    each is, so a message finds what one before it in the same batch started. Those tickets
+    are locked until the batch commits (`Store.lock_row`; SQLite's writer excludes all
+    others anyway): an agent closing one on another host meanwhile waits for the batch, so a
+    customer's reply in it is judged by the status the ticket has, and reopens it."""
 
     channel: str
     by_id: dict[str, int]  # Message-ID -> the lowest ticket of a stored message with it
@@ -66,8 +69,8 @@ class Threads:
                 if ticket is not None:
                     index[as_read(value)] = min(ticket, index.get(as_read(value), ticket))
         states = {ticket: TicketState(*state) for ticket, *state in _in_chunks(
-            db, "SELECT id, channel, status, message_count FROM tickets WHERE id IN ({marks})",
-            [], tokens | set(by_id.values()) | set(by_reply.values()))}
+            db, "SELECT id, channel, status, message_count FROM tickets WHERE id IN ({marks})"
+                f"{db.lock_row()}", [], tokens | set(by_id.values()) | set(by_reply.values()))}
         return cls(channel, by_id, by_reply,
                    {t for t in tokens if t in states and states[t].channel == channel}, states)
 
@@ -104,7 +107,8 @@ class Threads:
         the batch's links in one statement and its tickets' counts in another (two a
         message were half of a sync's statements)."""
         state, stamp = self.states[ticket], now()
-        woken = _added(db, state.channel, ticket, message, sender, state.status,
+        # the sender as PostgreSQL stores it (a NUL of broken mail as U+FFFD), on both
+        woken = _added(db, state.channel, ticket, message, as_read(sender), state.status,
                        state.count, wakes)
         state.count += 1
         state.status = "open" if woken else state.status
@@ -154,9 +158,9 @@ def _link_messages(db: Store, rows: list[tuple[int, int, str]]) -> None:
 
 
 def _bump_tickets(db: Store, rows: list[tuple[int, bool, str]]) -> None:
-    """The tickets Threads.add filed into: their counts go up by what was added (not set
-    from what was read, nor their status, unless the mail woke them: a change by hand on
-    another host in the meantime stays), in one statement a hundred tickets."""
+    """The tickets Threads.add filed into: their counts go up by what was added, and their
+    status is set only where the mail woke them (not written back from what was read), in
+    one statement a hundred tickets."""
     bumps: dict[int, tuple[int, bool, str]] = {}
     for ticket, woken, stamp in rows:
         added, was_woken, _ = bumps.get(ticket, (0, False, stamp))
