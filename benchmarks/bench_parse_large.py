@@ -13,6 +13,7 @@ this large is parsed in one). `--imap` also syncs the message from a real Doveco
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -147,16 +148,23 @@ def measure(megabytes: int, dovecot: Any = None) -> None:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--imap"]
+    parser = argparse.ArgumentParser(
+        description="Time and peak memory to parse and to sync one large message.")
+    parser.add_argument("megabytes", nargs="*", type=int, default=[30, 60],
+                        help="sizes of the message to measure, in MB (30 and 60)")
+    parser.add_argument("--imap", action="store_true",
+                        help="also sync the message from a real Dovecot (Debian's "
+                             "dovecot-imapd)")
+    args = parser.parse_args()
     dovecot = None
-    if "--imap" in sys.argv[1:]:
+    if args.imap:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
         from servers.dovecot import Dovecot
 
         dovecot = Dovecot()
         dovecot.start()
     try:
-        for megabytes in [int(a) for a in args] or [30, 60]:
+        for megabytes in args.megabytes:
             started = time.perf_counter()
             measure(megabytes, dovecot)
             print(f"  (measured in {time.perf_counter() - started:.0f} s)", file=sys.stderr)
