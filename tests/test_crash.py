@@ -70,15 +70,34 @@ class Crash(Exception):
     pass
 
 
-def test_a_failed_commit_stops_the_sync_with_nothing_after_it_committed_or_it_acked(mb):
+def _two_batches(mb, tag: str):
+    """A drop channel holding four messages, and a fetcher that reads them two at a time."""
+    spool = mb.drop_channel()
+    for i in range(4):
+        drop(spool, message(f"{tag} {i}", message_id=f"{i}@{tag}"), f"{i:03d}.{tag}")
+    return spool, DropFetcher("support", spool, batch_size=2)
+
+
+def _sync_until_crash(mb, fetcher) -> None:
+    db = mb.open()
+    try:
+        with pytest.raises(Crash):
+            ingest(db, ChannelPlan("support"), fetcher, NullReporter(), parallel=False)
+    finally:
+        db.close()
+
+
+def _acked(spool) -> list[str]:
+    return sorted(name.split(":")[0] for name in os.listdir(spool / "cur"))
+
+
+def test_a_failed_commit_stops_the_sync_with_nothing_after_it_committed_or_it_acked(
+        mb, monkeypatch):
     """On PostgreSQL each commit runs in a thread of its own while the next batch is fetched
     (pipeline/ingest._Committer), on SQLite in the calling thread: either way a commit that
     fails ends the sync with its error, the batches before it are committed and acked, and
     neither it nor any batch after it is committed or acked."""
-    spool = mb.drop_channel()
-    for i in range(8):
-        drop(spool, message(f"Batch {i}", message_id=f"{i}@fail"), f"{i:03d}.fail")
-    fetcher = DropFetcher("support", spool, batch_size=2)
+    spool, fetcher = _two_batches(mb, "fail")
     real_insert, calls = store_messages.insert_many, []
 
     def insert(*a, **k):
@@ -87,28 +106,18 @@ def test_a_failed_commit_stops_the_sync_with_nothing_after_it_committed_or_it_ac
             raise Crash()
         return real_insert(*a, **k)
 
-    store_messages.insert_many = insert
-    db = mb.open()
-    try:
-        with pytest.raises(Crash):
-            ingest(db, ChannelPlan("support"), fetcher, NullReporter(), parallel=False)
-    finally:
-        store_messages.insert_many = real_insert
-        db.close()
+    monkeypatch.setattr(store_messages, "insert_many", insert)
+    _sync_until_crash(mb, fetcher)
     assert len(calls) == 2  # nothing was committed after the failed batch
     assert sorted(r[0] for r in mb.query("SELECT message_id FROM messages")) == [
         "0@fail", "1@fail"]
-    assert sorted(n.split(":")[0] for n in os.listdir(spool / "cur")) == ["000.fail",
-                                                                         "001.fail"]
+    assert _acked(spool) == ["000.fail", "001.fail"]
 
 
 def test_a_batch_committed_before_a_failed_fetch_is_still_acked(mb):
     """The next fetch failing (a dropped connection) does not keep the batch committed while
     it was fetched from being acked, wherever that commit ran."""
-    spool = mb.drop_channel()
-    for i in range(4):
-        drop(spool, message(f"Ack {i}", message_id=f"{i}@ack"), f"{i:03d}.ack")
-    fetcher = DropFetcher("support", spool, batch_size=2)
+    spool, fetcher = _two_batches(mb, "ack")
     batches = fetcher.fetch
 
     def fetch(state):
@@ -118,14 +127,9 @@ def test_a_batch_committed_before_a_failed_fetch_is_still_acked(mb):
             yield batch
 
     fetcher.fetch = fetch
-    db = mb.open()
-    try:
-        with pytest.raises(Crash):
-            ingest(db, ChannelPlan("support"), fetcher, NullReporter(), parallel=False)
-    finally:
-        db.close()
+    _sync_until_crash(mb, fetcher)
     assert mb.value("SELECT count(*) FROM messages") == 2
-    assert sorted(n.split(":")[0] for n in os.listdir(spool / "cur")) == ["000.ack", "001.ack"]
+    assert _acked(spool) == ["000.ack", "001.ack"]
 
 
 class IngestMachine(RuleBasedStateMachine):
