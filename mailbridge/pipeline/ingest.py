@@ -128,13 +128,10 @@ class _Committer:
 
     def submit(self, batch: Batch, prepared: list[Prepared | None]) -> None:
         self.settle()
-        if self._thread is not None:
-            self._flight = (batch, self._thread.submit(self._commit, batch, prepared))
+        if self._thread is None:  # committed in this thread: acked at once
+            self._done(batch, self._commit(batch, prepared))
             return
-        done: Future[list[Outcome]] = Future()
-        done.set_result(self._commit(batch, prepared))
-        self._flight = (batch, done)
-        self.settle()  # committed in this thread: acked at once
+        self._flight = (batch, self._thread.submit(self._commit, batch, prepared))
 
     def poll(self) -> None:
         """Ack the commit in flight if it is done (without waiting)."""
@@ -146,7 +143,9 @@ class _Committer:
         if self._flight is None:
             return
         (batch, commit), self._flight = self._flight, None
-        outcomes = commit.result()
+        self._done(batch, commit.result())
+
+    def _done(self, batch: Batch, outcomes: list[Outcome]) -> None:
         self.fetcher.ack([o.ref for o in outcomes if o.kind != FAILED])
         for item, outcome in zip(batch.items, outcomes, strict=True):
             self.counts.add(outcome)

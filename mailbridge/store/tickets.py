@@ -68,9 +68,7 @@ class Threads:
                                             wanted, "(?)"):
                 if ticket is not None:
                     index[as_read(value)] = min(ticket, index.get(as_read(value), ticket))
-        states = {ticket: TicketState(*state) for ticket, *state in _in_chunks(
-            db, "SELECT id, channel, status, message_count FROM tickets WHERE id IN ({marks})"
-                f"{db.lock_row()}", [], tokens | set(by_id.values()) | set(by_reply.values()))}
+        states = _states(db, tokens | set(by_id.values()) | set(by_reply.values()))
         return cls(channel, by_id, by_reply,
                    {t for t in tokens if t in states and states[t].channel == channel}, states)
 
@@ -102,18 +100,18 @@ class Threads:
 
     def add(self, db: Store, ticket: int, message: int, sender: str,
             wakes: Sequence[str] = WOKEN_BY_CUSTOMER) -> None:
-        """add_message for a message new to the store, into a ticket `find` gave: its events
-        now, in the order the batch files, and its writes as the transaction commits, all of
-        the batch's links in one statement and its tickets' counts in another (two a
-        message were half of a sync's statements)."""
-        state, stamp = self.states[ticket], now()
-        # the sender as PostgreSQL stores it (a NUL of broken mail as U+FFFD), on both
-        woken = _added(db, state.channel, ticket, message, as_read(sender), state.status,
-                       state.count, wakes)
-        state.count += 1
-        state.status = "open" if woken else state.status
-        db.stage(_link_messages, (ticket, message, stamp))
-        db.stage(_bump_tickets, (ticket, woken, stamp))
+        """add_message for a message new to the store, into a ticket `find` gave, from the
+        state read with the batch (_file_into): the batch's links are written in one
+        statement and its tickets' counts in another (two a message were half of a sync's
+        statements)."""
+        _file_into(db, self.states[ticket], ticket, message, sender, wakes)
+
+
+def _states(db: Store, tickets: set[int]) -> dict[int, TicketState]:
+    """Each of `tickets` as it is now, locked until the transaction ends (Store.lock_row)."""
+    return {ticket: TicketState(*state) for ticket, *state in _in_chunks(
+        db, f"SELECT id, channel, status, message_count FROM tickets WHERE id IN ({{marks}})"
+            f"{db.lock_row()}", [], tickets)}
 
 
 def _in_chunks(db: Store, sql: str, first: list[Any], values: set[Any], mark: str = "?"
@@ -150,7 +148,7 @@ def create(db: Store, channel: str, queue: str, subject: str, requester_name: st
 
 
 def _link_messages(db: Store, rows: list[tuple[int, int, str]]) -> None:
-    """The messages the transaction filed (create, Threads.add), linked as it commits, in
+    """The messages the transaction filed (create, _file_into), linked as it commits, in
     one statement (filing reads a batch's threads from tickets.Threads, not from these
     rows)."""
     db.executemany("INSERT INTO ticket_messages (ticket, message, added_at) VALUES (?, ?, ?)",
@@ -158,7 +156,7 @@ def _link_messages(db: Store, rows: list[tuple[int, int, str]]) -> None:
 
 
 def _bump_tickets(db: Store, rows: list[tuple[int, bool, str]]) -> None:
-    """The tickets Threads.add filed into: their counts go up by what was added, and their
+    """The tickets _file_into filed into: their counts go up by what was added, and their
     status is set only where the mail woke them (not written back from what was read), in
     one statement a hundred tickets."""
     bumps: dict[int, tuple[int, bool, str]] = {}
@@ -178,17 +176,24 @@ def _bump_tickets(db: Store, rows: list[tuple[int, bool, str]]) -> None:
             ") AS u WHERE tickets.id = u.column1", [v for row in chunk for v in row])
 
 
-def _added(db: Store, channel: str, ticket: int, message: int, sender: str, status: str,
-           count: int, wakes: Sequence[str]) -> bool:
-    """The events of `message` added to a ticket that was `status` with `count` messages;
-    whether it woke the ticket (one in a state of `wakes` is open again)."""
-    woken = status in wakes
-    if count:
-        events.emit(db, events.MESSAGE_ADDED, channel, ticket, message=message, sender=sender)
+def _file_into(db: Store, state: TicketState, ticket: int, message: int, sender: str,
+               wakes: Sequence[str]) -> None:
+    """`message` added to `ticket`, which is `state` (kept current): its events now, in the
+    order messages are filed; its link and the ticket's count and status as the transaction
+    commits (_link_messages, _bump_tickets). A ticket in one of the states `wakes` is open
+    again. The sender is told as PostgreSQL stores it (a NUL of broken mail as U+FFFD)."""
+    woken = state.status in wakes
+    if state.count:
+        events.emit(db, events.MESSAGE_ADDED, state.channel, ticket, message=message,
+                    sender=as_read(sender))
     if woken:
-        events.emit(db, events.TICKET_REOPENED, channel, ticket, by="message", was=status,
-                     message=message)
-    return woken
+        events.emit(db, events.TICKET_REOPENED, state.channel, ticket, by="message",
+                    was=state.status, message=message)
+        state.status = "open"
+    state.count += 1
+    stamp = now()
+    db.stage(_link_messages, (ticket, message, stamp))
+    db.stage(_bump_tickets, (ticket, woken, stamp))
 
 
 def add_message(db: Store, ticket: int, message: int,
@@ -196,20 +201,10 @@ def add_message(db: Store, ticket: int, message: int,
     """Thread a message into a ticket; a ticket in one of the states `wakes` is open again
     (a customer's answer: pending or closed; an auto-reply: none). The assignee stays. A
     message after the first is a `message.added` event (the first comes with
-    `ticket.created`). Filing a batch of new mail goes through Threads.add instead."""
-    added = db.execute(
-        "INSERT INTO ticket_messages (ticket, message, added_at) VALUES (?, ?, ?) "
-        "ON CONFLICT DO NOTHING RETURNING (SELECT channel FROM tickets WHERE id = ticket), "
-        "(SELECT status FROM tickets WHERE id = ticket), "
-        "(SELECT message_count FROM tickets WHERE id = ticket), "
-        "(SELECT from_email FROM messages WHERE id = message)",
-        [ticket, message, now()]).fetchone()
-    if not added:
-        return
-    channel, status, count, sender = added
-    woken = _added(db, channel, ticket, message, sender or "", status, count, wakes)
-    db.execute("UPDATE tickets SET message_count = message_count + 1, updated_at=?, status=? "
-               "WHERE id=?", [now(), "open" if woken else status, ticket])
+    `ticket.created`). One message at a time (an agent's reply or forward); a batch of new
+    mail goes through Threads.add."""
+    sender = db.execute("SELECT from_email FROM messages WHERE id=?", [message]).fetchone()[0]
+    _file_into(db, _states(db, {ticket})[ticket], ticket, message, sender or "", wakes)
 
 
 LIST_COLUMNS = ("id", "channel", "queue", "status", "priority", "assignee", "kind",
