@@ -27,6 +27,10 @@ What it measures (prints figures; asserts nothing):
   `mbsync` pulling INBOX into a Maildir on its own, identically filled user - a tool that
   only copies bytes, the speed of the wire - the same figures (`--no-mbsync` skips it). The
   msg/s ratios to mailbridge are printed; CPU is in ms per message for every line.
+* --latency-ms MS: every IMAP client here (mailbridge, the reference loop, mbsync) reaches
+  Dovecot through a TCP proxy on 127.0.0.1 that holds each chunk MS milliseconds in each
+  direction, as a mail server across a network would (5: 10 ms round trips); bandwidth is
+  not limited. Round trips a client waits for then show in its msg/s.
 * --profile: additionally runs a mailbridge sync under cProfile for each store on another,
   identically filled user and prints the top 25 entries by cumulative time, the top 25 of
   mailbridge's own functions by cumulative time, and the top 15 by own time (profiles kept in
@@ -37,7 +41,7 @@ Run (as root, with Debian's dovecot-imapd and postgresql installed; tests/server
 
     python benchmarks/bench_imap.py [N] [--quick] [--store sqlite|postgresql|both]
         [--rounds K] [--profile] [--no-reference] [--no-mbsync] [--timeout SECONDS]
-        [--python PY]
+        [--python PY] [--latency-ms MS]
 
 N defaults to 20000; --quick means 2000. Every wait is bounded (--timeout per sync, 900 s).
 """
@@ -45,8 +49,10 @@ N defaults to 20000; --quick means 2000. Every wait is bounded (--timeout per sy
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -653,6 +659,54 @@ def ratios(sqlite: StoreFigures, postgres: StoreFigures) -> list[str]:
 # The reference loop (runs in a child: `bench_imap.py --reference-worker ...`)
 
 
+class DelayProxy:
+    """A TCP proxy on 127.0.0.1 to `port` that delays every chunk by `seconds` each way
+    (latency without a bandwidth limit), in a thread of its own; `port` is where it listens."""
+
+    def __init__(self, target: int, seconds: float) -> None:
+        self.target, self.seconds = target, seconds
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self.port = 0
+
+        async def serve() -> None:
+            server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            started.set()
+            await server.serve_forever()
+
+        threading.Thread(target=lambda: self.loop.run_until_complete(serve()),
+                         daemon=True).start()
+        if not started.wait(10):
+            raise RuntimeError("the latency proxy did not start")
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        await asyncio.gather(self._pipe(reader, server_writer), self._pipe(server_reader, writer),
+                             return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                await asyncio.sleep(max(0.0, due - self.loop.time()))
+                if not data:
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        delivering = asyncio.ensure_future(deliver())
+        try:
+            while data := await reader.read(1 << 16):
+                queue.put_nowait((self.loop.time() + self.seconds, data))
+        finally:
+            queue.put_nowait((self.loop.time() + self.seconds, b""))
+            await delivering
+
+
 def reference_worker(host: str, port: int, username: str, db_path: str) -> None:
     import sqlite_utils
 
@@ -709,6 +763,9 @@ def main() -> int:
                         help="skip mbsync (otherwise installed from Debian's isync if missing)")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds allowed for each sync (900)")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="delay each way between the IMAP clients and Dovecot, through a "
+                             "proxy (0: none; 5 means 10 ms round trips)")
     parser.add_argument("--reference-worker", nargs=4, metavar=("HOST", "PORT", "USER", "DB"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -759,6 +816,14 @@ def main() -> int:
                       f"{dovecot.log_tail()}", file=sys.stderr)
                 return 1
 
+        # The clients measured reach Dovecot through the proxy; setting up and checking do not.
+        clients = users
+        if args.latency_ms > 0:
+            proxy = DelayProxy(dovecot.port, args.latency_ms / 1000)
+            clients = {name: dataclasses.replace(user, port=proxy.port)
+                       for name, user in users.items()}
+            print(f"IMAP clients reach Dovecot through a proxy adding {args.latency_ms:g} ms "
+                  "each way", flush=True)
         figures = {kind: StoreFigures(kind) for kind in kinds}
         for k in range(args.rounds):
             for kind in (kinds if k % 2 == 0 else kinds[::-1]):
@@ -766,25 +831,25 @@ def main() -> int:
                 if k:
                     mark_unseen(user)
                 print(f"mailbridge sync into {kind}, round {k + 1} ...", flush=True)
-                figures[kind].syncs.append(timed_sync(args.python, work / kind, user,
+                figures[kind].syncs.append(timed_sync(args.python, work / kind, clients[kind],
                                                       stores[kind], dovecot.proc.pid,
                                                       args.timeout))
                 exists, unseen = mailbox_status(user)
                 print(f"  check: {store_facts(stores[kind])}; server EXISTS {exists}, "
                       f"UNSEEN {unseen}", flush=True)
                 if k == 0:
-                    figures[kind].polls = polls(args.python, work / kind, user)
+                    figures[kind].polls = polls(args.python, work / kind, clients[kind])
 
         ref_run = None
         if not args.no_reference:
-            ref_run = reference(work, users["reference"], args.timeout)
+            ref_run = reference(work, clients["reference"], args.timeout)
         mbsync_run = None
         if mbsync_bin is not None:
-            mbsync_run = mbsync(mbsync_bin, work, users["mbsync"], n, args.timeout)
+            mbsync_run = mbsync(mbsync_bin, work, clients["mbsync"], n, args.timeout)
 
         profiles = []
         if args.profile:
-            profiles = [run_profile(work / f"profile-{kind}", users[f"profile-{kind}"],
+            profiles = [run_profile(work / f"profile-{kind}", clients[f"profile-{kind}"],
                                     stores[kind], n, args.timeout) for kind in kinds]
 
         print()

@@ -4,13 +4,16 @@ becomes tickets and is marked read only once stored; nothing is lost or doubled.
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from conftest import message
 
 from mailbridge.config.load import load_config
 from mailbridge.connectors import imap as imap_mod
+from mailbridge.connectors import imap_fetch
 from mailbridge.errors import NetworkError
+from mailbridge.pipeline import prepare_helper
 from mailbridge.pipeline.ingest import ingest
 from mailbridge.pipeline.report import NullReporter
 from mailbridge.services.connectors import build_fetcher, plan_for
@@ -280,6 +283,68 @@ def test_a_server_restart_mid_sync_loses_and_doubles_nothing(imap, monkeypatch):
     assert imap.mb("sync").exit_code == 0
     stored = imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0]
     assert stored == (total, total)
+    assert imap.unseen() == 0
+
+
+def _record_fetches(monkeypatch) -> list[tuple[str, list[int]]]:
+    """What the sync did, in order: ("send", UIDs) for each body FETCH sent, ("parse",
+    UIDs) for each batch handed on to be parsed and committed."""
+    events: list[tuple[str, list[int]]] = []
+    real_send, real_submit = imap_fetch.send, prepare_helper.Preparer.submit
+
+    def send(client, uids, items):
+        if items == ["BODY.PEEK[]"]:
+            events.append(("send", list(uids)))
+        return real_send(client, uids, items)
+
+    def submit(self, raws):
+        events.append(("parse", [len(raws)]))
+        return real_submit(self, raws)
+
+    monkeypatch.setattr(imap_fetch, "send", send)
+    monkeypatch.setattr(prepare_helper.Preparer, "submit", submit)
+    return events
+
+
+def test_the_next_batch_is_asked_for_before_this_one_is_committed(imap, monkeypatch):
+    """The server reads and sends the next batch while this one is parsed and committed (on
+    a link with latency that is most of a sync's time). Each body is asked for once, even
+    when a batch is marked read while the next one is on its way."""
+    imap.append(mails(550, "Ahead"))  # batches of 100 ... 100 and 50
+    events = _record_fetches(monkeypatch)
+    assert imap.mb("sync").exit_code == 0
+    sends = [uids for kind, uids in events if kind == "send"]
+    asked = [uid for uids in sends for uid in uids]
+    assert len(asked) == len(set(asked)) == 550
+    assert [len(uids) for uids in sends] == [100] * 5 + [50]
+    # batch k+1 is asked for before batch k is handed on: send 1, send 2, parse 1, send 3, ...
+    # (the folder's last, empty batch carries only its cursor)
+    assert [kind for kind, sizes in events if sizes != [0]] == [
+        "send", *["send", "parse"] * 5, "parse"]
+    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (550, 550)
+    assert imap.unseen() == 0
+
+
+def test_a_connection_lost_with_the_next_batch_asked_for_loses_and_doubles_nothing(
+        imap, monkeypatch):
+    imap.append(mails(250, "Lost"))
+    events = _record_fetches(monkeypatch)
+    real = imap_mod.ImapFetcher._send_ahead
+    cut = {"done": False}
+
+    def send_ahead_then_lose_the_connection(self, plan, sized):
+        real(self, plan, sized)
+        if not cut["done"]:
+            cut["done"] = True
+            self.session.client._imap.sock.shutdown(socket.SHUT_RDWR)
+
+    monkeypatch.setattr(imap_mod.ImapFetcher, "_send_ahead", send_ahead_then_lose_the_connection)
+    result = imap.mb("sync")
+    assert result.exit_code == 0, result.stderr
+    assert cut["done"]
+    asked = [uid for kind, uids in events if kind == "send" for uid in uids]
+    assert len(set(asked)) == 250 and len(asked) > 250  # what was asked ahead is asked again
+    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (250, 250)
     assert imap.unseen() == 0
 
 

@@ -6,23 +6,31 @@ Fetching uses BODY.PEEK[] so nothing is marked read as a side effect; `\\Seen` i
 in `ack`, after the batch is committed. Mail still unread but already in the ledger (an ack
 that failed) is only marked read again, never fetched. A changed UIDVALIDITY drops the
 watermark and rescans the unread mail; the fingerprint keeps that from doubling anything, and
-`max_rescan` keeps a broken server from filing thousands of tickets unnoticed."""
+`max_rescan` keeps a broken server from filing thousands of tickets unnoticed.
+
+The next batch's bodies are asked for before a batch is handed on (`_send_ahead`): the server
+reads and sends them while this batch is parsed and committed, instead of after. They are
+read back before any other command is sent, and only by UID, so what arrives is used for the
+messages it belongs to or not at all; a dropped connection loses only that head start."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from imapclient import IMAPClient
 
 from mailbridge.connectors import imap_fetch
 from mailbridge.connectors.base import Batch, Fetched, SourceState, too_large
-from mailbridge.connectors.imap_session import ImapSession, ImapSettings
+from mailbridge.connectors.imap_session import DROPPED, ImapSession, ImapSettings
 from mailbridge.domain.source import SourceRef
-from mailbridge.errors import RemoteError
+from mailbridge.errors import MailbridgeError, RemoteError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _STOPPED = "not fetched to the end: the sync was stopping"
 
 SEEN = b"\\Seen"
@@ -56,6 +64,8 @@ class ImapFetcher:
         self.mailbox = settings.username
         self.problems: list[str] = []  # a single-source connector fails whole
         self.max_bytes = settings.max_message_mb * 1024 * 1024
+        self._ahead: list[tuple[IMAPClient, str]] = []  # (connection, tag) of FETCHes sent ahead
+        self._arrived: imap_fetch.Fetched = {}  # what they brought, by UID, until used
 
     def fetch(self, state: SourceState) -> Iterator[Batch]:
         for folder in self.session.synced_folders():
@@ -69,7 +79,7 @@ class ImapFetcher:
             validity, uid = ref.key.split(":", 1)
             by_folder.setdefault(ref.folder, []).append((int(validity), int(uid)))
         for folder, keys in by_folder.items():
-            self.session.call(folder, False, lambda c, k=keys: self._store_seen(c, k))
+            self._call(folder, False, lambda c, k=keys: self._store_seen(c, k))
 
     def _store_seen(self, client: Any, keys: list[tuple[int, int]]) -> None:
         """Only the UIDs of the folder's current numbering: a ref from before a UIDVALIDITY
@@ -79,12 +89,57 @@ class ImapFetcher:
             client.add_flags(uids, [SEEN], silent=True)
 
     def close(self) -> None:
+        self._ahead.clear()
+        self._arrived.clear()
         self.session.close()
+
+    def _call(self, folder: str, readonly: bool, action: Callable[[IMAPClient], T]) -> T:
+        """`session.call`, once what was sent ahead has been read (see `_send_ahead`)."""
+        self._receive_ahead()
+        return self.session.call(folder, readonly, action)
+
+    def _send_ahead(self, plan: FolderPlan, sized: list[tuple[int, int]]) -> None:
+        """Ask now for the bodies of the batch after this one, read by `_whole` when it comes
+        (a message fetched in pieces is not asked for ahead). Only on the connection as it
+        is, with the folder selected; a connection that fails here is left to the next
+        command, which reconnects."""
+        client = self.session.client
+        if client is None or self.session.selected != plan.folder:
+            return
+        try:
+            for group, in_pieces in _groups(sized):
+                if not in_pieces:
+                    self._ahead.append((client, imap_fetch.send(client, group, ["BODY.PEEK[]"])))
+        except DROPPED:
+            self._ahead.clear()
+
+    def _receive_ahead(self) -> None:
+        """Read the answers to what `_send_ahead` asked, if the connection they were asked
+        on is still the one in use; before any other command, which would take them."""
+        ahead, self._ahead = self._ahead, []
+        for client, tag in ahead:
+            if client is not self.session.client:
+                return
+            try:
+                with self.session.translated(self.session.selected, reraise_dropped=True):
+                    found = imap_fetch.receive(client, tag)
+            except DROPPED:  # the next command finds the connection gone and reconnects
+                return
+            except RemoteError:  # refused: the same FETCH asked again says why
+                continue
+            except MailbridgeError:  # read half-way: the next command starts afresh
+                self.session.close()
+                return
+            for uid, fields in found.items():
+                if b"BODY[]" in fields:
+                    self._arrived[uid] = fields
 
     def _ref(self, plan: FolderPlan, uid: int) -> SourceRef:
         return SourceRef(self.mailbox, plan.folder, f"{plan.uidvalidity}:{uid}")
 
     def plan(self, folder: str, state: SourceState) -> FolderPlan:
+        self._receive_ahead()
+        self._arrived.clear()
         readonly = not self.settings.mark_seen
         info = self.session.select(folder, readonly)
         uidvalidity = self.session.uidvalidity or 0
@@ -95,11 +150,11 @@ class ImapFetcher:
 
         if self.settings.since is not None:
             return self._copy_plan(folder, state, uidvalidity, top, last)
-        unseen = set(self.session.call(folder, readonly, lambda c: c.search(["UNSEEN"])))
+        unseen = set(self._call(folder, readonly, lambda c: c.search(["UNSEEN"])))
         newer: set[int] = set()
         if self.settings.import_read and last is not None and top > last:
-            found = self.session.call(folder, readonly,
-                                      lambda c: c.search(["UID", f"{last + 1}:*"]))
+            found = self._call(folder, readonly,
+                               lambda c: c.search(["UID", f"{last + 1}:*"]))
             newer = {uid for uid in found if uid > last}  # n:* always matches the last UID
         candidates = unseen | newer
         top = max([top, *candidates]) if candidates else top
@@ -127,7 +182,7 @@ class ImapFetcher:
         since = self.settings.since
         assert since is not None
         day = since.date() - timedelta(days=1)
-        found = self.session.call(folder, True, lambda c: c.search(["SINCE", day]))
+        found = self._call(folder, True, lambda c: c.search(["SINCE", day]))
         keys = {uid: f"{uidvalidity}:{uid}" for uid in found}
         known = state.known(self.mailbox, folder, keys.values())
         todo = sorted(uid for uid in found if keys[uid] not in known)
@@ -140,7 +195,10 @@ class ImapFetcher:
                      len(plan.repair))
             self.ack([self._ref(plan, uid) for uid in plan.repair])
         pending_read = sorted(plan.read_only)
-        for sized, oversize in self._batches(plan):
+        batches = self._batches(plan)
+        following = next(batches, None)
+        while following is not None:
+            sized, oversize = following
             items = [Fetched(self._ref(plan, uid), None,
                              too_large(size, self.settings.max_message_mb),
                              plan.arrived.get(uid))
@@ -156,6 +214,9 @@ class ImapFetcher:
             # The watermark may pass read mail only once it is committed, or import_read
             # would lose what a crash interrupted; unread mail is found by UNSEEN anyway.
             mark = min(plan.watermark, pending_read[0] - 1) if pending_read else plan.watermark
+            following = None if stopped else next(batches, None)
+            if following is not None:
+                self._send_ahead(plan, following[0])
             yield Batch(self.mailbox, folder, items, self._cursor(plan, mark))
             if stopped:
                 return
@@ -176,7 +237,7 @@ class ImapFetcher:
         size_sum = 0
         for start in range(0, len(plan.todo), SIZE_CHUNK):
             chunk = plan.todo[start:start + SIZE_CHUNK]
-            sizes = self.session.call(
+            sizes = self._call(
                 plan.folder, readonly,
                 lambda c, u=chunk: imap_fetch.fetch(c, u, ["RFC822.SIZE", "INTERNALDATE"]))
             for uid in chunk:
@@ -202,30 +263,29 @@ class ImapFetcher:
         """The messages in order, up to FETCH_BYTES per command; fewer than asked for when
         the caller began stopping meanwhile (only whole messages are returned)."""
         items: list[Fetched] = []
-        group: list[int] = []
-        group_bytes = 0
-        for index, (uid, size) in enumerate(sized):
-            group.append(uid)
-            group_bytes += size
-            following = sized[index + 1][1] if index + 1 < len(sized) else None
-            if following is not None and group_bytes + following <= FETCH_BYTES:
-                continue
+        for group, in_pieces in _groups(sized):
             if state.stopping():
                 break
-            if len(group) == 1 and size > FETCH_BYTES:
-                items.append(self._in_pieces(plan, uid, state))
+            if in_pieces:
+                items.append(self._in_pieces(plan, group[0], state))
                 if items[-1].error == _STOPPED:
                     items.pop()
                     break
             else:
                 items += self._whole(plan, group)
-            group, group_bytes = [], 0
         return items
 
     def _whole(self, plan: FolderPlan, uids: list[int]) -> list[Fetched]:
-        readonly = not self.settings.mark_seen
-        data = self.session.call(plan.folder, readonly,
-                                 lambda c: imap_fetch.fetch(c, uids, ["BODY.PEEK[]"]))
+        """Bodies in one command, or as they came for `_send_ahead`."""
+        self._receive_ahead()
+        if all(uid in self._arrived for uid in uids):
+            data = {uid: self._arrived.pop(uid) for uid in uids}
+        else:  # not asked ahead, or the connection it was asked on was lost
+            for uid in uids:
+                self._arrived.pop(uid, None)
+            readonly = not self.settings.mark_seen
+            data = self._call(plan.folder, readonly,
+                              lambda c: imap_fetch.fetch(c, uids, ["BODY.PEEK[]"]))
         return [self._fetched(plan, uid, data.get(uid, {}).get(b"BODY[]")) for uid in uids]
 
     def _in_pieces(self, plan: FolderPlan, uid: int, state: SourceState) -> Fetched:
@@ -235,8 +295,8 @@ class ImapFetcher:
         start = 0
         for _ in range(self.max_bytes // FETCH_BYTES + 1):
             item = f"BODY.PEEK[]<{start}.{FETCH_BYTES}>"
-            data = self.session.call(plan.folder, readonly,
-                                     lambda c, i=item: imap_fetch.fetch(c, [uid], [i]))
+            data = self._call(plan.folder, readonly,
+                              lambda c, i=item: imap_fetch.fetch(c, [uid], [i]))
             piece = data.get(uid, {}).get(f"BODY[]<{start}>".encode())
             if piece is None:
                 return self._fetched(plan, uid, None)
@@ -251,6 +311,21 @@ class ImapFetcher:
     def _fetched(self, plan: FolderPlan, uid: int, raw: bytes | None) -> Fetched:
         error = None if raw is not None else "the server returned no body (deleted?)"
         return Fetched(self._ref(plan, uid), raw, error, plan.arrived.get(uid))
+
+
+def _groups(sized: list[tuple[int, int]]) -> Iterator[tuple[list[int], bool]]:
+    """The UIDs of `sized` in the groups one FETCH asks for: up to FETCH_BYTES each, a larger
+    message alone and fetched in pieces (the second value says which)."""
+    group: list[int] = []
+    group_bytes = 0
+    for index, (uid, size) in enumerate(sized):
+        group.append(uid)
+        group_bytes += size
+        following = sized[index + 1][1] if index + 1 < len(sized) else None
+        if following is not None and group_bytes + following <= FETCH_BYTES:
+            continue
+        yield group, len(group) == 1 and size > FETCH_BYTES
+        group, group_bytes = [], 0
 
 
 def _arrival(internaldate: datetime | None) -> datetime | None:

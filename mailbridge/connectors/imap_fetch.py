@@ -34,9 +34,23 @@ def fetch(client: IMAPClient, uids: Sequence[int], items: Sequence[str]) -> Fetc
     """`client.fetch(uids, items)`, read faster (see above)."""
     if not uids:
         return {}
+    return receive(client, send(client, uids, items))
+
+
+def send(client: IMAPClient, uids: Sequence[int], items: Sequence[str]) -> str:
+    """Send a UID FETCH and return its tag without waiting for the answer, so that the server
+    works on it meanwhile; `receive` reads it. Nothing else may be sent in between that reads
+    FETCH answers (IMAPClient's own commands take them all), so `receive` comes first."""
     imap = client._imap  # noqa: SLF001 - IMAPClient's own imaplib connection, as its fetch uses
-    typ, data = imap.uid("FETCH", ",".join(str(uid) for uid in uids),
+    return imap._command("UID", "FETCH", ",".join(str(uid) for uid in uids),  # noqa: SLF001
                          f"({' '.join(item.upper() for item in items)})")
+
+
+def receive(client: IMAPClient, tag: str) -> Fetched:
+    """The answer to the FETCH sent as `tag`, by UID, as `IMAPClient.fetch` gives it."""
+    imap = client._imap  # noqa: SLF001
+    typ, data = imap._command_complete("UID", tag)  # noqa: SLF001 - imaplib's uid(), in two
+    typ, data = imap._untagged_response(typ, data, "FETCH")  # noqa: SLF001
     if typ != "OK":
         raise IMAPClientError(f"fetch failed: {data[0]!r}")
     if data == [None]:
