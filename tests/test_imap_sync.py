@@ -8,6 +8,7 @@ import socket
 
 import pytest
 from conftest import message
+from imapclient.exceptions import IMAPClientError
 
 from mailbridge.config.load import load_config
 from mailbridge.connectors import imap as imap_mod
@@ -345,6 +346,115 @@ def test_a_connection_lost_with_the_next_batch_asked_for_loses_and_doubles_nothi
     asked = [uid for kind, uids in events if kind == "send" for uid in uids]
     assert len(set(asked)) == 250 and len(asked) > 250  # what was asked ahead is asked again
     assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (250, 250)
+    assert imap.unseen() == 0
+
+
+def _record_marks(monkeypatch) -> list[tuple[str, object]]:
+    """("send", UIDs) for each body FETCH, ("mark", tag) and ("confirm", tag) for each STORE
+    of \\Seen sent and its answer read, in order."""
+    events: list[tuple[str, object]] = []
+    real_send, real_mark, real_confirm = imap_fetch.send, imap_fetch.mark_seen, imap_fetch.confirm
+
+    def send(client, uids, items):
+        if items == ["BODY.PEEK[]"]:
+            events.append(("send", list(uids)))
+        return real_send(client, uids, items)
+
+    def mark_seen(client, uids):
+        tag = real_mark(client, uids)
+        events.append(("mark", tag))
+        return tag
+
+    def confirm(client, tag):
+        real_confirm(client, tag)
+        events.append(("confirm", tag))
+
+    monkeypatch.setattr(imap_fetch, "send", send)
+    monkeypatch.setattr(imap_fetch, "mark_seen", mark_seen)
+    monkeypatch.setattr(imap_fetch, "confirm", confirm)
+    return events
+
+
+def test_marking_read_is_not_waited_for_until_the_next_batch(imap, monkeypatch):
+    """A batch's STORE of \\Seen is answered while the sync goes on; its answer is read when
+    the next batch is acked, the last one's when the sync ends."""
+    imap.append(mails(550, "Mark"))
+    events = _record_marks(monkeypatch)
+    result = imap.mb("sync")
+    assert result.exit_code == 0, result.stderr
+    marks = [tag for kind, tag in events if kind == "mark"]
+    assert len(marks) == 6
+    assert sorted(tag for kind, tag in events if kind == "confirm") == sorted(marks)
+    kinds = [kind if kind == "send" else (kind, tag) for kind, tag in events]
+    # the sync fetched on before it read whether the first batch's STORE was done
+    assert "send" in kinds[kinds.index(("mark", marks[0])):kinds.index(("confirm", marks[0]))]
+    assert imap.unseen() == 0
+
+
+def test_a_refused_store_fails_the_sync_and_the_next_one_marks_the_mail(imap, monkeypatch):
+    imap.append(mails(250, "Refused"))
+    real = imap_fetch.confirm
+    calls = {"n": 0}
+
+    def refuse_the_first(client, tag):
+        real(client, tag)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise IMAPClientError("store failed: [b'NO [SERVERBUG] refused']")
+
+    monkeypatch.setattr(imap_fetch, "confirm", refuse_the_first)
+    first = imap.mb("sync")
+    assert first.exit_code != 0
+    assert "store failed" in first.stderr and "Traceback" not in first.stderr
+    monkeypatch.setattr(imap_fetch, "confirm", real)
+    assert imap.mb("sync").exit_code == 0
+    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (250, 250)
+    assert imap.unseen() == 0
+
+
+def test_a_last_store_left_unconfirmed_is_a_problem_of_the_sync(imap, monkeypatch):
+    imap.append(mails(150, "Last"))
+    real = imap_fetch.mark_seen
+    calls = {"n": 0}
+
+    def lose_the_connection_after_the_last(client, uids):
+        tag = real(client, uids)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second and last batch: its answer is never read
+            client._imap.sock.shutdown(socket.SHUT_RDWR)
+        return tag
+
+    monkeypatch.setattr(imap_fetch, "mark_seen", lose_the_connection_after_the_last)
+    first = imap.mb("sync")
+    assert first.exit_code != 0
+    assert "before the server confirmed 50 message(s) as read" in first.stderr
+    assert "the next sync marks what is still unread" in first.stderr
+    assert "Traceback" not in first.stderr
+    monkeypatch.setattr(imap_fetch, "mark_seen", real)
+    assert imap.mb("sync").exit_code == 0
+    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (150, 150)
+    assert imap.unseen() == 0
+
+
+def test_a_store_whose_connection_dropped_is_sent_again(imap, monkeypatch):
+    """The connection drops with the first batch's STORE sent but never carried out: the
+    sync reconnects, and that STORE is sent again on the new connection."""
+    imap.append(mails(550, "Again"))
+    real = imap_fetch.mark_seen
+    cut = {"done": False}
+
+    def lose_the_store_and_the_connection(client, uids):
+        if cut["done"]:
+            return real(client, uids)
+        cut["done"] = True
+        client._imap.sock.shutdown(socket.SHUT_RDWR)
+        return b"LOST1"
+
+    monkeypatch.setattr(imap_fetch, "mark_seen", lose_the_store_and_the_connection)
+    result = imap.mb("sync")
+    assert result.exit_code == 0, result.stderr
+    assert cut["done"]
+    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (550, 550)
     assert imap.unseen() == 0
 
 

@@ -11,7 +11,12 @@ watermark and rescans the unread mail; the fingerprint keeps that from doubling 
 The next batch's bodies are asked for before a batch is handed on (`_send_ahead`): the server
 reads and sends them while this batch is parsed and committed, instead of after. They are
 read back before any other command is sent, and only by UID, so what arrives is used for the
-messages it belongs to or not at all; a dropped connection loses only that head start."""
+messages it belongs to or not at all; a dropped connection loses only that head start.
+Likewise `ack` sends its STORE without waiting for the answer, which arrives while the next
+bodies are read; a later `ack` looks at the answers that have come (`_confirm_marks`): a
+refusal then fails the sync as it would have, and a STORE whose connection dropped is sent
+again. What is left is waited for at `close`, where a failure is one of the sync's problems:
+that mail stays unread, and the next sync marks it read without fetching it."""
 
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from mailbridge.connectors import imap_fetch
 from mailbridge.connectors.base import Batch, Fetched, SourceState, too_large
 from mailbridge.connectors.imap_session import DROPPED, ImapSession, ImapSettings
 from mailbridge.domain.source import SourceRef
-from mailbridge.errors import MailbridgeError, RemoteError
+from mailbridge.errors import MailbridgeError, NetworkError, RemoteError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,6 +46,7 @@ SIZE_CHUNK = 1000  # UIDs per RFC822.SIZE query
 # the caller is asked between commands whether it is stopping: a stop waits for this much of
 # transfer at most, not for a whole batch or a 50 MB message.
 FETCH_BYTES = 1024 * 1024
+MARKS_IN_FLIGHT = 4  # STOREs of \\Seen sent whose answers are not yet looked for
 
 
 @dataclass
@@ -66,6 +72,8 @@ class ImapFetcher:
         self.max_bytes = settings.max_message_mb * 1024 * 1024
         self._ahead: list[tuple[IMAPClient, str]] = []  # (connection, tag) of FETCHes sent ahead
         self._arrived: imap_fetch.Fetched = {}  # what they brought, by UID, until used
+        # STOREs of \Seen sent and not yet confirmed: (connection, tag, folder, UIDs)
+        self._marking: list[tuple[IMAPClient, str, str, list[int]]] = []
 
     def fetch(self, state: SourceState) -> Iterator[Batch]:
         for folder in self.session.synced_folders():
@@ -74,24 +82,54 @@ class ImapFetcher:
     def ack(self, refs: list[SourceRef]) -> None:
         if not self.settings.mark_seen or not refs:
             return
+        self._confirm_marks(final=False)
         by_folder: dict[str, list[tuple[int, int]]] = {}
         for ref in refs:
             validity, uid = ref.key.split(":", 1)
             by_folder.setdefault(ref.folder, []).append((int(validity), int(uid)))
         for folder, keys in by_folder.items():
-            self._call(folder, False, lambda c, k=keys: self._store_seen(c, k))
+            self.session.call(folder, False, lambda c, f=folder, k=keys: self._mark(c, f, k))
 
-    def _store_seen(self, client: Any, keys: list[tuple[int, int]]) -> None:
-        """Only the UIDs of the folder's current numbering: a ref from before a UIDVALIDITY
-        change names a message that UID no longer is (the rescan marks that one)."""
+    def _mark(self, client: IMAPClient, folder: str, keys: list[tuple[int, int]]) -> None:
+        """Send the STORE of \\Seen. Only the UIDs of the folder's current numbering: a ref
+        from before a UIDVALIDITY change names a message that UID no longer is (the rescan
+        marks that one)."""
         uids = [uid for validity, uid in keys if validity == self.session.uidvalidity]
         if uids:
-            client.add_flags(uids, [SEEN], silent=True)
+            self._marking.append((client, imap_fetch.mark_seen(client, uids), folder, uids))
+
+    def _confirm_marks(self, final: bool) -> None:
+        """Read the answers to the STOREs `_mark` sent: those that have arrived, or all of
+        them when `final` (and beyond the newest MARKS_IN_FLIGHT). A STORE whose connection
+        was lost is sent again and waited for; when `final`, that is a NetworkError."""
+        marking, self._marking = self._marking, []
+        for index, (client, tag, folder, uids) in enumerate(marking):
+            if client is self.session.client:
+                if not (final or index < len(marking) - MARKS_IN_FLIGHT
+                        or imap_fetch.answered(client, tag)):
+                    self._marking.append((client, tag, folder, uids))
+                    continue
+                try:
+                    with self.session.translated(folder, reraise_dropped=True):
+                        imap_fetch.confirm(client, tag)
+                    continue
+                except DROPPED:
+                    self.session.close()
+            if final:
+                raise NetworkError(f"{self.session.where}: the connection dropped before the "
+                                   f"server confirmed {len(uids)} message(s) as read")
+            self.session.call(folder, False,
+                              lambda c, u=uids: c.add_flags(u, [SEEN], silent=True))
 
     def close(self) -> None:
-        self._ahead.clear()
-        self._arrived.clear()
-        self.session.close()
+        try:
+            self._confirm_marks(final=True)
+        except MailbridgeError as exc:
+            self.problems.append(f"{exc}; the next sync marks what is still unread")
+        finally:
+            self._ahead.clear()
+            self._arrived.clear()
+            self.session.close()
 
     def _call(self, folder: str, readonly: bool, action: Callable[[IMAPClient], T]) -> T:
         """`session.call`, once what was sent ahead has been read (see `_send_ahead`)."""

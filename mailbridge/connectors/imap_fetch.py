@@ -46,6 +46,28 @@ def send(client: IMAPClient, uids: Sequence[int], items: Sequence[str]) -> str:
                          f"({' '.join(item.upper() for item in items)})")
 
 
+def mark_seen(client: IMAPClient, uids: Sequence[int]) -> str:
+    """Send `UID STORE uids +FLAGS.SILENT (\\Seen)` and return its tag without waiting; the
+    answer is none but its completion (`confirm`), and reading it leaves FETCH answers to
+    `receive`, where IMAPClient's `add_flags` would take them."""
+    imap = client._imap  # noqa: SLF001
+    return imap._command("UID", "STORE", ",".join(str(uid) for uid in uids),  # noqa: SLF001
+                         "+FLAGS.SILENT", r"(\Seen)")
+
+
+def confirm(client: IMAPClient, tag: str) -> None:
+    """Wait for the command sent as `tag` to complete; IMAPClientError unless it did (OK)."""
+    typ, data = client._imap._command_complete("UID", tag)  # noqa: SLF001
+    if typ != "OK":
+        raise IMAPClientError(f"store failed: {data[0]!r}")
+
+
+def answered(client: IMAPClient, tag: str) -> bool:
+    """Whether the completion of the command sent as `tag` has been read (with the answers
+    to later ones), so that `confirm` will not wait."""
+    return client._imap.tagged_commands.get(tag) is not None  # noqa: SLF001
+
+
 def receive(client: IMAPClient, tag: str) -> Fetched:
     """The answer to the FETCH sent as `tag`, by UID, as `IMAPClient.fetch` gives it."""
     imap = client._imap  # noqa: SLF001
