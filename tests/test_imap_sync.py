@@ -307,6 +307,16 @@ def _record_fetches(monkeypatch) -> list[tuple[str, list[int]]]:
     return events
 
 
+def _lose_the_connection(client) -> None:
+    client._imap.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _stored_once_and_read(imap, count: int) -> None:
+    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (
+        count, count)
+    assert imap.unseen() == 0
+
+
 def test_the_next_batch_is_asked_for_before_this_one_is_committed(imap, monkeypatch):
     """The server reads and sends the next batch while this one is parsed and committed (on
     a link with latency that is most of a sync's time). Each body is asked for once, even
@@ -322,8 +332,7 @@ def test_the_next_batch_is_asked_for_before_this_one_is_committed(imap, monkeypa
     # (the folder's last, empty batch carries only its cursor)
     assert [kind for kind, sizes in events if sizes != [0]] == [
         "send", *["send", "parse"] * 5, "parse"]
-    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (550, 550)
-    assert imap.unseen() == 0
+    _stored_once_and_read(imap, 550)
 
 
 def test_a_connection_lost_with_the_next_batch_asked_for_loses_and_doubles_nothing(
@@ -337,7 +346,7 @@ def test_a_connection_lost_with_the_next_batch_asked_for_loses_and_doubles_nothi
         real(self, plan, sized)
         if not cut["done"]:
             cut["done"] = True
-            self.session.client._imap.sock.shutdown(socket.SHUT_RDWR)
+            _lose_the_connection(self.session.client)
 
     monkeypatch.setattr(imap_mod.ImapFetcher, "_send_ahead", send_ahead_then_lose_the_connection)
     result = imap.mb("sync")
@@ -345,8 +354,7 @@ def test_a_connection_lost_with_the_next_batch_asked_for_loses_and_doubles_nothi
     assert cut["done"]
     asked = [uid for kind, uids in events if kind == "send" for uid in uids]
     assert len(set(asked)) == 250 and len(asked) > 250  # what was asked ahead is asked again
-    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (250, 250)
-    assert imap.unseen() == 0
+    _stored_once_and_read(imap, 250)
 
 
 def _record_marks(monkeypatch) -> list[tuple[str, object]]:
@@ -391,49 +399,46 @@ def test_marking_read_is_not_waited_for_until_the_next_batch(imap, monkeypatch):
     assert imap.unseen() == 0
 
 
+def _after_call(monkeypatch, name: str, n: int, then) -> None:
+    """imap_fetch's function `name`, with `then(connection)` after its `n`th call."""
+    real, calls = getattr(imap_fetch, name), {"n": 0}
+
+    def wrapper(client, *args):
+        result = real(client, *args)
+        calls["n"] += 1
+        if calls["n"] == n:
+            then(client)
+        return result
+
+    monkeypatch.setattr(imap_fetch, name, wrapper)
+
+
+def _refuse(client) -> None:
+    raise IMAPClientError("store failed: [b'NO [SERVERBUG] refused']")
+
+
 def test_a_refused_store_fails_the_sync_and_the_next_one_marks_the_mail(imap, monkeypatch):
     imap.append(mails(250, "Refused"))
-    real = imap_fetch.confirm
-    calls = {"n": 0}
-
-    def refuse_the_first(client, tag):
-        real(client, tag)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise IMAPClientError("store failed: [b'NO [SERVERBUG] refused']")
-
-    monkeypatch.setattr(imap_fetch, "confirm", refuse_the_first)
-    first = imap.mb("sync")
+    with monkeypatch.context() as patched:
+        _after_call(patched, "confirm", 1, _refuse)
+        first = imap.mb("sync")
     assert first.exit_code != 0
     assert "store failed" in first.stderr and "Traceback" not in first.stderr
-    monkeypatch.setattr(imap_fetch, "confirm", real)
     assert imap.mb("sync").exit_code == 0
-    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (250, 250)
-    assert imap.unseen() == 0
+    _stored_once_and_read(imap, 250)
 
 
 def test_a_last_store_left_unconfirmed_is_a_problem_of_the_sync(imap, monkeypatch):
     imap.append(mails(150, "Last"))
-    real = imap_fetch.mark_seen
-    calls = {"n": 0}
-
-    def lose_the_connection_after_the_last(client, uids):
-        tag = real(client, uids)
-        calls["n"] += 1
-        if calls["n"] == 2:  # the second and last batch: its answer is never read
-            client._imap.sock.shutdown(socket.SHUT_RDWR)
-        return tag
-
-    monkeypatch.setattr(imap_fetch, "mark_seen", lose_the_connection_after_the_last)
-    first = imap.mb("sync")
+    with monkeypatch.context() as patched:  # the second and last batch's answer is never read
+        _after_call(patched, "mark_seen", 2, _lose_the_connection)
+        first = imap.mb("sync")
     assert first.exit_code != 0
     assert "before the server confirmed 50 message(s) as read" in first.stderr
     assert "the next sync marks what is still unread" in first.stderr
     assert "Traceback" not in first.stderr
-    monkeypatch.setattr(imap_fetch, "mark_seen", real)
     assert imap.mb("sync").exit_code == 0
-    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (150, 150)
-    assert imap.unseen() == 0
+    _stored_once_and_read(imap, 150)
 
 
 def test_a_store_whose_connection_dropped_is_sent_again(imap, monkeypatch):
@@ -447,15 +452,14 @@ def test_a_store_whose_connection_dropped_is_sent_again(imap, monkeypatch):
         if cut["done"]:
             return real(client, uids)
         cut["done"] = True
-        client._imap.sock.shutdown(socket.SHUT_RDWR)
+        _lose_the_connection(client)
         return b"LOST1"
 
     monkeypatch.setattr(imap_fetch, "mark_seen", lose_the_store_and_the_connection)
     result = imap.mb("sync")
     assert result.exit_code == 0, result.stderr
     assert cut["done"]
-    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (550, 550)
-    assert imap.unseen() == 0
+    _stored_once_and_read(imap, 550)
 
 
 def test_a_stop_mid_message_leaves_read_mail_behind_the_watermark(imap):
