@@ -13,6 +13,7 @@ from imapclient.exceptions import IMAPClientError
 from mailbridge.config.load import load_config
 from mailbridge.connectors import imap as imap_mod
 from mailbridge.connectors import imap_fetch
+from mailbridge.domain.source import SourceRef
 from mailbridge.errors import NetworkError
 from mailbridge.pipeline import prepare_helper
 from mailbridge.pipeline.ingest import ingest
@@ -428,16 +429,36 @@ def test_a_refused_store_fails_the_sync_and_the_next_one_marks_the_mail(imap, mo
     _stored_once_and_read(imap, 250)
 
 
+def _lose_a_store(monkeypatch, n: int) -> None:
+    """The `n`th STORE of \\Seen is never sent, and the connection is lost with it."""
+    real, calls = imap_fetch.mark_seen, {"n": 0}
+
+    def mark_seen(client, uids):
+        calls["n"] += 1
+        if calls["n"] != n:
+            return real(client, uids)
+        _lose_the_connection(client)
+        client._imap.tagged_commands[b"LOST1"] = None  # as if sent, and never answered
+        return b"LOST1"
+
+    monkeypatch.setattr(imap_fetch, "mark_seen", mark_seen)
+
+
 def test_a_last_store_left_unconfirmed_is_a_problem_of_the_sync(imap, monkeypatch):
+    """The connection is lost with the last batch's STORE: that is the sync's problem, the
+    mail stays unread, and the next sync marks it read without fetching it again."""
     imap.append(mails(150, "Last"))
-    with monkeypatch.context() as patched:  # the second and last batch's answer is never read
-        _after_call(patched, "mark_seen", 2, _lose_the_connection)
+    with monkeypatch.context() as patched:
+        _lose_a_store(patched, 2)  # the second and last batch's
         first = imap.mb("sync")
     assert first.exit_code != 0
     assert "before the server confirmed 50 message(s) as read" in first.stderr
     assert "the next sync marks what is still unread" in first.stderr
     assert "Traceback" not in first.stderr
+    assert imap.unseen() == 50
+    events = _record_fetches(monkeypatch)
     assert imap.mb("sync").exit_code == 0
+    assert not [kind for kind, _ in events if kind == "send"]  # marked read, not fetched
     _stored_once_and_read(imap, 150)
 
 
@@ -445,21 +466,39 @@ def test_a_store_whose_connection_dropped_is_sent_again(imap, monkeypatch):
     """The connection drops with the first batch's STORE sent but never carried out: the
     sync reconnects, and that STORE is sent again on the new connection."""
     imap.append(mails(550, "Again"))
-    real = imap_fetch.mark_seen
-    cut = {"done": False}
-
-    def lose_the_store_and_the_connection(client, uids):
-        if cut["done"]:
-            return real(client, uids)
-        cut["done"] = True
-        _lose_the_connection(client)
-        return b"LOST1"
-
-    monkeypatch.setattr(imap_fetch, "mark_seen", lose_the_store_and_the_connection)
+    _lose_a_store(monkeypatch, 1)
     result = imap.mb("sync")
     assert result.exit_code == 0, result.stderr
-    assert cut["done"]
     _stored_once_and_read(imap, 550)
+
+
+def test_a_store_sent_again_after_the_folder_was_renumbered_marks_nothing(imap, monkeypatch):
+    """A STORE lost with its connection is sent again only in the numbering it was meant
+    for: once the folder is restored under a new UIDVALIDITY, its UIDs name other mail, which
+    nobody fetched (as when a sync fails on the renumbered folder and the batch committed
+    meanwhile is still acked)."""
+    server = imap.dovecot.client(imap.user.username, imap.user.password)
+    server.create_folder("Support")
+    imap.configure(folders=["Support"])
+    imap.append(mails(5, "Old"), folder="Support")
+    channel = load_config(imap.mb.config).require("desk")
+    fetcher = build_fetcher(channel, plan_for(channel))
+    try:
+        fetcher.session.select("Support", False)
+        old = fetcher.session.uidvalidity
+        _lose_a_store(monkeypatch, 1)
+        fetcher.ack([SourceRef(fetcher.mailbox, "Support", f"{old}:{uid}") for uid in (1, 2)])
+        server.delete_folder("Support")
+        server.create_folder("Support")
+        imap.append(mails(5, "New"), folder="Support")
+        with pytest.raises(NetworkError, match="changed its UIDVALIDITY"):
+            fetcher.session.call("Support", False, lambda c: c.search(["UNSEEN"]))
+        with pytest.raises(NetworkError, match="changed its UIDVALIDITY"):
+            fetcher.ack([SourceRef(fetcher.mailbox, "Support", f"{old}:3")])
+    finally:
+        fetcher.close()
+        server.logout()
+    assert imap.unseen("Support") == 5
 
 
 def test_a_stop_mid_message_leaves_read_mail_behind_the_watermark(imap):

@@ -72,8 +72,9 @@ class ImapFetcher:
         self.max_bytes = settings.max_message_mb * 1024 * 1024
         self._ahead: list[tuple[IMAPClient, str]] = []  # (connection, tag) of FETCHes sent ahead
         self._arrived: imap_fetch.Fetched = {}  # what they brought, by UID, until used
-        # STOREs of \Seen sent and not yet confirmed: (connection, tag, folder, UIDs)
-        self._marking: list[tuple[IMAPClient, str, str, list[int]]] = []
+        # STOREs of \Seen sent and not yet confirmed: (connection, tag, folder, its refs'
+        # (UIDVALIDITY, UID) keys)
+        self._marking: list[tuple[IMAPClient, str, str, list[tuple[int, int]]]] = []
 
     def fetch(self, state: SourceState) -> Iterator[Batch]:
         for folder in self.session.synced_folders():
@@ -90,24 +91,36 @@ class ImapFetcher:
         for folder, keys in by_folder.items():
             self.session.call(folder, False, lambda c, f=folder, k=keys: self._mark(c, f, k))
 
+    def _current(self, keys: list[tuple[int, int]]) -> list[int]:
+        """Only the UIDs of the folder's current numbering: a ref from before a UIDVALIDITY
+        change names a message that UID no longer is (the rescan marks that one)."""
+        return [uid for validity, uid in keys if validity == self.session.uidvalidity]
+
     def _mark(self, client: IMAPClient, folder: str, keys: list[tuple[int, int]]) -> None:
-        """Send the STORE of \\Seen. Only the UIDs of the folder's current numbering: a ref
-        from before a UIDVALIDITY change names a message that UID no longer is (the rescan
-        marks that one)."""
-        uids = [uid for validity, uid in keys if validity == self.session.uidvalidity]
+        """Send the STORE of \\Seen, without waiting for its answer."""
+        uids = self._current(keys)
         if uids:
-            self._marking.append((client, imap_fetch.mark_seen(client, uids), folder, uids))
+            self._marking.append((client, imap_fetch.mark_seen(client, uids), folder, keys))
+
+    def _store_seen(self, client: IMAPClient, keys: list[tuple[int, int]]) -> None:
+        """The STORE of \\Seen again, waited for (its first connection was lost)."""
+        uids = self._current(keys)
+        if uids:
+            client.add_flags(uids, [SEEN], silent=True)
 
     def _confirm_marks(self, final: bool) -> None:
         """Read the answers to the STOREs `_mark` sent: those that have arrived, or all of
         them when `final` (and beyond the newest MARKS_IN_FLIGHT). A STORE whose connection
-        was lost is sent again and waited for; when `final`, that is a NetworkError."""
+        was lost is sent again and waited for; when `final`, those are one NetworkError. A
+        refusal is raised once every answer has been looked at."""
         marking, self._marking = self._marking, []
-        for index, (client, tag, folder, uids) in enumerate(marking):
+        refused: MailbridgeError | None = None
+        lost = 0
+        for index, (client, tag, folder, keys) in enumerate(marking):
             if client is self.session.client:
                 if not (final or index < len(marking) - MARKS_IN_FLIGHT
                         or imap_fetch.answered(client, tag)):
-                    self._marking.append((client, tag, folder, uids))
+                    self._marking.append((client, tag, folder, keys))
                     continue
                 try:
                     with self.session.translated(folder, reraise_dropped=True):
@@ -115,11 +128,18 @@ class ImapFetcher:
                     continue
                 except DROPPED:
                     self.session.close()
+                except MailbridgeError as exc:
+                    refused = refused or exc
+                    continue
             if final:
-                raise NetworkError(f"{self.session.where}: the connection dropped before the "
-                                   f"server confirmed {len(uids)} message(s) as read")
-            self.session.call(folder, False,
-                              lambda c, u=uids: c.add_flags(u, [SEEN], silent=True))
+                lost += len(keys)
+            else:
+                self.session.call(folder, False, lambda c, k=keys: self._store_seen(c, k))
+        if refused is not None:
+            raise refused
+        if lost:
+            raise NetworkError(f"{self.session.where}: the connection dropped before the "
+                               f"server confirmed {lost} message(s) as read")
 
     def close(self) -> None:
         try:
@@ -139,8 +159,8 @@ class ImapFetcher:
     def _send_ahead(self, plan: FolderPlan, sized: list[tuple[int, int]]) -> None:
         """Ask now for the bodies of the batch after this one, read by `_whole` when it comes
         (a message fetched in pieces is not asked for ahead). Only on the connection as it
-        is, with the folder selected; a connection that fails here is left to the next
-        command, which reconnects."""
+        is, with the folder selected; a connection that fails here is closed, and the next
+        command reconnects."""
         client = self.session.client
         if client is None or self.session.selected != plan.folder:
             return
@@ -148,8 +168,8 @@ class ImapFetcher:
             for group, in_pieces in _groups(sized):
                 if not in_pieces:
                     self._ahead.append((client, imap_fetch.send(client, group, ["BODY.PEEK[]"])))
-        except DROPPED:
-            self._ahead.clear()
+        except DROPPED as exc:
+            self._dropped(exc)
 
     def _receive_ahead(self) -> None:
         """Read the answers to what `_send_ahead` asked, if the connection they were asked
@@ -161,7 +181,8 @@ class ImapFetcher:
             try:
                 with self.session.translated(self.session.selected, reraise_dropped=True):
                     found = imap_fetch.receive(client, tag)
-            except DROPPED:  # the next command finds the connection gone and reconnects
+            except DROPPED as exc:  # read half-way, maybe: not to be read on
+                self._dropped(exc)
                 return
             except RemoteError:  # refused: the same FETCH asked again says why
                 continue
@@ -171,6 +192,14 @@ class ImapFetcher:
             for uid, fields in found.items():
                 if b"BODY[]" in fields:
                     self._arrived[uid] = fields
+
+    def _dropped(self, exc: BaseException) -> None:
+        """The connection failed while commands were outstanding: it is closed, so that the
+        next command starts on a new one instead of reading what is left of an answer."""
+        log.warning("%s: connection dropped (%s), reconnecting", self.session.where,
+                    type(exc).__name__)
+        self._ahead.clear()
+        self.session.close()
 
     def _ref(self, plan: FolderPlan, uid: int) -> SourceRef:
         return SourceRef(self.mailbox, plan.folder, f"{plan.uidvalidity}:{uid}")
@@ -253,7 +282,7 @@ class ImapFetcher:
             # would lose what a crash interrupted; unread mail is found by UNSEEN anyway.
             mark = min(plan.watermark, pending_read[0] - 1) if pending_read else plan.watermark
             following = None if stopped else next(batches, None)
-            if following is not None:
+            if following is not None and not state.stopping():
                 self._send_ahead(plan, following[0])
             yield Batch(self.mailbox, folder, items, self._cursor(plan, mark))
             if stopped:

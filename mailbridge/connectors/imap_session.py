@@ -136,6 +136,7 @@ class ImapSession:
         self.selected = folder
         self.uidvalidity = int(info[b"UIDVALIDITY"])
         if self.validities.setdefault(folder, self.uidvalidity) != self.uidvalidity:
+            self.selected = None  # nothing more is done in the renumbered folder this sync
             raise NetworkError(f"{self.where}: folder {folder} changed its UIDVALIDITY while "
                                "we were reading it", "the next sync reads it afresh")
         return info
