@@ -358,6 +358,103 @@ def test_a_connection_lost_with_the_next_batch_asked_for_loses_and_doubles_nothi
     _stored_once_and_read(imap, 250)
 
 
+def _large(n: int, prefix: str, size: int) -> list[bytes]:
+    return [message(f"{prefix} {i}", message_id=f"{prefix.lower()}{i}@imap.test",
+                    body=("y" * 76 + "\n") * (size // 77)) for i in range(n)]
+
+
+def test_asking_ahead_over_several_commands_and_folders_fetches_each_body_once(
+        imap, monkeypatch):
+    """Batches of 300 KB messages take several FETCH commands each (1 MB at most), all asked
+    for ahead; the next folder starts after the last batch of this one."""
+    server = imap.dovecot.client(imap.user.username, imap.user.password)
+    server.create_folder("Support")
+    server.logout()
+    imap.configure(folders=["INBOX", "Support"])
+    imap.append(_large(30, "Big", 300_000))
+    imap.append(_large(30, "Also", 300_000), folder="Support")
+    events = _record_fetches(monkeypatch)
+    assert imap.mb("sync").exit_code == 0
+    sends = [uids for kind, uids in events if kind == "send"]
+    assert sum(len(uids) for uids in sends) == 60  # each body once
+    assert max(len(uids) for uids in sends) <= 3  # 1 MB a command
+    assert imap.rows("SELECT count(*), count(DISTINCT message_id) FROM messages")[0] == (60, 60)
+    assert imap.unseen("INBOX") == imap.unseen("Support") == 0
+
+
+def test_a_stop_with_the_next_batch_asked_for_leaves_it_for_the_next_sync(imap, monkeypatch):
+    imap.append(mails(450, "Stop"))
+    channel = load_config(imap.mb.config).require("desk")
+    asked = {"n": 0}
+    real = imap_mod.ImapFetcher._send_ahead
+
+    def send_ahead(self, plan, sized):
+        asked["n"] += 1
+        real(self, plan, sized)
+
+    monkeypatch.setattr(imap_mod.ImapFetcher, "_send_ahead", send_ahead)
+    db = imap.mb.open()
+    fetcher = build_fetcher(channel, plan_for(channel))
+    try:
+        counts = ingest(db, plan_for(channel), fetcher, NullReporter(),
+                        should_stop=lambda: asked["n"] >= 2)
+    finally:
+        fetcher.close()
+        db.close()
+    assert counts.stopped and not fetcher.problems
+    stored = imap.rows("SELECT count(*) FROM messages")[0][0]
+    assert 0 < stored < 450
+    assert imap.unseen() == 450 - stored  # what was asked ahead and not used is left unread
+    assert imap.mb("sync").exit_code == 0
+    _stored_once_and_read(imap, 450)
+
+
+def test_a_connection_that_times_out_mid_answer_is_not_used_again(imap, monkeypatch):
+    """A timeout half-way through a message asked for ahead leaves the rest of it in the
+    connection, where the next command would read it as the server's answer: that connection
+    is closed and the sync goes on, on a new one."""
+    imap.append(_large(60, "Slow", 100_000))
+    real_receive, real_send = imap_fetch.receive, imap_fetch.send
+    timed_out: list = []
+    used_after: list = []
+
+    def receive(client, tag):
+        if not timed_out and client._imap.tagged_commands.get(tag) is None and any(
+                t == tag for _, t in fetchers[-1]._ahead_now):
+            timed_out.append(client)
+            read = client._imap.read
+
+            def half_then_time_out(size):
+                client._imap.read = read
+                read(size // 2)
+                raise TimeoutError("timed out")
+
+            client._imap.read = half_then_time_out
+        return real_receive(client, tag)
+
+    def send(client, uids, items):
+        if timed_out:
+            used_after.append(client)
+        return real_send(client, uids, items)
+
+    fetchers: list = []
+    real_receive_ahead = imap_mod.ImapFetcher._receive_ahead
+
+    def receive_ahead(self):
+        self._ahead_now = list(self._ahead)
+        fetchers.append(self)
+        real_receive_ahead(self)
+
+    monkeypatch.setattr(imap_mod.ImapFetcher, "_receive_ahead", receive_ahead)
+    monkeypatch.setattr(imap_fetch, "receive", receive)
+    monkeypatch.setattr(imap_fetch, "send", send)
+    result = imap.mb("sync")
+    assert result.exit_code == 0, result.stderr
+    assert timed_out and used_after
+    assert timed_out[0] not in used_after
+    _stored_once_and_read(imap, 60)
+
+
 def _record_marks(monkeypatch) -> list[tuple[str, object]]:
     """("send", UIDs) for each body FETCH, ("mark", tag) and ("confirm", tag) for each STORE
     of \\Seen sent and its answer read, in order."""
