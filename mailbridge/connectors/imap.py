@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _STOPPED = "not fetched to the end: the sync was stopping"
 
-SEEN = b"\\Seen"
 BATCH_MESSAGES = 100
 BATCH_BYTES = 4 * 1024 * 1024
 SIZE_CHUNK = 1000  # UIDs per RFC822.SIZE query
@@ -106,7 +105,7 @@ class ImapFetcher:
         """The STORE of \\Seen again, waited for (its first connection was lost)."""
         uids = self._current(keys)
         if uids:
-            client.add_flags(uids, [SEEN], silent=True)
+            imap_fetch.confirm(client, imap_fetch.mark_seen(client, uids))
 
     def _confirm_marks(self, final: bool) -> None:
         """Read the answers to the STOREs `_mark` sent: those that have arrived, or all of
@@ -126,8 +125,8 @@ class ImapFetcher:
                     with self.session.translated(folder, reraise_dropped=True):
                         imap_fetch.confirm(client, tag)
                     continue
-                except DROPPED:
-                    self.session.close()
+                except DROPPED as exc:
+                    self._dropped(exc)
                 except MailbridgeError as exc:
                     refused = refused or exc
                     continue
@@ -181,13 +180,10 @@ class ImapFetcher:
             try:
                 with self.session.translated(self.session.selected, reraise_dropped=True):
                     found = imap_fetch.receive(client, tag)
-            except DROPPED as exc:  # read half-way, maybe: not to be read on
-                self._dropped(exc)
-                return
             except RemoteError:  # refused: the same FETCH asked again says why
                 continue
-            except MailbridgeError:  # read half-way: the next command starts afresh
-                self.session.close()
+            except (*DROPPED, MailbridgeError) as exc:  # maybe read half-way: not read on
+                self._dropped(exc)
                 return
             for uid, fields in found.items():
                 if b"BODY[]" in fields:
