@@ -31,6 +31,12 @@ What it measures (prints figures; asserts nothing):
   Dovecot through a TCP proxy on 127.0.0.1 that holds each chunk MS milliseconds in each
   direction, as a mail server across a network would (5: 10 ms round trips); bandwidth is
   not limited. Round trips a client waits for then show in its msg/s.
+* --db-apart: the database server on a core of its own and everything else (this script, the
+  Dovecot it drives, mailbridge and the other clients) on the remaining cores, for every
+  store: a shared store's server is a machine apart, and on a 2-core host a PostgreSQL
+  sharing the cores with mailbridge and Dovecot competes with both. SQLite's run gets the
+  same cores for mailbridge, its engine inside the mailbridge process; the PostgreSQL/SQLite
+  ratio is then that of one mailbridge host against a database server of its own.
 * --profile: additionally runs a mailbridge sync under cProfile for each store on another,
   identically filled user and prints the top 25 entries by cumulative time, the top 25 of
   mailbridge's own functions by cumulative time, and the top 15 by own time (profiles kept in
@@ -41,7 +47,7 @@ Run (as root, with Debian's dovecot-imapd and postgresql installed; tests/server
 
     python benchmarks/bench_imap.py [N] [--quick] [--store sqlite|postgresql|both]
         [--rounds K] [--profile] [--no-reference] [--no-mbsync] [--timeout SECONDS]
-        [--python PY] [--latency-ms MS]
+        [--python PY] [--latency-ms MS] [--db-apart]
 
 N defaults to 20000; --quick means 2000. Every wait is bounded (--timeout per sync, 900 s).
 """
@@ -443,6 +449,37 @@ def mark_unseen(user, timeout: float = 300) -> None:
             client.logout()
 
 
+def tree(pid: int) -> list[int]:
+    """pid and every process descended from it, alive now."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found = [pid]
+    for member in found:
+        found.extend(child for child, parent in parents.items() if parent == member)
+    return found
+
+
+def pin(pids: list[int], cores: set[int]) -> None:
+    """Each of pids onto cores; a process forked later inherits its parent's."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(pid, cores)
+
+
+def apart(dovecot_pid: int, postgres) -> str:
+    """--db-apart: the last core for the database server, the others for this process (and
+    so for the clients it starts) and Dovecot."""
+    cores = sorted(os.sched_getaffinity(0))
+    database, rest = {cores[-1]}, set(cores[:-1])
+    pin(tree(os.getpid()) + tree(dovecot_pid), rest)
+    if postgres is not None:
+        pin(tree(int((postgres.data / "postmaster.pid").read_text().split()[0])), database)
+    return (f"cores: PostgreSQL on {sorted(database)}, mailbridge, the other clients and "
+            f"Dovecot on {sorted(rest)}")
+
+
 def tree_cpu(pid: int) -> float:
     """User+sys CPU seconds of a server's main process, of the children it has reaped, and of
     its children alive now (PostgreSQL's backends, Dovecot's imap processes)."""
@@ -766,6 +803,9 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0,
                         help="delay each way between the IMAP clients and Dovecot, through a "
                              "proxy (0: none; 5 means 10 ms round trips)")
+    parser.add_argument("--db-apart", action="store_true",
+                        help="the database server on a core of its own, everything else on "
+                             "the other cores (as a database server on a machine apart)")
     parser.add_argument("--reference-worker", nargs=4, metavar=("HOST", "PORT", "USER", "DB"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -775,6 +815,8 @@ def main() -> int:
         return 0
     if args.rounds < 1:
         parser.error("--rounds: at least 1")
+    if args.db_apart and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--db-apart: needs at least 2 cores")
     n = args.n if args.n is not None else (2000 if args.quick else 20000)
     kinds = STORES if args.store == "both" else (args.store,)
 
@@ -824,6 +866,8 @@ def main() -> int:
                        for name, user in users.items()}
             print(f"IMAP clients reach Dovecot through a proxy adding {args.latency_ms:g} ms "
                   "each way", flush=True)
+        if args.db_apart:
+            print(apart(dovecot.proc.pid, postgres), flush=True)
         figures = {kind: StoreFigures(kind) for kind in kinds}
         for k in range(args.rounds):
             for kind in (kinds if k % 2 == 0 else kinds[::-1]):

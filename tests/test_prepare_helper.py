@@ -66,6 +66,17 @@ def test_small_batches_are_parsed_in_process():
         assert job()[0].parsed.subject == "Hello"
 
 
+def test_helpers_parse_below_the_priority_of_the_process_that_fetches_and_commits():
+    with Preparer(()) as preparer:
+        job = preparer.submit(batch())
+        job()  # the helper has begun: it lowers its priority first
+        helper = preparer._helpers[0].process.pid
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, helper) == min(mine + prepare_helper.NICENESS,
+                                                                19)
+        assert prepare_helper.NICENESS > 0
+
+
 def test_a_killed_helper_costs_only_the_message_it_was_on(caplog):
     raws = batch()
     with Preparer(()) as preparer:

@@ -8,12 +8,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import CORPUS, drop, message, needs_corpus
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mailbridge.domain.search import MARK_END, MARK_START, Term, parse
+from mailbridge.domain.search import MARK_END, MARK_START, Term, fold, parse
 from mailbridge.store import search
 from mailbridge.store.backends import close_all
 from mailbridge.store.fulltext import fts5_query, tsquery
@@ -269,6 +273,29 @@ def test_hostile_queries_never_fail_in_the_database(mb, what):
     assert ids(mb, "(toner") == ids(mb, "^toner:") == ids(mb, "--", "-toner") == [1]
     dash = mb("tickets", "search", "-toner")  # an option to the shell's parser: one line
     assert dash.exit_code == 2 and dash.stderr.startswith("mailbridge: error:")
+
+
+def _fold_whole(text: str) -> str:
+    """fold as first written: the whole text at once."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    decomposed = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.findall(r"[^\W_]+", decomposed))
+
+
+# whitespace of every kind, marks, letters that casefold or decompose into several (some
+# into words with spaces between: U+FDFA, U+00A8), and any other character
+_FOLDABLE = st.text(st.one_of(
+    st.sampled_from(" \t\n\r\x0b\x0c\x1c\x85\xa0\u1680\u2003\u2028\u3000"),
+    st.sampled_from("\u0301\u0308\u0327\u0306\u05b4\u0e48\u093c\u0903"),
+    st.sampled_from("Σσςßẞİıǅﬁﬃŉ\ufdfa\xa8\u2474\u33c2\u1e9bÅÉéйЙ_-.'\u200b\u00ad"),
+    st.characters()), max_size=60)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_FOLDABLE)
+def test_a_text_folded_a_token_at_a_time_has_the_words_of_it_folded_whole(text):
+    assert fold(text) == _fold_whole(text)
+    assert fold(text) == _fold_whole(text)  # the second time from tokens folded before
 
 
 def test_the_query_language_is_translated_once_and_safely():

@@ -16,6 +16,7 @@ and the rest of the batch goes to a fresh helper: one hostile message costs its 
 the batch or the sync. Helpers run in their own process group and ignore SIGINT and SIGTERM
 (Ctrl-C and `systemctl stop` are this process's to handle); they end at EOF on stdin, so they
 cannot outlive a killed sync, and are spawned with `close_fds`, so they never hold a lock.
+They run at a lower priority (`NICENESS`) than this process.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ IN_PROCESS_BYTES = 256 * 1024
 # Hostile mail parses at a few MB/s; ordinary mail, large attachments included, far faster.
 _BASE_SECONDS, _SECONDS_PER_MB = 10.0, 1.0
 _GRACE_SECONDS = 5.0  # the helper's own alarm fires first; this is for a helper that is stuck
+# Helpers run below the calling process's priority: its fetches and commits are the
+# pipeline's critical path, and where the cores are busy it waited for one behind them.
+# Into a PostgreSQL server on a machine of its own a sync with mailbridge on one core was
+# 15 % faster so; into SQLite on two cores it was the same.
+NICENESS = 5
 _HEADER = struct.Struct("!Q")
 
 
@@ -354,6 +360,8 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, _alarm)
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     # Only frames may reach the pipe: anything else that writes to stdout goes to stderr.
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
