@@ -31,12 +31,14 @@ What it measures (prints figures; asserts nothing):
   Dovecot through a TCP proxy on 127.0.0.1 that holds each chunk MS milliseconds in each
   direction, as a mail server across a network would (5: 10 ms round trips); bandwidth is
   not limited. Round trips a client waits for then show in its msg/s.
-* --db-apart: the database server on a core of its own and everything else (this script, the
-  Dovecot it drives, mailbridge and the other clients) on the remaining cores, for every
-  store: a shared store's server is a machine apart, and on a 2-core host a PostgreSQL
-  sharing the cores with mailbridge and Dovecot competes with both. SQLite's run gets the
-  same cores for mailbridge, its engine inside the mailbridge process; the PostgreSQL/SQLite
-  ratio is then that of one mailbridge host against a database server of its own.
+* --db-apart: the database server on a core of its own and everything else (this script and
+  its threads, the Dovecot it drives, mailbridge and the other clients) on the remaining
+  cores, for every store: a shared store's server is a machine apart, and on a 2-core host a
+  PostgreSQL sharing the cores with mailbridge and Dovecot competes with both. SQLite's run
+  gets the same cores for mailbridge, its engine inside the mailbridge process; the
+  PostgreSQL/SQLite ratio is then about that of one mailbridge host against a database
+  server of its own. Only the CPU is apart: the server is still reached over loopback (no
+  network round trip; --latency-ms delays IMAP only) and shares the disk.
 * --profile: additionally runs a mailbridge sync under cProfile for each store on another,
   identically filled user and prints the top 25 entries by cumulative time, the top 25 of
   mailbridge's own functions by cumulative time, and the top 15 by own time (profiles kept in
@@ -461,11 +463,20 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def pin(pids: list[int], cores: set[int]) -> None:
-    """Each of pids onto cores; a process forked later inherits its parent's."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.sched_setaffinity(pid, cores)
+def pin(root: int, cores: set[int]) -> None:
+    """root's process tree onto cores, every thread of each process (affinity is a thread's);
+    a process or thread started later inherits its parent's. Looked over again until no
+    process appears that was forked while it was pinned."""
+    done: set[int] = set()
+    for _ in range(5):
+        found = [pid for pid in tree(root) if pid not in done]
+        if not found:
+            return
+        for pid in found:
+            for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+                with contextlib.suppress(ProcessLookupError, OSError):
+                    os.sched_setaffinity(int(task.name), cores)
+        done.update(found)
 
 
 def apart(dovecot_pid: int, postgres) -> str:
@@ -473,9 +484,12 @@ def apart(dovecot_pid: int, postgres) -> str:
     so for the clients it starts) and Dovecot."""
     cores = sorted(os.sched_getaffinity(0))
     database, rest = {cores[-1]}, set(cores[:-1])
-    pin(tree(os.getpid()) + tree(dovecot_pid), rest)
-    if postgres is not None:
-        pin(tree(int((postgres.data / "postmaster.pid").read_text().split()[0])), database)
+    pin(os.getpid(), rest)
+    pin(dovecot_pid, rest)
+    if postgres is None:
+        return (f"cores: mailbridge, the other clients and Dovecot on {sorted(rest)}; "
+                f"{sorted(database)}, the database server's, left idle (no PostgreSQL run)")
+    pin(int((postgres.data / "postmaster.pid").read_text().split()[0]), database)
     return (f"cores: PostgreSQL on {sorted(database)}, mailbridge, the other clients and "
             f"Dovecot on {sorted(rest)}")
 

@@ -298,6 +298,18 @@ def test_a_text_folded_a_token_at_a_time_has_the_words_of_it_folded_whole(text):
     assert fold(text) == _fold_whole(text)  # the second time from tokens folded before
 
 
+def test_the_tokens_folded_before_stay_few_and_short(monkeypatch):
+    from mailbridge.domain import search as domain_search
+
+    monkeypatch.setattr(domain_search._Folded, "KEPT", 3)
+    domain_search._FOLDED.clear()
+    assert fold("one two three four five") == "one two three four five"
+    assert len(domain_search._FOLDED) <= 3  # forgotten when full
+    long_token, long_fold = "x" * 41, "\ufdfa" * 39 + "y"  # 40 characters, folded into 704
+    assert fold(f"{long_token} {long_fold}") == f"{long_token} {_fold_whole(long_fold)}"
+    assert long_token not in domain_search._FOLDED and long_fold not in domain_search._FOLDED
+
+
 def test_the_query_language_is_translated_once_and_safely():
     assert parse('printer "toner  empty" ton* x-y "open').terms == (
         Term(("printer",)), Term(("toner", "empty")), Term(("ton",), True),

@@ -71,8 +71,9 @@ def fold(text: str) -> str:
 
     Folded a whitespace-separated token at a time, each distinct token once (_FOLDED; the
     text a PostgreSQL store indexes is folded here, and folding each text whole was a
-    quarter of that store's CPU in a sync). The words are those of the whole text folded
-    at once: whitespace separates words before and after folding, casefold and NFKD work a
+    quarter of that store's CPU in a sync; on the shared corpora's mail, 180 → 133 ms the
+    first time and 85 ms after). The words are those of the whole text folded at once:
+    whitespace separates words before and after folding, casefold and NFKD work a
     character at a time, and what NFKD reorders (combining marks) is dropped."""
     tokens = text.split()
     folded = list(map(_FOLDED.get, tokens))
@@ -83,8 +84,9 @@ def fold(text: str) -> str:
 
 
 class _Folded(dict[str, str]):
-    """Tokens of up to LONGEST characters folded before, up to KEPT of them, all forgotten
-    when full (mail's words repeat; a few MB at most, whatever the text)."""
+    """Tokens folded before, each of up to LONGEST characters folded into at most twice
+    that, up to KEPT of them, all forgotten when full (mail's words repeat; a few MB at
+    most, whatever the text)."""
 
     KEPT, LONGEST = 20000, 40
 
@@ -93,7 +95,7 @@ class _Folded(dict[str, str]):
         if not decomposed.isascii():
             decomposed = decomposed.translate(_MARKS)
         folded = " ".join(WORD_RE.findall(decomposed))
-        if len(token) <= self.LONGEST:
+        if len(token) <= self.LONGEST and len(folded) <= 2 * self.LONGEST:
             if len(self) >= self.KEPT:
                 self.clear()
             self[token] = folded
