@@ -378,14 +378,14 @@ class TreeRss(threading.Thread):
 
     def sample(self) -> float:
         total_kb = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
+        for pid, fields in proc_stats().items():
+            if int(fields[3]) != self.session:  # field 6 of stat is the session id
+                continue
             try:
-                if int(stat.read_text().rsplit(")", 1)[1].split()[3]) != self.session:
-                    continue  # field 6 of stat is the session id
-                for line in (stat.parent / "smaps_rollup").read_text().splitlines():
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                     if line.startswith("Pss:"):
                         total_kb += int(line.split()[1])
-            except (OSError, IndexError, ValueError):
+            except (OSError, ValueError):
                 continue  # the process ended while we looked
         return total_kb / 1024
 
@@ -451,12 +451,19 @@ def mark_unseen(user, timeout: float = 300) -> None:
             client.logout()
 
 
+def proc_stats() -> dict[int, list[str]]:
+    """Each process alive now: the fields of /proc/PID/stat after its name (state, ppid, …,
+    utime at 11, stime, cutime, cstime)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):  # the process ended while we looked
+            found[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
+    return found
+
+
 def tree(pid: int) -> list[int]:
     """pid and every process descended from it, alive now."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError):
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    parents = {child: int(fields[1]) for child, fields in proc_stats().items()}
     found = [pid]
     for member in found:
         found.extend(child for child, parent in parents.items() if parent == member)
@@ -479,17 +486,17 @@ def pin(root: int, cores: set[int]) -> None:
         done.update(found)
 
 
-def apart(dovecot_pid: int, postgres) -> str:
-    """--db-apart: the last core for the database server, the others for this process (and
-    so for the clients it starts) and Dovecot."""
+def apart(dovecot_pid: int, postmaster: int | None) -> str:
+    """--db-apart: the last core for the database server (`postmaster`, if one runs), the
+    others for this process (and so for the clients it starts) and Dovecot."""
     cores = sorted(os.sched_getaffinity(0))
     database, rest = {cores[-1]}, set(cores[:-1])
     pin(os.getpid(), rest)
     pin(dovecot_pid, rest)
-    if postgres is None:
+    if postmaster is None:
         return (f"cores: mailbridge, the other clients and Dovecot on {sorted(rest)}; "
                 f"{sorted(database)}, the database server's, left idle (no PostgreSQL run)")
-    pin(int((postgres.data / "postmaster.pid").read_text().split()[0]), database)
+    pin(postmaster, database)
     return (f"cores: PostgreSQL on {sorted(database)}, mailbridge, the other clients and "
             f"Dovecot on {sorted(rest)}")
 
@@ -497,19 +504,13 @@ def apart(dovecot_pid: int, postgres) -> str:
 def tree_cpu(pid: int) -> float:
     """User+sys CPU seconds of a server's main process, of the children it has reaped, and of
     its children alive now (PostgreSQL's backends, Dovecot's imap processes)."""
-    ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended while we looked
-        # after the name: state ppid ... utime(14) stime(15) cutime(16) cstime(17)
-        if int(stat.parent.name) == pid:
+    for member, fields in proc_stats().items():
+        if member == pid:
             total += sum(int(f) for f in fields[11:15])
         elif int(fields[1]) == pid:
             total += sum(int(f) for f in fields[11:13])
-    return total / ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 FACTS = (("rows in messages", "SELECT count(*) FROM messages"),
@@ -881,7 +882,8 @@ def main() -> int:
             print(f"IMAP clients reach Dovecot through a proxy adding {args.latency_ms:g} ms "
                   "each way", flush=True)
         if args.db_apart:
-            print(apart(dovecot.proc.pid, postgres), flush=True)
+            server = stores.get("postgresql")
+            print(apart(dovecot.proc.pid, server.postmaster if server else None), flush=True)
         figures = {kind: StoreFigures(kind) for kind in kinds}
         for k in range(args.rounds):
             for kind in (kinds if k % 2 == 0 else kinds[::-1]):

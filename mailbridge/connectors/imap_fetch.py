@@ -41,18 +41,22 @@ def send(client: IMAPClient, uids: Sequence[int], items: Sequence[str]) -> str:
     """Send a UID FETCH and return its tag without waiting for the answer, so that the server
     works on it meanwhile; `receive` reads it. Nothing else may be sent in between that reads
     FETCH answers (IMAPClient's own commands take them all), so `receive` comes first."""
-    imap = client._imap  # noqa: SLF001 - IMAPClient's own imaplib connection, as its fetch uses
-    return imap._command("UID", "FETCH", ",".join(str(uid) for uid in uids),  # noqa: SLF001
-                         f"({' '.join(item.upper() for item in items)})")
+    return _send(client, "FETCH", uids, f"({' '.join(item.upper() for item in items)})")
 
 
 def mark_seen(client: IMAPClient, uids: Sequence[int]) -> str:
     """Send `UID STORE uids +FLAGS.SILENT (\\Seen)` and return its tag without waiting; the
     answer is none but its completion (`confirm`), and reading it leaves FETCH answers to
     `receive`, where IMAPClient's `add_flags` would take them."""
+    return _send(client, "STORE", uids, "+FLAGS.SILENT", r"(\Seen)")
+
+
+def _send(client: IMAPClient, command: str, uids: Sequence[int], *args: str) -> str:
+    """`UID command uids args…` sent on IMAPClient's own imaplib connection (as its fetch
+    uses); its tag."""
     imap = client._imap  # noqa: SLF001
-    return imap._command("UID", "STORE", ",".join(str(uid) for uid in uids),  # noqa: SLF001
-                         "+FLAGS.SILENT", r"(\Seen)")
+    return imap._command("UID", command, ",".join(str(uid) for uid in uids),  # noqa: SLF001
+                         *args)
 
 
 def confirm(client: IMAPClient, tag: str) -> None:
