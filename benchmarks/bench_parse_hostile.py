@@ -55,6 +55,10 @@ SHAPES: dict[str, Callable[[], bytes]] = {
     "multipart-10k-parts": lambda: multipart(10_000, nested=False),
     "multipart-nested-2k": lambda: multipart(2_000, nested=True),
     "attachments-10k": lambda: attachments(10_000),
+    # A separator many times in a line: only one at a line's start can be a boundary.
+    "separators-in-a-line-1m": lambda: (
+        b"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
+        + b"--b" * 330_000 + b"\r\n--b--\r\n"),
     "bare-cr-1m": lambda: b"From: a@b.example\rTo: s@x.example\r\r" + b"line\r" * 200_000,
 }
 
