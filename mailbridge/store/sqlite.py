@@ -18,6 +18,7 @@ from mailbridge.errors import MailbridgeError, StoreError, TemporaryError, disk_
 from mailbridge.store import lock, migrations
 from mailbridge.store.db import Store, split_script
 from mailbridge.store.fulltext import SqliteFullText
+from mailbridge.store.wal_checkpoint import Checkpointer
 
 BUSY_TIMEOUT_MS = 10_000
 LOW_SPACE_BYTES = 1 << 20  # less than this free and an I/O error means a full disk
@@ -41,6 +42,7 @@ class SqliteStore(Store):
         self.conn = conn
         self.path = path
         self.fulltext = SqliteFullText(self)
+        self.checkpointer: Checkpointer | None = None  # a writer's (see store/wal_checkpoint)
         self._last_columns: dict[str, str] = {}
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -95,6 +97,8 @@ class SqliteStore(Store):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+            if self.checkpointer is not None:
+                self.checkpointer.committed()
 
     def insert(self, table: str, row: dict[str, Any], key: str | None = "id") -> int:
         last = self._last_column(table)
@@ -135,6 +139,8 @@ class SqliteStore(Store):
         return f"group_concat(DISTINCT {expression})"
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.conn.close()
 
     @contextlib.contextmanager
@@ -189,6 +195,12 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
+def _open(path: Path, readonly: bool) -> sqlite3.Connection:
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                           isolation_level=None, check_same_thread=False)
+
+
 class SqliteBackend:
     name = "sqlite"
     shared = False
@@ -214,9 +226,7 @@ class SqliteBackend:
         except OSError as exc:
             raise os_failure(path, "cannot create the store", exc) from None
         try:
-            uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                                   isolation_level=None, check_same_thread=False)
+            conn = _open(path, readonly)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the store: {_reason(exc)}") from None
         db = SqliteStore(conn, path)
@@ -225,6 +235,7 @@ class SqliteBackend:
             if not readonly:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
+                db.checkpointer = Checkpointer(conn, path, lambda: _open(path, readonly=False))
                 _adopt_legacy_migrations(db)
                 migrations.apply(db)
             elif migrations.pending(db):
