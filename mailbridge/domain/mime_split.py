@@ -63,14 +63,15 @@ class _Splitter:
             raise _Unusual
         msg = self.factory(policy=self.policy)
         body = self._headers(msg, start, end, top)
-        if msg.get_content_type() == "message/delivery-status":
+        ctype = msg.get_content_type()  # (always "maintype/subtype")
+        if ctype == "message/delivery-status":
             raise _Unusual
-        if msg.get_content_maintype() == "message":
+        if ctype.startswith("message/"):
             enclosed, last = self.message(body, end, depth + 1)
             msg.attach(enclosed)
             return msg, last
-        if msg.get_content_maintype() == "multipart":
-            self._multipart(msg, body, end, depth)
+        if ctype.startswith("multipart/"):
+            self._multipart(msg, ctype, body, end, depth)
             return msg, msg
         msg.set_payload(self.text[body:end])
         return msg, msg
@@ -104,9 +105,9 @@ class _Splitter:
             raise _Unusual  # (the caller refuses mail without headers anyway)
         return pos
 
-    def _multipart(self, msg: Message, pos: int, end: int, depth: int) -> None:
+    def _multipart(self, msg: Message, ctype: str, pos: int, end: int, depth: int) -> None:
         boundary = msg.get_boundary()
-        if boundary is None or msg.get_content_type() == "multipart/digest" or str(
+        if boundary is None or ctype == "multipart/digest" or str(
                 msg.get("content-transfer-encoding", "8bit")).lower() not in (
                     "7bit", "8bit", "binary"):
             raise _Unusual
@@ -153,7 +154,7 @@ def _next_line(newline: int) -> int:
 
 def _take_line_break(last: Message) -> None:
     """The line break before a boundary is the boundary's (RFC 2046)."""
-    if last.get_content_maintype() == "multipart":
+    if last.is_multipart():  # (here only a multipart: `last` is never a message/* part)
         epilogue = last.epilogue
         if epilogue == "":
             last.epilogue = None

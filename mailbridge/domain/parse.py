@@ -939,7 +939,7 @@ def _collect(msg: Message, ctx: _Context, linesep: str) -> _Body:
     while stack:
         part = stack.pop()
         ctype = part.get_content_type()
-        if part.is_multipart() and part.get_content_maintype() != "message":
+        if part.is_multipart() and not ctype.startswith("message/"):
             stack.extend(reversed(_children(part)))
             continue
         try:
@@ -964,7 +964,7 @@ def _message_filename(part: Message, ctx: _Context, body: _Body) -> str:
 def _leaf(part: Message, ctype: str, ctx: _Context, body: _Body, linesep: str) -> None:
     disposition = part.get_content_disposition()
     filename = _filename(part, ctx)
-    if part.get_content_maintype() == "multipart":
+    if ctype.startswith("multipart/"):
         # The boundary was never found, so the stdlib left the whole body as one string.
         ctx.note(f"{ctype} without a usable boundary; kept as text")
         ctype = "text/plain"
