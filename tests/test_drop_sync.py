@@ -8,6 +8,8 @@ import json
 from conftest import drop, message
 
 from mailbridge.connectors.drop import DropFetcher
+from mailbridge.pipeline import ingest as ingest_module
+from mailbridge.pipeline import prepare_helper
 from mailbridge.pipeline.ingest import commit_batch, ingest
 from mailbridge.pipeline.plan import ChannelPlan
 from mailbridge.pipeline.report import NullReporter
@@ -249,3 +251,41 @@ def test_a_stop_commits_and_acks_every_batch_fetched_and_fetches_no_more(mb):
     assert len(list((spool / "cur").iterdir())) == 6  # and acked
     assert mb("sync").exit_code == 0
     assert len(tickets(mb)) == 10
+
+
+def test_a_fetched_batch_goes_to_a_helper_before_an_older_one_is_committed(mb, monkeypatch):
+    """The helper freed by the oldest batch gets the newest before the oldest is committed,
+    so that it parses while the commit is made (issue 23: 5 % more msg/s)."""
+    spool = mb.drop_channel()
+    for i in range(6 * prepare_helper.MIN_BATCH):
+        drop(spool, message(f"S{i}", message_id=f"{i}@x"), f"{i:03d}.m")
+    events: list[str] = []
+    fetcher = DropFetcher("support", spool, batch_size=prepare_helper.MIN_BATCH)
+    real_fetch, real_submit = fetcher.fetch, prepare_helper.Preparer.submit
+    real_commit = ingest_module._Committer.submit
+
+    def fetch(state):
+        for batch in real_fetch(state):
+            events.append("fetched")
+            yield batch
+
+    def submit(self, raws):
+        events.append("submitted")
+        return real_submit(self, raws)
+
+    def commit(self, batch, prepared):  # (hands the batch to be committed: this thread's)
+        # every batch fetched so far is with a helper (or parsed) already
+        assert events.count("fetched") == events.count("submitted"), events
+        events.append("committed")
+        return real_commit(self, batch, prepared)
+
+    fetcher.fetch = fetch
+    monkeypatch.setattr(prepare_helper.Preparer, "submit", submit)
+    monkeypatch.setattr(ingest_module._Committer, "submit", commit)
+    db = mb.open()
+    try:
+        counts = ingest(db, ChannelPlan("support"), fetcher, NullReporter())
+    finally:
+        db.close()
+    assert counts.stored == 6 * prepare_helper.MIN_BATCH
+    assert events.count("committed") == 6

@@ -7,7 +7,8 @@ Batches are pipelined: batches k and k+1 are parsed in the two helper processes 
 k+2 is fetched and batch k-1 is committed in a thread of its own (_Committer); after each
 fetch, every batch whose parse is done is handed to the committer (a batch parsed
 in-process, a few small messages, at once), and the oldest is waited for only when both
-helpers are busy. Commits and acks stay in fetch order, one commit at a time, each batch
+helpers are busy; the helper it frees is given the new batch before the oldest is committed.
+Commits and acks stay in fetch order, one commit at a time, each batch
 acked after its commit and before the next commit starts, so cursors never move past a
 batch that is not committed. Fetching and parsing hold no lock:
 the store's write lock is taken by each commit (see `store.session.writing_per_commit`)."""
@@ -71,10 +72,14 @@ def ingest(db: Store, plan: ChannelPlan, fetcher: Fetcher, reporter: Reporter,
                                    stopping=should_stop, access=access)
         for batch in fetcher.fetch(state):
             committer.poll()
+            parsed = None
             if len(pending) >= HELPERS:  # both helpers are busy: wait for the older one
-                oldest, job = pending.popleft()
-                committer.submit(oldest, job())
+                older, job = pending.popleft()
+                parsed = (older, job())
+            # The helper just freed parses the new batch while the older one is committed.
             pending.append((batch, preparer.submit([item.raw for item in batch.items])))
+            if parsed is not None:
+                committer.submit(*parsed)
             while pending and pending[0][1].ready():  # what is parsed is committed now
                 oldest, job = pending.popleft()
                 committer.submit(oldest, job())
