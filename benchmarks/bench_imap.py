@@ -25,8 +25,11 @@ What it measures (prints figures; asserts nothing):
   batch, STORE +FLAGS.SILENT \\Seen) - the same figures (`--no-reference` skips it).
 * mbsync (Debian's isync; installed here with apt-get when missing and this runs as root):
   `mbsync` pulling INBOX into a Maildir on its own, identically filled user - a tool that
-  only copies bytes, the speed of the wire - the same figures (`--no-mbsync` skips it). The
-  msg/s ratios to mailbridge are printed; CPU is in ms per message for every line.
+  only copies bytes, the speed of the wire - the same figures (`--no-mbsync` skips it). It
+  runs in every round, after mailbridge's syncs, into a fresh Maildir (it only pulls, so the
+  server's mail stays unread): its msg/s swings from run to run as much as mailbridge's,
+  with the disk it writes every message to. The mailbridge/mbsync msg/s ratio is taken round
+  by round; CPU is in ms per message for every line.
 * --latency-ms MS: every IMAP client here (mailbridge, the reference loop, mbsync) reaches
   Dovecot through a TCP proxy on 127.0.0.1 that holds each chunk MS milliseconds in each
   direction, as a mail server across a network would (5: 10 ms round trips); bandwidth is
@@ -885,6 +888,7 @@ def main() -> int:
             server = stores.get("postgresql")
             print(apart(dovecot.proc.pid, server.postmaster if server else None), flush=True)
         figures = {kind: StoreFigures(kind) for kind in kinds}
+        mbsync_runs: list[Run] = []
         for k in range(args.rounds):
             for kind in (kinds if k % 2 == 0 else kinds[::-1]):
                 user = users[kind]
@@ -899,13 +903,13 @@ def main() -> int:
                       f"UNSEEN {unseen}", flush=True)
                 if k == 0:
                     figures[kind].polls = polls(args.python, work / kind, clients[kind])
+            if mbsync_bin is not None:
+                mbsync_runs.append(mbsync(mbsync_bin, work / f"round-{k + 1}",
+                                          clients["mbsync"], n, args.timeout))
 
         ref_run = None
         if not args.no_reference:
             ref_run = reference(work, clients["reference"], args.timeout)
-        mbsync_run = None
-        if mbsync_bin is not None:
-            mbsync_run = mbsync(mbsync_bin, work, clients["mbsync"], n, args.timeout)
 
         profiles = []
         if args.profile:
@@ -926,15 +930,17 @@ def main() -> int:
                 if mine.rss_mb and ref_run.rss_mb:
                     found.append(f"peak RSS {mine.rss_mb / ref_run.rss_mb:.2f}x")
                 print(f"ratio mailbridge ({kind}, round 1)/reference: " + ", ".join(found))
-        if mbsync_run is not None:
-            print(fmt_line("mbsync:     ", n, mb_total, mbsync_run)
+        for k, mbsync_run in enumerate(mbsync_runs):
+            print(fmt_line(f"mbsync, round {k + 1}: ", n, mb_total, mbsync_run)
                   + ("" if mbsync_run.rc == 0 else f"; EXIT {mbsync_run.rc}"))
-            for kind in kinds:
-                wall = statistics.median(sync.run.wall for sync in figures[kind].syncs)
-                cpu = statistics.median(sync.run.cpu for sync in figures[kind].syncs)
-                print(f"ratio mailbridge ({kind})/mbsync: msg/s {mbsync_run.wall / wall:.2f}x, "
-                      f"CPU {cpu / mbsync_run.cpu:.1f}x (median of "
-                      f"{len(figures[kind].syncs)} round(s))")
+        for kind in kinds if mbsync_runs else ():
+            rounds = list(zip(figures[kind].syncs, mbsync_runs, strict=True))
+            speed = [theirs.wall / mine.run.wall for mine, theirs in rounds]
+            cpu = [mine.run.cpu / theirs.cpu for mine, theirs in rounds]
+            each = f" (rounds: {', '.join(f'{r:.2f}' for r in speed)})" if len(speed) > 1 else ""
+            print(f"ratio mailbridge ({kind})/mbsync: msg/s {statistics.median(speed):.2f}x"
+                  f"{each}, CPU {statistics.median(cpu):.1f}x (medians of {len(speed)} "
+                  "round(s))")
         if len(kinds) == 2:
             print("\n".join(ratios(figures["sqlite"], figures["postgresql"])))
         print("=" * 100)
@@ -1015,7 +1021,8 @@ SyncState *
 
 
 def mbsync(binary: str, work: Path, user, n: int, timeout: float) -> Run:
-    """mbsync pulls INBOX into a fresh Maildir: the speed of a tool that only copies bytes."""
+    """mbsync pulls INBOX into a fresh Maildir under `work` (removed afterwards): the speed
+    of a tool that only copies bytes."""
     print("mbsync ...", flush=True)
     root = work / "mbsync"
     (root / "Maildir").mkdir(parents=True)
@@ -1030,6 +1037,7 @@ def mbsync(binary: str, work: Path, user, n: int, timeout: float) -> Run:
     copied = sum(len(list((inbox / sub).iterdir())) for sub in ("new", "cur")
                  if (inbox / sub).is_dir())
     print(f"  mbsync check: {copied} of {n} messages in the Maildir", flush=True)
+    shutil.rmtree(root, ignore_errors=True)
     return run
 
 
