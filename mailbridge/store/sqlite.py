@@ -235,7 +235,7 @@ class SqliteBackend:
             if not readonly:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
-                db.checkpointer = Checkpointer(conn, path, lambda: _open(path, readonly=False))
+                db.checkpointer = Checkpointer(conn, lambda: _open(path, readonly=False))
                 _adopt_legacy_migrations(db)
                 migrations.apply(db)
             elif migrations.pending(db):
