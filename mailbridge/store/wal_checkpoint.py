@@ -4,13 +4,14 @@ SQLite checkpoints (copies the WAL into the database file) inside the commit tha
 WAL past its limit, in the committing thread. In a sync that was a fifth of each commit's CPU,
 spent on the thread that fetches and commits, which the whole pipeline waits for. So the
 writer's own checkpoints are off (`wal_autocheckpoint = 0`). A commit after which the WAL
-holds `WAL_BYTES` or more wakes a thread that checkpoints on a connection of its own. SQLite
+holds more than `WAL_BYTES` wakes a thread that checkpoints on a connection of its own. SQLite
 does that in C without holding the GIL, so it runs beside the writer's Python. The checkpoint
 is PASSIVE: it takes no lock that the writer or readers wait for (its fsyncs still use the
 disk). The first write after a checkpoint that copied all of the WAL starts it again from
-its beginning, and `journal_size_limit` cuts the file back then, so the file's size says how
-much the WAL holds. Wherever this cannot work (no thread, a WAL file not where it is looked
-for), the writer checkpoints itself again, as SQLite does by default.
+its beginning, and `journal_size_limit` cuts the file back to `WAL_BYTES` then, so the file
+grows past `WAL_BYTES` only while the WAL holds more (else it keeps the largest size it
+ever had, and would say nothing). Wherever this cannot work (no thread, a WAL file not where
+it is looked for), the writer checkpoints itself again, as SQLite does by default.
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ class Checkpointer:
         self._started = False
         self._given_up = False
         conn.execute("PRAGMA wal_autocheckpoint = 0")
-        conn.execute(f"PRAGMA journal_size_limit = {WAL_BYTES // 4}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_BYTES}")
 
     def committed(self) -> None:
-        """Called after each commit: wakes the thread once the WAL holds `WAL_BYTES`. Never
-        raises: the commit is made, whatever happens here."""
+        """Called after each commit: wakes the thread once the WAL holds more than
+        `WAL_BYTES`. Never raises: the commit is made, whatever happens here."""
         if self._given_up:
             return
         try:
@@ -63,7 +64,7 @@ class Checkpointer:
         except OSError as exc:  # after a commit the WAL is there: it is looked for elsewhere
             self._give_up(exc)
             return
-        if size < WAL_BYTES:
+        if size <= WAL_BYTES:  # (it holds more only once the file has grown past that)
             return
         if not self._started:
             self._start()
