@@ -81,3 +81,16 @@ def test_doctor_names_the_backend_and_on_a_server_checks_the_clock(mb):
         assert "the database's" in checks["clock"]["detail"]
     else:
         assert "SQLite" in checks["store"]["detail"] and "clock" not in checks
+
+
+@pytest.mark.parametrize(("skew", "said"), [
+    (0.04, "within 0.1 s of"), (-0.04, "within 0.1 s of"), (2.5, "2.5 s behind"),
+    (-2.5, "2.5 s ahead of")])
+def test_doctor_says_how_far_the_clock_is_from_the_databases(monkeypatch, skew, said):
+    """A skew that rounds to 0.0 s has no direction worth naming (it changed from one run to
+    the next, and `doctor --format csv` with it)."""
+    from mailbridge.services import doctor
+
+    monkeypatch.setattr(doctor.store_info, "clock_skew", lambda db: skew)
+    (check,) = doctor._clock_check(None)
+    assert check["detail"] == f"this host's clock is {said} the database's"
