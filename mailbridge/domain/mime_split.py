@@ -29,8 +29,9 @@ from email.policy import Compat32
 MAX_DEPTH = 32
 # A header line the stdlib reads without a defect: a field name, then a colon.
 _NAME_RE = re.compile(r"[\041-\071\073-\176]+:")
-# One multipart's boundary line (feedparser's pattern, after the separator).
-_BOUNDARY_TAIL_RE = re.compile(r"(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+# The rest of a boundary line after its separator (feedparser's pattern); parse.py's patch of
+# the stdlib's parser matches boundary lines with it too.
+BOUNDARY_TAIL_RE = re.compile(r"(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
 
 
 class _Unusual(Exception):
@@ -43,10 +44,8 @@ def split(text: str, policy: Compat32) -> Message | None:
         return None  # a bare CR ends a line for the stdlib: not worth following
     try:
         return _Splitter(text, policy).message(0, len(text), 0, top=True)[0]
-    except _Unusual:
-        return None
-    except Exception:  # noqa: BLE001 - the stdlib's header methods on hostile values:
-        return None  # its parser meets them too, and the caller handles what it raises
+    except Exception:  # noqa: BLE001 - _Unusual, or the stdlib's header methods on hostile
+        return None  # values: its parser meets them too, and the caller handles what it raises
 
 
 class _Splitter:
@@ -137,7 +136,7 @@ class _Splitter:
         while found >= 0:
             eol = text.find("\n", found, end)
             line_end = end if eol < 0 else eol + 1
-            tail = _BOUNDARY_TAIL_RE.match(text, found + len(separator), line_end)
+            tail = BOUNDARY_TAIL_RE.match(text, found + len(separator), line_end)
             if tail is not None:
                 closing = bool(tail.group("end"))
                 yield found, line_end, closing

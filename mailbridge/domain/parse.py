@@ -469,7 +469,7 @@ class _BoundaryMatch:
     compiled once. feedparser reads only `group('end')` and `group('linesep')` of a match."""
 
     __slots__ = ("separator",)
-    _TAIL = re.compile(r"(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+    _TAIL = mime_split.BOUNDARY_TAIL_RE
 
     def __init__(self, separator: str) -> None:
         self.separator = separator
